@@ -1,1 +1,82 @@
-return 0;
+using Serilog;
+using Serilog.Core;
+using Serilog.Events;
+using VirtBackup.Cli;
+using VirtBackup.Cli.Verbs;
+
+IReadOnlyList<IVerb> verbs = VerbCatalog.All;
+var levelSwitch = new LoggingLevelSwitch(LogEventLevel.Information);
+await using var log = new LoggerConfiguration()
+    .MinimumLevel.ControlledBy(levelSwitch)
+    .WriteTo.Console(
+        outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}",
+        standardErrorFromLevel: LogEventLevel.Verbose)
+    .CreateLogger();
+
+if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+{
+    Console.Error.Write(Help.Overview(verbs));
+    return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Success;
+}
+
+if (args[0] == "--version")
+{
+    Console.Error.WriteLine($"virtbackup {typeof(ExitCodes).Assembly.GetName().Version}");
+    return ExitCodes.Success;
+}
+
+var verb = verbs.FirstOrDefault(v => v.Name == args[0]);
+if (verb is null)
+{
+    Console.Error.WriteLine($"virtbackup: unknown verb '{args[0]}'");
+    Console.Error.Write(Help.Overview(verbs));
+    return ExitCodes.Usage;
+}
+
+ParsedOptions options;
+try
+{
+    options = CommandLine.Parse(verb.Name, [.. verb.Options, .. GlobalOptions.Specs], args[1..]);
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine($"virtbackup {verb.Name}: {e.Message}");
+    Console.Error.Write(Help.ForVerb(verb));
+    return ExitCodes.Usage;
+}
+
+if (options.Flag("help"))
+{
+    Console.Error.Write(Help.ForVerb(verb));
+    return ExitCodes.Success;
+}
+
+levelSwitch.MinimumLevel = GlobalOptions.LogLevel(options);
+using var cancellation = new CancellationTokenSource();
+using var signals = new SignalHandling(cancellation, log);
+var context = new VerbContext(
+    Console.OpenStandardInput(),
+    Console.OpenStandardOutput(),
+    !Console.IsOutputRedirected,
+    !Console.IsInputRedirected,
+    !Console.IsErrorRedirected,
+    log,
+    Environment.GetEnvironmentVariable);
+try
+{
+    return await verb.RunAsync(options, context, cancellation.Token);
+}
+catch (Exception e)
+{
+    var code = ExitCodes.For(e);
+    if (code == ExitCodes.InternalError)
+    {
+        log.Fatal(e, "virtbackup {Verb} failed unexpectedly", verb.Name);
+    }
+    else
+    {
+        log.Error("virtbackup {Verb} failed: {Message}", verb.Name, e.Message);
+    }
+
+    return code;
+}

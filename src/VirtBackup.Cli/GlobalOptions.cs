@@ -1,0 +1,23 @@
+using Serilog.Events;
+
+namespace VirtBackup.Cli;
+
+/// <summary>Options every verb accepts.</summary>
+internal static class GlobalOptions
+{
+    public static readonly IReadOnlyList<OptionSpec> Specs =
+    [
+        new("connect", "libvirt URI (else $VIRTBACKUP_CONNECT, $LIBVIRT_DEFAULT_URI, the config file, qemu:///system)", "URI"),
+        new("config", "config file (default $VIRTBACKUP_CONFIG or /etc/virtbackup/virtbackup.conf)", "FILE"),
+        new("log-level", "stderr log level", "LEVEL", ["debug", "info", "warning", "error"]),
+        new("help", "show this help on stderr"),
+    ];
+
+    public static LogEventLevel LogLevel(ParsedOptions options) => options.Value("log-level") switch
+    {
+        "debug" => LogEventLevel.Debug,
+        "warning" => LogEventLevel.Warning,
+        "error" => LogEventLevel.Error,
+        _ => LogEventLevel.Information,
+    };
+}

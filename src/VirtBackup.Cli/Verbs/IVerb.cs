@@ -1,0 +1,25 @@
+using Serilog;
+
+namespace VirtBackup.Cli.Verbs;
+
+/// <summary>What a verb gets from the process: the data streams, the log and the environment.</summary>
+internal sealed record VerbContext(
+    Stream StandardInput,
+    Stream StandardOutput,
+    bool OutputIsTerminal,
+    bool InputIsTerminal,
+    bool ErrorIsTerminal,
+    ILogger Log,
+    Func<string, string?> Environment);
+
+/// <summary>One command of the CLI: its options and a flat run method that wires Core together.</summary>
+internal interface IVerb
+{
+    string Name { get; }
+
+    string Summary { get; }
+
+    IReadOnlyList<OptionSpec> Options { get; }
+
+    Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken);
+}
