@@ -1,0 +1,77 @@
+using System.Xml.Linq;
+
+namespace VirtBackup.Core.Capture;
+
+/// <summary>One disk of a pull-mode backup job.</summary>
+/// <param name="Target">The disk's target dev (vda).</param>
+/// <param name="ScratchFile">Where QEMU keeps copy-before-write data while the job runs.</param>
+/// <param name="Bitmaps">Whether the disk can carry dirty bitmaps (qcow2); a raw disk is always copied whole.</param>
+public sealed record BackupJobDisk(string Target, string ScratchFile, bool Bitmaps);
+
+/// <summary>
+/// Builds the &lt;domainbackup&gt; and &lt;domaincheckpoint&gt; documents (libvirt formatbackup and
+/// formatcheckpoint) for a pull-mode job over a unix socket.
+/// </summary>
+public static class BackupJobXml
+{
+    /// <param name="incrementalFrom">The checkpoint whose changes an incremental carries; null for a full copy.</param>
+    /// <param name="excluded">Disks of the domain that take no part (backup='no').</param>
+    public static string Backup(
+        string socketPath,
+        IReadOnlyList<BackupJobDisk> disks,
+        IReadOnlyList<string> excluded,
+        string? incrementalFrom)
+    {
+        var root = new XElement("domainbackup", new XAttribute("mode", "pull"));
+        if (incrementalFrom is not null)
+        {
+            root.Add(new XElement("incremental", incrementalFrom));
+        }
+
+        root.Add(new XElement("server", new XAttribute("transport", "unix"), new XAttribute("socket", socketPath)));
+        var list = new XElement("disks");
+        foreach (var disk in disks)
+        {
+            var element = new XElement(
+                "disk",
+                new XAttribute("name", disk.Target),
+                new XAttribute("backup", "yes"),
+                new XAttribute("type", "file"));
+            if (incrementalFrom is not null && !disk.Bitmaps)
+            {
+                // A disk without bitmaps cannot be incremental: copy it whole inside the incremental job.
+                element.Add(new XAttribute("backupmode", "full"));
+            }
+
+            element.Add(new XElement("scratch", new XAttribute("file", disk.ScratchFile)));
+            list.Add(element);
+        }
+
+        foreach (var target in excluded)
+        {
+            list.Add(new XElement("disk", new XAttribute("name", target), new XAttribute("backup", "no")));
+        }
+
+        root.Add(list);
+        return root.ToString(SaveOptions.DisableFormatting);
+    }
+
+    public static string Checkpoint(string name, IReadOnlyList<BackupJobDisk> disks, IReadOnlyList<string> excluded)
+    {
+        var list = new XElement("disks");
+        foreach (var disk in disks)
+        {
+            list.Add(new XElement(
+                "disk",
+                new XAttribute("name", disk.Target),
+                new XAttribute("checkpoint", disk.Bitmaps ? "bitmap" : "no")));
+        }
+
+        foreach (var target in excluded)
+        {
+            list.Add(new XElement("disk", new XAttribute("name", target), new XAttribute("checkpoint", "no")));
+        }
+
+        return new XElement("domaincheckpoint", new XElement("name", name), list).ToString(SaveOptions.DisableFormatting);
+    }
+}
