@@ -1,0 +1,70 @@
+using System.Text;
+using System.Text.Json;
+using CliWrap;
+
+namespace VirtBackup.Core.Disks;
+
+/// <summary>What <c>qemu-img info</c> says of an image that the restore and offline backup need.</summary>
+public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize, IReadOnlyList<string> Bitmaps);
+
+/// <summary>The few <c>qemu-img</c> operations VirtBackup uses, run through CliWrap.</summary>
+public static class QemuImg
+{
+    public static async Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken)
+    {
+        var args = new List<string> { "create", "-q", "-f", format };
+        if (format == "qcow2")
+        {
+            args.AddRange(["-o", "compat=1.1,lazy_refcounts=off"]);
+        }
+
+        args.AddRange([path, virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await RunAsync(args, cancellationToken);
+    }
+
+    /// <summary>Info of an image; <paramref name="forceShare"/> (-U) reads an image a running VM holds.</summary>
+    public static async Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken)
+    {
+        var args = new List<string> { "info", "--output=json" };
+        if (forceShare)
+        {
+            args.Add("-U");
+        }
+
+        args.Add(path);
+        var json = await RunAsync(args, cancellationToken);
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        var bitmaps = new List<string>();
+        if (root.TryGetProperty("format-specific", out var specific)
+            && specific.TryGetProperty("data", out var data)
+            && data.TryGetProperty("bitmaps", out var list))
+        {
+            bitmaps.AddRange(list.EnumerateArray().Select(b => b.GetProperty("name").GetString() ?? string.Empty));
+        }
+
+        return new ImageInfo(
+            root.GetProperty("format").GetString() ?? "unknown",
+            root.GetProperty("virtual-size").GetInt64(),
+            root.TryGetProperty("actual-size", out var actual) ? actual.GetInt64() : 0,
+            bitmaps);
+    }
+
+    internal static async Task<string> RunAsync(IReadOnlyList<string> args, CancellationToken cancellationToken)
+    {
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var result = await Cli.Wrap("qemu-img")
+            .WithArguments(args)
+            .WithStandardOutputPipe(PipeTarget.ToStringBuilder(stdout))
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync(cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            throw new ToolException($"qemu-img {string.Join(' ', args)} failed (exit {result.ExitCode}): {stderr.ToString().Trim()}");
+        }
+
+        return stdout.ToString();
+    }
+}

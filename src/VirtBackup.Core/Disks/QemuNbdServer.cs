@@ -1,0 +1,107 @@
+using System.Text;
+using CliWrap;
+
+namespace VirtBackup.Core.Disks;
+
+/// <summary>
+/// A <c>qemu-nbd</c> serving one image on a private unix socket, for as long as this object lives:
+/// read-only for the backup of a shut-off domain (optionally exporting a persistent bitmap),
+/// writable for the restore.
+/// </summary>
+public sealed class QemuNbdServer : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop;
+    private readonly Task<CommandResult> _process;
+    private readonly StringBuilder _stderr;
+    private readonly string _directory;
+
+    private QemuNbdServer(string directory, string socketPath, Task<CommandResult> process, StringBuilder stderr, CancellationTokenSource stop)
+    {
+        _stop = stop;
+        _directory = directory;
+        SocketPath = socketPath;
+        _process = process;
+        _stderr = stderr;
+    }
+
+    public string SocketPath { get; }
+
+    /// <summary>The NBD URI of the export (its name is empty).</summary>
+    public string Uri => $"nbd+unix:///?socket={SocketPath}";
+
+    public static async Task<QemuNbdServer> StartAsync(
+        string imagePath,
+        string format,
+        bool readOnly,
+        string? bitmap,
+        CancellationToken cancellationToken)
+    {
+        var directory = Directory.CreateTempSubdirectory("virtbackup-nbd-").FullName;
+        var socket = Path.Combine(directory, "nbd.sock");
+        var args = new List<string> { "--persistent", "--shared=4", "-f", format, "-k", socket, "--cache=none", "--aio=threads" };
+        if (readOnly)
+        {
+            args.Add("--read-only");
+        }
+        else
+        {
+            args.Add("--discard=unmap");
+            args.Add("--detect-zeroes=unmap");
+        }
+
+        if (bitmap is not null)
+        {
+            args.AddRange(["-B", bitmap]);
+        }
+
+        args.Add(imagePath);
+        var stderr = new StringBuilder();
+        var stop = new CancellationTokenSource();
+        var process = Cli.Wrap("qemu-nbd")
+            .WithArguments(args)
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync(CancellationToken.None, stop.Token);
+        var server = new QemuNbdServer(directory, socket, process.Task, stderr, stop);
+        await server.WaitForSocketAsync(imagePath, cancellationToken);
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _process;
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected: we stopped qemu-nbd ourselves (CliWrap sends SIGINT, then kills).
+        }
+
+        _stop.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task WaitForSocketAsync(string imagePath, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!File.Exists(SocketPath))
+        {
+            if (_process.IsCompleted)
+            {
+                var exit = _process.IsCompletedSuccessfully ? _process.Result.ExitCode : -1;
+                await DisposeAsync();
+                throw new ToolException($"qemu-nbd could not serve '{imagePath}' (exit {exit}): {_stderr.ToString().Trim()}");
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                await DisposeAsync();
+                throw new ToolException($"qemu-nbd did not open its socket for '{imagePath}' within 30 s");
+            }
+
+            await Task.Delay(10, cancellationToken);
+        }
+    }
+}
