@@ -1,13 +1,54 @@
+using VirtBackup.Core.Backup;
+using VirtBackup.Core.Capture;
+using VirtBackup.Core.Chain;
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Stream;
+
 namespace VirtBackup.Cli.Verbs;
 
 internal sealed class BackupVerb : IVerb
 {
     public string Name => "backup";
 
-    public string Summary => "back up a domain: one tar stream on stdout";
+    public string Summary => "back up a domain (disks, NVRAM, TPM state at one instant) as one tar stream on stdout";
 
-    public IReadOnlyList<OptionSpec> Options { get; } = [];
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("domain", "the domain to back up (required)", "NAME"),
+        new("level", "copy: no checkpoint; full: new chain; inc: changes since the last backup; auto (default): inc when the chain allows, else full", "LEVEL", ["copy", "full", "inc", "auto"]),
+        new("exclude-disk", "disks (targets) to leave out", "vdb[,..]"),
+        new("compression", "zstd (default): each member one zstd frame; none: raw members, for deduplicating hosts (restic)", "MODE", ["zstd", "none"]),
+        new("zstd-level", $"zstd level 1-19 (default {StreamWriterOptions.DefaultZstdLevel})", "N"),
+        new("freeze", "auto (default): fsfreeze through the guest agent when one answers; on: require it; off", "MODE", ["auto", "on", "off"]),
+        new("state-dir", $"where the checkpoint chain is remembered (default {ChainStore.DefaultDirectory})", "DIR"),
+        new("scratch-dir", $"where QEMU keeps copy-before-write data during the backup (default {BackupOptions.DefaultScratchDirectory})", "DIR"),
+    ];
 
-    public Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("backup is not implemented yet");
+    public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
+    {
+        var domain = options.Value("domain") ?? throw new UsageException("--domain NAME is required");
+        if (context.OutputIsTerminal)
+        {
+            throw new BackupRefusedException("refusing to write a backup stream to a terminal: redirect stdout to a file or pipe it to your backup host");
+        }
+
+        var compression = options.Value("compression") == "none" ? Compression.None : Compression.Zstd;
+        var stream = compression == Compression.None
+            ? StreamWriterOptions.Uncompressed()
+            : StreamWriterOptions.Zstd(options.IntValue("zstd-level", StreamWriterOptions.DefaultZstdLevel, 1, 19));
+        var backupOptions = new BackupOptions(
+            domain,
+            Enum.Parse<RequestedLevel>(options.Value("level") ?? "auto", ignoreCase: true),
+            options.ListValue("exclude-disk"),
+            stream,
+            Enum.Parse<FreezeMode>(options.Value("freeze") ?? "auto", ignoreCase: true),
+            options.Value("state-dir") ?? ChainStore.DefaultDirectory,
+            options.Value("scratch-dir") ?? BackupOptions.DefaultScratchDirectory);
+
+        using var libvirt = LibvirtConnection.Open(Settings.ConnectUri(options, context));
+        using var progress = new ProgressReporter(context.Log, context.ErrorIsTerminal);
+        var run = new BackupRun(libvirt, new LocalHostFiles(), context.Log) { Progress = progress };
+        await run.RunAsync(backupOptions, context.StandardOutput, cancellationToken);
+        return ExitCodes.Success;
+    }
 }

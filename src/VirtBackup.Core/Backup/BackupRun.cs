@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using Serilog;
+using VirtBackup.Core.Capture;
+using VirtBackup.Core.Chain;
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Nbd;
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Backup;
+
+/// <summary>
+/// One backup of one domain into one stream: decide the level, capture disks + NVRAM + TPM at one
+/// instant, stream the disks while the guest runs, finish the trailer, end the job, advance the chain.
+/// </summary>
+public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogger log)
+{
+    /// <summary>Bytes of disk data streamed so far; a no-op unless set.</summary>
+    public IProgress<BackupProgress>? Progress { get; init; }
+
+    public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
+    {
+        var elapsed = Stopwatch.StartNew();
+        using var domain = libvirt.LookupByName(options.Domain);
+        var xml = DomainXml.Parse(domain.GetXml());
+        var selection = DiskSelection.Of(xml, options.ExcludeDisks);
+        var store = new ChainStore(options.StateDirectory);
+        var marker = new PausedMarker(store.EnsureDirectory(domain.Uuid));
+        if (!domain.IsActive())
+        {
+            throw new BackupRefusedException(
+                $"'{domain.Name}' is not running; backing up shut-off domains (through qemu-nbd) is not supported yet. Start it, or copy its disk images while it is off");
+        }
+
+        var planner = new ChainPlanner(domain, store, log);
+        var plan = planner.Plan(options.Level, selection.BitmapTargets);
+        log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
+        var state = StateLocation.Of(xml, QemuConf.Load());
+        var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
+        using var runtime = JobRuntimeDirectory.Create(domain.Uuid);
+        var jobDisks = selection.Included
+            .Select(d => new BackupJobDisk(d.Target, ScratchFile(options, domain, d.Target), d.DriverType == "qcow2"))
+            .ToList();
+        var excluded = selection.Excluded.Select(d => d.Target).ToList();
+        var request = new CaptureRequest(
+            domain,
+            state,
+            BackupJobXml.Backup(runtime.SocketPath, jobDisks, excluded, plan.Parent),
+            plan.Checkpoint is null ? null : BackupJobXml.Checkpoint(plan.Checkpoint, jobDisks, excluded),
+            plan.Checkpoint,
+            options.Freeze);
+
+        await using var job = new BackupJob(domain, plan.Checkpoint, log);
+        var captured = await new ConsistentCapture(files, marker, log).RunAsync(request, job.Started, cancellationToken);
+        var disks = new List<DiskSource>();
+        try
+        {
+            foreach (var disk in jobDisks)
+            {
+                var bitmap = plan.Level == BackupLevel.Inc && disk.Bitmaps ? $"backup-{disk.Target}" : null;
+                disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(runtime.SocketPath, disk.Target), bitmap, cancellationToken));
+            }
+
+            var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
+            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, cancellationToken);
+            await job.EndAsync(cancellationToken);
+            if (plan.Checkpoint is not null)
+            {
+                planner.Commit(plan, selection.BitmapTargets);
+                job.Commit();
+            }
+
+            var dataBytes = disks.Sum(d => d.DataBytes);
+            log.Information(
+                "backup of {Domain} complete: {Level}, {DataMiB:F1} MiB of disk data in {Seconds:F1} s, paused {PauseMs} ms",
+                domain.Name, plan.Level, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds, captured.PauseWindowMs);
+            return new BackupResult(manifest, dataBytes, elapsed.Elapsed);
+        }
+        finally
+        {
+            foreach (var disk in disks)
+            {
+                await disk.Client.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task WriteStreamAsync(
+        System.IO.Stream output,
+        StreamWriterOptions streamOptions,
+        Manifest manifest,
+        string definition,
+        StateLocation state,
+        CapturedState captured,
+        IReadOnlyList<DiskSource> disks,
+        CancellationToken cancellationToken)
+    {
+        var total = disks.Sum(d => d.DataBytes);
+        long done = 0;
+        await using var writer = new BackupStreamWriter(output, streamOptions);
+        await writer.WriteManifestAsync(manifest, cancellationToken);
+        await writer.WriteDomainXmlAsync(definition, cancellationToken);
+        if (captured.Nvram is { } nvram)
+        {
+            await writer.WriteNvramAsync(Path.GetFileName(state.NvramPath!), nvram, cancellationToken);
+        }
+
+        foreach (var file in captured.TpmFiles)
+        {
+            await writer.WriteTpmFileAsync(file.RelativePath, file.Content, cancellationToken);
+        }
+
+        foreach (var disk in disks)
+        {
+            await DiskStreamer.StreamAsync(
+                disk,
+                writer,
+                bytes => Progress?.Report(new BackupProgress(done += bytes, total)),
+                cancellationToken);
+        }
+
+        await writer.CompleteAsync(cancellationToken);
+        await output.FlushAsync(cancellationToken);
+    }
+
+    private static string ScratchFile(BackupOptions options, Domain domain, string target) =>
+        Path.Combine(options.ScratchDirectory, $"virtbackup-{domain.Uuid}-{target}.scratch");
+}

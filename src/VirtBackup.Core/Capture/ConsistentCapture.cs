@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Serilog;
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Capture;
+
+/// <summary>
+/// The consistency protocol, top to bottom: preflight → freeze → pause → begin the backup job → read
+/// NVRAM and TPM state → resume → thaw. Disks, NVRAM and TPM state are then all of one instant: the job's
+/// copy-before-write keeps the disks as they were at <c>backupBegin</c>, and the state files were read
+/// while the guest could not change them. Nothing here depends on disk size or on the stream's consumer,
+/// so the pause window stays short. Streaming the disks happens after this returns.
+/// </summary>
+public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
+{
+    /// <summary>
+    /// Runs the protocol. On return the backup job is running (the caller streams and ends it) and the
+    /// VM is in the state it was in before. On failure the VM has been resumed and thawed; the caller
+    /// still owns aborting a job that did start (<paramref name="jobStarted"/> says so).
+    /// </summary>
+    public async Task<CapturedState> RunAsync(CaptureRequest request, Action jobStarted, CancellationToken cancellationToken)
+    {
+        var domain = request.Domain;
+        await PreflightAsync(request.State, cancellationToken);
+        var freeze = Freeze(domain, request.Freeze);
+        try
+        {
+            var running = domain.GetState().State == DomainState.Running;
+            byte[]? nvram = null;
+            IReadOnlyList<HostFile> tpm = [];
+            var window = Stopwatch.StartNew();
+            if (running)
+            {
+                marker.Set();
+                domain.Suspend();
+            }
+
+            try
+            {
+                domain.BackupBegin(request.BackupXml, request.CheckpointXml);
+                jobStarted();
+                if (request.State.NvramPath is { } nvramPath)
+                {
+                    nvram = await files.ReadFileAsync(nvramPath, cancellationToken);
+                }
+
+                if (request.State.TpmStateDirectory is { } tpmDirectory)
+                {
+                    tpm = await files.ReadTreeAsync(tpmDirectory, cancellationToken);
+                }
+            }
+            finally
+            {
+                if (running)
+                {
+                    domain.Resume();
+                    marker.Clear();
+                }
+
+                window.Stop();
+            }
+
+            var pauseMs = running ? Math.Max(1, window.ElapsedMilliseconds) : 0;
+            log.Information(
+                "captured {Domain} at one instant: paused {PauseMs} ms (backup job begun, NVRAM {NvramBytes} bytes, {TpmFiles} TPM state files read)",
+                domain.Name, pauseMs, nvram?.Length ?? 0, tpm.Count);
+            return new CapturedState(nvram, tpm, pauseMs, freeze);
+        }
+        finally
+        {
+            if (freeze == FreezeState.Frozen)
+            {
+                Thaw(domain);
+            }
+        }
+    }
+
+    /// <summary>Before the VM is touched: can this process read everything the capture reads?</summary>
+    private async Task PreflightAsync(StateLocation state, CancellationToken cancellationToken)
+    {
+        if (state.NvramPath is { } nvram)
+        {
+            await files.CheckReadableAsync(nvram, "UEFI NVRAM file", StateLocation.NvramAdvice, cancellationToken);
+        }
+
+        if (state.TpmStateDirectory is { } tpm)
+        {
+            await files.CheckReadableAsync(tpm, "TPM state directory", state.TpmAdvice, cancellationToken);
+        }
+    }
+
+    private FreezeState Freeze(Domain domain, FreezeMode mode)
+    {
+        if (mode == FreezeMode.Off)
+        {
+            return FreezeState.Off;
+        }
+
+        if (domain.GetState().State != DomainState.Running || !domain.IsGuestAgentResponsive(timeoutSeconds: 2))
+        {
+            if (mode == FreezeMode.On)
+            {
+                throw new PreflightException(
+                    $"--freeze on: the guest agent of '{domain.Name}' does not answer; install and start qemu-guest-agent in the guest, "
+                    + "or use --freeze auto. The VM was not touched");
+            }
+
+            log.Information("no guest agent answers in {Domain}: capturing without a file system freeze", domain.Name);
+            return FreezeState.NoAgent;
+        }
+
+        var count = domain.FSFreeze();
+        log.Information("froze {Count} file systems in {Domain}", count, domain.Name);
+        return FreezeState.Frozen;
+    }
+
+    private void Thaw(Domain domain)
+    {
+        try
+        {
+            domain.FSThaw();
+        }
+        catch (LibvirtException e)
+        {
+            // A failed thaw must not hide the backup's own outcome; the agent thaws by itself on timeout.
+            log.Error("could not thaw the file systems of {Domain}: {Message}", domain.Name, e.Message);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+using VirtBackup.Core.Libvirt;
+
+namespace VirtBackup.Core.Capture;
+
+/// <summary>
+/// Where a domain keeps the state that is not on its disks: the UEFI NVRAM file and the swtpm state
+/// directory, and who owns the TPM state (swtpm's user and group from qemu.conf).
+/// </summary>
+public sealed record StateLocation(string? NvramPath, string? TpmStateDirectory, DomainTpm? Tpm, QemuConf Swtpm)
+{
+    public static StateLocation Of(DomainXml xml, QemuConf swtpm)
+    {
+        var tpm = xml.Tpm;
+        if (tpm is { Backend: TpmBackendType.Emulator, StateSourcePath: not null, StateSourceType: not "dir" })
+        {
+            throw new PreflightException(
+                $"domain '{xml.Name}' keeps its TPM state in a {tpm.StateSourceType} '{tpm.StateSourcePath}', which VirtBackup cannot capture yet");
+        }
+
+        return new StateLocation(xml.NvramPath, tpm?.StateDirectory(xml.Uuid), tpm, swtpm);
+    }
+
+    /// <summary>What to tell a user who cannot read the TPM state.</summary>
+    public string TpmAdvice =>
+        $"swtpm keeps it as user '{Swtpm.SwtpmUser}' (group '{Swtpm.SwtpmGroup}', directory mode 0700). Run virtbackup as root, "
+        + $"or as '{Swtpm.SwtpmUser}'; the VM was not touched";
+
+    public const string NvramAdvice = "libvirt keeps it readable by root and the qemu user only. Run virtbackup as root; the VM was not touched";
+}
