@@ -48,7 +48,7 @@ internal sealed class PeerProcess : IAsyncDisposable
         Process process;
         try
         {
-            process = Process.Start(info) ?? throw new InvalidOperationException($"{tool} did not start");
+            process = await Spawner.StartAsync(info);
         }
         catch (Win32Exception e)
         {
@@ -69,6 +69,49 @@ internal sealed class PeerProcess : IAsyncDisposable
         {
             await peer.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts processes from one thread that lives as long as the test run. nbdkit sets PR_SET_PDEATHSIG(SIGTERM)
+    /// on itself, and Linux fires that when the forking *thread* exits: started from a pool thread, nbdkit would
+    /// die at a random moment when the pool retires that thread.
+    /// </summary>
+    private static class Spawner
+    {
+        private static readonly System.Collections.Concurrent.BlockingCollection<Action> Work = StartThread();
+
+        public static Task<Process> StartAsync(ProcessStartInfo info)
+        {
+            var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Work.Add(() =>
+            {
+                try
+                {
+                    started.SetResult(Process.Start(info) ?? throw new InvalidOperationException($"{info.FileName} did not start"));
+                }
+                catch (Exception e)
+                {
+                    started.SetException(e);
+                }
+            });
+            return started.Task;
+        }
+
+        private static System.Collections.Concurrent.BlockingCollection<Action> StartThread()
+        {
+            var work = new System.Collections.Concurrent.BlockingCollection<Action>();
+            var thread = new Thread(() =>
+            {
+                foreach (var action in work.GetConsumingEnumerable())
+                    action();
+            })
+            {
+                IsBackground = true,
+                Name = "peer spawner",
+            };
+            thread.Start();
+            return work;
         }
     }
 
