@@ -1,0 +1,174 @@
+using System.Buffers.Binary;
+using static VirtBackup.Core.Nbd.NbdProtocol;
+
+namespace VirtBackup.Core.Nbd;
+
+/// <summary>Sending requests (one writer at a time), the reply loop, and ending the connection.</summary>
+public sealed partial class NbdClient
+{
+    private static readonly TimeSpan DisconnectTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly NbdRequestTable _requests = new();
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly byte[] _requestHeader = new byte[RequestHeaderSize];
+    private readonly Action<NbdRequest> _cancelledWhileReceiving;
+    private Task _replyLoop = Task.CompletedTask;
+    private long _lastHandle;
+    private volatile string? _abortReason;
+    private volatile bool _serverShuttingDown;
+    private int _disposed;
+
+    private void StartReplyReader()
+    {
+        var reader = new NbdReplyReader(_input, _requests, StructuredReplies, _contextNames)
+        {
+            ServerShuttingDown = () => _serverShuttingDown = true,
+        };
+        _replyLoop = Task.Run(() => RunReplyLoopAsync(reader));
+    }
+
+    /// <summary>Sends one request and waits for its complete, validated reply.</summary>
+    private async Task<NbdRequest> ExecuteAsync(
+        ushort command, ushort flags, long offset, uint length, Memory<byte> readBuffer,
+        ReadOnlyMemory<byte> payload, uint contextId, CancellationToken ct)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        ct.ThrowIfCancellationRequested();
+        var request = new NbdRequest((ulong)Interlocked.Increment(ref _lastHandle), command, flags, offset, length, readBuffer, contextId)
+        {
+            CancelledWhileReceiving = _cancelledWhileReceiving,
+        };
+        if (_serverShuttingDown)
+            throw new NbdException($"{request.Description}: the server is shutting down (it answered ESHUTDOWN); reconnect later.", request.Name, offset, length);
+        if (!_requests.TryAdd(request, out var refusal))
+            throw refusal!;
+
+        await SendAsync(request, payload, ct).ConfigureAwait(false);
+        using (ct.UnsafeRegister(static (state, token) => ((NbdRequest)state!).Cancel(token), request))
+            await request.Task.ConfigureAwait(false);
+        return request;
+    }
+
+    private async Task SendAsync(NbdRequest request, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    {
+        try
+        {
+            await _sendLock.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            _requests.Remove(request.Handle);
+            throw;
+        }
+
+        try
+        {
+            var header = _requestHeader.AsSpan();
+            BinaryPrimitives.WriteUInt32BigEndian(header, RequestMagic);
+            BinaryPrimitives.WriteUInt16BigEndian(header[4..], request.Flags);
+            BinaryPrimitives.WriteUInt16BigEndian(header[6..], request.Command);
+            BinaryPrimitives.WriteUInt64BigEndian(header[8..], request.Handle);
+            BinaryPrimitives.WriteUInt64BigEndian(header[16..], (ulong)request.Offset);
+            BinaryPrimitives.WriteUInt32BigEndian(header[24..], request.Length);
+            // Not cancellable: a half-sent request would garble the stream. Abort() unblocks a stuck send.
+            await _transport.SendAsync(_requestHeader, CancellationToken.None).ConfigureAwait(false);
+            if (!payload.IsEmpty)
+                await _transport.SendAsync(payload, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // The reply loop notices the dead socket and fails every pending request, this one included.
+            Abort($"sending {request.Description} failed: {e.Message}");
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private async Task RunReplyLoopAsync(NbdReplyReader reader)
+    {
+        Func<NbdRequest, Exception> failure;
+        try
+        {
+            await reader.RunAsync(CancellationToken.None).ConfigureAwait(false);
+            failure = r => NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r),
+                "the server closed the connection without answering this request");
+        }
+        catch (NbdProtocolViolation violation)
+        {
+            _transport.Abort();
+            var culprit = violation.Request;
+            failure = r => ReferenceEquals(r, culprit)
+                ? NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r), violation.Problem)
+                : NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r),
+                    $"the connection was dropped after an invalid reply{(culprit is null ? "" : $" to {culprit.Description}")}: {violation.Problem}");
+        }
+        catch (Exception e)
+        {
+            _transport.Abort();
+            var problem = e is NbdConnectionClosedException
+                ? "the server closed the connection in the middle of a reply"
+                : $"the connection failed: {e.Message}";
+            failure = r => NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r), problem, e);
+        }
+
+        if (_abortReason is { } reason)
+            failure = r => new NbdException($"{r.Description}: {reason}.", r.Name, ReportedOffset(r), ReportedLength(r));
+        foreach (var request in _requests.Close(failure))
+            request.Fail(failure(request));
+    }
+
+    private static long? ReportedOffset(NbdRequest r) => r.Command == CmdFlush ? null : r.Offset;
+
+    private static long? ReportedLength(NbdRequest r) => r.Command == CmdFlush ? null : r.Length;
+
+    /// <summary>Hard disconnect initiated by the client; pending requests fail with <paramref name="reason"/>.</summary>
+    private void Abort(string reason)
+    {
+        _abortReason ??= reason;
+        _transport.Abort();
+    }
+
+    /// <summary>
+    /// Sends NBD_CMD_DISC (the server answers what is still in flight, then closes), waits briefly for the
+    /// server to hang up, and releases the socket.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        if (_abortReason is null && !_replyLoop.IsCompleted)
+        {
+            try
+            {
+                if (await _sendLock.WaitAsync(DisconnectTimeout).ConfigureAwait(false))
+                {
+                    try
+                    {
+                        _requestHeader.AsSpan().Clear();
+                        BinaryPrimitives.WriteUInt32BigEndian(_requestHeader, RequestMagic);
+                        BinaryPrimitives.WriteUInt16BigEndian(_requestHeader.AsSpan(6), CmdDisc);
+                        await _transport.SendAsync(_requestHeader, CancellationToken.None).ConfigureAwait(false);
+                        _transport.ShutdownSend();
+                    }
+                    finally
+                    {
+                        _sendLock.Release();
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+                // The server is gone already; nothing to be polite to.
+            }
+
+            await Task.WhenAny(_replyLoop, Task.Delay(DisconnectTimeout)).ConfigureAwait(false);
+        }
+
+        Abort("the client was disposed");
+        await _replyLoop.ConfigureAwait(false);
+        _input.Dispose();
+        _transport.Dispose();
+    }
+}

@@ -1,0 +1,40 @@
+using VirtBackup.Core.Nbd;
+
+namespace VirtBackup.Tests.Nbd.Peers;
+
+/// <summary>qemu-nbd serving one image from a temp dir over a unix socket (or TCP), stopped on dispose.</summary>
+internal sealed class QemuNbdServer : IAsyncDisposable
+{
+    private readonly PeerProcess _process;
+
+    private QemuNbdServer(PeerProcess process, TempDir dir, string image)
+    {
+        _process = process;
+        Dir = dir;
+        Image = image;
+    }
+
+    public TempDir Dir { get; }
+
+    public string Image { get; }
+
+    public NbdUri Uri => _process.Uri;
+
+    /// <summary>
+    /// Serves <paramref name="image"/> (qcow2) in the foreground with --persistent so every test may reconnect;
+    /// <paramref name="extraArguments"/> are passed through (e.g. "-r", "-x", "name", "-B", "bitmap").
+    /// </summary>
+    public static async Task<QemuNbdServer> StartAsync(TempDir dir, string image, string exportName, params string[] extraArguments)
+    {
+        var socket = dir.File("nbd.sock");
+        var arguments = new List<string> { "-f", "qcow2", "--persistent", "-e", "64", "-k", socket };
+        if (exportName.Length > 0)
+            arguments.AddRange(["-x", exportName]);
+        arguments.AddRange(extraArguments);
+        arguments.Add(image);
+        var process = await PeerProcess.StartAsync("qemu-nbd", NbdUri.Unix(socket, exportName), [.. arguments]);
+        return new QemuNbdServer(process, dir, image);
+    }
+
+    public async ValueTask DisposeAsync() => await _process.DisposeAsync();
+}
