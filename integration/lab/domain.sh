@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# domain.sh: create, write to and remove small firmware-only test VMs for the VirtBackup lab.
+#
+# Usage:
+#   domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--force]
+#       Defines and starts NAME: q35, TCG (type='qemu'), 128 MiB, OVMF_CODE_4M with an NVRAM from the
+#       OVMF_VARS_4M template, a TPM 2.0 (tpm-crb, swtpm emulator) and N (1..8, default 1) qcow2 disks
+#       vda, vdb, ... at /var/lib/libvirt/images/NAME-vdX.qcow2 of SIZE bytes (qemu-img syntax, default
+#       256M, at least 32M). Every disk frontend gets share-rw=on so qemu-img/qemu-io may open the live
+#       image. With --fill each disk is written before start as `domain.sh layout` describes. Prints the
+#       domain's UUID on the last line. Fails if NAME exists; removes what it made when it fails.
+#   domain.sh write NAME NODE_OR_DISK OFFSET LENGTH PATTERN
+#       A guest-like write into the running VM through HMP `qemu-io` followed by `flush` (so the qcow2
+#       metadata reaches the file). NODE_OR_DISK is a block node name (libvirt-1-format) or a target
+#       (vda). OFFSET and LENGTH use qemu-io syntax (8M, 65536). PATTERN is a byte (0x77) or `zero`
+#       (write -z). Marks the dirty bitmaps of active checkpoints like a guest write would.
+#   domain.sh remove NAME [--force]
+#       Destroys and undefines NAME (--nvram --checkpoints-metadata, and --tpm where virsh has it;
+#       otherwise /var/lib/libvirt/swtpm/UUID is removed by hand), then deletes its images, scratch files
+#       (/var/lib/libvirt/images/NAME-*.scratch), backup sockets (/tmp/NAME-*.sock) and swtpm log.
+#       Succeeds when NAME does not exist.
+#   domain.sh layout [--disk-size SIZE] [--index I]
+#       Prints the --fill layout of disk I (0 for vda) one run per line, offsets and lengths in bytes:
+#         data OFFSET LENGTH PATTERN    (every byte is PATTERN, 0x<run><I+1>, e.g. 0x11, 0x21 for vda)
+#         zero OFFSET LENGTH            (written, then zeroed with write -z: reads as zeros)
+#       Everything else is a hole (never written).
+#
+# create, write and remove refuse names that do not start with vbt- or demo- unless --force is given.
+# Run as root with the daemons up (start-daemons.sh).
+set -euo pipefail
+
+URI=qemu:///system
+IMAGES=/var/lib/libvirt/images
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+MIB=$((1024 * 1024))
+
+die() {
+  echo "domain.sh: $*" >&2
+  exit 1
+}
+
+virsh_() { virsh -q -c "$URI" "$@"; }
+
+check_name() {
+  local name=$1 force=$2
+  [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "invalid domain name '$name'"
+  if [[ $force != yes && $name != vbt-* && $name != demo-* ]]; then
+    die "refusing '$name': lab domains start with vbt- or demo- (use --force to override)"
+  fi
+}
+
+domain_exists() { virsh_ domuuid "$1" >/dev/null 2>&1; }
+
+to_bytes() {
+  local bytes
+  bytes=$(numfmt --from=iec "${1%B}" 2>/dev/null) || die "invalid size '$1'"
+  echo "$bytes"
+}
+
+# layout SIZE_BYTES INDEX: the --fill runs of one disk (see the header).
+layout() {
+  local size=$1 index=$2 tag=$(($2 + 1))
+  ((size >= 32 * MIB)) || die "disk size must be at least 32M for the fill layout"
+  printf 'data %d %d 0x1%x\n' 0 $((1 * MIB)) "$tag"
+  printf 'zero %d %d\n' $((2 * MIB)) $((1 * MIB))
+  printf 'data %d %d 0x2%x\n' $((4 * MIB)) 65536 "$tag"
+  printf 'data %d %d 0x3%x\n' $((8 * MIB)) $((4 * MIB)) "$tag"
+  printf 'data %d %d 0x4%x\n' $((size - MIB)) $((1 * MIB)) "$tag"
+}
+
+fill_image() {
+  local image=$1 size=$2 index=$3 kind offset length pattern
+  local -a commands=()
+  while read -r kind offset length pattern; do
+    if [[ $kind == data ]]; then
+      commands+=(-c "write -q -P $pattern $offset $length")
+    else
+      commands+=(-c "write -q -P 0xee $offset $length" -c "write -q -z $offset $length")
+    fi
+  done < <(layout "$size" "$index")
+  qemu-io -f qcow2 "${commands[@]}" "$image" >/dev/null
+}
+
+domain_xml() {
+  local name=$1 disks=$2 i dev
+  cat <<XML
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>$name</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader readonly='yes' type='pflash'>$OVMF_CODE</loader>
+    <nvram template='$OVMF_VARS'/>
+  </os>
+  <features><acpi/></features>
+  <devices>
+XML
+  for ((i = 0; i < disks; i++)); do
+    dev=vd$(printf "\\x$(printf %x $((97 + i)))")
+    cat <<XML
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$IMAGES/$name-$dev.qcow2'/>
+      <target dev='$dev' bus='virtio'/>
+    </disk>
+XML
+  done
+  cat <<XML
+    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
+  </devices>
+  <qemu:override>
+XML
+  for ((i = 0; i < disks; i++)); do
+    cat <<XML
+    <qemu:device alias='virtio-disk$i'><qemu:frontend>
+      <qemu:property name='share-rw' type='bool' value='true'/>
+    </qemu:frontend></qemu:device>
+XML
+  done
+  cat <<XML
+  </qemu:override>
+</domain>
+XML
+}
+
+cmd_create() {
+  local name=${1:-} disks=1 size=256M fill=no force=no
+  [[ -n $name ]] || die "usage: domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--force]"
+  shift
+  while (($#)); do
+    case $1 in
+      --disks) disks=${2:?--disks needs a value}; shift 2 ;;
+      --disk-size) size=${2:?--disk-size needs a value}; shift 2 ;;
+      --fill) fill=yes; shift ;;
+      --force) force=yes; shift ;;
+      *) die "create: unknown option '$1'" ;;
+    esac
+  done
+  check_name "$name" "$force"
+  [[ $disks =~ ^[1-8]$ ]] || die "--disks must be 1..8"
+  local bytes
+  bytes=$(to_bytes "$size")
+  ((bytes % 512 == 0)) || die "disk size must be a multiple of 512"
+  domain_exists "$name" && die "domain '$name' already exists; remove it first"
+
+  # From here on, a failure removes whatever was made.
+  trap 'echo "domain.sh: create $name failed; cleaning up" >&2; cmd_remove "$name" --force >/dev/null 2>&1 || true' ERR
+  mkdir -p "$IMAGES"
+  local i dev image xml
+  for ((i = 0; i < disks; i++)); do
+    dev=vd$(printf "\\x$(printf %x $((97 + i)))")
+    image=$IMAGES/$name-$dev.qcow2
+    [[ -e $image ]] && die "$image already exists; remove it first"
+    qemu-img create -q -f qcow2 "$image" "$bytes"
+    [[ $fill == yes ]] && fill_image "$image" "$bytes" "$i"
+  done
+  xml=$(mktemp)
+  domain_xml "$name" "$disks" >"$xml"
+  virsh_ define "$xml" >/dev/null
+  rm -f "$xml"
+  virsh_ start "$name" >/dev/null
+  trap - ERR
+  virsh_ domuuid "$name"
+}
+
+# The libvirt alias (virtio-disk0) of target DEV in the live XML of NAME.
+disk_alias() {
+  virsh_ dumpxml "$1" | awk -v dev="$2" '
+    /<disk / { in_disk = 1; target = ""; alias = "" }
+    in_disk && /<target / { if (match($0, /dev=.[^"\x27]*/)) target = substr($0, RSTART + 5, RLENGTH - 5) }
+    in_disk && /<alias / { if (match($0, /name=.[^"\x27]*/)) alias = substr($0, RSTART + 6, RLENGTH - 6) }
+    /<\/disk>/ { if (in_disk && target == dev) { print alias; exit } in_disk = 0 }'
+}
+
+# The top block node attached to the device with ALIAS, from HMP `info block`.
+node_of_alias() {
+  virsh_ qemu-monitor-command "$1" --hmp 'info block' | awk -v alias="$2" '
+    /^[^ \t].*: / { node = $1; sub(/:$/, "", node) }
+    /Attached to:/ && index($0, "/" alias "/") { print node; exit }'
+}
+
+cmd_write() {
+  (($# == 5)) || die "usage: domain.sh write NAME NODE_OR_DISK OFFSET LENGTH PATTERN"
+  local name=$1 target=$2 offset=$3 length=$4 pattern=$5 node alias command out
+  check_name "$name" yes
+  if [[ $target =~ ^[shv]d[a-z]+$ ]]; then
+    alias=$(disk_alias "$name" "$target")
+    [[ -n $alias ]] || die "no disk $target in running domain $name"
+    node=$(node_of_alias "$name" "$alias")
+    [[ -n $node ]] || die "no block node attached to $alias ($target) in $name"
+  else
+    node=$target
+  fi
+  case $pattern in
+    zero) command="write -z $offset $length" ;;
+    0x[0-9a-fA-F] | 0x[0-9a-fA-F][0-9a-fA-F]) command="write -P $pattern $offset $length" ;;
+    *) die "PATTERN must be a byte like 0x77 or 'zero'" ;;
+  esac
+  # HMP answers errors as text with success, so the answer itself is checked.
+  for command in "$command" flush; do
+    out=$(virsh_ qemu-monitor-command "$name" --hmp "qemu-io $node \"$command\"")
+    if [[ $out == *rror* || $out == *failed* || $out == *"not found"* ]]; then
+      die "qemu-io '$command' on $node of $name: $out"
+    fi
+  done
+  echo "$node"
+}
+
+cmd_remove() {
+  local name=${1:-} force=no
+  [[ -n $name ]] || die "usage: domain.sh remove NAME [--force]"
+  [[ ${2:-} == --force ]] && force=yes
+  check_name "$name" "$force"
+  local uuid="" flags=(--nvram --checkpoints-metadata --snapshots-metadata --managed-save)
+  if domain_exists "$name"; then
+    uuid=$(virsh_ domuuid "$name")
+    if [[ $(virsh_ domstate "$name") != "shut off" ]]; then
+      virsh_ destroy "$name" >/dev/null 2>&1 || true # it may have stopped on its own meanwhile
+    fi
+    if virsh_ undefine --help | grep -q -- '--tpm'; then
+      flags+=(--tpm)
+    fi
+    virsh_ undefine "$name" "${flags[@]}" >/dev/null
+  fi
+  if [[ -n $uuid && -d /var/lib/libvirt/swtpm/$uuid ]]; then
+    rm -rf "/var/lib/libvirt/swtpm/${uuid:?}"
+  fi
+  rm -f "$IMAGES/$name"-vd[a-z].qcow2 "$IMAGES/$name"-*.scratch /tmp/"$name"-*.sock \
+    "/var/lib/libvirt/qemu/nvram/${name}_VARS.fd" "/var/log/swtpm/libvirt/qemu/$name-swtpm.log"
+  echo "removed $name"
+}
+
+cmd_layout() {
+  local size=256M index=0
+  while (($#)); do
+    case $1 in
+      --disk-size) size=${2:?--disk-size needs a value}; shift 2 ;;
+      --index) index=${2:?--index needs a value}; shift 2 ;;
+      *) die "layout: unknown option '$1'" ;;
+    esac
+  done
+  [[ $index =~ ^[0-7]$ ]] || die "--index must be 0..7"
+  layout "$(to_bytes "$size")" "$index"
+}
+
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+command=${1:-}
+shift || true
+case $command in
+  create) cmd_create "$@" ;;
+  write) cmd_write "$@" ;;
+  remove) cmd_remove "$@" ;;
+  layout) cmd_layout "$@" ;;
+  *) die "usage: domain.sh create|write|remove|layout ... (see the header of this script)" ;;
+esac

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# start-daemons.sh: start virtlogd and libvirtd without systemd and wait until libvirt answers.
+#
+# Usage: bash integration/lab/start-daemons.sh [TIMEOUT_SECONDS]   (default 30)
+#
+# Starts each daemon with -d only when it is not already running, makes sure /run/libvirt and the
+# default image directory /var/lib/libvirt/images exist, then polls `virsh -c qemu:///system version`
+# until it answers; exits non-zero with a clear message when it does not answer in time. Also gives
+# /dev/kvm the group and mode udev would (see below).
+# Idempotent: a second run finds both daemons up and returns at once.
+set -euo pipefail
+
+TIMEOUT=${1:-30}
+URI=qemu:///system
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "start-daemons.sh: must run as root" >&2
+  exit 1
+fi
+for tool in virtlogd libvirtd virsh; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "start-daemons.sh: $tool not found; run integration/lab/install.sh first" >&2
+    exit 1
+  fi
+done
+
+mkdir -p /run/libvirt /var/lib/libvirt/images
+
+# Without udev, /dev/kvm stays root:root 0600. QEMU's capability probe (run by root) then reports KVM,
+# while libvirt finds /dev/kvm unusable for the qemu user, declares its capability cache stale and
+# re-probes QEMU on every define and start (~50 s under TCG). Give /dev/kvm the group and mode udev
+# would: the lab's guests stay TCG (type='qemu') either way.
+if [[ -c /dev/kvm ]] && getent group kvm >/dev/null && [[ $(stat -c %G:%a /dev/kvm) != kvm:66? ]]; then
+  echo "start-daemons.sh: /dev/kvm -> group kvm, mode 0660 (as udev would set it)"
+  chgrp kvm /dev/kvm
+  chmod 0660 /dev/kvm
+fi
+
+# A daemon counts as running when the pid in its pid file is alive and is that daemon.
+running() {
+  local name=$1 pidfile=/run/$1.pid pid
+  [[ -s $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$name" ]]
+}
+
+for daemon in virtlogd libvirtd; do
+  if running "$daemon"; then
+    echo "start-daemons.sh: $daemon is running"
+  else
+    echo "start-daemons.sh: starting $daemon"
+    "$daemon" -d
+  fi
+done
+
+deadline=$((SECONDS + TIMEOUT))
+until virsh -c "$URI" version >/dev/null 2>&1; do
+  if ((SECONDS >= deadline)); then
+    echo "start-daemons.sh: libvirtd did not answer on $URI within ${TIMEOUT}s;" \
+      "see /var/log/libvirt/libvirtd.log or run 'libvirtd' in the foreground" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+echo "start-daemons.sh: libvirt answers on $URI"

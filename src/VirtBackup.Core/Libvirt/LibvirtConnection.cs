@@ -1,0 +1,86 @@
+using static VirtBackup.Core.Libvirt.LibvirtErrors;
+
+namespace VirtBackup.Core.Libvirt;
+
+/// <summary>
+/// An open libvirt connection (<c>virConnectOpen</c>): <c>qemu:///system</c> locally, or a remote URI
+/// such as <c>qemu+ssh://root@host/system</c> (libvirt runs <c>ssh</c>, so keys must be set up).
+/// Thread-safe; closed on dispose. Domains looked up through it stay usable after it is disposed
+/// (libvirt keeps the connection alive until the last domain handle is freed).
+/// </summary>
+public sealed class LibvirtConnection : IDisposable
+{
+    public const string SystemUri = "qemu:///system";
+
+    private readonly ConnectHandle handle;
+
+    private LibvirtConnection(ConnectHandle handle, string uri)
+    {
+        this.handle = handle;
+        Uri = uri;
+    }
+
+    /// <summary>The URI this connection was opened with.</summary>
+    public string Uri { get; }
+
+    /// <summary>Opens a read-write connection to <paramref name="uri"/>.</summary>
+    public static LibvirtConnection Open(string uri = SystemUri)
+    {
+        EnsureInitialized();
+        var handle = Check(LibvirtNative.virConnectOpen(uri), "virConnectOpen", null);
+        Silence(handle);
+        return new LibvirtConnection(handle, uri);
+    }
+
+    /// <summary>The domain called <paramref name="name"/>, or <see cref="DomainNotFoundException"/>.</summary>
+    public Domain LookupByName(string name) =>
+        new(Check(LibvirtNative.virDomainLookupByName(handle, name), "virDomainLookupByName", name));
+
+    /// <summary>The domain with <paramref name="uuid"/> (canonical text form), or <see cref="DomainNotFoundException"/>.</summary>
+    public Domain LookupByUuid(string uuid) =>
+        new(Check(LibvirtNative.virDomainLookupByUUIDString(handle, uuid), "virDomainLookupByUUIDString", uuid));
+
+    /// <summary>The domain called <paramref name="name"/>, or null when there is none.</summary>
+    public Domain? TryLookupByName(string name)
+    {
+        try
+        {
+            return LookupByName(name);
+        }
+        catch (DomainNotFoundException)
+        {
+            // Absence is the answer the caller asked for.
+            return null;
+        }
+    }
+
+    /// <summary>Defines (or redefines) a persistent domain from XML (<c>virDomainDefineXML</c>).</summary>
+    public Domain Define(string xml) => new(Check(LibvirtNative.virDomainDefineXML(handle, xml), "virDomainDefineXML", null));
+
+    /// <summary>The names of all domains, running or not.</summary>
+    public unsafe IReadOnlyList<string> ListDomainNames()
+    {
+        var count = Check(LibvirtNative.virConnectListAllDomains(handle, out var domains, 0), "virConnectListAllDomains", null);
+        var names = new List<string>(count);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                names.Add(PeekString(LibvirtNative.virDomainGetName(domains[i])));
+            }
+        }
+        finally
+        {
+            for (var i = 0; i < count; i++)
+            {
+                LibvirtNative.virDomainFree(domains[i]);
+            }
+
+            System.Runtime.InteropServices.NativeMemory.Free(domains);
+        }
+
+        return names;
+    }
+
+    public void Dispose() => handle.Dispose();
+}

@@ -1,0 +1,63 @@
+using System.Text.RegularExpressions;
+
+namespace VirtBackup.Core.Libvirt;
+
+/// <summary>
+/// The settings VirtBackup reads from libvirt's <c>/etc/libvirt/qemu.conf</c>: the user and group swtpm
+/// runs as (and so owns the TPM state), <c>tss</c>/<c>tss</c> when unset. Only <c>key = "value"</c> lines
+/// count; <c>#</c> starts a comment outside quotes.
+/// </summary>
+public sealed partial record QemuConf(string SwtpmUser, string SwtpmGroup)
+{
+    public const string DefaultPath = "/etc/libvirt/qemu.conf";
+    public const string DefaultSwtpmUser = "tss";
+    public const string DefaultSwtpmGroup = "tss";
+
+    /// <summary>libvirt's defaults, as on a host without a qemu.conf.</summary>
+    public static QemuConf Defaults { get; } = new(DefaultSwtpmUser, DefaultSwtpmGroup);
+
+    /// <summary>Reads the local qemu.conf; a missing file means the defaults.</summary>
+    public static QemuConf Load(string path = DefaultPath) => File.Exists(path) ? Parse(File.ReadAllText(path)) : Defaults;
+
+    /// <summary>Parses qemu.conf text (read locally or fetched from a remote host).</summary>
+    public static QemuConf Parse(string text)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            var match = Setting().Match(StripComment(line));
+            if (match.Success)
+            {
+                values[match.Groups["key"].Value] = match.Groups["value"].Value.Replace("\\\"", "\"").Replace("\\\\", "\\");
+            }
+        }
+
+        return new QemuConf(
+            values.GetValueOrDefault("swtpm_user", DefaultSwtpmUser),
+            values.GetValueOrDefault("swtpm_group", DefaultSwtpmGroup));
+    }
+
+    private static string StripComment(string line)
+    {
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            switch (line[i])
+            {
+                case '\\' when quoted:
+                    i++;
+                    break;
+                case '"':
+                    quoted = !quoted;
+                    break;
+                case '#' when !quoted:
+                    return line[..i];
+            }
+        }
+
+        return line;
+    }
+
+    [GeneratedRegex("""^\s*(?<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*"(?<value>(?:[^"\\]|\\.)*)"\s*$""")]
+    private static partial Regex Setting();
+}
