@@ -123,7 +123,7 @@ public sealed record TrailerEntry(
     long StoredSize,
     long Size,
     string Sha256,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StoredSha256);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StoredSha256 = null);
 
 /// <summary>
 /// The last member, <c>virtbackup/trailer.json</c>: proof that the stream is complete. Lists every other
