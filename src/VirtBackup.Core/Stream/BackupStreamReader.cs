@@ -97,7 +97,12 @@ public sealed class BackupStreamReader
         if (got == 0)
             throw Fail(ExpectedNext(), $"missing: the stream ends at byte {headerAt}, after '{_lastMember ?? "nothing"}', without a trailer: it is truncated", headerAt);
         if (got < TarHeader.BlockSize)
-            throw Fail(After(), $"the stream ends inside a tar header (at byte {headerAt}): it is truncated", headerAt);
+        {
+            _block.AsSpan(got).Clear();
+            var partial = TarHeader.Inspect(_block);
+            string truncated = got >= TarHeader.NameLength && partial.NameIsPrintableAscii && partial.Name.Length > 0 ? partial.Name : After();
+            throw Fail(truncated, $"the stream ends inside a tar header (at byte {headerAt}, {got} of 512 bytes): it is truncated", headerAt);
+        }
         if (TarHeader.IsZeroBlock(_block))
             throw Fail(ExpectedNext(), $"missing: an end-of-archive block at byte {headerAt}, after '{_lastMember ?? "nothing"}', comes before the trailer: the stream is incomplete", headerAt);
 
