@@ -1,0 +1,526 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+
+namespace VirtBackup.Core.Stream;
+
+/// <summary>
+/// Reads a VirtBackup stream sequentially from an unseekable input and checks everything it can as it goes:
+/// tar headers must be the canonical ustar headers the writer makes (regular files only, mode 0600, fixed owner
+/// and time), names must be well formed and in the required order, sizes bounded, data members exactly where
+/// the disk maps put them, zstd frames single, checksummed and of the declared size (never decoded past it).
+/// At the end the trailer must list every member in order with matching sizes and SHA-256, and only zero
+/// blocks may follow. Any violation throws <see cref="StreamFormatException"/> naming the member.
+/// <para>
+/// The stream is proven complete and intact only when <see cref="ReadAsync"/> has finished without exception
+/// (the <see cref="TrailerMember"/> is yielded after all checks): commit a restore only then.
+/// Memory is bounded by the member size plus a small record (~300 bytes) per member for the trailer check.
+/// </para>
+/// </summary>
+public sealed class BackupStreamReader
+{
+    private enum Stage { Manifest, DomainXml, State, Disks, Done }
+
+    private const int MaxTrailerBaseSize = 64 * 1024;
+    private const int MaxTrailerBytesPerMember = 1024;
+
+    private readonly System.IO.Stream _input;
+    private readonly ReaderOptions _options;
+    private readonly byte[] _block = new byte[TarHeader.BlockSize];
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private readonly List<TrailerEntry> _entries = [];
+    private int _started;
+
+    private long _position;
+    private string? _lastMember;
+    private Stage _stage = Stage.Manifest;
+    private Manifest? _manifest;
+    private string _manifestSha256 = "";
+    private bool _nvramSeen;
+    private int _tpmCount;
+    private string? _lastTpmPath;
+    private int _nextDiskIndex;
+    private CurrentDisk? _disk;
+    private byte[]? _stored;
+    private byte[]? _decoded;
+
+    public BackupStreamReader(System.IO.Stream input, ReaderOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (!input.CanRead)
+            throw new ArgumentException("The input stream is not readable.", nameof(input));
+        _input = input;
+        _options = options ?? ReaderOptions.Default;
+        if (_options.MaxMemberSize < StreamRules.MinMemberSize)
+            throw new ArgumentException($"MaxMemberSize must be at least {StreamRules.MinMemberSize}.", nameof(options));
+    }
+
+    /// <summary>Bytes consumed from the input so far.</summary>
+    public long Position => _position;
+
+    /// <summary>Yields the members in stream order; see the class remarks. Can be enumerated once.</summary>
+    public async IAsyncEnumerable<StreamMember> ReadAsync([EnumeratorCancellation] CancellationToken ct = default)
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+            throw new InvalidOperationException("A BackupStreamReader reads its input once.");
+        while (await NextAsync(ct).ConfigureAwait(false) is { } member)
+            yield return member;
+    }
+
+    /// <summary>Reads and checks the whole stream, keeping nothing: the <c>verify</c> pass.</summary>
+    public async Task<StreamSummary> VerifyAsync(CancellationToken ct = default)
+    {
+        Trailer? trailer = null;
+        await foreach (var member in ReadAsync(ct).ConfigureAwait(false))
+            if (member is TrailerMember t)
+                trailer = t.Trailer;
+        return new StreamSummary(_manifest!, trailer!);
+    }
+
+    private sealed class CurrentDisk(ManifestDisk disk, IEnumerator<(long Offset, int Length, long ExtentEnd)> pieces, List<DiskExtent> extents)
+    {
+        public ManifestDisk Disk { get; } = disk;
+        public List<DiskExtent> Extents { get; } = extents;
+        public IEnumerator<(long Offset, int Length, long ExtentEnd)> Pieces { get; } = pieces;
+        public bool IsComplete { get; private set; } = !pieces.MoveNext();
+        public void Advance() => IsComplete = !Pieces.MoveNext();
+    }
+
+    // ---- the state machine --------------------------------------------------------------------------
+
+    private async Task<StreamMember?> NextAsync(CancellationToken ct)
+    {
+        if (_stage == Stage.Done)
+            return null;
+
+        long headerAt = _position;
+        int got = await ReadUpToAsync(_block, ct).ConfigureAwait(false);
+        if (got == 0)
+            throw Fail(ExpectedNext(), $"missing: the stream ends at byte {headerAt}, after '{_lastMember ?? "nothing"}', without a trailer: it is truncated", headerAt);
+        if (got < TarHeader.BlockSize)
+        {
+            _block.AsSpan(got).Clear();
+            var partial = TarHeader.Inspect(_block);
+            string truncated = got >= TarHeader.NameLength && partial.NameIsPrintableAscii && partial.Name.Length > 0 ? partial.Name : After();
+            throw Fail(truncated, $"the stream ends inside a tar header (at byte {headerAt}, {got} of 512 bytes): it is truncated", headerAt);
+        }
+        if (TarHeader.IsZeroBlock(_block))
+            throw Fail(ExpectedNext(), $"missing: an end-of-archive block at byte {headerAt}, after '{_lastMember ?? "nothing"}', comes before the trailer: the stream is incomplete", headerAt);
+
+        var raw = TarHeader.Inspect(_block);
+        string who = raw.NameIsPrintableAscii && raw.Name.Length > 0 ? raw.Name : After();
+        if (!raw.ChecksumOk)
+            throw Fail(who, headerAt == 0
+                ? "the input is not a VirtBackup tar stream (no valid tar header at the start)"
+                : "tar header checksum mismatch (corrupt header)", headerAt);
+        if (!raw.IsUstar)
+            throw Fail(who, "not a POSIX ustar header", headerAt);
+        if (raw.TypeFlag != TarHeader.RegularFileType)
+            throw Fail(who, $"is a {TarHeader.DescribeType(raw.TypeFlag)} entry (type '{(char)raw.TypeFlag}'); only regular files are allowed", headerAt);
+        if (!raw.NameIsPrintableAscii)
+            throw Fail(who, $"member name '{raw.Name}' contains non-printable or non-ASCII bytes", headerAt);
+        if (!MemberNames.TryParse(raw.Name, out var parsed, out var problem))
+            throw Fail(raw.Name, problem, headerAt);
+        string name = parsed.Name;
+        if (raw.Size < 0)
+            throw Fail(name, "size field is not 11 octal digits", headerAt);
+        if (TarHeader.FirstNonCanonicalField(_block, name, raw.Size) is { } field)
+            throw Fail(name, $"tar header field '{field}' differs from the canonical VirtBackup header", headerAt);
+        if (!_names.Add(name))
+            throw Fail(name, "duplicate member: this name appeared before", headerAt);
+
+        long size = raw.Size;
+        var member = parsed.Kind switch
+        {
+            MemberKind.Manifest => await ReadManifestAsync(name, size, ct).ConfigureAwait(false),
+            MemberKind.DomainXml => await ReadDomainXmlAsync(name, size, ct).ConfigureAwait(false),
+            MemberKind.Nvram => await ReadNvramAsync(parsed, size, ct).ConfigureAwait(false),
+            MemberKind.TpmFile => await ReadTpmFileAsync(parsed, size, ct).ConfigureAwait(false),
+            MemberKind.DiskMap => await ReadDiskMapAsync(parsed, size, ct).ConfigureAwait(false),
+            MemberKind.DiskData => await ReadDiskDataAsync(parsed, size, ct).ConfigureAwait(false),
+            MemberKind.Trailer => await ReadTrailerAsync(name, size, ct).ConfigureAwait(false),
+            _ => throw Fail(name, "unknown member kind"),
+        };
+        _lastMember = name;
+        return member;
+    }
+
+    private async Task<StreamMember> ReadManifestAsync(string name, long size, CancellationToken ct)
+    {
+        if (_stage != Stage.Manifest)
+            throw Fail(name, "the manifest must be the first member");
+        CheckSize(name, size, StreamRules.MaxManifestSize);
+        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var manifest = StreamJson.DeserializeManifest(content, name);
+        if (StreamRules.ManifestProblem(manifest) is { } problem)
+            throw Fail(name, problem);
+        if (manifest.Compression.MemberSize > _options.MaxMemberSize)
+            throw Fail(name, $"member size {manifest.Compression.MemberSize} is larger than this reader accepts ({_options.MaxMemberSize})");
+        _manifest = manifest;
+        _manifestSha256 = Hash(content);
+        AddEntry(name, size, size, _manifestSha256, null);
+        _stage = Stage.DomainXml;
+        return new ManifestMember(name, size, manifest, _manifestSha256);
+    }
+
+    private async Task<StreamMember> ReadDomainXmlAsync(string name, long size, CancellationToken ct)
+    {
+        if (_stage != Stage.DomainXml)
+            throw Fail(name, _stage == Stage.Manifest ? "the first member must be virtbackup/manifest.json" : "the domain XML must follow the manifest");
+        CheckSize(name, size, StreamRules.MaxDomainXmlSize);
+        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        string xml = StreamJson.DecodeUtf8(content, name);
+        AddEntry(name, size, size, Hash(content), null);
+        _stage = Stage.State;
+        return new DomainXmlMember(name, size, xml);
+    }
+
+    private async Task<StreamMember> ReadNvramAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    {
+        string name = parsed.Name;
+        ExpectStateStage(name);
+        if (!_manifest!.NvramPresent)
+            throw Fail(name, "the manifest says there is no NVRAM");
+        if (_nvramSeen)
+            throw Fail(name, "a second NVRAM member");
+        if (_tpmCount > 0)
+            throw Fail(name, "the NVRAM must come before the TPM files");
+        CheckSize(name, size, StreamRules.MaxStateFileSize);
+        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        AddEntry(name, size, size, Hash(content), null);
+        _nvramSeen = true;
+        return new NvramMember(name, size, parsed.Path!, content);
+    }
+
+    private async Task<StreamMember> ReadTpmFileAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    {
+        string name = parsed.Name;
+        ExpectStateStage(name);
+        if (!_manifest!.Tpm.Present)
+            throw Fail(name, "the manifest says there is no TPM");
+        if (_manifest.NvramPresent && !_nvramSeen)
+            throw Fail(name, "the NVRAM member the manifest announces is missing (it must come before the TPM files)");
+        if (_lastTpmPath is not null && string.CompareOrdinal(parsed.Path, _lastTpmPath) <= 0)
+            throw Fail(name, $"TPM files out of order (must sort after 'state/tpm/{_lastTpmPath}')");
+        if (_tpmCount >= StreamRules.MaxTpmFiles)
+            throw Fail(name, $"more than {StreamRules.MaxTpmFiles} TPM files");
+        CheckSize(name, size, StreamRules.MaxStateFileSize);
+        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        AddEntry(name, size, size, Hash(content), null);
+        _tpmCount++;
+        _lastTpmPath = parsed.Path;
+        return new TpmFileMember(name, size, parsed.Path!, content);
+    }
+
+    private async Task<StreamMember> ReadDiskMapAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    {
+        string name = parsed.Name;
+        EnterDisks(name);
+        if (_disk is { IsComplete: false } open)
+            throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDataName(open)}' is missing");
+        var disks = _manifest!.Disks;
+        int index = -1;
+        for (int i = 0; i < disks.Count; i++)
+            if (disks[i].Target == parsed.Target)
+                index = i;
+        if (index < 0)
+            throw Fail(name, $"disk '{parsed.Target}' is not in the manifest");
+        if (disks[index].Excluded)
+            throw Fail(name, $"disk '{parsed.Target}' is excluded in the manifest and must have no members");
+        if (index < _nextDiskIndex)
+            throw Fail(name, "disk maps out of manifest order");
+        if (NextDiskIndex() is var next and >= 0 && next != index)
+            throw Fail(name, $"the map of disk '{disks[next].Target}' is missing (disks come in manifest order)");
+        CheckSize(name, size, StreamRules.MaxMapSize);
+        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var map = StreamJson.DeserializeMap(content, name);
+        var disk = disks[index];
+        if (map.Target != disk.Target)
+            throw Fail(name, $"map says target '{map.Target}'");
+        if (map.VirtualSize != disk.VirtualSize)
+            throw Fail(name, $"map says virtual size {map.VirtualSize}, the manifest {disk.VirtualSize}");
+        if (map.Extents is null || map.Extents.Count > size / 16)
+            throw Fail(name, "map has no or too many extents");
+        if (StreamRules.CanonicalMapProblem(map.Extents, disk.VirtualSize) is { } problem)
+            throw Fail(name, problem);
+        AddEntry(name, size, size, Hash(content), null);
+        var extents = map.Extents.ToList();
+        _disk = new CurrentDisk(disk, StreamRules.Pieces(extents, _manifest.Compression.MemberSize).GetEnumerator(), extents);
+        _nextDiskIndex = index + 1;
+        return new DiskMapMember(name, size, disk, map with { Extents = extents });
+    }
+
+    private async Task<StreamMember> ReadDiskDataAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    {
+        string name = parsed.Name;
+        if (_stage != Stage.Disks || _disk is null || _disk.Disk.Target != parsed.Target)
+            throw Fail(name, _disk is not null && _names.Contains(MemberNames.DiskMap(parsed.Target!))
+                ? $"data of disk '{parsed.Target}' after the map of disk '{_disk.Disk.Target}' (data must directly follow its own disk's map)"
+                : $"disk data before the map of disk '{parsed.Target}' (data must follow its own disk's map)");
+        var disk = _disk;
+        var compression = _manifest!.Compression;
+        if (parsed.DataCompression != compression.Algorithm)
+            throw Fail(name, $"extension does not match the manifest's compression '{(compression.Algorithm == Compression.Zstd ? "zstd" : "none")}'");
+        if (disk.IsComplete)
+            throw Fail(name, $"disk '{parsed.Target}' has no more data in its map: this member lies outside the map's data extents");
+        var piece = disk.Pieces.Current;
+        if (parsed.Offset != piece.Offset)
+        {
+            if (parsed.Offset < piece.Offset)
+                throw Fail(name, $"offsets must strictly increase and cover the map's data extents in order (expected offset {piece.Offset})");
+            if (parsed.Offset >= disk.Disk.VirtualSize)
+                throw Fail(name, $"offset {parsed.Offset} is beyond the disk's virtual size {disk.Disk.VirtualSize}");
+            throw Fail(name, $"unexpected offset: member '{ExpectedDataName(disk)}' is missing, or this offset is outside the map's data extents or not at a member-size boundary");
+        }
+
+        int length = piece.Length;
+        string? storedSha = null;
+        string? sha = null;
+        ReadOnlyMemory<byte> data = ReadOnlyMemory<byte>.Empty;
+        if (compression.Algorithm == Compression.None)
+        {
+            if (size != length)
+                throw Fail(name, $"holds {size} bytes; the map and member size put {length} bytes here");
+            var buffer = _decoded ??= new byte[compression.MemberSize];
+            await ReadExactlyAsync(name, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
+            await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
+            sha = Hash(buffer.AsSpan(0, length));
+            if (_options.DecodeData)
+                data = buffer.AsMemory(0, length);
+        }
+        else
+        {
+            int bound = ZstdFrames.CompressBound(length);
+            if (size > bound || size < 4)
+                throw Fail(name, $"stored size {size} is impossible for {length} bytes of content (at most {bound})");
+            var stored = _stored ??= new byte[ZstdFrames.CompressBound(compression.MemberSize)];
+            await ReadExactlyAsync(name, stored.AsMemory(0, (int)size), ct).ConfigureAwait(false);
+            await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
+            var frame = stored.AsSpan(0, (int)size);
+            if (ZstdFrames.FrameProblem(frame, length) is { } frameProblem)
+                throw Fail(name, frameProblem);
+            storedSha = Hash(frame);
+            if (_options.DecodeData)
+            {
+                var buffer = _decoded ??= new byte[compression.MemberSize];
+                if (ZstdFrames.Decompress(frame, buffer.AsSpan(0, length)) is { } decodeProblem)
+                    throw Fail(name, decodeProblem);
+                sha = Hash(buffer.AsSpan(0, length));
+                data = buffer.AsMemory(0, length);
+            }
+        }
+        AddEntry(name, size, length, sha, storedSha);
+        disk.Advance();
+        return new DiskDataMember(name, size, parsed.Target!, parsed.Offset, length, data);
+    }
+
+    private async Task<StreamMember> ReadTrailerAsync(string name, long size, CancellationToken ct)
+    {
+        EnterDisks(name);
+        if (_disk is { IsComplete: false } open)
+            throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDataName(open)}' is missing");
+        if (NextDiskIndex() is var next and >= 0)
+            throw Fail(name, $"the map of disk '{_manifest!.Disks[next].Target}' is missing");
+        CheckSize(name, size, MaxTrailerBaseSize + (long)MaxTrailerBytesPerMember * _entries.Count);
+        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var trailer = CheckTrailer(name, content);
+        await ReadEndOfArchiveAsync(ct).ConfigureAwait(false);
+        _stage = Stage.Done;
+        return new TrailerMember(name, size, trailer);
+    }
+
+    private Trailer CheckTrailer(string name, byte[] content)
+    {
+        var actual = StreamJson.DeserializeTrailer(content, name);
+        if (actual.FormatVersion != Manifest.CurrentFormatVersion)
+            throw Fail(name, $"trailer format version {actual.FormatVersion} is not {Manifest.CurrentFormatVersion}");
+        if (actual.ManifestSha256 != _manifestSha256)
+            throw Fail(name, $"trailer belongs to another manifest (manifestSha256 {actual.ManifestSha256}, the stream's manifest has {_manifestSha256})");
+        var m = _manifest!;
+        if (actual.DomainUuid != m.DomainUuid || actual.ChainId != m.ChainId || actual.Checkpoint != m.Checkpoint)
+            throw Fail(name, "trailer's domainUuid/chainId/checkpoint differ from the manifest's");
+        var listed = actual.Members ?? [];
+        var proven = new List<TrailerEntry>(_entries.Count);
+        for (int i = 0; i < Math.Max(listed.Count, _entries.Count); i++)
+        {
+            if (i >= listed.Count)
+                throw Fail(_entries[i].Name, "member is in the stream but missing from the trailer");
+            var claimed = listed[i];
+            if (claimed is null)
+                throw Fail(name, $"trailer entry {i} is null");
+            if (i >= _entries.Count)
+                throw Fail(claimed.Name, "member is listed in the trailer but missing from the stream");
+            var seen = _entries[i];
+            if (claimed.Name != seen.Name)
+            {
+                bool listedElsewhere = listed.Any(e => e?.Name == seen.Name);
+                throw Fail(seen.Name, listedElsewhere
+                    ? $"member order differs from the trailer (trailer lists '{claimed.Name}' at this position)"
+                    : "member is in the stream but missing from the trailer");
+            }
+            if (claimed.StoredSize != seen.StoredSize)
+                throw Fail(seen.Name, $"stored size {seen.StoredSize} differs from the trailer's {claimed.StoredSize}");
+            if (claimed.Size != seen.Size)
+                throw Fail(seen.Name, $"size {seen.Size} differs from the trailer's {claimed.Size}");
+            if (claimed.StoredSha256 != seen.StoredSha256)
+                throw Fail(seen.Name, $"SHA-256 of the stored bytes is {seen.StoredSha256 ?? "(none)"}, the trailer says {claimed.StoredSha256 ?? "(none)"}");
+            // Without decoding, the SHA-256 of zstd content is unknown: it is the one thing taken from the trailer.
+            if (seen.Sha256.Length == 0)
+                seen = seen with { Sha256 = claimed.Sha256 ?? "" };
+            else if (claimed.Sha256 != seen.Sha256)
+                throw Fail(seen.Name, $"SHA-256 of the content is {seen.Sha256}, the trailer says {claimed.Sha256}: the member is corrupt");
+            proven.Add(seen);
+        }
+        var expected = Trailer.Create(m, _manifestSha256, proven);
+        if (actual.MemberCount != expected.MemberCount)
+            throw Fail(name, $"memberCount {actual.MemberCount} differs from the {expected.MemberCount} members in the stream");
+        if (actual.TotalStoredBytes != expected.TotalStoredBytes || actual.TotalBytes != expected.TotalBytes)
+            throw Fail(name, "totalStoredBytes/totalBytes differ from the members in the stream");
+        if (!StreamJson.Serialize(expected).AsSpan().SequenceEqual(content))
+            throw Fail(name, "trailer is not in the canonical form the writer produces");
+        return expected;
+    }
+
+    /// <summary>After the trailer: at least the two zero blocks of the end-of-archive, then only zero blocks.</summary>
+    private async Task ReadEndOfArchiveAsync(CancellationToken ct)
+    {
+        const string who = MemberNames.Trailer;
+        long start = _position;
+        var buffer = new byte[64 * 1024];
+        long zeros = 0;
+        while (true)
+        {
+            int got = await ReadUpToAsync(buffer, ct).ConfigureAwait(false);
+            if (got == 0)
+                break;
+            int nonZero = buffer.AsSpan(0, got).IndexOfAnyExcept((byte)0);
+            if (nonZero >= 0)
+            {
+                long at = start + zeros + nonZero;
+                string culprit = who;
+                if ((at - start) % TarHeader.BlockSize == 0 && nonZero + TarHeader.BlockSize <= got)
+                {
+                    var raw = TarHeader.Inspect(buffer.AsSpan(nonZero, TarHeader.BlockSize));
+                    if (raw.ChecksumOk && raw.NameIsPrintableAscii && raw.Name.Length > 0)
+                        culprit = raw.Name;
+                }
+                throw Fail(culprit, culprit == who
+                    ? $"data after the trailer at byte {at}: only end-of-archive zero blocks may follow the trailer"
+                    : "member after the trailer: the trailer must be the last member", at);
+            }
+            zeros += got;
+            if (zeros > _options.MaxTrailingZeroBytes)
+                throw Fail(who, $"more than {_options.MaxTrailingZeroBytes} zero bytes after the trailer", start);
+        }
+        if (zeros < 2 * TarHeader.BlockSize)
+            throw Fail(who, "the stream ends without the two end-of-archive zero blocks after the trailer: it is truncated", start + zeros);
+        if (zeros % TarHeader.BlockSize != 0)
+            throw Fail(who, "the stream does not end on a 512-byte block boundary after the trailer", start + zeros);
+    }
+
+    // ---- order helpers ------------------------------------------------------------------------------
+
+    private void ExpectStateStage(string name)
+    {
+        if (_stage == Stage.State)
+            return;
+        throw Fail(name, _stage switch
+        {
+            Stage.Manifest => "the first member must be virtbackup/manifest.json",
+            Stage.DomainXml => "virtbackup/domain.xml must follow the manifest",
+            _ => "NVRAM and TPM files must come before the disks",
+        });
+    }
+
+    /// <summary>Checks that everything before the disks is there, for a map or the trailer named <paramref name="name"/>.</summary>
+    private void EnterDisks(string name)
+    {
+        if (_stage == Stage.Disks)
+            return;
+        ExpectStateStage(name);
+        if (_manifest!.NvramPresent && !_nvramSeen)
+            throw Fail(name, "the NVRAM member the manifest announces is missing");
+        if (_manifest.Tpm.Present && _tpmCount == 0)
+            throw Fail(name, "the TPM state the manifest announces is missing");
+        _stage = Stage.Disks;
+    }
+
+    private int NextDiskIndex()
+    {
+        for (int i = _nextDiskIndex; i < _manifest!.Disks.Count; i++)
+            if (!_manifest.Disks[i].Excluded)
+                return i;
+        return -1;
+    }
+
+    private string ExpectedDataName(CurrentDisk disk) =>
+        MemberNames.DiskData(disk.Disk.Target, disk.Pieces.Current.Offset, _manifest!.Compression.Algorithm);
+
+    private void CheckSize(string name, long size, long max)
+    {
+        if (size > max)
+            throw Fail(name, $"member of {size} bytes is larger than the {max} bytes allowed for it");
+    }
+
+    private void AddEntry(string name, long storedSize, long size, string? sha256, string? storedSha256) =>
+        _entries.Add(new TrailerEntry(name, storedSize, size, sha256 ?? "", storedSha256));
+
+    // ---- input --------------------------------------------------------------------------------------
+
+    private async Task<byte[]> ReadContentAsync(string name, long size, CancellationToken ct)
+    {
+        var content = new byte[size];
+        await ReadExactlyAsync(name, content, ct).ConfigureAwait(false);
+        await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
+        return content;
+    }
+
+    private async Task ReadPaddingAsync(string name, long size, CancellationToken ct)
+    {
+        int padding = TarHeader.PaddingFor(size);
+        if (padding == 0)
+            return;
+        var pad = _block.AsMemory(0, padding);
+        long at = _position;
+        await ReadExactlyAsync(name, pad, ct).ConfigureAwait(false);
+        if (pad.Span.ContainsAnyExcept((byte)0))
+            throw Fail(name, "non-zero bytes in the padding after the member's content", at);
+    }
+
+    private async Task ReadExactlyAsync(string name, Memory<byte> buffer, CancellationToken ct)
+    {
+        long at = _position;
+        int got = await ReadUpToAsync(buffer, ct).ConfigureAwait(false);
+        if (got < buffer.Length)
+            throw Fail(name, $"the stream ends inside this member ({got} of {buffer.Length} bytes read): it is truncated", at);
+    }
+
+    private async Task<int> ReadUpToAsync(Memory<byte> buffer, CancellationToken ct)
+    {
+        int got = await _input.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        _position += got;
+        return got;
+    }
+
+    // ---- errors -------------------------------------------------------------------------------------
+
+    private string After() => _lastMember is null ? "(start of stream)" : $"(the header after '{_lastMember}')";
+
+    /// <summary>The name (or pattern) of the member that should come next, for "missing" messages.</summary>
+    private string ExpectedNext()
+    {
+        switch (_stage)
+        {
+            case Stage.Manifest: return MemberNames.Manifest;
+            case Stage.DomainXml: return MemberNames.DomainXml;
+            case Stage.State when _manifest!.NvramPresent && !_nvramSeen: return MemberNames.NvramPrefix + "*";
+            case Stage.State when _manifest!.Tpm.Present && _tpmCount == 0: return MemberNames.TpmPrefix + "*";
+        }
+        if (_disk is { IsComplete: false } open)
+            return ExpectedDataName(open);
+        return NextDiskIndex() is var next and >= 0 ? MemberNames.DiskMap(_manifest!.Disks[next].Target) : MemberNames.Trailer;
+    }
+
+    private static StreamFormatException Fail(string member, string problem, long? at = null) => new(member, problem, at);
+
+    private static string Hash(ReadOnlySpan<byte> content) => BackupStreamWriter.Hex(SHA256.HashData(content));
+}

@@ -1,0 +1,458 @@
+using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+
+namespace VirtBackup.Core.Stream;
+
+/// <summary>
+/// Writes a VirtBackup stream (a ustar tar stream) to an unseekable output, enforcing the member order:
+/// manifest, domain XML, NVRAM (iff the manifest says so), TPM files (iff the manifest says so; sorted,
+/// at least one), then for every non-excluded disk in manifest order its map and its data, then the trailer
+/// (<see cref="CompleteAsync"/>). Anything else throws before a byte of it is written.
+/// <para>
+/// Disk data: after <see cref="WriteDiskMapAsync"/>, pass the bytes of the map's data extents in order with
+/// <see cref="WriteDiskDataAsync"/>, in calls of any size, each continuing exactly where the previous ended
+/// (or at the start of the next data extent) and never running past the end of its data extent. The writer cuts
+/// members at every multiple of the member size itself, so the member layout depends only on the map; it copies
+/// the bytes, so the caller may reuse its buffer as soon as the call returns. Members are compressed and hashed
+/// in parallel (<see cref="StreamWriterOptions.MaxParallelism"/>) and written in order by a background loop.
+/// </para>
+/// <para>
+/// Errors of the output (e.g. <see cref="IOException"/> for EPIPE when the consumer goes away) are rethrown
+/// unchanged from the next call. After any failure the writer is faulted and never writes a trailer, so a
+/// failed backup can never look complete. The output stream is flushed but not disposed.
+/// </para>
+/// </summary>
+public sealed class BackupStreamWriter : IAsyncDisposable
+{
+    private enum Stage { Start, Manifest, DomainXml, Nvram, Tpm, Disks, Completed }
+
+    private readonly System.IO.Stream _output;
+    private readonly StreamWriterOptions _options;
+    private readonly Channel<Task<ReadyMember>> _queue;
+    private readonly Task _drain;
+    private readonly CancellationTokenSource _abort = new();
+    private readonly List<TrailerEntry> _entries = [];
+    private readonly BufferPool _slotPool;
+    private readonly BufferPool? _framePool;
+    private volatile ExceptionDispatchInfo? _outputFault;
+    private Exception? _callerFault;
+    private int _busy;
+
+    private Stage _stage = Stage.Start;
+    private Manifest? _manifest;
+    private string _manifestSha256 = "";
+    private string? _lastTpmPath;
+    private int _nextDiskIndex;
+    private DiskState? _disk;
+
+    public BackupStreamWriter(System.IO.Stream output, StreamWriterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!output.CanWrite)
+            throw new ArgumentException("The output stream is not writable.", nameof(output));
+        if (StreamRules.CompressionProblem(CompressionInfo.From(options)) is { } problem)
+            throw new ArgumentException($"Invalid writer options: {problem}.", nameof(options));
+        if (options.MaxParallelism < 1)
+            throw new ArgumentException("MaxParallelism must be at least 1.", nameof(options));
+
+        _output = output;
+        _options = options;
+        int parallelism = options.MaxParallelism;
+        _queue = Channel.CreateBounded<Task<ReadyMember>>(new BoundedChannelOptions(parallelism)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        // Buffers: one being filled, `parallelism` queued, one awaited by the loop and one being written.
+        int retained = parallelism + 3;
+        _slotPool = new BufferPool(TarHeader.BlockSize + options.MemberSize + TarHeader.BlockSize, retained);
+        if (options.Compression == Compression.Zstd)
+            _framePool = new BufferPool(TarHeader.BlockSize + ZstdFrames.CompressBound(options.MemberSize) + TarHeader.BlockSize, retained);
+        _drain = Task.Run(DrainAsync);
+    }
+
+    /// <summary>True once <see cref="CompleteAsync"/> has written the trailer and flushed the output.</summary>
+    public bool IsCompleted => _stage == Stage.Completed;
+
+    /// <summary>Writes <c>virtbackup/manifest.json</c>. Must be first; its compression must equal the options'.</summary>
+    public Task WriteManifestAsync(Manifest manifest, CancellationToken ct) => Run(() =>
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        Expect(_stage == Stage.Start, "The manifest must be the first member and written once.");
+        if (StreamRules.ManifestProblem(manifest) is { } problem)
+            throw new ArgumentException($"Invalid manifest: {problem}.", nameof(manifest));
+        if (manifest.Compression != CompressionInfo.From(_options))
+            throw new ArgumentException(
+                $"Manifest compression {manifest.Compression} differs from the writer's {CompressionInfo.From(_options)}.", nameof(manifest));
+        byte[] json = StreamJson.Serialize(manifest);
+        if (json.Length > StreamRules.MaxManifestSize)
+            throw new ArgumentException($"The manifest is larger than {StreamRules.MaxManifestSize} bytes.", nameof(manifest));
+        return () =>
+        {
+            _manifest = manifest;
+            _manifestSha256 = Hex(SHA256.HashData(json));
+            _stage = Stage.Manifest;
+            return EnqueueSmallAsync(MemberNames.Manifest, json, ct);
+        };
+    });
+
+    /// <summary>Writes <c>virtbackup/domain.xml</c> (UTF-8, no BOM) right after the manifest.</summary>
+    public Task WriteDomainXmlAsync(string xml, CancellationToken ct) => Run(() =>
+    {
+        ArgumentNullException.ThrowIfNull(xml);
+        Expect(_stage == Stage.Manifest, "The domain XML must follow the manifest and be written once.");
+        byte[] bytes = StreamJson.Utf8(xml);
+        if (bytes.Length > StreamRules.MaxDomainXmlSize)
+            throw new ArgumentException($"The domain XML is larger than {StreamRules.MaxDomainXmlSize} bytes.", nameof(xml));
+        return () =>
+        {
+            _stage = Stage.DomainXml;
+            return EnqueueSmallAsync(MemberNames.DomainXml, bytes, ct);
+        };
+    });
+
+    /// <summary>Writes <c>state/nvram/&lt;fileName&gt;</c>, once, after the domain XML, iff the manifest says NVRAM is present.</summary>
+    public Task WriteNvramAsync(string fileName, ReadOnlyMemory<byte> content, CancellationToken ct) => Run(() =>
+    {
+        Expect(_stage == Stage.DomainXml && _manifest!.NvramPresent,
+            _manifest?.NvramPresent == false
+                ? "The manifest says there is no NVRAM."
+                : "The NVRAM must follow the domain XML and be written once.");
+        string name = MemberNames.Nvram(fileName);
+        CheckStateFileSize(content.Length, name);
+        byte[] bytes = content.ToArray();
+        return () =>
+        {
+            _stage = Stage.Nvram;
+            return EnqueueSmallAsync(name, bytes, ct);
+        };
+    });
+
+    /// <summary>
+    /// Writes <c>state/tpm/&lt;relativePath&gt;</c>, after the domain XML and NVRAM, iff the manifest says a TPM is
+    /// present. Paths must come in strictly increasing ordinal order (e.g. sorted with <see cref="StringComparer.Ordinal"/>).
+    /// </summary>
+    public Task WriteTpmFileAsync(string relativePath, ReadOnlyMemory<byte> content, CancellationToken ct) => Run(() =>
+    {
+        Expect(_manifest is { Tpm.Present: true }, _manifest is null ? "The manifest must come first." : "The manifest says there is no TPM.");
+        Expect(_stage == Stage.Tpm || (_stage == Stage.DomainXml && !_manifest!.NvramPresent) || _stage == Stage.Nvram,
+            _stage == Stage.DomainXml ? "The NVRAM must be written before the TPM files." : "TPM files must come after the domain XML and NVRAM and before the disks.");
+        string name = MemberNames.TpmFile(relativePath);
+        if (_lastTpmPath is not null && string.CompareOrdinal(relativePath, _lastTpmPath) <= 0)
+            throw new ArgumentException($"TPM file '{relativePath}' does not come after '{_lastTpmPath}' in ordinal order.", nameof(relativePath));
+        CheckStateFileSize(content.Length, name);
+        byte[] bytes = content.ToArray();
+        return () =>
+        {
+            _stage = Stage.Tpm;
+            _lastTpmPath = relativePath;
+            return EnqueueSmallAsync(name, bytes, ct);
+        };
+    });
+
+    /// <summary>
+    /// Writes <c>disks/&lt;target&gt;/extents.json</c> for the next non-excluded disk of the manifest. Extents must be
+    /// sorted, non-overlapping, non-empty and inside the disk; adjacent extents of the same kind are merged.
+    /// </summary>
+    public Task WriteDiskMapAsync(string target, IReadOnlyList<DiskExtent> extents, CancellationToken ct) => Run(() =>
+    {
+        ArgumentNullException.ThrowIfNull(extents);
+        ExpectBeforeDisks();
+        if (_disk is { IsComplete: false })
+            throw new InvalidOperationException(
+                $"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset} before the next disk can start.");
+        int diskIndex = NextDiskIndex();
+        if (diskIndex < 0)
+            throw new InvalidOperationException($"All disks of the manifest already have their map; '{target}' is not expected.");
+        var manifestDisk = _manifest!.Disks[diskIndex];
+        if (manifestDisk.Target != target)
+            throw new InvalidOperationException($"The next disk in manifest order is '{manifestDisk.Target}', not '{target}'.");
+        var normalized = StreamRules.Normalize(extents, manifestDisk.VirtualSize, out var problem)
+            ?? throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
+        byte[] json = StreamJson.Serialize(new DiskMap(target, manifestDisk.VirtualSize, normalized));
+        if (json.Length > StreamRules.MaxMapSize)
+            throw new ArgumentException($"The map of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
+        return () =>
+        {
+            _stage = Stage.Disks;
+            _nextDiskIndex = diskIndex + 1;
+            _disk = new DiskState(target, StreamRules.Pieces(normalized, _options.MemberSize).GetEnumerator());
+            return EnqueueSmallAsync(MemberNames.DiskMap(target), json, ct);
+        };
+    });
+
+    /// <summary>
+    /// Adds bytes of the current disk's data extents, starting at byte <paramref name="offset"/> of the disk.
+    /// See the class remarks for the rules; empty data is ignored.
+    /// </summary>
+    public Task WriteDiskDataAsync(string target, long offset, ReadOnlyMemory<byte> data, CancellationToken ct) => Run(() =>
+    {
+        var disk = _disk;
+        if (disk is null || disk.Target != target || _stage != Stage.Disks)
+            throw new InvalidOperationException($"Disk data for '{target}' must follow that disk's map (current disk: '{disk?.Target ?? "none"}').");
+        if (data.IsEmpty)
+            return () => Task.CompletedTask;
+        if (disk.IsComplete)
+            throw new ArgumentException($"All data extents of disk '{target}' are already written; got data at offset {offset}.", nameof(offset));
+        if (offset != disk.NextOffset)
+            throw new ArgumentException($"Data for disk '{target}' must continue at offset {disk.NextOffset}; got offset {offset}.", nameof(offset));
+        if (data.Length > disk.Piece.ExtentEnd - offset)
+            throw new ArgumentException(
+                $"Data for disk '{target}' at offset {offset} (+{data.Length}) runs past the end of its data extent at {disk.Piece.ExtentEnd}.", nameof(data));
+        return () => AppendDiskDataAsync(disk, data, ct);
+    });
+
+    /// <summary>
+    /// Writes the trailer and the end-of-archive blocks and flushes the output. Only after this returns is the
+    /// stream complete. Requires every member the manifest announced.
+    /// </summary>
+    public Task CompleteAsync(CancellationToken ct) => Run(() =>
+    {
+        ExpectBeforeDisks();
+        if (_disk is { IsComplete: false })
+            throw new InvalidOperationException($"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset}.");
+        if (NextDiskIndex() is var missing and >= 0)
+            throw new InvalidOperationException($"Disk '{_manifest!.Disks[missing].Target}' has no map yet.");
+        return () => FinishAsync(ct);
+    });
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stage == Stage.Completed)
+        {
+            _abort.Dispose();
+            return;
+        }
+        _callerFault ??= new ObjectDisposedException(nameof(BackupStreamWriter));
+        _queue.Writer.TryComplete();
+        await _abort.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _drain.ConfigureAwait(false);
+        }
+        catch
+        {
+            // The stream is incomplete anyway; failures were reported to the caller already.
+        }
+        _abort.Dispose();
+    }
+
+    // ---- state checks -------------------------------------------------------------------------------
+
+    private static void Expect(bool condition, string message)
+    {
+        if (!condition) throw new InvalidOperationException(message);
+    }
+
+    private void ExpectBeforeDisks()
+    {
+        Expect(_stage >= Stage.DomainXml, _stage == Stage.Start ? "The manifest must come first." : "The domain XML must be written before the disks.");
+        Expect(!_manifest!.NvramPresent || _stage >= Stage.Nvram, "The manifest announces NVRAM but none was written.");
+        Expect(!_manifest.Tpm.Present || _stage >= Stage.Tpm, "The manifest announces a TPM but no TPM file was written.");
+    }
+
+    private int NextDiskIndex()
+    {
+        for (int i = _nextDiskIndex; i < _manifest!.Disks.Count; i++)
+            if (!_manifest.Disks[i].Excluded)
+                return i;
+        return -1;
+    }
+
+    private static void CheckStateFileSize(int length, string name)
+    {
+        if (length > StreamRules.MaxStateFileSize)
+            throw new ArgumentException($"'{name}' is larger than {StreamRules.MaxStateFileSize} bytes.");
+    }
+
+    /// <summary>
+    /// Runs a public operation: <paramref name="validate"/> checks arguments and state (its exceptions leave the
+    /// writer usable) and returns the action that changes state and writes (any exception of which faults the writer).
+    /// </summary>
+    private async Task Run(Func<Func<Task>> validate)
+    {
+        if (Interlocked.Exchange(ref _busy, 1) != 0)
+            throw new InvalidOperationException("BackupStreamWriter does not support concurrent calls.");
+        try
+        {
+            ThrowIfFaulted();
+            Expect(_stage != Stage.Completed, "The stream is already complete.");
+            var action = validate();
+            try
+            {
+                await action().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _callerFault ??= e;
+                throw;
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    private void ThrowIfFaulted()
+    {
+        _outputFault?.Throw();
+        if (_callerFault is { } e)
+            throw new InvalidOperationException("The writer failed earlier; the stream is incomplete and cannot be continued.", e);
+    }
+
+    // ---- members ------------------------------------------------------------------------------------
+
+    private sealed class DiskState(string target, IEnumerator<(long Offset, int Length, long ExtentEnd)> pieces)
+    {
+        public string Target { get; } = target;
+        public IEnumerator<(long Offset, int Length, long ExtentEnd)> Pieces { get; } = pieces;
+        public bool IsComplete { get; private set; } = !pieces.MoveNext();
+        public (long Offset, int Length, long ExtentEnd) Piece => Pieces.Current;
+        public byte[]? Slot { get; set; }
+        public int Filled { get; set; }
+        public long NextOffset => IsComplete ? -1 : Piece.Offset + Filled;
+
+        public void Advance()
+        {
+            Slot = null;
+            Filled = 0;
+            IsComplete = !Pieces.MoveNext();
+        }
+    }
+
+    /// <summary>A member ready to be written: header, stored bytes and zero padding contiguous in one buffer.</summary>
+    private sealed record ReadyMember(byte[] Buffer, int Length, TrailerEntry Entry, BufferPool? Pool)
+    {
+        public void Release() => Pool?.Return(Buffer);
+    }
+
+    private async Task AppendDiskDataAsync(DiskState disk, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        while (!data.IsEmpty)
+        {
+            var piece = disk.Piece;
+            disk.Slot ??= _slotPool.Rent();
+            int n = Math.Min(data.Length, piece.Length - disk.Filled);
+            data.Span[..n].CopyTo(disk.Slot.AsSpan(TarHeader.BlockSize + disk.Filled, n));
+            disk.Filled += n;
+            data = data[n..];
+            if (disk.Filled == piece.Length)
+            {
+                byte[] slot = disk.Slot;
+                string name = MemberNames.DiskData(disk.Target, piece.Offset, _options.Compression);
+                disk.Advance();
+                Task<ReadyMember> work = _options.Compression == Compression.Zstd
+                    ? Task.Run(() => BuildZstdMember(name, slot, piece.Length), CancellationToken.None)
+                    : Task.Run(() => BuildRawMember(name, slot, piece.Length), CancellationToken.None);
+                await EnqueueAsync(work, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private ReadyMember BuildRawMember(string name, byte[] slot, int length)
+    {
+        string sha = Hex(SHA256.HashData(slot.AsSpan(TarHeader.BlockSize, length)));
+        int total = Frame(slot, name, length);
+        return new ReadyMember(slot, total, new TrailerEntry(name, length, length, sha, null), _slotPool);
+    }
+
+    private ReadyMember BuildZstdMember(string name, byte[] slot, int length)
+    {
+        byte[] frame = _framePool!.Rent();
+        try
+        {
+            var content = slot.AsSpan(TarHeader.BlockSize, length);
+            int stored = ZstdFrames.Compress(content, frame.AsSpan(TarHeader.BlockSize, frame.Length - 2 * TarHeader.BlockSize), _options.ZstdLevel);
+            string sha = Hex(SHA256.HashData(content));
+            _slotPool.Return(slot);
+            string storedSha = Hex(SHA256.HashData(frame.AsSpan(TarHeader.BlockSize, stored)));
+            int total = Frame(frame, name, stored);
+            return new ReadyMember(frame, total, new TrailerEntry(name, stored, length, sha, storedSha), _framePool);
+        }
+        catch
+        {
+            _framePool.Return(frame);
+            throw;
+        }
+    }
+
+    /// <summary>Fills the header in front of and the zero padding behind <paramref name="stored"/> bytes at offset 512.</summary>
+    private static int Frame(byte[] buffer, string name, int stored)
+    {
+        TarHeader.Write(buffer.AsSpan(0, TarHeader.BlockSize), name, stored);
+        int padding = TarHeader.PaddingFor(stored);
+        buffer.AsSpan(TarHeader.BlockSize + stored, padding).Clear();
+        return TarHeader.BlockSize + stored + padding;
+    }
+
+    private Task EnqueueSmallAsync(string name, byte[] content, CancellationToken ct)
+    {
+        var buffer = new byte[TarHeader.BlockSize + content.Length + TarHeader.PaddingFor(content.Length)];
+        content.CopyTo(buffer, TarHeader.BlockSize);
+        int total = Frame(buffer, name, content.Length);
+        var entry = new TrailerEntry(name, content.Length, content.Length, Hex(SHA256.HashData(content)), null);
+        return EnqueueAsync(Task.FromResult(new ReadyMember(buffer, total, entry, null)), ct);
+    }
+
+    private async Task EnqueueAsync(Task<ReadyMember> work, CancellationToken ct)
+    {
+        ThrowIfFaulted();
+        await _queue.Writer.WriteAsync(work, ct).ConfigureAwait(false);
+        _outputFault?.Throw();
+    }
+
+    /// <summary>Writes finished members in order. After an error it keeps consuming (releasing buffers) but writes nothing.</summary>
+    private async Task DrainAsync()
+    {
+        await foreach (var work in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            ReadyMember ready;
+            try
+            {
+                ready = await work.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _outputFault ??= ExceptionDispatchInfo.Capture(e);
+                continue;
+            }
+            try
+            {
+                if (_outputFault is null)
+                {
+                    await _output.WriteAsync(ready.Buffer.AsMemory(0, ready.Length), _abort.Token).ConfigureAwait(false);
+                    _entries.Add(ready.Entry);
+                }
+            }
+            catch (Exception e)
+            {
+                _outputFault ??= ExceptionDispatchInfo.Capture(e);
+            }
+            finally
+            {
+                ready.Release();
+            }
+        }
+    }
+
+    private async Task FinishAsync(CancellationToken ct)
+    {
+        _queue.Writer.Complete();
+        await _drain.ConfigureAwait(false);
+        _outputFault?.Throw();
+        var trailer = Trailer.Create(_manifest!, _manifestSha256, _entries);
+        byte[] json = StreamJson.Serialize(trailer);
+        var buffer = new byte[TarHeader.BlockSize + json.Length + TarHeader.PaddingFor(json.Length) + 2 * TarHeader.BlockSize];
+        json.CopyTo(buffer, TarHeader.BlockSize);
+        Frame(buffer, MemberNames.Trailer, json.Length); // end-of-archive: the two zero blocks already at the end
+        await _output.WriteAsync(buffer, ct).ConfigureAwait(false);
+        await _output.FlushAsync(ct).ConfigureAwait(false);
+        _stage = Stage.Completed;
+    }
+
+    internal static string Hex(ReadOnlySpan<byte> hash) => Convert.ToHexStringLower(hash);
+}

@@ -1,0 +1,58 @@
+namespace VirtBackup.Core.Stream;
+
+/// <summary>
+/// A member the reader has read and checked so far. Nothing is proven about the stream until the
+/// enumeration ends without exception (the trailer is checked last): keep restored data provisional until then.
+/// </summary>
+public abstract record StreamMember(string Name, long StoredSize, long Size);
+
+public sealed record ManifestMember(string Name, long StoredSize, Manifest Manifest, string Sha256)
+    : StreamMember(Name, StoredSize, StoredSize);
+
+public sealed record DomainXmlMember(string Name, long StoredSize, string Xml)
+    : StreamMember(Name, StoredSize, StoredSize);
+
+/// <summary><see cref="Content"/> is the member's own copy: it stays valid.</summary>
+public sealed record NvramMember(string Name, long StoredSize, string FileName, ReadOnlyMemory<byte> Content)
+    : StreamMember(Name, StoredSize, StoredSize);
+
+/// <summary><see cref="Content"/> is the member's own copy: it stays valid.</summary>
+public sealed record TpmFileMember(string Name, long StoredSize, string RelativePath, ReadOnlyMemory<byte> Content)
+    : StreamMember(Name, StoredSize, StoredSize);
+
+/// <summary>A disk's map; the disk's data members follow.</summary>
+public sealed record DiskMapMember(string Name, long StoredSize, ManifestDisk Disk, DiskMap Map)
+    : StreamMember(Name, StoredSize, StoredSize);
+
+/// <summary>
+/// <see cref="Length"/> bytes of disk <see cref="Target"/> at byte <see cref="Offset"/>. <see cref="Data"/> holds them
+/// decoded when the reader decodes data (empty otherwise); it is a reused buffer, valid only until the
+/// enumeration moves on, so copy or write it before asking for the next member.
+/// </summary>
+public sealed record DiskDataMember(string Name, long StoredSize, string Target, long Offset, int Length, ReadOnlyMemory<byte> Data)
+    : StreamMember(Name, StoredSize, Length);
+
+/// <summary>The last member, yielded only after the whole stream has been checked against it.</summary>
+public sealed record TrailerMember(string Name, long StoredSize, Trailer Trailer)
+    : StreamMember(Name, StoredSize, StoredSize);
+
+/// <summary>What a successful verification proved.</summary>
+public sealed record StreamSummary(Manifest Manifest, Trailer Trailer);
+
+/// <summary>
+/// Reader settings. <see cref="DecodeData"/> false (for listing) skips decoding zstd frames: structure, sizes,
+/// frame headers and the SHA-256 of stored bytes are still checked, the SHA-256 of uncompressed content is not.
+/// </summary>
+public sealed record ReaderOptions
+{
+    public bool DecodeData { get; init; } = true;
+
+    /// <summary>Largest member size (from the manifest) accepted; bounds the reader's buffers. Default 64 MiB.</summary>
+    public int MaxMemberSize { get; init; } = StreamRules.MaxMemberSize;
+
+    /// <summary>Largest run of zero bytes accepted after the trailer (end-of-archive blocks, record padding). Default 1 MiB.</summary>
+    public int MaxTrailingZeroBytes { get; init; } = 1024 * 1024;
+
+    public static ReaderOptions Default { get; } = new();
+    public static ReaderOptions ListOnly { get; } = new() { DecodeData = false };
+}

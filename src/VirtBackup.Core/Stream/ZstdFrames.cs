@@ -1,0 +1,94 @@
+using ZstdSharp;
+using ZstdSharp.Unsafe;
+
+namespace VirtBackup.Core.Stream;
+
+/// <summary>
+/// Data members in zstd form: exactly one standard zstd frame, with the content size in the frame header
+/// and the content checksum, compressed with nothing but the member's bytes and the level (no dictionary,
+/// no long-distance matching, no threads inside zstd), so the same content gives the same frame.
+/// </summary>
+internal static unsafe class ZstdFrames
+{
+    [ThreadStatic] private static Compressor? t_compressor;
+    [ThreadStatic] private static int t_compressorLevel;
+    [ThreadStatic] private static Decompressor? t_decompressor;
+
+    private const uint FrameMagic = 0xFD2FB528;
+
+    public static int CompressBound(int length) => Compressor.GetCompressBound(length);
+
+    /// <summary>Compresses <paramref name="source"/> into one frame; returns the frame length.</summary>
+    public static int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    {
+        var compressor = t_compressor;
+        if (compressor is null || t_compressorLevel != level)
+        {
+            compressor?.Dispose();
+            compressor = new Compressor(level);
+            compressor.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+            compressor.SetParameter(ZSTD_cParameter.ZSTD_c_contentSizeFlag, 1);
+            compressor.SetParameter(ZSTD_cParameter.ZSTD_c_dictIDFlag, 0);
+            t_compressor = compressor;
+            t_compressorLevel = level;
+        }
+        // ZSTD_compress2 resets the session for every call: the frame depends on source and level only.
+        return compressor.Wrap(source, destination);
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="frame"/> is exactly one zstd frame (no skippable frame, nothing after it)
+    /// with a content checksum and a declared content size equal to <paramref name="expectedSize"/>,
+    /// without decoding it. Returns what is wrong, or null.
+    /// </summary>
+    public static string? FrameProblem(ReadOnlySpan<byte> frame, long expectedSize)
+    {
+        if (frame.Length < 4 || BitConverter.ToUInt32(frame[..4]) != FrameMagic)
+            return "is not a zstd frame (bad magic number)";
+        ZSTD_frameHeader header;
+        fixed (byte* p = frame)
+        {
+            nuint r = Methods.ZSTD_getFrameHeader(&header, p, (nuint)frame.Length);
+            if (Methods.ZSTD_isError(r))
+                return $"has an invalid zstd frame header ({Methods.ZSTD_getErrorName(r)})";
+            if (r != 0)
+                return "has a truncated zstd frame header";
+            if (header.frameType != ZSTD_frameType_e.ZSTD_frame)
+                return "is a skippable zstd frame";
+            if (header.checksumFlag == 0)
+                return "zstd frame has no content checksum";
+            if (header.dictID != 0)
+                return "zstd frame needs a dictionary";
+            if (header.frameContentSize == ulong.MaxValue) // ZSTD_CONTENTSIZE_UNKNOWN
+                return "zstd frame does not declare its content size";
+            if (header.frameContentSize != (ulong)expectedSize)
+                return $"zstd frame declares {header.frameContentSize} bytes of content, expected {expectedSize}";
+            nuint compressed = Methods.ZSTD_findFrameCompressedSize(p, (nuint)frame.Length);
+            if (Methods.ZSTD_isError(compressed))
+                return $"zstd frame is corrupt ({Methods.ZSTD_getErrorName(compressed)})";
+            if (compressed != (nuint)frame.Length)
+                return $"holds {frame.Length - (long)compressed} bytes after its zstd frame";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Decodes a frame already checked by <see cref="FrameProblem"/> into exactly <paramref name="destination"/>
+    /// (its declared content size): never more. Returns what is wrong, or null.
+    /// </summary>
+    public static string? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination)
+    {
+        var d = t_decompressor ??= new Decompressor();
+        try
+        {
+            int written = d.Unwrap(frame, destination);
+            return written == destination.Length
+                ? null
+                : $"zstd frame decoded to {written} bytes, expected {destination.Length}";
+        }
+        catch (ZstdException e)
+        {
+            return $"zstd frame is corrupt ({e.Message})";
+        }
+    }
+}
