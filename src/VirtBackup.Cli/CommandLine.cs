@@ -1,4 +1,4 @@
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>One option a verb accepts: a flag, or an option with a value (optionally from a fixed set).</summary>
 internal sealed record OptionSpec(string Name, string Help, string? ValueName = null, IReadOnlyList<string>? Allowed = null)

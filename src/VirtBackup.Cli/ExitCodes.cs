@@ -1,6 +1,6 @@
 using VirtBackup.Core;
 
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>The documented exit codes, and the one place that maps exceptions to them.</summary>
 internal static class ExitCodes

@@ -1,6 +1,6 @@
 using Serilog.Events;
 
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>Options every verb accepts.</summary>
 internal static class GlobalOptions

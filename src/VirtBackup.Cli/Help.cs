@@ -1,7 +1,7 @@
 using System.Text;
-using VirtBackup.Cli.Verbs;
+using VirtBackup.CliApp.Verbs;
 
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>Usage texts; all of them go to stderr (stdout carries data only).</summary>
 internal static class Help

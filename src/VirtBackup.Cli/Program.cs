@@ -1,8 +1,8 @@
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
-using VirtBackup.Cli;
-using VirtBackup.Cli.Verbs;
+using VirtBackup.CliApp;
+using VirtBackup.CliApp.Verbs;
 
 IReadOnlyList<IVerb> verbs = VerbCatalog.All;
 var levelSwitch = new LoggingLevelSwitch(LogEventLevel.Information);

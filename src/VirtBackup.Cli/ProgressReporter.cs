@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Serilog;
 using VirtBackup.Core.Backup;
 
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>
 /// Turns backup progress into a live line on a terminal's stderr, or a log line every 10 s when stderr

@@ -1,7 +1,7 @@
-using VirtBackup.Cli.Verbs;
+using VirtBackup.CliApp.Verbs;
 using VirtBackup.Core.Config;
 
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>Settings that come from options, the environment or the config file.</summary>
 internal static class Settings

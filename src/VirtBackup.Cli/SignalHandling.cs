@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Serilog;
 
-namespace VirtBackup.Cli;
+namespace VirtBackup.CliApp;
 
 /// <summary>
 /// Turns SIGINT, SIGTERM, SIGHUP into cancellation so the verb unwinds through its cleanup (resume,

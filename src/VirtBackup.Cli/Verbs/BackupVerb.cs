@@ -4,7 +4,7 @@ using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 
-namespace VirtBackup.Cli.Verbs;
+namespace VirtBackup.CliApp.Verbs;
 
 internal sealed class BackupVerb : IVerb
 {

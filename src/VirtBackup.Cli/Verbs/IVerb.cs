@@ -1,6 +1,6 @@
 using Serilog;
 
-namespace VirtBackup.Cli.Verbs;
+namespace VirtBackup.CliApp.Verbs;
 
 /// <summary>What a verb gets from the process: the data streams, the log and the environment.</summary>
 internal sealed record VerbContext(

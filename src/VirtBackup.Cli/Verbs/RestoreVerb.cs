@@ -1,4 +1,4 @@
-namespace VirtBackup.Cli.Verbs;
+namespace VirtBackup.CliApp.Verbs;
 
 internal sealed class RestoreVerb : IVerb
 {

@@ -1,4 +1,4 @@
-namespace VirtBackup.Cli.Verbs;
+namespace VirtBackup.CliApp.Verbs;
 
 /// <summary>Every verb the CLI knows, in the order help lists them.</summary>
 internal static class VerbCatalog

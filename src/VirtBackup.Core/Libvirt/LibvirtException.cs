@@ -18,6 +18,8 @@ public class LibvirtException : VirtBackupException
         LibvirtMessage = libvirtMessage;
     }
 
+    public override ErrorCategory Category => ErrorCategory.Libvirt;
+
     /// <summary>The libvirt function that failed, e.g. <c>virDomainBackupBegin</c>.</summary>
     public string Operation { get; }
 

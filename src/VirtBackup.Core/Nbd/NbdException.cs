@@ -26,6 +26,8 @@ public sealed class NbdException : VirtBackupException
         ServerErrno = serverErrno;
     }
 
+    public override ErrorCategory Category => ErrorCategory.DiskTransfer;
+
     /// <summary>The NBD command, option or phase that failed.</summary>
     public string Command { get; }
 

@@ -15,6 +15,8 @@ public sealed class StreamFormatException : VirtBackupException
         StreamOffset = streamOffset;
     }
 
+    public override ErrorCategory Category => ErrorCategory.InvalidStream;
+
     /// <summary>The member the problem concerns, e.g. <c>disks/vda/0000000000400000.zst</c>.</summary>
     public string Member { get; }
 

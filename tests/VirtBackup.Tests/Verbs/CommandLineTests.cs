@@ -1,6 +1,6 @@
 using VirtBackup.Testing;
 
-namespace VirtBackup.Tests.Cli;
+namespace VirtBackup.Tests.Verbs;
 
 public class CommandLineTests
 {
