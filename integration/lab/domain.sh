@@ -70,15 +70,16 @@ layout() {
 }
 
 fill_image() {
-  local image=$1 size=$2 index=$3 kind offset length pattern
+  local image=$1 size=$2 index=$3 kind offset length pattern runs
   local -a commands=()
+  runs=$(layout "$size" "$index")
   while read -r kind offset length pattern; do
     if [[ $kind == data ]]; then
       commands+=(-c "write -q -P $pattern $offset $length")
     else
       commands+=(-c "write -q -P 0xee $offset $length" -c "write -q -z $offset $length")
     fi
-  done < <(layout "$size" "$index")
+  done <<<"$runs"
   qemu-io -f qcow2 "${commands[@]}" "$image" >/dev/null
 }
 
@@ -143,7 +144,12 @@ cmd_create() {
   local bytes
   bytes=$(to_bytes "$size")
   ((bytes % 512 == 0)) || die "disk size must be a multiple of 512"
-  domain_exists "$name" && die "domain '$name' already exists; remove it first"
+  if [[ $fill == yes ]] && ((bytes < 32 * MIB)); then
+    die "--fill needs disks of at least 32M"
+  fi
+  if domain_exists "$name"; then
+    die "domain '$name' already exists; remove it first"
+  fi
 
   # From here on, a failure removes whatever was made.
   trap 'echo "domain.sh: create $name failed; cleaning up" >&2; cmd_remove "$name" --force >/dev/null 2>&1 || true' ERR
@@ -152,9 +158,13 @@ cmd_create() {
   for ((i = 0; i < disks; i++)); do
     dev=vd$(printf "\\x$(printf %x $((97 + i)))")
     image=$IMAGES/$name-$dev.qcow2
-    [[ -e $image ]] && die "$image already exists; remove it first"
+    if [[ -e $image ]]; then
+      die "$image already exists; remove it first"
+    fi
     qemu-img create -q -f qcow2 "$image" "$bytes"
-    [[ $fill == yes ]] && fill_image "$image" "$bytes" "$i"
+    if [[ $fill == yes ]]; then
+      fill_image "$image" "$bytes" "$i"
+    fi
   done
   xml=$(mktemp)
   domain_xml "$name" "$disks" >"$xml"
@@ -211,7 +221,9 @@ cmd_write() {
 cmd_remove() {
   local name=${1:-} force=no
   [[ -n $name ]] || die "usage: domain.sh remove NAME [--force]"
-  [[ ${2:-} == --force ]] && force=yes
+  if [[ ${2:-} == --force ]]; then
+    force=yes
+  fi
   check_name "$name" "$force"
   local uuid="" flags=(--nvram --checkpoints-metadata --snapshots-metadata --managed-save)
   if domain_exists "$name"; then

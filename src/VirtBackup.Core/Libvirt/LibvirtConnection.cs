@@ -27,7 +27,7 @@ public sealed class LibvirtConnection : IDisposable
     public static LibvirtConnection Open(string uri = SystemUri)
     {
         EnsureInitialized();
-        var handle = Check(LibvirtNative.virConnectOpen(uri), "virConnectOpen", null);
+        var handle = Check(LibvirtNative.virConnectOpen(uri), $"virConnectOpen('{uri}')", null);
         Silence(handle);
         return new LibvirtConnection(handle, uri);
     }

@@ -8,8 +8,8 @@ namespace VirtBackup.Core.Libvirt;
 public class LibvirtException : VirtBackupException
 {
     internal LibvirtException(string operation, string? domainName, LibvirtErrorCode code,
-        LibvirtErrorDomain errorDomain, string libvirtMessage)
-        : base(Describe(operation, domainName, code, libvirtMessage))
+        LibvirtErrorDomain errorDomain, string libvirtMessage, string? hint = null)
+        : base(Describe(operation, domainName, code, libvirtMessage) + (hint is null ? "" : " " + hint))
     {
         Operation = operation;
         DomainName = domainName;
@@ -45,7 +45,8 @@ public class LibvirtException : VirtBackupException
 public sealed class DomainNotFoundException : LibvirtException
 {
     internal DomainNotFoundException(string operation, string? domainName, LibvirtErrorDomain errorDomain, string libvirtMessage)
-        : base(operation, domainName, LibvirtErrorCode.NoDomain, errorDomain, libvirtMessage)
+        : base(operation, domainName, LibvirtErrorCode.NoDomain, errorDomain, libvirtMessage,
+            "Check the name or UUID with 'virsh list --all' on the libvirt host.")
     {
     }
 }
@@ -54,7 +55,8 @@ public sealed class DomainNotFoundException : LibvirtException
 public sealed class CheckpointNotFoundException : LibvirtException
 {
     internal CheckpointNotFoundException(string operation, string? domainName, LibvirtErrorDomain errorDomain, string libvirtMessage)
-        : base(operation, domainName, LibvirtErrorCode.NoDomainCheckpoint, errorDomain, libvirtMessage)
+        : base(operation, domainName, LibvirtErrorCode.NoDomainCheckpoint, errorDomain, libvirtMessage,
+            "List the domain's checkpoints with 'virsh checkpoint-list'.")
     {
     }
 }
