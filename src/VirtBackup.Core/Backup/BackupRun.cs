@@ -36,7 +36,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var state = StateLocation.Of(xml, QemuConf.Load());
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        using var runtime = JobRuntimeDirectory.Create(domain.Uuid);
+        using var runtime = JobRuntimeDirectory.Create(domain.Uuid, xml.QemuProcessIds);
         var jobDisks = selection.Included
             .Select(d => new BackupJobDisk(d.Target, ScratchFile(options, domain, d.Target), d.DriverType == "qcow2"))
             .ToList();

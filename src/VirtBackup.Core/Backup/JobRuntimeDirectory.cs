@@ -15,11 +15,17 @@ public sealed class JobRuntimeDirectory : IDisposable
 
     public string SocketPath => System.IO.Path.Combine(Path, "nbd.sock");
 
-    public static JobRuntimeDirectory Create(string domainUuid)
+    /// <param name="qemuProcessIds">The running QEMU's uid and gid (from the live XML), which must create the socket.</param>
+    public static JobRuntimeDirectory Create(string domainUuid, (int Uid, int Gid)? qemuProcessIds)
     {
         Directory.CreateDirectory(Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
         var path = System.IO.Path.Combine(Root, $"{domainUuid}-{Environment.ProcessId}");
         Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (qemuProcessIds is { } ids)
+        {
+            Platform.Posix.Chown(path, ids.Uid, ids.Gid);
+        }
+
         return new JobRuntimeDirectory(path);
     }
 

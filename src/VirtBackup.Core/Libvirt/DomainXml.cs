@@ -16,6 +16,12 @@ public sealed record DomainXml(
     DomainNvram? Nvram,
     DomainTpm? Tpm)
 {
+    /// <summary>
+    /// The uid and gid the running QEMU process has (live XML's <c>&lt;seclabel model='dac'&gt;&lt;label&gt;+UID:+GID</c>),
+    /// or null when the XML does not say (inactive XML, another security model).
+    /// </summary>
+    public (int Uid, int Gid)? QemuProcessIds { get; init; }
+
     /// <summary>The NVRAM file's path, if the domain has one on a file or block device.</summary>
     public string? NvramPath => Nvram?.Path;
 
@@ -53,7 +59,24 @@ public sealed record DomainXml(
             devices?.Elements("disk").Select(d => ParseDisk(d, name)).ToArray() ?? [],
             ParseLoader(os?.Element("loader")),
             ParseNvram(os?.Element("nvram")),
-            ParseTpm(devices?.Element("tpm")));
+            ParseTpm(devices?.Element("tpm")))
+        {
+            QemuProcessIds = ParseDacLabel(root),
+        };
+    }
+
+    private static (int Uid, int Gid)? ParseDacLabel(XElement root)
+    {
+        var label = root.Elements("seclabel")
+            .Where(s => (string?)s.Attribute("model") == "dac")
+            .Select(s => Text(s.Element("label")))
+            .FirstOrDefault(l => l is not null);
+        var parts = label?.Split(':');
+        return parts is [var uid, var gid]
+            && int.TryParse(uid.TrimStart('+'), out var u)
+            && int.TryParse(gid.TrimStart('+'), out var g)
+                ? (u, g)
+                : null;
     }
 
     private static DomainDisk ParseDisk(XElement disk, string domainName)
