@@ -31,10 +31,12 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
                 $"'{domain.Name}' is not running; backing up shut-off domains (through qemu-nbd) is not supported yet. Start it, or copy its disk images while it is off");
         }
 
+        var state = StateLocation.Of(xml, QemuConf.Load());
+        var capture = new ConsistentCapture(files, marker, log);
+        await capture.PreflightAsync(state, cancellationToken);
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
-        var state = StateLocation.Of(xml, QemuConf.Load());
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
         using var runtime = JobRuntimeDirectory.Create(domain.Uuid, xml.QemuProcessIds);
         var jobDisks = selection.Included
@@ -50,7 +52,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
             options.Freeze);
 
         await using var job = new BackupJob(domain, plan.Checkpoint, log);
-        var captured = await new ConsistentCapture(files, marker, log).RunAsync(request, job.Started, cancellationToken);
+        var captured = await capture.RunAsync(request, job.Started, cancellationToken);
         var disks = new List<DiskSource>();
         try
         {

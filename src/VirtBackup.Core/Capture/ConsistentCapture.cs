@@ -11,6 +11,7 @@ namespace VirtBackup.Core.Capture;
 /// copy-before-write keeps the disks as they were at <c>backupBegin</c>, and the state files were read
 /// while the guest could not change them. Nothing here depends on disk size or on the stream's consumer,
 /// so the pause window stays short. Streaming the disks happens after this returns.
+/// <see cref="PreflightAsync"/> runs first, before anything else touches the domain (even its checkpoints).
 /// </summary>
 public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
 {
@@ -22,7 +23,6 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
     public async Task<CapturedState> RunAsync(CaptureRequest request, Action jobStarted, CancellationToken cancellationToken)
     {
         var domain = request.Domain;
-        await PreflightAsync(request.State, cancellationToken);
         var freeze = Freeze(domain, request.Freeze);
         try
         {
@@ -77,7 +77,7 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
     }
 
     /// <summary>Before the VM is touched: can this process read everything the capture reads?</summary>
-    private async Task PreflightAsync(StateLocation state, CancellationToken cancellationToken)
+    public async Task PreflightAsync(StateLocation state, CancellationToken cancellationToken)
     {
         if (state.NvramPath is { } nvram)
         {
