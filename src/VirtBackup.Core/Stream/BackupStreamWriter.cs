@@ -38,6 +38,7 @@ public sealed class BackupStreamWriter : IAsyncDisposable
     private volatile ExceptionDispatchInfo? _outputFault;
     private Exception? _callerFault;
     private int _busy;
+    private bool _disposed;
 
     private Stage _stage = Stage.Start;
     private Manifest? _manifest;
@@ -219,8 +220,15 @@ public sealed class BackupStreamWriter : IAsyncDisposable
         return () => FinishAsync(ct);
     });
 
+    /// <summary>
+    /// Releases the writer. If <see cref="CompleteAsync"/> did not succeed, pending members are dropped and no
+    /// trailer is written: the output is left as an incomplete stream that every reader refuses.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+            return;
+        _disposed = true;
         if (_stage == Stage.Completed)
         {
             _abort.Dispose();
@@ -278,6 +286,7 @@ public sealed class BackupStreamWriter : IAsyncDisposable
             throw new InvalidOperationException("BackupStreamWriter does not support concurrent calls.");
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             ThrowIfFaulted();
             Expect(_stage != Stage.Completed, "The stream is already complete.");
             var action = validate();

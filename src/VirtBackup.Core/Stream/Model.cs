@@ -2,8 +2,12 @@ using System.Text.Json.Serialization;
 
 namespace VirtBackup.Core.Stream;
 
+/// <summary>Enums are written and read as their names only (no integers).</summary>
+internal sealed class StrictEnumConverter<T>() : JsonStringEnumConverter<T>(namingPolicy: null, allowIntegerValues: false)
+    where T : struct, Enum;
+
 /// <summary>How a backup relates to the checkpoint chain.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<BackupLevel>))]
+[JsonConverter(typeof(StrictEnumConverter<BackupLevel>))]
 public enum BackupLevel
 {
     /// <summary>One-off full copy; creates no checkpoint.</summary>
@@ -15,7 +19,7 @@ public enum BackupLevel
 }
 
 /// <summary>What the guest file systems were while the backup point was taken.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<FreezeState>))]
+[JsonConverter(typeof(StrictEnumConverter<FreezeState>))]
 public enum FreezeState
 {
     [JsonStringEnumMemberName("frozen")] Frozen,
@@ -25,7 +29,7 @@ public enum FreezeState
 }
 
 /// <summary>How disk data members are stored.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<Compression>))]
+[JsonConverter(typeof(StrictEnumConverter<Compression>))]
 public enum Compression
 {
     /// <summary>Each data member is one independent zstd frame with content size and checksum (<c>.zst</c>).</summary>
@@ -34,7 +38,7 @@ public enum Compression
     [JsonStringEnumMemberName("none")] None,
 }
 
-[JsonConverter(typeof(JsonStringEnumConverter<DiskFormat>))]
+[JsonConverter(typeof(StrictEnumConverter<DiskFormat>))]
 public enum DiskFormat
 {
     [JsonStringEnumMemberName("qcow2")] Qcow2,

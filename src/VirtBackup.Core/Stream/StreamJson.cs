@@ -31,8 +31,37 @@ internal static class StreamJson
     public static byte[] Serialize(DiskMap value) => WithNewline(JsonSerializer.SerializeToUtf8Bytes(value, StreamJsonContext.Default.DiskMap));
     public static byte[] Serialize(Trailer value) => WithNewline(JsonSerializer.SerializeToUtf8Bytes(value, StreamJsonContext.Default.Trailer));
 
-    public static Manifest DeserializeManifest(ReadOnlySpan<byte> utf8, string member) =>
-        Deserialize(utf8, member, static s => JsonSerializer.Deserialize(s, StreamJsonContext.Default.Manifest));
+    public static Manifest DeserializeManifest(ReadOnlySpan<byte> utf8, string member)
+    {
+        // Say "unsupported version" rather than "unknown property" for a manifest of a newer format.
+        if (PeekFormatVersion(utf8) is { } version && version != Manifest.CurrentFormatVersion)
+            throw new StreamFormatException(member,
+                $"format version {version} is not supported (this build reads version {Manifest.CurrentFormatVersion})");
+        return Deserialize(utf8, member, static s => JsonSerializer.Deserialize(s, StreamJsonContext.Default.Manifest));
+    }
+
+    private static int? PeekFormatVersion(ReadOnlySpan<byte> utf8)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 16 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                return null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                bool isVersion = reader.ValueTextEquals("formatVersion"u8);
+                if (!reader.Read())
+                    return null;
+                if (isVersion)
+                    return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int v) ? v : null;
+                reader.Skip();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+        return null;
+    }
 
     public static DiskMap DeserializeMap(ReadOnlySpan<byte> utf8, string member) =>
         Deserialize(utf8, member, static s => JsonSerializer.Deserialize(s, StreamJsonContext.Default.DiskMap));

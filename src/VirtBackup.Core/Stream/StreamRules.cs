@@ -157,13 +157,4 @@ internal static class StreamRules
             }
         }
     }
-
-    public static long PieceCount(IReadOnlyList<DiskExtent> extents, int memberSize)
-    {
-        long count = 0;
-        foreach (var e in extents)
-            if (!e.Zero)
-                count += (e.End - 1) / memberSize - e.Offset / memberSize + 1;
-        return count;
-    }
 }

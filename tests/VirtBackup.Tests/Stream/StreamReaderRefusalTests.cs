@@ -515,6 +515,82 @@ public class StreamReaderRefusalTests
         Assert.Equal("member size 1048576 is larger than this reader accepts (524288)", e.Problem);
     }
 
+    // ---- JSON members -------------------------------------------------------------------------------
+
+    private static byte[] EditJson(byte[] stream, string member, Func<string, string> edit) =>
+        TarSurgery.ReplaceContent(stream, member, c => Encoding.UTF8.GetBytes(edit(Encoding.UTF8.GetString(c))));
+
+    [Fact(Timeout = 10_000)]
+    public async Task A_manifest_of_another_format_version_is_refused_as_unsupported()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest,
+            j => j.Replace("\"formatVersion\": 1,", "\"formatVersion\": 2,\n  \"newThing\": true,")));
+
+        Assert.Equal(MemberNames.Manifest, e.Member);
+        Assert.Equal("format version 2 is not supported (this build reads version 1)", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task A_manifest_with_an_unknown_property_is_refused()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest,
+            j => j.Replace("\"nvramPresent\"", "\"surprise\": 1,\n  \"nvramPresent\"")));
+
+        Assert.Equal(MemberNames.Manifest, e.Member);
+        Assert.StartsWith("invalid JSON: ", e.Problem);
+        Assert.Contains("surprise", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task A_manifest_with_an_integer_enum_is_refused()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest, j => j.Replace("\"level\": \"full\"", "\"level\": 1")));
+
+        Assert.Equal(MemberNames.Manifest, e.Member);
+        Assert.StartsWith("invalid JSON: ", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task A_manifest_breaking_the_level_rules_is_refused()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest, j => j.Replace("\"level\": \"full\"", "\"level\": \"inc\"")));
+
+        Assert.Equal(MemberNames.Manifest, e.Member);
+        Assert.Equal("an inc backup needs a parentCheckpoint", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task A_map_that_is_not_canonical_is_refused()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, "disks/vdb/extents.json", j => j.Replace(
+            "\"offset\": 70000,\n      \"length\": 10000,",
+            "\"offset\": 70000,\n      \"length\": 5000,\n      \"zero\": true\n    },\n    {\n      \"offset\": 75000,\n      \"length\": 5000,")));
+
+        Assert.Equal("disks/vdb/extents.json", e.Member);
+        Assert.Equal("adjacent extents of the same kind are not merged", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task A_map_reaching_past_the_virtual_size_is_refused()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, "disks/vdb/extents.json", j => j.Replace("\"length\": 10000,", "\"length\": 300000,")));
+
+        Assert.Equal("disks/vdb/extents.json", e.Member);
+        Assert.Equal("extent [70000, +300000) goes past the virtual size 300000", e.Problem);
+    }
+
     // ---- not a stream at all ------------------------------------------------------------------------
 
     [Fact(Timeout = 10_000)]

@@ -215,6 +215,26 @@ public class StreamWriterTests
     }
 
     [Fact(Timeout = 10_000)]
+    public async Task Disposing_an_unfinished_writer_leaves_a_stream_the_reader_refuses()
+    {
+        var disks = StreamFixtures.TwoDisks();
+        var output = new MemoryStream();
+        var writer = await StartedAsync(output, ManifestFor(disks, tpm: false, nvram: false));
+        await writer.WriteDiskMapAsync("vda", disks[0].Extents, default);
+        await StreamFixtures.WriteDataAsync(writer, disks[0], 100_000);
+
+        await writer.DisposeAsync();
+        await writer.DisposeAsync();
+
+        Assert.False(writer.IsCompleted);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.CompleteAsync(default));
+        var e = await StreamFixtures.RefusedAsync(output.ToArray());
+        // Pending members are dropped: whatever got out ends before the trailer.
+        Assert.StartsWith("disks/", e.Member);
+        Assert.StartsWith("missing: the stream ends at byte", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
     public async Task A_closed_pipe_surfaces_as_an_IOException()
     {
         using var server = new AnonymousPipeServerStream(PipeDirection.Out);
