@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
@@ -54,9 +55,14 @@ if (options.Flag("help"))
 levelSwitch.MinimumLevel = GlobalOptions.LogLevel(options);
 using var cancellation = new CancellationTokenSource();
 using var signals = new SignalHandling(cancellation, log);
+// Not Console.OpenStandardOutput(): .NET's console stream pretends a write to a closed pipe (EPIPE)
+// succeeded, which would turn a consumer that went away into a "complete" backup. Plain file streams on
+// fds 0 and 1 report it as an IOException.
+await using var standardInput = new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0);
+await using var standardOutput = new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
 var context = new VerbContext(
-    Console.OpenStandardInput(),
-    Console.OpenStandardOutput(),
+    standardInput,
+    standardOutput,
     !Console.IsOutputRedirected,
     !Console.IsInputRedirected,
     !Console.IsErrorRedirected,

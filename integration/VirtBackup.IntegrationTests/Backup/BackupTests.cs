@@ -32,7 +32,7 @@ public class BackupTests(ITestOutputHelper output)
         Assert.Equal(BackupLevel.Full, stream.Manifest.Level);
         Assert.True(stream.Manifest.PauseWindowMs > 0, $"pause window {stream.Manifest.PauseWindowMs} ms");
         Assert.Equal((true, "2.0", (string?)null), (stream.Manifest.Tpm.Present, stream.Manifest.Tpm.Version, stream.Manifest.Tpm.EncryptionSecretUuid));
-        Assert.Equal((DomainState.Running, false, (IReadOnlyList<string>)[stream.Manifest.Checkpoint!]), BackupFixture.Observe(vm.Name));
+        AssertRunningWithoutJob(vm, [stream.Manifest.Checkpoint!]);
         output.WriteLine($"pause window {stream.Manifest.PauseWindowMs} ms");
     }
 
@@ -117,10 +117,17 @@ public class BackupTests(ITestOutputHelper output)
             .ExecuteBufferedAsync();
 
         Assert.Equal("7", shell.StandardOutput.Trim());
-        Assert.Equal((DomainState.Running, false, (IReadOnlyList<string>)[full.Manifest.Checkpoint!]), BackupFixture.Observe(vm.Name));
+        AssertRunningWithoutJob(vm, [full.Manifest.Checkpoint!]);
         var next = await backups.BackupAsync("auto");
         Assert.Equal((BackupLevel.Inc, full.Manifest.Checkpoint), (next.Manifest.Level, next.Manifest.ParentCheckpoint));
         Assert.Equal([new DiskExtent(16 * M, 8 * M, false)], next.Maps["vda"].Extents);
+    }
+
+    private static void AssertRunningWithoutJob(LabVm vm, string[] checkpoints)
+    {
+        var (state, job, existing) = BackupFixture.Observe(vm.Name);
+        Assert.Equal((DomainState.Running, false), (state, job));
+        Assert.Equal(checkpoints, existing);
     }
 
     private static async Task<SortedDictionary<string, byte[]>> ReadTreeAsync(string directory)

@@ -7,19 +7,20 @@ internal sealed class HookedStream(Func<Task> beforeFirstWrite) : MemoryStream
 
     public override bool CanSeek => false;
 
-    public override async Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        await WriteAsync(buffer.AsMemory(offset, count), cancellationToken);
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (Interlocked.Exchange(ref _hook, null) is { } hook)
-        {
-            await hook();
-        }
-
-        await base.WriteAsync(buffer, cancellationToken);
+        await RunHookAsync();
+        base.Write(buffer.ToArray(), 0, buffer.Length);
     }
 
-    public override void Write(byte[] buffer, int offset, int count) =>
-        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        RunHookAsync().GetAwaiter().GetResult();
+        base.Write(buffer, offset, count);
+    }
+
+    private Task RunHookAsync() => Interlocked.Exchange(ref _hook, null) is { } hook ? hook() : Task.CompletedTask;
 }
