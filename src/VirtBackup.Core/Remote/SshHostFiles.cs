@@ -112,7 +112,9 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
         HostPaths.Absolute(path, nameof(path));
         var result = await Session.ExecuteAsync(ShellQuote.ShScript(CheckScript, path), null, $"check that '{path}' is readable", cancellationToken);
         var unreadable = Encoding.UTF8.GetString(result.StandardOutput)
-            .Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            .Split('\0', StringSplitOptions.RemoveEmptyEntries)
+            .Order(StringComparer.Ordinal)
+            .ToArray();
         if (result.ExitCode == Missing)
         {
             throw new PreflightException($"cannot read the {whatItIs} '{path}' on {Session.Display}: it does not exist. {advice}");
