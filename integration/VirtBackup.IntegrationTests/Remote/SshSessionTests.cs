@@ -50,8 +50,8 @@ public class SshSessionTests(ITestOutputHelper output)
 
         output.WriteLine($"ssh -O check over the master: median {Median(check):F1} ms, max {check.Max():F1} ms");
         output.WriteLine($"remote command 'true' as root over the master: median {Median(command):F1} ms, max {command.Max():F1} ms");
-        Assert.True(Median(check) < 1000, $"median -O check {Median(check)} ms");
-        Assert.True(Median(command) < 2000, $"median command {Median(command)} ms");
+        Assert.True(Median(check) < 2000, $"median -O check {Median(check)} ms");
+        Assert.True(Median(command) < 10_000, $"median command {Median(command)} ms");
 
         await using var user = await SshSession.ConnectAsync(SshLab.User);
         var userCommand = new List<double>();
@@ -104,6 +104,46 @@ public class SshSessionTests(ITestOutputHelper output)
         Assert.Equal(255, e.ExitCode);
         Assert.Matches(@"^cannot connect to root@127\.0\.0\.1:22: Permission denied \(publickey(,[a-z-]+)*\)\.$", e.Message);
         Assert.Equal(before, Directory.GetDirectories(Path.GetTempPath(), "vbssh-*").Length);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_libvirt_qemu_ssh_uri_with_a_keyfile_connects_like_virsh_does()
+    {
+        await SshLab.EnsureAsync();
+        var target = SshTarget.FromLibvirtUri($"qemu+ssh://root@127.0.0.1/system?keyfile={SshLab.RootKey}");
+
+        await using var session = await SshSession.ConnectAsync(target);
+
+        Assert.Equal("root@127.0.0.1:22", session.Display);
+        Assert.Equal("root\n"u8.ToArray(), await session.RunAsync("id -un"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_unknown_host_key_is_refused_unless_no_verify_is_set()
+    {
+        await SshLab.EnsureAsync();
+        using var scratch = SshLab.CreateScratch();
+        var knownHosts = scratch["known_hosts"];
+        var strange = SshLab.Root with
+        {
+            Options = ["-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + knownHosts, "-o", "GlobalKnownHostsFile=/dev/null"],
+        };
+
+        var e = await Assert.ThrowsAsync<RemoteException>(() => SshSession.ConnectAsync(strange));
+        Assert.Equal("cannot connect to root@127.0.0.1:22: Host key verification failed.", e.Message);
+
+        await using var session = await SshSession.ConnectAsync(strange with { NoVerify = true });
+        Assert.Equal("ok"u8.ToArray(), await session.RunAsync("printf ok"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_missing_ssh_client_raises_RemoteException()
+    {
+        var e = await Assert.ThrowsAsync<RemoteException>(
+            () => SshSession.ConnectAsync(SshLab.Root, new SshSessionOptions { SshExecutable = "/nonexistent/ssh" }));
+
+        Assert.StartsWith("connect on root@127.0.0.1: cannot run '/nonexistent/ssh': ", e.Message);
+        Assert.Null(e.ExitCode);
     }
 
     [Fact(Timeout = 60_000)]
@@ -212,6 +252,27 @@ public class SshSessionTests(ITestOutputHelper output)
 
         await stop.CancelAsync();
         await server;
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_forward_to_a_remote_socket_that_does_not_exist_gives_end_of_stream_and_a_logged_refusal()
+    {
+        await using var session = await SshLab.ConnectAsync();
+        var local = await session.ForwardUnixSocketAsync("/tmp/vbt-no-such-socket.sock");
+
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(local));
+        Assert.Equal(0, await socket.ReceiveAsync(new byte[16]));
+
+        var log = session.ReadConnectionLog();
+        for (var i = 0; i < 100 && log.Length == 0; i++)
+        {
+            await Task.Delay(20);
+            log = session.ReadConnectionLog();
+        }
+
+        output.WriteLine(log);
+        Assert.Contains("open failed", log);
     }
 
     private static async Task<(byte[] Sent, byte[] Received, TimeSpan Elapsed)> ExchangeAsync(string path, int length)

@@ -296,6 +296,12 @@ public sealed partial class SshSession : IAsyncDisposable
         return stopwatch.Elapsed;
     }
 
+    /// <summary>
+    /// What the master ssh logged so far (its -E file): e.g. "channel 3: open failed: connect failed: ..."
+    /// when the remote end of a forward refused a connection. For error messages; empty if nothing.
+    /// </summary>
+    public string ReadConnectionLog() => ReadMasterLog().Trim();
+
     /// <summary>Cancels the forwards, stops the master connection and removes the private directory.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -512,12 +518,13 @@ public sealed partial class SshSession : IAsyncDisposable
         }
     }
 
-    /// <summary>A new directory only this user can enter, with a short path (unix socket paths are
+    /// <summary>A new directory only this user can enter, with a short, plain path (unix socket paths are
     /// limited to 107 bytes, and ssh appends 17 characters to the control path while binding).</summary>
     private static string CreatePrivateDirectory()
     {
+        // ssh expands '%' in ControlPath and splits -o values at spaces: such a TMPDIR is not used.
         var root = Path.GetTempPath();
-        if (root.Length > 48)
+        if (root.Length > 48 || root.Any(c => c is ' ' or '%' or '"' or '\'' or '\\'))
         {
             root = "/tmp/";
         }
