@@ -140,7 +140,6 @@ public sealed partial class SshSession : IAsyncDisposable
             "-o", "BatchMode=yes",
             "-o", "StreamLocalBindMask=0177",
             "-o", "StreamLocalBindUnlink=yes",
-            "-o", "ExitOnForwardFailure=yes",
             "-E", Path.Combine(PrivateDirectory, "master.log"),
             "-N", "-T",
             .. Target.ConnectionArguments(),
