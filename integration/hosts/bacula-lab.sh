@@ -12,6 +12,8 @@
 #       or a Director-side generator '|/path/virtbackup-bacula-plugin vm1 %l %i'; CLIENT_AFTER_CMD
 #       becomes a RunScript { RunsWhen = After; RunsOnClient = yes; FailJobOnError = yes } (it may
 #       use %i, the JobId). No double quotes anywhere. Reloads the director.
+#   bacula-lab.sh define-file NAME FILE   add (or replace) director resources from FILE, e.g. an
+#                                         adapted contrib/bacula/virtbackup-dir.conf; reloads
 #   bacula-lab.sh run-backup JOB LEVEL    run JOB at LEVEL (Full|Incremental|Differential), wait
 #   bacula-lab.sh run-restore JOBID WHERE restore everything of backup JOBID with where=WHERE
 #                                         (replace=always), wait
@@ -248,6 +250,14 @@ define_job() {
   console <<< 'reload' > /dev/null
 }
 
+define_file() {
+  local name=${1:?name} file=${2:?file}
+  [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "bad name '$name'"
+  cp "$file" "$LAB/jobs/$name.conf"
+  bacula-dir -t -c "$LAB/bacula-dir.conf" || { rm -f "$LAB/jobs/$name.conf"; die "the director rejects $file"; }
+  console <<< 'reload' > /dev/null
+}
+
 wait_and_report() { # wait_and_report OUTPUT-OF-RUN: wait for the queued job, print its status line
   local id
   id=$(sed -n 's/.*Job queued\. JobId=\([0-9]*\).*/\1/p' <<< "$1")
@@ -264,11 +274,11 @@ run_backup() {
 
 run_restore() {
   local jobid=${1:?backup jobid} where=${2:?where}
-  wait_and_report "$(console <<< "restore jobid=$jobid client=vbt-fd where=$where replace=always all done yes")"
+  wait_and_report "$(console <<< "restore jobid=$jobid client=vbt-fd restorejob=vbt-restore where=$where replace=always all done yes")"
 }
 
 joblog() {
-  sqlite3 "$LAB/work/bacula.db" "SELECT rtrim(LogText, char(10)) FROM Log WHERE JobId = ${1:?jobid} ORDER BY LogId"
+  sqlite3 "$LAB/work/bacula.db" "SELECT rtrim(LogText, char(10, 92)) FROM Log WHERE JobId = ${1:?jobid} ORDER BY LogId"
 }
 
 cmd=${1:-}
@@ -277,9 +287,10 @@ case $cmd in
   up) up ;;
   down) down "$@" ;;
   define-job) define_job "$@" ;;
+  define-file) define_file "$@" ;;
   run-backup) run_backup "$@" ;;
   run-restore) run_restore "$@" ;;
   joblog) joblog "$@" ;;
   console) console ;;
-  *) sed -n '5,23s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+  *) sed -n '5,25s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac

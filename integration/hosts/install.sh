@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install.sh: install what the host-glue tests need on a Debian 12 host (run as root): restic, the
 # Bacula director (with its SQLite catalog backend), storage daemon, file daemon (bpipe plugin) and
-# console, plus tar, zstd, jq and sqlite3 used by the scripts and the lab.
+# console, plus tar, zstd, jq and sqlite3 used by the scripts and the lab, and systemd for
+# `systemd-analyze verify` of the example units.
 #
 # Usage: bash integration/hosts/install.sh
 #
@@ -15,6 +16,7 @@ PACKAGES=(
   restic
   bacula-director bacula-director-sqlite3 bacula-sd bacula-fd bacula-console
   tar zstd jq sqlite3
+  systemd
 )
 
 if [[ $(id -u) -ne 0 ]]; then

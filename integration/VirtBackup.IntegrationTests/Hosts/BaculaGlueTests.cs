@@ -10,16 +10,16 @@ public sealed class BaculaGlueTests(BaculaLab lab) : IDisposable
     public void Dispose() => _work.Dispose();
 
     [Fact(Timeout = Timeout)]
-    public async Task A_full_and_an_incremental_job_store_their_streams_and_restores_to_a_where_dir_give_the_exact_bytes_back()
+    public async Task With_the_contrib_example_config_a_full_and_an_incremental_job_store_their_streams_and_restores_to_a_where_dir_give_the_exact_bytes_back()
     {
         var producer = StreamProducers.Create(_work.Path);
         producer.CreateDomain("bvm1");
-        await lab.DefineJobAsync("bvm1", lab.GeneratorPlugin("bvm1", producer), lab.CheckScript);
+        await lab.DefineContribExampleAsync("bvm1", producer);
 
-        var full = await lab.RunBackupAsync("bvm1", "Full");
+        var full = await lab.RunBackupAsync("virtbackup-bvm1", "Full");
         var fullStream = producer.LastStream("bvm1");
         producer.ChangeDomain("bvm1", 1);
-        var incremental = await lab.RunBackupAsync("bvm1", "Incremental");
+        var incremental = await lab.RunBackupAsync("virtbackup-bvm1", "Incremental");
         var incrementalStream = producer.LastStream("bvm1");
 
         Assert.Equal(('T', 0, 'F'), (full.JobStatus, full.JobErrors, full.Level));

@@ -65,6 +65,31 @@ public sealed class BaculaLab : IAsyncLifetime
     public string CheckScript =>
         $"{HostTools.Contrib("bacula", "virtbackup-bacula-check")} --jobid %i --state-dir {ClientState}";
 
+    /// <summary>
+    /// contrib/bacula/virtbackup-dir.conf as a user would adapt it: the lab's resource names, the
+    /// scripts from this checkout, the producer's options and the lab's client state directory,
+    /// for <paramref name="domain"/> (its Job is virtbackup-DOMAIN).
+    /// </summary>
+    public async Task DefineContribExampleAsync(string domain, IStreamProducer producer)
+    {
+        var example = await File.ReadAllTextAsync(HostTools.Contrib("bacula", "virtbackup-dir.conf"));
+        var generator = GeneratorPlugin(domain, producer)[1..];
+        var adapted = example
+            .Replace("\"vmhost-fd\"", "vbt-fd", StringComparison.Ordinal)
+            .Replace("\"File1\"", "VbtStorage", StringComparison.Ordinal)
+            .Replace("Pool = \"File\"", "Pool = VbtPool", StringComparison.Ordinal)
+            .Replace("/var/lib/bacula/", Path.Combine(Directory, "work") + "/", StringComparison.Ordinal)
+            .Replace("/var/lib/virtbackup/restore", Path.Combine(Directory, "restores"), StringComparison.Ordinal)
+            .Replace("/usr/local/sbin/virtbackup-bacula-plugin vm1 %l %i", generator, StringComparison.Ordinal)
+            .Replace("/usr/local/sbin/virtbackup-bacula-check --jobid %i", CheckScript, StringComparison.Ordinal)
+            .Replace("virtbackup-vm1", $"virtbackup-{domain}", StringComparison.Ordinal)
+            .Replace("virtbackup-restore", $"virtbackup-restore-{domain}", StringComparison.Ordinal);
+        Assert.DoesNotContain("/usr/local/sbin", adapted);
+        var file = Path.Combine(Directory, $"contrib-{domain}.conf");
+        await File.WriteAllTextAsync(file, adapted);
+        await RunCheckedAsync(["define-file", $"contrib-{domain}", file]);
+    }
+
     public async Task DefineJobAsync(string job, string plugin, string? clientAfter = null) =>
         await RunCheckedAsync(clientAfter is null ? ["define-job", job, plugin] : ["define-job", job, plugin, clientAfter]);
 
