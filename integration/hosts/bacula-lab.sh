@@ -32,7 +32,7 @@ DIR_PORT=$BASE FD_PORT=$((BASE + 1)) SD_PORT=$((BASE + 2))
 DAEMONS=(bacula-sd bacula-fd bacula-dir)
 
 die() { echo "bacula-lab: $*" >&2; exit 1; }
-console() { bconsole -c "$LAB/bconsole.conf" -n "$@"; }
+console() { bconsole -c "$LAB/bconsole.conf" -n; }
 
 write_configs() {
   mkdir -p "$LAB"/{work,run,storage,log,jobs}
@@ -207,8 +207,7 @@ up() {
     rm -f "$LAB/run/$daemon".*.pid
     setsid "$daemon" -f -c "$LAB/$daemon.conf" < /dev/null >> "$LAB/log/$daemon.out" 2>&1 &
   done
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     if console <<< 'status dir' 2> /dev/null | grep -q 'vbt-dir'; then
       for daemon in "${DAEMONS[@]}"; do [[ -n $(pid_of "$daemon") ]] || continue 2; done
       echo "bacula-lab: up in $LAB (director 127.0.0.1:$DIR_PORT)"
@@ -221,12 +220,12 @@ up() {
 }
 
 down() {
-  local daemon pid i
+  local daemon pid
   for daemon in "${DAEMONS[@]}"; do
     pid=$(pid_of "$daemon")
     [[ -n $pid ]] || continue
     kill "$pid"
-    for i in $(seq 1 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+    for _ in $(seq 1 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
     [[ -d /proc/$pid ]] && kill -9 "$pid"
   done
   echo "bacula-lab: down"

@@ -46,7 +46,7 @@ if [[ -z $todo ]]; then
   exit 0
 fi
 
-echo "install.sh: installing" $todo
+echo "install.sh: installing ${todo//$'\n'/ }"
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=600 update -q
 # shellcheck disable=SC2086
