@@ -1,0 +1,66 @@
+using System.Text.Json;
+
+namespace VirtBackup.IntegrationTests.Hosts;
+
+/// <summary>One restic snapshot as <c>restic snapshots --json</c> lists it.</summary>
+public sealed record ResticSnapshot(string Id, DateTimeOffset Time, IReadOnlyList<string> Tags, IReadOnlyList<string> Paths)
+{
+    public string? Level => Tags.FirstOrDefault(t => t.StartsWith("level=", StringComparison.Ordinal))?["level=".Length..];
+}
+
+/// <summary>A local restic repository in a test's directory, and the contrib restic scripts run on it.</summary>
+public sealed class ResticRepository(string workDirectory, IStreamProducer producer)
+{
+    public static string BackupScript { get; } = HostTools.Contrib("restic", "virtbackup-restic-backup");
+
+    public static string RestoreScript { get; } = HostTools.Contrib("restic", "virtbackup-restic-restore");
+
+    public string Location { get; } = Path.Combine(workDirectory, "repo");
+
+    public string WrapperState { get; } = Path.Combine(workDirectory, "wrapper-state");
+
+    public IReadOnlyDictionary<string, string?> Environment(bool failing = false)
+    {
+        var environment = new Dictionary<string, string?>(producer.Environment(failing))
+        {
+            ["RESTIC_REPOSITORY"] = Location,
+            ["RESTIC_PASSWORD"] = "test-password",
+            ["RESTIC_CACHE_DIR"] = Path.Combine(workDirectory, "restic-cache"),
+            ["VIRTBACKUP_RESTIC_STATE"] = WrapperState,
+        };
+        return environment;
+    }
+
+    public async Task InitAsync()
+    {
+        await HostTools.EnsureInstalledAsync();
+        await HostTools.RunCheckedAsync("restic", ["init"], Environment());
+    }
+
+    /// <summary>Runs the backup wrapper; <paramref name="restic"/> replaces the restic it calls.</summary>
+    public Task<ToolResult> BackupAsync(string domain, string? level = null, bool failing = false, string? restic = null)
+    {
+        var environment = new Dictionary<string, string?>(Environment(failing)) { ["RESTIC"] = restic };
+        return HostTools.RunAsync(
+            BackupScript, level is null ? ["--domain", domain] : ["--domain", domain, "--level", level], environment);
+    }
+
+    public Task<ToolResult> RestoreAsync(string domain, params string[] arguments) =>
+        HostTools.RunAsync(RestoreScript, ["--domain", domain, .. arguments], Environment());
+
+    public async Task<IReadOnlyList<ResticSnapshot>> SnapshotsAsync()
+    {
+        var result = await HostTools.RunCheckedAsync("restic", ["snapshots", "--json"], Environment());
+        using var json = JsonDocument.Parse(result.Output);
+        return [.. json.RootElement.EnumerateArray()
+            .Select(s => new ResticSnapshot(
+                s.GetProperty("id").GetString()!,
+                s.GetProperty("time").GetDateTimeOffset(),
+                s.TryGetProperty("tags", out var tags) ? [.. tags.EnumerateArray().Select(t => t.GetString()!)] : [],
+                [.. s.GetProperty("paths").EnumerateArray().Select(p => p.GetString()!)]))
+            .OrderBy(s => s.Time)];
+    }
+
+    public async Task<byte[]> DumpAsync(string snapshot, string path) =>
+        (await HostTools.RunCheckedAsync("restic", ["dump", snapshot, path], Environment())).Output;
+}
