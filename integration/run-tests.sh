@@ -10,7 +10,9 @@ cd "$root"
 
 command -v dotnet >/dev/null || { echo "run-tests: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
 bash integration/lab/install.sh
+bash integration/hosts/install.sh
 bash integration/lab/start-daemons.sh
+bash integration/lab/sshd.sh
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build VirtBackup.Plugin.sln -c Release -nologo -clp:ErrorsOnly
