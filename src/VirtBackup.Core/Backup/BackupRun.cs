@@ -24,7 +24,10 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         var xml = DomainXml.Parse(domain.GetXml());
         var selection = DiskSelection.Of(xml, options.ExcludeDisks);
         var store = new ChainStore(options.StateDirectory);
-        var marker = new PausedMarker(store.EnsureDirectory(domain.Uuid));
+        var domainDirectory = store.EnsureDirectory(domain.Uuid);
+        using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
+        var marker = new PausedMarker(domainDirectory);
+        await new DomainRepair(domain, marker, log).RunAsync(cancellationToken);
         if (!domain.IsActive())
         {
             throw new BackupRefusedException(

@@ -1,0 +1,60 @@
+using Serilog;
+using VirtBackup.Core.Libvirt;
+
+namespace VirtBackup.Core.Capture;
+
+/// <summary>
+/// Puts a domain back in order after a virtbackup that was killed (SIGKILL: no cleanup ran): resumes a
+/// VM that virtbackup paused (the durable marker says so; a VM someone else paused is left alone) and
+/// aborts a backup job that virtbackup started (its NBD socket lives under <see cref="Backup.JobRuntimeDirectory.Root"/>).
+/// Uncommitted checkpoints are removed by the chain planner before the next backup. Run under the domain lock.
+/// </summary>
+public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log)
+{
+    /// <summary>Returns what was repaired, one line each (empty when nothing was needed).</summary>
+    public async Task<IReadOnlyList<string>> RunAsync(CancellationToken cancellationToken)
+    {
+        var repaired = new List<string>();
+        if (marker.Exists)
+        {
+            if (domain.IsActive() && domain.GetState().State == DomainState.Paused)
+            {
+                domain.Resume();
+                repaired.Add($"resumed '{domain.Name}', which an interrupted virtbackup had paused");
+            }
+
+            marker.Clear();
+        }
+
+        if (domain.IsActive() && domain.GetJobStats().IsBackupActive && IsOurJob())
+        {
+            await using (var job = new BackupJob(domain, checkpointName: null, log))
+            {
+                job.Started();
+                await job.EndAsync(cancellationToken);
+            }
+
+            repaired.Add($"aborted the backup job an interrupted virtbackup had left on '{domain.Name}'");
+        }
+
+        foreach (var line in repaired)
+        {
+            log.Warning("{Repair}", line);
+        }
+
+        return repaired;
+    }
+
+    private bool IsOurJob()
+    {
+        try
+        {
+            return domain.BackupGetXml().Contains($"{Backup.JobRuntimeDirectory.Root}/", StringComparison.Ordinal);
+        }
+        catch (LibvirtException)
+        {
+            // The job ended between the two calls: nothing to abort.
+            return false;
+        }
+    }
+}
