@@ -92,7 +92,7 @@ public sealed partial class NbdClient
         try
         {
             await reader.RunAsync(CancellationToken.None).ConfigureAwait(false);
-            failure = r => NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r),
+            failure = r => NbdException.ServerViolation(r.Name, r.ReportedOffset, r.ReportedLength,
                 "the server closed the connection without answering this request");
         }
         catch (NbdProtocolViolation violation)
@@ -100,8 +100,8 @@ public sealed partial class NbdClient
             _transport.Abort();
             var culprit = violation.Request;
             failure = r => ReferenceEquals(r, culprit)
-                ? NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r), violation.Problem)
-                : NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r),
+                ? NbdException.ServerViolation(r.Name, r.ReportedOffset, r.ReportedLength, violation.Problem)
+                : NbdException.ServerViolation(r.Name, r.ReportedOffset, r.ReportedLength,
                     $"the connection was dropped after an invalid reply{(culprit is null ? "" : $" to {culprit.Description}")}: {violation.Problem}");
         }
         catch (Exception e)
@@ -110,18 +110,14 @@ public sealed partial class NbdClient
             var problem = e is NbdConnectionClosedException
                 ? "the server closed the connection in the middle of a reply"
                 : $"the connection failed: {e.Message}";
-            failure = r => NbdException.ServerViolation(r.Name, ReportedOffset(r), ReportedLength(r), problem, e);
+            failure = r => NbdException.ServerViolation(r.Name, r.ReportedOffset, r.ReportedLength, problem, e);
         }
 
         if (_abortReason is { } reason)
-            failure = r => new NbdException($"{r.Description}: {reason}.", r.Name, ReportedOffset(r), ReportedLength(r));
+            failure = r => new NbdException($"{r.Description}: {reason}.", r.Name, r.ReportedOffset, r.ReportedLength);
         foreach (var request in _requests.Close(failure))
             request.Fail(failure(request));
     }
-
-    private static long? ReportedOffset(NbdRequest r) => r.Command == CmdFlush ? null : r.Offset;
-
-    private static long? ReportedLength(NbdRequest r) => r.Command == CmdFlush ? null : r.Length;
 
     /// <summary>Hard disconnect initiated by the client; pending requests fail with <paramref name="reason"/>.</summary>
     private void Abort(string reason)

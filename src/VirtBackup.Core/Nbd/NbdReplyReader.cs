@@ -113,7 +113,7 @@ internal sealed partial class NbdReplyReader(
             if (errno == EShutdown)
                 ServerShuttingDown?.Invoke();
             requests.Remove(request.Handle);
-            request.Fail(NbdException.ServerReported(request.Name, request.Offset, request.Length, errno, request.ErrorMessage, request.ErrorOffset));
+            request.Fail(NbdException.ServerReported(request.Name, request.ReportedOffset, request.ReportedLength, errno, request.ErrorMessage, request.ErrorOffset));
             return;
         }
 
