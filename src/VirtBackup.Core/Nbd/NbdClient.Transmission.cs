@@ -159,7 +159,14 @@ public sealed partial class NbdClient
                 // The server is gone already; nothing to be polite to.
             }
 
-            await Task.WhenAny(_replyLoop, Task.Delay(DisconnectTimeout)).ConfigureAwait(false);
+            try
+            {
+                await _replyLoop.WaitAsync(DisconnectTimeout).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The server did not hang up after NBD_CMD_DISC; hang up ourselves.
+            }
         }
 
         Abort("the client was disposed");

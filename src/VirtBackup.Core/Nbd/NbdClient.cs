@@ -52,6 +52,9 @@ public sealed partial class NbdClient : IAsyncDisposable
     /// <summary>Largest READ/WRITE payload the server accepts (32 MiB when the server does not say).</summary>
     public uint MaximumBlockSize => _export.MaximumBlockSize;
 
+    /// <summary>False when the server sent no NBD_INFO_BLOCK_SIZE and the sizes above are the protocol defaults.</summary>
+    public bool BlockSizesAdvertised => _export.BlockSizeAdvertised;
+
     public bool StructuredReplies { get; }
 
     /// <summary>Negotiated metadata contexts and the id the server assigned to each.</summary>
@@ -91,7 +94,10 @@ public sealed partial class NbdClient : IAsyncDisposable
         {
             input?.Dispose();
             transport?.Dispose();
-            throw TranslateHandshakeFailure(e, uri, options, ct);
+            var translated = TranslateHandshakeFailure(e, uri, options, ct);
+            if (ReferenceEquals(translated, e))
+                throw;
+            throw translated;
         }
     }
 
@@ -117,7 +123,10 @@ public sealed partial class NbdClient : IAsyncDisposable
         }
         catch (Exception e)
         {
-            throw TranslateHandshakeFailure(e, uri, options, ct);
+            var translated = TranslateHandshakeFailure(e, uri, options, ct);
+            if (ReferenceEquals(translated, e))
+                throw;
+            throw translated;
         }
         finally
         {
