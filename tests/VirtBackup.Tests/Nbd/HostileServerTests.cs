@@ -251,4 +251,53 @@ public sealed class HostileServerTests
         Assert.Equal(new byte[] { 1, 2, 3, 4, 0, 0, 0, 0 }, a);
         Assert.Equal(new byte[] { 5, 5, 5, 5 }, b);
     }
+
+    [Fact(Timeout = 30000)]
+    public async Task A_block_status_reply_that_leaves_out_a_negotiated_context_is_rejected()
+    {
+        await using var server = new FakeNbdServer(async c =>
+        {
+            var request = await c.ReadRequestAsync();
+            await c.SendBlockStatusAsync(request.Handle, 7, true, (4096, 0));
+            await c.ReadExactAsync(1);
+        })
+        {
+            Contexts = new() { ["base:allocation"] = 7, ["qemu:dirty-bitmap:b0"] = 9 },
+        }.Start();
+        var options = new NbdConnectOptions { MetaContexts = ["base:allocation", "qemu:dirty-bitmap:b0"] };
+        await using var client = await NbdClient.ConnectAsync(server.Uri, options);
+
+        var error = await Assert.ThrowsAsync<NbdException>(() => client.BlockStatusAsync("base:allocation", 0, 4096));
+
+        Assert.Contains("server error: the reply ended without block status for context 'qemu:dirty-bitmap:b0' (id 9)", error.Message);
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task Several_descriptors_in_answer_to_request_one_are_rejected()
+    {
+        await using var server = new FakeNbdServer(async c =>
+        {
+            var request = await c.ReadRequestAsync();
+            await c.SendBlockStatusAsync(request.Handle, 7, true, (4096, 0), (4096, 3));
+            await c.ReadExactAsync(1);
+        }).Start();
+        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
+
+        var error = await Assert.ThrowsAsync<NbdException>(() => client.BlockStatusAsync("base:allocation", 0, 65536, requestOne: true));
+
+        Assert.Contains("server error: block-status chunk with 2 descriptors although NBD_CMD_FLAG_REQ_ONE asked for one", error.Message);
+    }
+
+    [Fact(Timeout = 30000)]
+    public async Task An_error_chunk_whose_message_does_not_fit_is_rejected()
+    {
+        var error = await ReadFailsAsync(async c =>
+        {
+            var request = await c.ReadRequestAsync();
+            await c.SendChunkAsync(request.Handle, FakeConnection.TypeError, FakeConnection.Done, [0, 0, 0, 5, 0, 50, 65, 66]);
+            await c.ReadExactAsync(1);
+        });
+
+        Assert.Contains("server error: malformed NBD_REPLY_TYPE_ERROR: error message length 50 does not fit in the 8-byte chunk", error.Message);
+    }
 }
