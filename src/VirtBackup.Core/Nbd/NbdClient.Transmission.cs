@@ -73,6 +73,7 @@ public sealed partial class NbdClient
         }
         catch (OperationCanceledException)
         {
+            request.Cancel(ct); // settles it, in case the reply loop fails it concurrently
             _requests.Remove(request.Handle);
             throw;
         }
