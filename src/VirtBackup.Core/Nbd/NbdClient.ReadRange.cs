@@ -5,8 +5,10 @@ namespace VirtBackup.Core.Nbd;
 /// <summary>Streaming a large range: several READs in flight, chunks handed over in offset order.</summary>
 public sealed partial class NbdClient
 {
-    public const int DefaultReadChunkSize = 4 * 1024 * 1024;
-    public const int DefaultReadsInFlight = 8;
+    // 16 x 1 MiB in flight kept up with `nbdcopy URI null:` against qemu-nbd in measurements; 4 MiB requests
+    // were not faster (qemu-nbd reads a whole request before sending it).
+    public const int DefaultReadChunkSize = 1024 * 1024;
+    public const int DefaultReadsInFlight = 16;
 
     /// <summary>
     /// Reads [<paramref name="offset"/>, offset + <paramref name="length"/>) with up to <paramref name="inFlight"/>

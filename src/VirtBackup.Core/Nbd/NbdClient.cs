@@ -5,8 +5,8 @@ namespace VirtBackup.Core.Nbd;
 
 /// <summary>
 /// A native NBD client for one export over one connection (unix socket or TCP). Several requests may be
-/// in flight at once: sends are serialized, and one background loop reads the replies and completes
-/// them by handle, copying READ data straight into the caller's buffer. Every reply is validated; a
+/// in flight at once: sends are serialized, and one reply thread reads the replies and completes them by
+/// handle, receiving READ data straight into the caller's buffer. Every reply is validated; a
 /// server that breaks the protocol or disappears fails all pending requests with <see cref="NbdException"/>.
 /// </summary>
 public sealed partial class NbdClient : IAsyncDisposable
@@ -52,6 +52,9 @@ public sealed partial class NbdClient : IAsyncDisposable
     /// <summary>Largest READ/WRITE payload the server accepts (32 MiB when the server does not say).</summary>
     public uint MaximumBlockSize => _export.MaximumBlockSize;
 
+    /// <summary>False when the server sent no NBD_INFO_BLOCK_SIZE and the sizes above are the protocol defaults.</summary>
+    public bool BlockSizesAdvertised => _export.BlockSizeAdvertised;
+
     public bool StructuredReplies { get; }
 
     /// <summary>Negotiated metadata contexts and the id the server assigned to each.</summary>
@@ -59,81 +62,103 @@ public sealed partial class NbdClient : IAsyncDisposable
 
     private bool Has(ushort flag) => (_export.TransmissionFlags & flag) != 0;
 
-    /// <summary>Connects, negotiates (structured replies, meta contexts, NBD_OPT_GO) and starts the reply loop.</summary>
-    public static async Task<NbdClient> ConnectAsync(NbdUri uri, NbdConnectOptions? options = null, CancellationToken ct = default)
+    /// <summary>Connects, negotiates (structured replies, meta contexts, NBD_OPT_GO) and starts the reply thread.</summary>
+    public static Task<NbdClient> ConnectAsync(NbdUri uri, NbdConnectOptions? options = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(uri);
         options ??= NbdConnectOptions.Default;
         options.Validate();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(options.ConnectTimeout);
-        NbdTransport? transport = null;
-        NbdSocketReader? input = null;
-        try
+        return HandshakeAsync(uri, options.ConnectTimeout, keepConnection: true, ct, (transport, input) =>
         {
-            transport = await NbdTransport.ConnectAsync(uri, timeout.Token).ConfigureAwait(false);
-            input = new NbdSocketReader(transport);
-            var handshake = new NbdHandshake(transport, input, timeout.Token);
-            await handshake.ReadGreetingAsync().ConfigureAwait(false);
-            await handshake.SendClientFlagsAsync().ConfigureAwait(false);
-            var structured = options.StructuredReplies && await handshake.NegotiateStructuredRepliesAsync().ConfigureAwait(false);
+            var handshake = new NbdHandshake(transport, input);
+            handshake.ReadGreeting();
+            handshake.SendClientFlags();
+            var structured = options.StructuredReplies && handshake.NegotiateStructuredReplies();
             if (!structured && options.MetaContexts.Count > 0)
                 throw new NbdException("NBD_OPT_STRUCTURED_REPLY: the server does not support structured replies, which block status (metadata contexts) requires.", "NBD_OPT_STRUCTURED_REPLY");
-            IReadOnlyDictionary<string, uint> contexts = options.MetaContexts.Count == 0
+            var contexts = options.MetaContexts.Count == 0
                 ? new Dictionary<string, uint>()
-                : await handshake.SetMetaContextsAsync(uri.ExportName, options.MetaContexts).ConfigureAwait(false);
-            var export = await handshake.GoAsync(uri.ExportName).ConfigureAwait(false);
-            var client = new NbdClient(uri, transport, input, export, structured, contexts);
-            client.StartReplyReader();
-            return client;
-        }
-        catch (Exception e)
-        {
-            input?.Dispose();
-            transport?.Dispose();
-            throw TranslateHandshakeFailure(e, uri, options, ct);
-        }
+                : handshake.SetMetaContexts(uri.ExportName, options.MetaContexts);
+            var export = handshake.Go(uri.ExportName);
+            return new NbdClient(uri, transport, input, export, structured, contexts);
+        }, client => client.StartReplyReader());
     }
 
     /// <summary>Lists the exports a server announces (NBD_OPT_LIST), then hangs up politely.</summary>
-    public static async Task<IReadOnlyList<NbdExportInfo>> ListExportsAsync(NbdUri uri, CancellationToken ct = default)
+    public static Task<IReadOnlyList<NbdExportInfo>> ListExportsAsync(NbdUri uri, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        var options = NbdConnectOptions.Default;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(options.ConnectTimeout);
-        NbdTransport? transport = null;
-        NbdSocketReader? input = null;
+        return HandshakeAsync(uri, NbdConnectOptions.Default.ConnectTimeout, keepConnection: false, ct, (transport, input) =>
+        {
+            var handshake = new NbdHandshake(transport, input);
+            handshake.ReadGreeting();
+            handshake.SendClientFlags();
+            var exports = handshake.ListExports();
+            handshake.Abort();
+            return exports;
+        }, _ => { });
+    }
+
+    /// <summary>
+    /// Connects and runs the blocking handshake <paramref name="steps"/> on a pool thread. The deadline (or the
+    /// caller's cancellation) closes the socket, which releases any blocked call; failures are translated into
+    /// exceptions that say what happened and whose side it is on.
+    /// </summary>
+    private static async Task<T> HandshakeAsync<T>(
+        NbdUri uri, TimeSpan timeout, bool keepConnection, CancellationToken ct,
+        Func<NbdTransport, NbdSocketReader, T> steps, Action<T> onSuccess)
+    {
+        var transport = NbdTransport.Create(uri);
+        var input = new NbdSocketReader(transport);
+        var keep = false;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
         try
         {
-            transport = await NbdTransport.ConnectAsync(uri, timeout.Token).ConfigureAwait(false);
-            input = new NbdSocketReader(transport);
-            var handshake = new NbdHandshake(transport, input, timeout.Token);
-            await handshake.ReadGreetingAsync().ConfigureAwait(false);
-            await handshake.SendClientFlagsAsync().ConfigureAwait(false);
-            var exports = await handshake.ListExportsAsync().ConfigureAwait(false);
-            await handshake.AbortAsync().ConfigureAwait(false);
-            return exports;
+            T result;
+            using (deadline.Token.UnsafeRegister(static state => Hangup((NbdTransport)state!), transport))
+            {
+                result = await Task.Run(() =>
+                {
+                    transport.Connect();
+                    return steps(transport, input);
+                }, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            deadline.Token.ThrowIfCancellationRequested(); // the deadline struck just as the handshake finished
+            keep = keepConnection;
+            onSuccess(result);
+            return result;
         }
-        catch (Exception e)
+        catch (Exception e) when (deadline.IsCancellationRequested)
         {
-            throw TranslateHandshakeFailure(e, uri, options, ct);
+            if (ct.IsCancellationRequested)
+                throw new OperationCanceledException("The NBD connection attempt was cancelled.", e, ct);
+            throw new NbdException($"NBD handshake with {uri}: server error: no complete answer within {timeout.TotalSeconds:0.#} s.",
+                "handshake", isServerError: true, inner: e);
+        }
+        catch (NbdConnectionClosedException e)
+        {
+            throw new NbdException($"NBD handshake with {uri}: server error: the server closed the connection during the handshake.",
+                "handshake", isServerError: true, inner: e);
+        }
+        catch (SocketException e)
+        {
+            throw new NbdException($"NBD handshake with {uri}: the connection failed: {e.Message}.", "handshake", inner: e);
         }
         finally
         {
-            input?.Dispose();
-            transport?.Dispose();
+            if (!keep)
+            {
+                input.Dispose();
+                transport.Dispose();
+            }
         }
     }
 
-    private static Exception TranslateHandshakeFailure(Exception e, NbdUri uri, NbdConnectOptions options, CancellationToken ct) => e switch
+    private static void Hangup(NbdTransport transport)
     {
-        OperationCanceledException when ct.IsCancellationRequested => e,
-        OperationCanceledException => new NbdException(
-            $"NBD handshake with {uri}: server error: no complete answer within {options.ConnectTimeout.TotalSeconds:0.#} s.", "handshake", isServerError: true, inner: e),
-        NbdConnectionClosedException => new NbdException(
-            $"NBD handshake with {uri}: server error: the server closed the connection during the handshake.", "handshake", isServerError: true, inner: e),
-        SocketException s => new NbdException($"NBD handshake with {uri}: the connection failed: {s.Message}.", "handshake", inner: e),
-        _ => e,
-    };
+        transport.Abort();
+        transport.Dispose();
+    }
 }

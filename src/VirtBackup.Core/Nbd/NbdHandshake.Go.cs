@@ -9,23 +9,23 @@ internal sealed partial class NbdHandshake
     /// Step 6: NBD_OPT_GO with the export name, asking for NBD_INFO_BLOCK_SIZE; enters transmission.
     /// Falls back to NBD_OPT_EXPORT_NAME when the server does not know NBD_OPT_GO.
     /// </summary>
-    public async Task<NbdExportDetails> GoAsync(string exportName)
+    public NbdExportDetails Go(string exportName)
     {
         var payload = new List<byte>();
         AppendString32(payload, exportName);
         payload.AddRange([0, 1]); // one information request
         payload.AddRange([0, (byte)InfoBlockSize]);
-        await SendOptionAsync(OptGo, payload.ToArray()).ConfigureAwait(false);
+        SendOption(OptGo, payload.ToArray());
 
         (long Size, ushort Flags)? export = null;
         (uint Min, uint Preferred, uint Max)? blockSize = null;
         while (true)
         {
-            var reply = await ReadOptionReplyAsync(OptGo).ConfigureAwait(false);
+            var reply = ReadOptionReply(OptGo);
             if (reply.Type == RepAck)
                 break;
             if (reply.Type == RepErrUnsup && export is null)
-                return await ExportNameAsync(exportName).ConfigureAwait(false);
+                return ExportName(exportName);
             if (reply.Type == RepErrUnknown)
                 throw new NbdException(
                     $"NBD_OPT_GO: the server has no export named '{exportName}'{ErrorText(reply)} (NBD_REP_ERR_UNKNOWN).", "NBD_OPT_GO");
@@ -49,16 +49,16 @@ internal sealed partial class NbdHandshake
     }
 
     /// <summary>The pre-NBD_OPT_GO way to enter transmission; no error reporting, no block sizes.</summary>
-    private async Task<NbdExportDetails> ExportNameAsync(string exportName)
+    private NbdExportDetails ExportName(string exportName)
     {
         var payload = new List<byte>();
         var name = System.Text.Encoding.UTF8.GetBytes(exportName);
         payload.AddRange(name);
-        await SendOptionAsync(OptExportName, payload.ToArray()).ConfigureAwait(false);
+        SendOption(OptExportName, payload.ToArray());
         byte[] reply;
         try
         {
-            reply = (await reader.ReadAsync(_noZeroes ? 10 : 134, ct).ConfigureAwait(false)).ToArray();
+            reply = reader.Read(_noZeroes ? 10 : 134).ToArray();
         }
         catch (NbdConnectionClosedException e)
         {

@@ -7,19 +7,20 @@ namespace VirtBackup.Core.Nbd;
 /// <summary>
 /// The fixed-newstyle handshake as named steps, one small method each. The caller decides the order:
 /// greeting, client flags, then options (structured replies, meta contexts, list, go).
-/// Every server reply is checked against what was asked.
+/// Every server reply is checked against what was asked. The calls block; the client runs them off the
+/// caller's thread and closes the socket when its deadline or cancellation strikes.
 /// </summary>
-internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketReader reader, CancellationToken ct)
+internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketReader reader)
 {
     private const int MaxOptionReplyLength = 64 * 1024;
     private bool _noZeroes;
 
     /// <summary>Step 1: NBDMAGIC, IHAVEOPT and the handshake flags.</summary>
-    public async Task ReadGreetingAsync()
+    public void ReadGreeting()
     {
-        var greeting = await reader.ReadAsync(16, ct).ConfigureAwait(false);
-        var passwd = BinaryPrimitives.ReadUInt64BigEndian(greeting.Span);
-        var magic = BinaryPrimitives.ReadUInt64BigEndian(greeting.Span[8..]);
+        var greeting = reader.Read(16);
+        var passwd = BinaryPrimitives.ReadUInt64BigEndian(greeting);
+        var magic = BinaryPrimitives.ReadUInt64BigEndian(greeting[8..]);
         if (passwd != InitPasswd)
             throw Violation("handshake", $"the greeting starts with 0x{passwd:x16} instead of NBDMAGIC (is this an NBD server?)");
         if (magic == OldstyleMagic)
@@ -27,25 +28,25 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
         if (magic != OptsMagic)
             throw Violation("handshake", $"unknown negotiation magic 0x{magic:x16} (expected IHAVEOPT)");
 
-        var flags = BinaryPrimitives.ReadUInt16BigEndian((await reader.ReadAsync(2, ct).ConfigureAwait(false)).Span);
+        var flags = BinaryPrimitives.ReadUInt16BigEndian(reader.Read(2));
         if ((flags & FlagFixedNewstyle) == 0)
             throw new NbdException("NBD handshake: the server does not support fixed newstyle negotiation, which this client requires.", "handshake");
         _noZeroes = (flags & FlagNoZeroes) != 0;
     }
 
     /// <summary>Step 2: our client flags (FIXED_NEWSTYLE, and NO_ZEROES when the server offered it).</summary>
-    public async Task SendClientFlagsAsync()
+    public void SendClientFlags()
     {
         var flags = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(flags, ClientFlagFixedNewstyle | (_noZeroes ? ClientFlagNoZeroes : 0));
-        await transport.SendAsync(flags, ct).ConfigureAwait(false);
+        transport.Send(flags);
     }
 
     /// <summary>Step 3: NBD_OPT_STRUCTURED_REPLY; false when the server does not support it.</summary>
-    public async Task<bool> NegotiateStructuredRepliesAsync()
+    public bool NegotiateStructuredReplies()
     {
-        await SendOptionAsync(OptStructuredReply, []).ConfigureAwait(false);
-        var reply = await ReadOptionReplyAsync(OptStructuredReply).ConfigureAwait(false);
+        SendOption(OptStructuredReply, []);
+        var reply = ReadOptionReply(OptStructuredReply);
         return reply.Type switch
         {
             RepAck when reply.Data.Length == 0 => true,
@@ -57,19 +58,19 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
     }
 
     /// <summary>Step 4: NBD_OPT_SET_META_CONTEXT; returns the id the server assigned to each requested name.</summary>
-    public async Task<IReadOnlyDictionary<string, uint>> SetMetaContextsAsync(string exportName, IReadOnlyList<string> contexts)
+    public IReadOnlyDictionary<string, uint> SetMetaContexts(string exportName, IReadOnlyList<string> contexts)
     {
         var payload = new List<byte>();
         AppendString32(payload, exportName);
         AppendUInt32(payload, (uint)contexts.Count);
         foreach (var context in contexts)
             AppendString32(payload, context);
-        await SendOptionAsync(OptSetMetaContext, payload.ToArray()).ConfigureAwait(false);
+        SendOption(OptSetMetaContext, payload.ToArray());
 
         var assigned = new Dictionary<string, uint>(StringComparer.Ordinal);
         while (true)
         {
-            var reply = await ReadOptionReplyAsync(OptSetMetaContext).ConfigureAwait(false);
+            var reply = ReadOptionReply(OptSetMetaContext);
             if (reply.Type == RepAck)
                 break;
             if ((reply.Type & RepFlagError) != 0)
@@ -100,13 +101,13 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
     }
 
     /// <summary>Step 5: NBD_OPT_LIST, the exports the server announces.</summary>
-    public async Task<IReadOnlyList<NbdExportInfo>> ListExportsAsync()
+    public IReadOnlyList<NbdExportInfo> ListExports()
     {
-        await SendOptionAsync(OptList, []).ConfigureAwait(false);
+        SendOption(OptList, []);
         var exports = new List<NbdExportInfo>();
         while (true)
         {
-            var reply = await ReadOptionReplyAsync(OptList).ConfigureAwait(false);
+            var reply = ReadOptionReply(OptList);
             if (reply.Type == RepAck)
                 return exports;
             if ((reply.Type & RepFlagError) != 0)
@@ -123,36 +124,36 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
     }
 
     /// <summary>Ends option haggling without entering transmission (after a list).</summary>
-    public async Task AbortAsync()
+    public void Abort()
     {
-        await SendOptionAsync(OptAbort, []).ConfigureAwait(false);
+        SendOption(OptAbort, []);
         transport.ShutdownSend();
     }
 
-    private async Task SendOptionAsync(uint option, byte[] data)
+    private void SendOption(uint option, byte[] data)
     {
         var message = new byte[16 + data.Length];
         BinaryPrimitives.WriteUInt64BigEndian(message, OptsMagic);
         BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(8), option);
         BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(12), (uint)data.Length);
         data.CopyTo(message, 16);
-        await transport.SendAsync(message, ct).ConfigureAwait(false);
+        transport.Send(message);
     }
 
-    private async Task<OptionReply> ReadOptionReplyAsync(uint option)
+    private OptionReply ReadOptionReply(uint option)
     {
-        var header = await reader.ReadAsync(OptionReplyHeaderSize, ct).ConfigureAwait(false);
-        var magic = BinaryPrimitives.ReadUInt64BigEndian(header.Span);
-        var echoed = BinaryPrimitives.ReadUInt32BigEndian(header.Span[8..]);
-        var type = BinaryPrimitives.ReadUInt32BigEndian(header.Span[12..]);
-        var length = BinaryPrimitives.ReadUInt32BigEndian(header.Span[16..]);
+        var header = reader.Read(OptionReplyHeaderSize);
+        var magic = BinaryPrimitives.ReadUInt64BigEndian(header);
+        var echoed = BinaryPrimitives.ReadUInt32BigEndian(header[8..]);
+        var type = BinaryPrimitives.ReadUInt32BigEndian(header[12..]);
+        var length = BinaryPrimitives.ReadUInt32BigEndian(header[16..]);
         if (magic != OptionReplyMagic)
             throw Violation(option, $"option reply magic 0x{magic:x16} instead of 0x{OptionReplyMagic:x}");
         if (echoed != option)
             throw Violation(option, $"the reply is for {OptionName(echoed)}, not for the option sent");
         if (length > MaxOptionReplyLength)
             throw Violation(option, $"option reply length {length} is implausibly large");
-        var data = (await reader.ReadAsync((int)length, ct).ConfigureAwait(false)).ToArray();
+        var data = reader.Read((int)length).ToArray();
         return new OptionReply(type, data);
     }
 

@@ -7,9 +7,9 @@ namespace VirtBackup.Core.Nbd;
 /// <summary>Structured reply chunks: data, holes, block status, errors, and the final NONE.</summary>
 internal sealed partial class NbdReplyReader
 {
-    private async Task OnChunkAsync(CancellationToken ct)
+    private void OnChunk()
     {
-        var chunk = NbdChunkHeader.Parse((await input.ReadAsync(NbdChunkHeader.SizeAfterMagic, ct).ConfigureAwait(false)).Span);
+        var chunk = NbdChunkHeader.Parse(input.Read(NbdChunkHeader.SizeAfterMagic));
         var request = Find(chunk.Handle, $"{chunk.TypeName} chunk");
         switch (chunk.Type)
         {
@@ -20,18 +20,18 @@ internal sealed partial class NbdReplyReader
                     throw new NbdProtocolViolation(request, "NBD_REPLY_TYPE_NONE chunk without NBD_REPLY_FLAG_DONE");
                 break;
             case ReplyTypeOffsetData:
-                await OnOffsetDataAsync(request, chunk, ct).ConfigureAwait(false);
+                OnOffsetData(request, chunk);
                 break;
             case ReplyTypeOffsetHole:
-                await OnOffsetHoleAsync(request, chunk, ct).ConfigureAwait(false);
+                OnOffsetHole(request, chunk);
                 break;
             case ReplyTypeBlockStatus:
-                await OnBlockStatusAsync(request, chunk, ct).ConfigureAwait(false);
+                OnBlockStatus(request, chunk);
                 break;
             default:
                 if (!chunk.IsError)
                     throw new NbdProtocolViolation(request, $"unknown {chunk.TypeName} in the reply");
-                await OnErrorAsync(request, chunk, ct).ConfigureAwait(false);
+                OnError(request, chunk);
                 break;
         }
 
@@ -39,25 +39,25 @@ internal sealed partial class NbdReplyReader
             Finish(request);
     }
 
-    private async Task OnOffsetDataAsync(NbdRequest request, NbdChunkHeader chunk, CancellationToken ct)
+    private void OnOffsetData(NbdRequest request, NbdChunkHeader chunk)
     {
         if (request.Command != CmdRead)
             throw new NbdProtocolViolation(request, $"{chunk.TypeName} chunk in the reply to {request.Name}");
         if (chunk.Length < 9)
             throw new NbdProtocolViolation(request, $"{chunk.TypeName} chunk of {chunk.Length} bytes (at least 9 required)");
-        var offset = BinaryPrimitives.ReadUInt64BigEndian((await input.ReadAsync(8, ct).ConfigureAwait(false)).Span);
+        var offset = BinaryPrimitives.ReadUInt64BigEndian(input.Read(8));
         var count = chunk.Length - 8;
         var start = CheckContent(request, chunk, offset, count);
-        await ReceiveAsync(request, start, (int)count, ct).ConfigureAwait(false);
+        Receive(request, start, (int)count);
     }
 
-    private async Task OnOffsetHoleAsync(NbdRequest request, NbdChunkHeader chunk, CancellationToken ct)
+    private void OnOffsetHole(NbdRequest request, NbdChunkHeader chunk)
     {
         if (request.Command != CmdRead)
             throw new NbdProtocolViolation(request, $"{chunk.TypeName} chunk in the reply to {request.Name}");
         if (chunk.Length != 12)
             throw new NbdProtocolViolation(request, $"{chunk.TypeName} chunk of {chunk.Length} bytes (exactly 12 required)");
-        var payload = (await input.ReadAsync(12, ct).ConfigureAwait(false)).Span;
+        var payload = input.Read(12);
         var offset = BinaryPrimitives.ReadUInt64BigEndian(payload);
         var count = BinaryPrimitives.ReadUInt32BigEndian(payload[8..]);
         if (count == 0)
@@ -77,22 +77,21 @@ internal sealed partial class NbdReplyReader
         return start;
     }
 
-    private async Task OnBlockStatusAsync(NbdRequest request, NbdChunkHeader chunk, CancellationToken ct)
+    private void OnBlockStatus(NbdRequest request, NbdChunkHeader chunk)
     {
         if (request.Command != CmdBlockStatus)
             throw new NbdProtocolViolation(request, $"{chunk.TypeName} chunk in the reply to {request.Name}");
         NbdBlockStatus.CheckLength(request, chunk.Length);
         if (chunk.Length <= NbdSocketReader.BufferSize)
         {
-            var payload = await input.ReadAsync((int)chunk.Length, ct).ConfigureAwait(false);
-            NbdBlockStatus.Parse(request, payload.Span, contexts);
+            NbdBlockStatus.Parse(request, input.Read((int)chunk.Length), contexts);
             return;
         }
 
         var rented = ArrayPool<byte>.Shared.Rent((int)chunk.Length);
         try
         {
-            await input.ReadExactlyAsync(rented.AsMemory(0, (int)chunk.Length), ct).ConfigureAwait(false);
+            input.ReadExactly(rented.AsSpan(0, (int)chunk.Length));
             NbdBlockStatus.Parse(request, rented.AsSpan(0, (int)chunk.Length), contexts);
         }
         finally
@@ -101,12 +100,11 @@ internal sealed partial class NbdReplyReader
         }
     }
 
-    private async Task OnErrorAsync(NbdRequest request, NbdChunkHeader chunk, CancellationToken ct)
+    private void OnError(NbdRequest request, NbdChunkHeader chunk)
     {
         if (chunk.Length > NbdErrorChunk.MaxLength)
             throw new NbdProtocolViolation(request, $"{chunk.TypeName} chunk of {chunk.Length} bytes is implausibly large");
-        var payload = await input.ReadAsync((int)chunk.Length, ct).ConfigureAwait(false);
-        var error = NbdErrorChunk.Parse(chunk.Type, payload.Span, out var problem)
+        var error = NbdErrorChunk.Parse(chunk.Type, input.Read((int)chunk.Length), out var problem)
             ?? throw new NbdProtocolViolation(request, $"malformed {chunk.TypeName}: {problem}");
         if (error.Offset is { } offset)
         {

@@ -4,9 +4,10 @@ using static VirtBackup.Core.Nbd.NbdProtocol;
 namespace VirtBackup.Core.Nbd;
 
 /// <summary>
-/// The single loop that reads every reply from the server and dispatches it by handle to the pending
-/// request. Each reply is checked against its request; anything the protocol forbids throws
+/// The single loop, on its own thread, that reads every reply from the server and dispatches it by handle
+/// to the pending request. Each reply is checked against its request; anything the protocol forbids throws
 /// <see cref="NbdProtocolViolation"/>, which ends the connection (the client then fails all pending requests).
+/// It never runs caller code: completing a request schedules the caller's continuation elsewhere.
 /// </summary>
 internal sealed partial class NbdReplyReader(
     NbdSocketReader input,
@@ -18,20 +19,20 @@ internal sealed partial class NbdReplyReader(
     public Action? ServerShuttingDown { get; init; }
 
     /// <summary>Runs until the server closes the connection cleanly (returns) or something fails (throws).</summary>
-    public async Task RunAsync(CancellationToken ct)
+    public void Run()
     {
-        while (await input.WaitForMessageAsync(ct).ConfigureAwait(false))
+        while (input.WaitForMessage())
         {
-            var magic = BinaryPrimitives.ReadUInt32BigEndian((await input.ReadAsync(4, ct).ConfigureAwait(false)).Span);
+            var magic = BinaryPrimitives.ReadUInt32BigEndian(input.Read(4));
             if (magic == SimpleReplyMagic)
             {
-                await OnSimpleReplyAsync(ct).ConfigureAwait(false);
+                OnSimpleReply();
             }
             else if (magic == StructuredReplyMagic)
             {
                 if (!structuredReplies)
                     throw new NbdProtocolViolation(null, "a structured reply chunk arrived although structured replies were not negotiated");
-                await OnChunkAsync(ct).ConfigureAwait(false);
+                OnChunk();
             }
             else
             {
@@ -40,9 +41,9 @@ internal sealed partial class NbdReplyReader(
         }
     }
 
-    private async Task OnSimpleReplyAsync(CancellationToken ct)
+    private void OnSimpleReply()
     {
-        var reply = NbdSimpleReply.Parse((await input.ReadAsync(NbdSimpleReply.SizeAfterMagic, ct).ConfigureAwait(false)).Span);
+        var reply = NbdSimpleReply.Parse(input.Read(NbdSimpleReply.SizeAfterMagic));
         var request = Find(reply.Handle, "simple reply");
         if (reply.Errno != 0)
         {
@@ -57,7 +58,7 @@ internal sealed partial class NbdReplyReader(
             if (structuredReplies)
                 throw new NbdProtocolViolation(request, "a simple reply to READ although structured replies were negotiated");
             request.TryCover(request.Offset, request.End);
-            await ReceiveAsync(request, request.Offset, (int)request.Length, ct).ConfigureAwait(false);
+            Receive(request, request.Offset, (int)request.Length);
         }
         else if (request.Command == CmdBlockStatus)
         {
@@ -71,19 +72,18 @@ internal sealed partial class NbdReplyReader(
         requests.Find(handle)
         ?? throw new NbdProtocolViolation(null, $"{what} with handle 0x{handle:x16}, which matches no request in flight");
 
-    /// <summary>Copies payload bytes into the request's buffer, or discards them if the caller cancelled.</summary>
-    private async ValueTask ReceiveAsync(NbdRequest request, long offset, int count, CancellationToken ct)
+    /// <summary>Receives payload bytes straight into the request's buffer, or discards them if the caller cancelled.</summary>
+    private void Receive(NbdRequest request, long offset, int count)
     {
         if (!request.TryBeginReceive())
         {
-            await input.SkipAsync(count, ct).ConfigureAwait(false);
+            input.Skip(count);
             return;
         }
 
         try
         {
-            var destination = request.ReadBuffer.Slice((int)(offset - request.Offset), count);
-            await input.ReadExactlyAsync(destination, ct).ConfigureAwait(false);
+            input.ReadExactly(request.ReadBuffer.Span.Slice((int)(offset - request.Offset), count));
         }
         finally
         {
@@ -91,7 +91,7 @@ internal sealed partial class NbdReplyReader(
         }
     }
 
-    private void ZeroFill(NbdRequest request, long offset, int count)
+    private static void ZeroFill(NbdRequest request, long offset, int count)
     {
         if (!request.TryBeginReceive())
             return;
@@ -113,7 +113,7 @@ internal sealed partial class NbdReplyReader(
             if (errno == EShutdown)
                 ServerShuttingDown?.Invoke();
             requests.Remove(request.Handle);
-            request.Fail(NbdException.ServerReported(request.Name, request.Offset, request.Length, errno, request.ErrorMessage, request.ErrorOffset));
+            request.Fail(NbdException.ServerReported(request.Name, request.ReportedOffset, request.ReportedLength, errno, request.ErrorMessage, request.ErrorOffset));
             return;
         }
 

@@ -45,7 +45,12 @@ internal sealed class NbdRequest(
 
     public string Name => NbdProtocol.CommandName(Command);
 
-    public string Description => NbdException.Describe(Name, Command is NbdProtocol.CmdFlush ? null : Offset, Command is NbdProtocol.CmdFlush ? null : Length);
+    /// <summary>The offset to name in messages (none for FLUSH, which has no range).</summary>
+    public long? ReportedOffset => Command == NbdProtocol.CmdFlush ? null : Offset;
+
+    public long? ReportedLength => Command == NbdProtocol.CmdFlush ? null : Length;
+
+    public string Description => NbdException.Describe(Name, ReportedOffset, ReportedLength);
 
     /// <summary>Records that [start, end) of a READ is now known; false if it overlaps earlier content.</summary>
     public bool TryCover(long start, long end)

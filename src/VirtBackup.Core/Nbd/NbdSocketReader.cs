@@ -5,86 +5,82 @@ namespace VirtBackup.Core.Nbd;
 /// <summary>
 /// Buffered input from the transport: headers and small payloads are parsed out of one large pooled
 /// buffer (few receive calls), large payloads (READ data) are received straight into their destination.
-/// Only one reader (the handshake, then the reply loop) uses it at a time.
+/// Only one thread (the handshake, then the reply thread) uses it at a time.
 /// </summary>
-internal sealed class NbdSocketReader : IDisposable
+internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
 {
     public const int BufferSize = 256 * 1024;
     private const int DirectReceiveThreshold = 64 * 1024;
 
-    private readonly NbdTransport _transport;
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
     private int _start;
     private int _end;
-
-    public NbdSocketReader(NbdTransport transport) => _transport = transport;
 
     private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(NbdSocketReader));
 
     private int Buffered => _end - _start;
 
     /// <summary>Waits for the first byte of the next message; false when the peer closed the connection cleanly.</summary>
-    public async ValueTask<bool> WaitForMessageAsync(CancellationToken ct)
+    public bool WaitForMessage()
     {
         if (Buffered > 0)
             return true;
-        _start = _end = 0;
-        var received = await _transport.ReceiveAsync(Buffer.AsMemory(), ct).ConfigureAwait(false);
-        _end = received;
-        return received > 0;
+        _start = 0;
+        _end = transport.Receive(Buffer);
+        return _end > 0;
     }
 
-    /// <summary>Returns the next <paramref name="count"/> bytes; the memory is valid until the next call.</summary>
-    public async ValueTask<ReadOnlyMemory<byte>> ReadAsync(int count, CancellationToken ct)
+    /// <summary>Returns the next <paramref name="count"/> bytes; the span is valid until the next call.</summary>
+    public ReadOnlySpan<byte> Read(int count)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, BufferSize);
         if (Buffered < count)
-            await FillAsync(count, ct).ConfigureAwait(false);
-        var result = Buffer.AsMemory(_start, count);
+            Fill(count);
+        var result = Buffer.AsSpan(_start, count);
         _start += count;
         return result;
     }
 
     /// <summary>Fills <paramref name="destination"/> completely, receiving large parts directly into it.</summary>
-    public async ValueTask ReadExactlyAsync(Memory<byte> destination, CancellationToken ct)
+    public void ReadExactly(Span<byte> destination)
     {
         while (!destination.IsEmpty)
         {
             if (Buffered > 0)
             {
                 var n = Math.Min(Buffered, destination.Length);
-                Buffer.AsSpan(_start, n).CopyTo(destination.Span);
+                Buffer.AsSpan(_start, n).CopyTo(destination);
                 _start += n;
                 destination = destination[n..];
             }
             else if (destination.Length >= DirectReceiveThreshold)
             {
-                var received = await _transport.ReceiveAsync(destination, ct).ConfigureAwait(false);
+                var received = transport.Receive(destination);
                 if (received == 0)
                     throw new NbdConnectionClosedException();
                 destination = destination[received..];
             }
             else
             {
-                await FillAsync(destination.Length, ct).ConfigureAwait(false);
+                Fill(destination.Length);
             }
         }
     }
 
     /// <summary>Discards <paramref name="count"/> bytes (payload of an abandoned request).</summary>
-    public async ValueTask SkipAsync(long count, CancellationToken ct)
+    public void Skip(long count)
     {
         while (count > 0)
         {
             if (Buffered == 0)
-                await FillAsync((int)Math.Min(count, BufferSize), ct).ConfigureAwait(false);
+                Fill((int)Math.Min(count, BufferSize));
             var n = (int)Math.Min(count, Buffered);
             _start += n;
             count -= n;
         }
     }
 
-    private async ValueTask FillAsync(int count, CancellationToken ct)
+    private void Fill(int count)
     {
         var buffer = Buffer;
         if (Buffered == 0)
@@ -100,7 +96,7 @@ internal sealed class NbdSocketReader : IDisposable
 
         while (Buffered < count)
         {
-            var received = await _transport.ReceiveAsync(buffer.AsMemory(_end), ct).ConfigureAwait(false);
+            var received = transport.Receive(buffer.AsSpan(_end));
             if (received == 0)
                 throw new NbdConnectionClosedException();
             _end += received;

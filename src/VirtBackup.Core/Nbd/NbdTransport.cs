@@ -4,52 +4,53 @@ using System.Net.Sockets;
 namespace VirtBackup.Core.Nbd;
 
 /// <summary>
-/// The byte pipe to the server: a connected unix-domain or TCP stream socket. Sends always complete
-/// fully; receives return what the kernel has (the reader above buffers).
+/// The byte pipe to the server: a unix-domain or TCP stream socket used only with blocking calls.
+/// The socket is never put into .NET's async mode, so a receive is one plain recv() on the reply thread:
+/// measurably faster for streaming than epoll-driven async receives (see <see cref="NbdClient"/>).
+/// Blocked calls are released by <see cref="Abort"/> or <see cref="Dispose"/> from another thread.
 /// </summary>
 internal sealed class NbdTransport : IDisposable
 {
     private const int SocketBufferSize = 4 * 1024 * 1024;
     private readonly Socket _socket;
+    private readonly NbdUri _uri;
     private int _disposed;
 
-    private NbdTransport(Socket socket) => _socket = socket;
-
-    public static async Task<NbdTransport> ConnectAsync(NbdUri uri, CancellationToken ct)
+    private NbdTransport(Socket socket, NbdUri uri)
     {
-        Socket socket;
-        EndPoint endPoint;
-        if (uri.Transport == NbdTransportKind.Unix)
-        {
-            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            endPoint = new UnixDomainSocketEndPoint(uri.SocketPath!);
-        }
-        else
-        {
-            endPoint = IPAddress.TryParse(uri.Host, out var address)
-                ? new IPEndPoint(address, uri.Port)
-                : new DnsEndPoint(uri.Host!, uri.Port);
-            socket = address is null
-                ? new Socket(SocketType.Stream, ProtocolType.Tcp)
-                : new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            socket.NoDelay = true;
-        }
+        _socket = socket;
+        _uri = uri;
+    }
 
+    /// <summary>Creates the (unconnected) socket for <paramref name="uri"/>.</summary>
+    public static NbdTransport Create(NbdUri uri)
+    {
+        var socket = uri.Transport == NbdTransportKind.Unix
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : IPAddress.TryParse(uri.Host, out var address)
+                ? new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+                : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        if (uri.Transport == NbdTransportKind.Tcp)
+            socket.NoDelay = true;
+        TryEnlargeBuffers(socket);
+        return new NbdTransport(socket, uri);
+    }
+
+    /// <summary>Connects (blocking); failures become an <see cref="NbdException"/> naming the address.</summary>
+    public void Connect()
+    {
         try
         {
-            TryEnlargeBuffers(socket);
-            await socket.ConnectAsync(endPoint, ct).ConfigureAwait(false);
-            return new NbdTransport(socket);
+            if (_uri.Transport == NbdTransportKind.Unix)
+                _socket.Connect(new UnixDomainSocketEndPoint(_uri.SocketPath!));
+            else if (IPAddress.TryParse(_uri.Host, out var address))
+                _socket.Connect(new IPEndPoint(address, _uri.Port));
+            else
+                _socket.Connect(_uri.Host!, _uri.Port);
         }
         catch (SocketException e)
         {
-            socket.Dispose();
-            throw new NbdException($"NBD connect: cannot connect to {uri}: {e.Message}.", "connect", inner: e);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
+            throw new NbdException($"NBD connect: cannot connect to {_uri}: {e.Message}.", "connect", inner: e);
         }
     }
 
@@ -67,41 +68,30 @@ internal sealed class NbdTransport : IDisposable
         }
     }
 
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    public void Send(ReadOnlySpan<byte> data)
     {
         while (!data.IsEmpty)
-        {
-            var sent = await _socket.SendAsync(data, SocketFlags.None, ct).ConfigureAwait(false);
-            data = data[sent..];
-        }
+            data = data[_socket.Send(data)..];
     }
 
-    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct) =>
-        _socket.ReceiveAsync(buffer, SocketFlags.None, ct);
+    /// <summary>Receives what is available (at least one byte); 0 when the peer closed the connection.</summary>
+    public int Receive(Span<byte> buffer) => _socket.Receive(buffer);
 
     /// <summary>Tells the server we will send nothing more (after NBD_CMD_DISC or NBD_OPT_ABORT).</summary>
-    public void ShutdownSend()
-    {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Send);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already gone.
-        }
-    }
+    public void ShutdownSend() => Shutdown(SocketShutdown.Send);
 
-    /// <summary>Hard disconnect: pending receives and sends fail promptly.</summary>
-    public void Abort()
+    /// <summary>Hard disconnect: blocked receives return 0 and sends fail, promptly.</summary>
+    public void Abort() => Shutdown(SocketShutdown.Both);
+
+    private void Shutdown(SocketShutdown how)
     {
         try
         {
-            _socket.Shutdown(SocketShutdown.Both);
+            _socket.Shutdown(how);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            // Already gone.
+            // Not connected or already gone.
         }
     }
 
