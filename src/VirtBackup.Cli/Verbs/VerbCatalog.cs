@@ -9,5 +9,6 @@ internal static class VerbCatalog
         new RestoreVerb(),
         new ListVerb(),
         new VerifyVerb(),
+        new RepairVerb(),
     ];
 }

@@ -110,14 +110,20 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
         }
     }
 
-    private void RemoveUncommitted(ChainState? state)
+    /// <summary>Removes checkpoints of ours that no completed stream carried (left by a killed run); returns their names.</summary>
+    public IReadOnlyList<string> RemoveUncommitted() => RemoveUncommitted(Load());
+
+    private IReadOnlyList<string> RemoveUncommitted(ChainState? state)
     {
         var committed = state?.Checkpoints.Select(c => c.Name).ToHashSet() ?? [];
-        foreach (var name in domain.ListCheckpoints().Reverse().Where(n => ChainState.IsOurs(n) && !committed.Contains(n)))
+        var removed = domain.ListCheckpoints().Reverse().Where(n => ChainState.IsOurs(n) && !committed.Contains(n)).ToList();
+        foreach (var name in removed)
         {
             domain.CheckpointDelete(name);
             log.Warning("removed checkpoint {Checkpoint} of {Domain}: no completed stream carried it", name, domain.Name);
         }
+
+        return removed;
     }
 
     private void RemoveChain()

@@ -1,0 +1,36 @@
+using VirtBackup.Core.Capture;
+using VirtBackup.Core.Chain;
+using VirtBackup.Core.Libvirt;
+
+namespace VirtBackup.CliApp.Verbs;
+
+internal sealed class RepairVerb : IVerb
+{
+    public string Name => "repair";
+
+    public string Summary => "after a killed virtbackup: resume a VM it paused, abort its job, remove its uncommitted checkpoint";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("domain", "the domain to repair (required)", "NAME"),
+        new("state-dir", $"where the checkpoint chain is remembered (default {ChainStore.DefaultDirectory})", "DIR"),
+    ];
+
+    public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
+    {
+        var name = options.Value("domain") ?? throw new UsageException("--domain NAME is required");
+        using var libvirt = LibvirtConnection.Open(Settings.ConnectUri(options, context));
+        using var domain = libvirt.LookupByName(name);
+        var store = new ChainStore(options.Value("state-dir") ?? ChainStore.DefaultDirectory);
+        var directory = store.EnsureDirectory(domain.Uuid);
+        using var domainLock = DomainLock.Acquire(directory, domain.Name);
+        var repaired = await new DomainRepair(domain, new PausedMarker(directory), context.Log).RunAsync(cancellationToken);
+        var removed = new ChainPlanner(domain, store, context.Log).RemoveUncommitted();
+        if (repaired.Count == 0 && removed.Count == 0)
+        {
+            context.Log.Information("{Domain} needed no repair", domain.Name);
+        }
+
+        return ExitCodes.Success;
+    }
+}
