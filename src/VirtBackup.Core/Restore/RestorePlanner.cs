@@ -157,11 +157,14 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
                 + "Restore the chain again from its full stream, or pass --force to apply it anyway");
         }
 
-        var info = await QemuImg.InfoAsync(written, forceShare: false, cancellationToken);
-        if (info.VirtualSize != disk.VirtualSize)
+        // qcow2 rounds the virtual size up to whole 512-byte sectors; a raw image has exactly the disk's size.
+        var size = restored.Format == DiskFormat.Raw
+            ? new FileInfo(written).Length
+            : (await QemuImg.InfoAsync(written, forceShare: false, cancellationToken)).VirtualSize;
+        if (size != disk.VirtualSize && size != (disk.VirtualSize + 511) / 512 * 512)
         {
             throw new RestoreRefusedException(
-                $"disk {disk.Target} is {disk.VirtualSize} bytes in the incremental stream but the restored image '{written}' has {info.VirtualSize}: "
+                $"disk {disk.Target} is {disk.VirtualSize} bytes in the incremental stream but the restored image '{written}' has {size}: "
                 + "a resized disk needs a new full backup");
         }
 

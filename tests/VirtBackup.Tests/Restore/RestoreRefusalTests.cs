@@ -1,0 +1,169 @@
+using VirtBackup.Core;
+using VirtBackup.Core.Restore;
+using VirtBackup.Core.Stream;
+using VirtBackup.Tests.Stream;
+
+namespace VirtBackup.Tests.Restore;
+
+/// <summary>What a restore refuses before it writes anything, and what it leaves when it does.</summary>
+public class RestoreRefusalTests
+{
+    [Fact(Timeout = 60_000)]
+    public async Task An_incremental_applied_before_its_parent_is_refused_naming_both_checkpoints()
+    {
+        using var tree = new RestoredTree();
+        var full = ChainFixtures.Full();
+        var inc1 = ChainFixtures.Next(full, 2, 100);
+        var inc2 = ChainFixtures.Next(inc1, 3, 200);
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        var before = tree.Snapshot();
+
+        var e = await Assert.ThrowsAsync<ChainGapException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root));
+
+        Assert.Equal(ErrorCategory.Refused, e.Category);
+        Assert.Contains("it continues from checkpoint 'virtbackup-chain-a-0002'", e.Message);
+        Assert.Contains("the last checkpoint applied to 'win11' is 'virtbackup-chain-a-0001'", e.Message);
+        Assert.Equal(before, tree.Snapshot());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_incremental_of_another_chain_is_refused_naming_both_chains()
+    {
+        using var tree = new RestoredTree();
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Full("chain-a")), tree.Root);
+        var other = ChainFixtures.Next(ChainFixtures.Full("chain-b"), 2, 100);
+        var before = tree.Snapshot();
+
+        var e = await Assert.ThrowsAsync<ChainGapException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(other), tree.Root));
+
+        Assert.Contains("(chain 'chain-b'", e.Message);
+        Assert.Contains("it belongs to another chain", e.Message);
+        Assert.Contains("of chain 'chain-a'", e.Message);
+        Assert.Equal(before, tree.Snapshot());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_incremental_applied_twice_or_without_a_restored_full_is_refused()
+    {
+        using var tree = new RestoredTree();
+        var full = ChainFixtures.Full();
+        var inc1 = await ChainFixtures.BuildAsync(ChainFixtures.Next(full, 2, 100));
+
+        var missing = await Assert.ThrowsAsync<ChainGapException>(() => ChainFixtures.RestoreAsync(inc1, tree.Root));
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        await ChainFixtures.RestoreAsync(inc1, tree.Root);
+        var twice = await Assert.ThrowsAsync<ChainGapException>(() => ChainFixtures.RestoreAsync(inc1, tree.Root));
+
+        Assert.Contains("nothing was restored as 'win11'", missing.Message);
+        Assert.Contains("was already applied to 'win11'", twice.Message);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_incremental_onto_a_restored_copy_is_refused()
+    {
+        using var tree = new RestoredTree();
+        var copy = ChainFixtures.Full() with { Level = BackupLevel.Copy, ChainId = null, Checkpoint = null };
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(copy), tree.Root);
+
+        var e = await Assert.ThrowsAsync<ChainGapException>(async () =>
+            await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Next(ChainFixtures.Full(), 2, 100)), tree.Root));
+
+        Assert.Contains("was restored from a copy backup", e.Message);
+        Assert.Contains("which starts no chain", e.Message);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_full_restore_over_existing_files_is_refused_without_force_and_names_them()
+    {
+        using var tree = new RestoredTree();
+        var stream = await ChainFixtures.BuildAsync(ChainFixtures.Full());
+        await ChainFixtures.RestoreAsync(stream, tree.Root);
+        var before = tree.Snapshot();
+
+        var e = await Assert.ThrowsAsync<RestoreRefusedException>(() => ChainFixtures.RestoreAsync(stream, tree.Root));
+
+        Assert.Equal(ErrorCategory.Refused, e.Category);
+        Assert.Contains($"disk image '{tree.Disk("vda")}'", e.Message);
+        Assert.Contains($"disk image '{tree.Disk("vdb")}'", e.Message);
+        Assert.Contains($"NVRAM file '{tree.Nvram()}'", e.Message);
+        Assert.Contains($"TPM state directory '{tree.TpmDirectory()}'", e.Message);
+        Assert.Contains("Pass --force to replace it, or --as NEWNAME", e.Message);
+        Assert.Equal(before, tree.Snapshot());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task With_force_a_full_restore_replaces_existing_files_and_starts_the_chain_again()
+    {
+        using var tree = new RestoredTree();
+        var first = ChainFixtures.Full("chain-a");
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Next(first, 2, 100) with { Level = BackupLevel.Full, Parent = null }), tree.Root);
+
+        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(first), tree.Root, force: true);
+
+        Assert.Equal(ChainFixtures.Image(first, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
+        Assert.Equal(first.Nvram, await File.ReadAllBytesAsync(tree.Nvram()));
+        Assert.Equal(first.Tpm[1].Content, await File.ReadAllBytesAsync(Path.Combine(tree.TpmDirectory(), "tpm2-00.permall")));
+        Assert.Equal("virtbackup-chain-a-0001", result.Position.Checkpoint);
+        Assert.Empty(tree.StagingLeftovers());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task An_incremental_onto_an_image_changed_since_the_restore_is_refused_unless_forced()
+    {
+        using var tree = new RestoredTree();
+        var full = ChainFixtures.Full();
+        var inc1 = ChainFixtures.Next(full, 2, 100);
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        await using (var image = File.OpenWrite(tree.Disk("vda")))
+        {
+            image.Write([1, 2, 3]);
+        }
+
+        var e = await Assert.ThrowsAsync<RestoreRefusedException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root));
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root, force: true);
+
+        Assert.Contains("changed after the last restore (was the VM started?)", e.Message);
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData("../../etc/cron.d/evil")]
+    [InlineData("a/b")]
+    [InlineData(".hidden")]
+    [InlineData("-rf")]
+    [InlineData("two words")]
+    public async Task A_domain_name_that_is_no_safe_file_name_is_refused_and_needs_as(string name)
+    {
+        using var tree = new RestoredTree();
+        var stream = await ChainFixtures.BuildAsync(ChainFixtures.Full() with { DomainName = name });
+
+        var e = await Assert.ThrowsAsync<RestoreRefusedException>(() => ChainFixtures.RestoreAsync(stream, tree.Root));
+        await ChainFixtures.RestoreAsync(stream, tree.Root, asName: "renamed");
+
+        Assert.Contains($"the stream's domain name '{name}' cannot be used for file names", e.Message);
+        Assert.Contains("restore it with --as NAME", e.Message);
+        Assert.True(File.Exists(tree.Disk("vda", name: "renamed")));
+        Assert.Equal([tree.Root], Directory.EnumerateFileSystemEntries(tree.Parent));
+    }
+
+    [Fact]
+    public void A_target_root_with_define_or_a_relative_disk_directory_is_an_invalid_combination()
+    {
+        Assert.Throws<ArgumentException>(() => new RestoreOptions(Define: true, TargetRoot: "/tmp/x").Validate());
+        Assert.Throws<ArgumentException>(() => new RestoreOptions(DiskDirectory: "images").Validate());
+        Assert.Throws<ArgumentException>(() => new RestoreOptions(NewName: "../x").Validate());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_disk_directory_with_dot_dot_segments_still_stays_below_the_target_root()
+    {
+        using var tree = new RestoredTree();
+        var run = new RestoreRun(null, VirtBackup.Core.Libvirt.QemuConf.Defaults, Serilog.Core.Logger.None);
+        var stream = await ChainFixtures.BuildAsync(ChainFixtures.Full());
+
+        await run.RunAsync(new RestoreOptions(DiskDirectory: "/../../../images", Format: DiskFormat.Raw, TargetRoot: tree.Root),
+            new MemoryStream(stream), CancellationToken.None);
+
+        Assert.True(File.Exists(Path.Combine(tree.Root, "images/win11-vda.img")));
+        Assert.Equal([tree.Root], Directory.EnumerateFileSystemEntries(tree.Parent));
+    }
+}
