@@ -41,7 +41,18 @@ public sealed record ChainPosition(
     [JsonIgnore]
     public string Describe => ChainId is null
         ? $"a copy backup taken {StreamCreatedUtc:u} (no chain)"
-        : $"checkpoint '{Checkpoint}' of chain '{ChainId}' ({Streams} stream{(Streams == 1 ? "" : "s")} applied, the last taken {StreamCreatedUtc:u})";
+        : $"checkpoint '{Checkpoint}' of chain '{ChainId}' ({History})";
+
+    /// <summary>How many streams were applied and when the last was taken.</summary>
+    [JsonIgnore]
+    public string History => $"{Streams} stream{(Streams == 1 ? "" : "s")} applied, the last taken {StreamCreatedUtc:u}";
+
+    /// <summary>The last stream applied, as <see cref="StreamIdOf"/> names it.</summary>
+    [JsonIgnore]
+    public string StreamId => Checkpoint ?? $"copy taken {StreamCreatedUtc:O}";
+
+    /// <summary>What names a stream in a commit marker: its checkpoint, or for a copy its time.</summary>
+    public static string StreamIdOf(Manifest manifest) => manifest.Checkpoint ?? $"copy taken {manifest.CreatedUtc:O}";
 }
 
 /// <summary>An incremental stream does not continue the chain restored so far (gap, wrong order, other chain).</summary>

@@ -27,13 +27,20 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
         var owner = TpmOwner(options);
         var chainStore = new RestoreLayout(name, manifest.DomainUuid, options).ChainStore;
         var previous = chainStore.Load(name);
+        var interrupted = chainStore.LoadCommitMarker(name);
+        if (interrupted is not null && interrupted == previous?.StreamId)
+        {
+            // The position was saved after everything else: that commit got through, only the marker is left.
+            interrupted = null;
+        }
+
         return manifest.Level == BackupLevel.Inc
-            ? await PlanIncrementalAsync(manifest, options, name, previous, chainStore, owner, cancellationToken)
-            : PlanFull(manifest, options, name, previous, chainStore, owner);
+            ? await PlanIncrementalAsync(manifest, options, name, previous, chainStore, interrupted, owner, cancellationToken)
+            : PlanFull(manifest, options, name, previous, chainStore, interrupted, owner);
     }
 
     private RestorePlan PlanFull(Manifest manifest, RestoreOptions options, string name, ChainPosition? previous,
-        ChainPositionStore chainStore, (int Uid, int Gid)? owner)
+        ChainPositionStore chainStore, string? interrupted, (int Uid, int Gid)? owner)
     {
         var newIdentity = options.NewName is not null;
         using var byName = libvirt?.TryLookupByName(name);
@@ -70,6 +77,11 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
             existing.Add($"chain position '{chainStore.FilePath(name)}' (restored from {previous.Describe})");
         }
 
+        if (interrupted is not null)
+        {
+            existing.Add($"an interrupted restore of '{interrupted}' ({chainStore.MarkerPath(name)})");
+        }
+
         var replacesDomain = CheckDomains(byName, newIdentity ? null : uuid, name, existing);
         if (existing.Count > 0 && !options.Force)
         {
@@ -87,7 +99,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
     }
 
     private async Task<RestorePlan> PlanIncrementalAsync(Manifest manifest, RestoreOptions options, string name, ChainPosition? previous,
-        ChainPositionStore chainStore, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
+        ChainPositionStore chainStore, string? interrupted, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
     {
         var stream = $"incremental stream '{manifest.Checkpoint}' (chain '{manifest.ChainId}', parent '{manifest.ParentCheckpoint}', taken {manifest.CreatedUtc:u})";
         if (previous is null)
@@ -109,6 +121,19 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
                 + $"of domain {previous.SourceDomainUuid}. Apply only streams of chain '{previous.ChainId}', or restore a full of chain '{manifest.ChainId}' first");
         }
 
+        var resuming = interrupted == manifest.Checkpoint;
+        if (interrupted is not null && !resuming)
+        {
+            throw new ChainGapException(
+                $"cannot apply the {stream}: an interrupted restore of '{interrupted}' left '{name}' between two states ({chainStore.MarkerPath(name)}). "
+                + $"Apply '{interrupted}' again, or restore a full stream with --force");
+        }
+
+        if (resuming)
+        {
+            log.Warning("applying {Checkpoint} again: its earlier commit was interrupted, so the images may hold part of it", manifest.Checkpoint);
+        }
+
         if (previous.Checkpoint == manifest.Checkpoint)
         {
             throw new ChainGapException($"the {stream} was already applied to '{name}' (restored up to {previous.Describe})");
@@ -118,7 +143,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
         {
             throw new ChainGapException(
                 $"cannot apply the {stream}: it continues from checkpoint '{manifest.ParentCheckpoint}', but the last checkpoint applied to '{name}' "
-                + $"is '{previous.Checkpoint}' ({previous.Describe}). Apply the chain's streams in order, each exactly once");
+                + $"is '{previous.Checkpoint}' ({previous.History}). Apply the chain's streams in order, each exactly once");
         }
 
         var layout = new RestoreLayout(name, previous.DomainUuid, options);
@@ -130,7 +155,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
         var disks = new List<PlannedDisk>();
         foreach (var disk in manifest.Disks.Where(d => !d.Excluded))
         {
-            disks.Add(await PlanOverlayAsync(disk, previous, layout, options.Force, cancellationToken));
+            disks.Add(await PlanOverlayAsync(disk, previous, layout, options.Force || resuming, cancellationToken));
         }
 
         using var domain = libvirt?.TryLookupByName(name);
@@ -138,7 +163,8 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
         return new RestorePlan(manifest, layout, previous, disks, options.NewName is not null, owner, replacesDomain);
     }
 
-    private static async Task<PlannedDisk> PlanOverlayAsync(ManifestDisk disk, ChainPosition previous, RestoreLayout layout, bool force,
+    /// <param name="anyMtime">Skip the check that the image is as the last restore left it (--force, or resuming an interrupted commit).</param>
+    private static async Task<PlannedDisk> PlanOverlayAsync(ManifestDisk disk, ChainPosition previous, RestoreLayout layout, bool anyMtime,
         CancellationToken cancellationToken)
     {
         var restored = previous.Disks.FirstOrDefault(d => d.Target == disk.Target)
@@ -150,7 +176,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
             throw new RestoreRefusedException($"the restored image of disk {disk.Target}, '{written}', is missing: restore the chain again from its full stream");
         }
 
-        if (File.GetLastWriteTimeUtc(written).Ticks != restored.ModifiedUtcTicks && !force)
+        if (File.GetLastWriteTimeUtc(written).Ticks != restored.ModifiedUtcTicks && !anyMtime)
         {
             throw new RestoreRefusedException(
                 $"the restored image '{written}' changed after the last restore (was the VM started?): an incremental on top would mix two states. "

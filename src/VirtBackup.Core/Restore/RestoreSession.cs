@@ -69,12 +69,16 @@ internal sealed class RestoreSession : IAsyncDisposable
     public Task FinishDisksAsync(CancellationToken cancellationToken) => FinishCurrentDiskAsync(cancellationToken);
 
     /// <summary>
-    /// Makes the restore final, in an order that keeps a crash safe: disk images, then NVRAM and TPM state, then
-    /// the chain position (an interrupted incremental can then simply be applied again) and the definition file.
+    /// Makes the restore final, in an order that keeps a crash safe: a commit marker naming the stream, the disk
+    /// images, NVRAM and TPM state, the definition file and the chain position, then the marker goes. A crash in
+    /// between leaves the marker: only the same stream (or a full with --force) is accepted next, and applying an
+    /// incremental again is safe because it writes absolute content.
     /// </summary>
     public async Task<ChainPosition> CommitAsync(string definition, CancellationToken cancellationToken)
     {
         await FinishCurrentDiskAsync(cancellationToken);
+        var store = Plan.Layout.ChainStore;
+        store.MarkCommitting(Plan.Name, ChainPosition.StreamIdOf(Plan.Manifest));
         foreach (var disk in _disks)
         {
             await disk.CommitAsync(cancellationToken);
@@ -87,9 +91,9 @@ internal sealed class RestoreSession : IAsyncDisposable
 
         _state.Commit();
         var position = Plan.NextPosition(RestoredDisks());
-        var store = Plan.Layout.ChainStore;
         store.SaveDefinition(Plan.Name, definition);
         store.Save(position);
+        store.ClearCommitMarker(Plan.Name);
         Posix.FsyncDirectory(store.Directory);
         return position;
     }

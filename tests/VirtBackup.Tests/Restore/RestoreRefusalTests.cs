@@ -166,4 +166,43 @@ public class RestoreRefusalTests
         Assert.True(File.Exists(Path.Combine(tree.Root, "images/win11-vda.img")));
         Assert.Equal([tree.Root], Directory.EnumerateFileSystemEntries(tree.Parent));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task After_an_interrupted_commit_only_the_same_incremental_is_accepted_and_applying_it_again_repairs_the_images()
+    {
+        using var tree = new RestoredTree();
+        var full = ChainFixtures.Full();
+        var inc1 = ChainFixtures.Next(full, 2, 100);
+        var inc2 = ChainFixtures.Next(inc1, 3, 200);
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        // What a crash halfway through committing inc1 leaves: the marker, and part of inc1 in the image.
+        await File.WriteAllTextAsync(Path.Combine(tree.Images, ".virtbackup/win11.committing"), "virtbackup-chain-a-0002\n");
+        await using (var image = new FileStream(tree.Disk("vda"), FileMode.Open, FileAccess.Write))
+        {
+            image.Position = 700_000 + 2 * 4096;
+            image.Write(ChainFixtures.Image(inc1, "vda").AsSpan(700_000 + 2 * 4096, 70_000));
+        }
+
+        var other = await Assert.ThrowsAsync<ChainGapException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root));
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root);
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root);
+
+        Assert.Contains("an interrupted restore of 'virtbackup-chain-a-0002' left 'win11' between two states", other.Message);
+        Assert.Equal(ChainFixtures.Image(inc2, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
+        Assert.False(File.Exists(Path.Combine(tree.Images, ".virtbackup/win11.committing")));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Tpm_state_files_in_subdirectories_get_private_directories_owned_by_the_swtpm_user()
+    {
+        using var tree = new RestoredTree();
+        var backup = await StreamFixtures.BuildAsync(Compression.Zstd, nvramSize: 2_000);
+
+        await ChainFixtures.RestoreAsync(backup.Stream, tree.Root);
+
+        var state = tree.TpmDirectory();
+        Assert.Equal(backup.TpmFiles[0].Content, await File.ReadAllBytesAsync(Path.Combine(state, "tpm2/tpm2-00.permall")));
+        Assert.Equal("tss:tss 700", await RestoreRoundTripTests.StatAsync(Path.Combine(state, "tpm2")));
+        Assert.Equal("tss:tss 600", await RestoreRoundTripTests.StatAsync(Path.Combine(state, "tpm2/tpm2-00.volatilestate")));
+    }
 }
