@@ -69,13 +69,14 @@ public sealed class RestoreLabTests : IDisposable
         Assert.Equal("root:root 600", await StatAsync(copy.NvramPath));
         Assert.Empty(Directory.EnumerateFileSystemEntries(LabVm.ImagesDirectory, ".virtbackup-restore-*"));
 
-        restored.Start();
+        await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "start", copy.Name]);
         await Task.Delay(TimeSpan.FromSeconds(5));
 
         Assert.Equal(DomainState.Running, restored.GetState().State);
         var swtpm = await LabHost.RunAsync("pgrep", ["-a", "swtpm"]);
         Assert.Contains($"dir={tpmDirectory}", swtpm);
-        var log = File.Exists(copy.SwtpmLogPath) ? await File.ReadAllTextAsync(copy.SwtpmLogPath) : "";
+        Assert.True(File.Exists(copy.SwtpmLogPath), $"{copy.SwtpmLogPath} is missing: swtpm did not start");
+        var log = await File.ReadAllTextAsync(copy.SwtpmLogPath);
         Assert.DoesNotContain("error", log, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("manufacturing", log, StringComparison.OrdinalIgnoreCase); // the restored state was used, not a new one
     }

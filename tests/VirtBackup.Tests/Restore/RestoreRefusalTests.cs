@@ -205,4 +205,54 @@ public class RestoreRefusalTests
         Assert.Equal("tss:tss 700", await RestoreRoundTripTests.StatAsync(Path.Combine(state, "tpm2")));
         Assert.Equal("tss:tss 600", await RestoreRoundTripTests.StatAsync(Path.Combine(state, "tpm2/tpm2-00.volatilestate")));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_restore_cancelled_while_writing_a_qcow2_disk_stops_qemu_nbd_and_leaves_nothing()
+    {
+        using var tree = new RestoredTree();
+        var stream = await ChainFixtures.BuildAsync(ChainFixtures.Full());
+        var records = TarSurgery.Records(stream);
+        var stall = records.Last(r => r.Name.StartsWith("disks/vda/0", StringComparison.Ordinal)).HeaderOffset;
+        using var cancel = new CancellationTokenSource();
+        var input = new StallingStream(stream, (int)stall, cancel);
+        var run = new RestoreRun(null, VirtBackup.Core.Libvirt.QemuConf.Defaults, Serilog.Core.Logger.None);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            run.RunAsync(new RestoreOptions(Format: DiskFormat.Qcow2, TargetRoot: tree.Root), input, cancel.Token));
+
+        Assert.Empty(tree.Files());
+        Assert.Empty(tree.StagingLeftovers());
+    }
+
+    /// <summary>Gives <paramref name="stream"/> up to <paramref name="stallAt"/>, then cancels and waits forever, like a stalled pipe and a Ctrl-C.</summary>
+    private sealed class StallingStream(byte[] stream, int stallAt, CancellationTokenSource cancel) : System.IO.Stream
+    {
+        private int _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+        {
+            if (_position >= stallAt)
+            {
+                await cancel.CancelAsync();
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+
+            var n = Math.Min(buffer.Length, stallAt - _position);
+            stream.AsMemory(_position, n).CopyTo(buffer);
+            _position += n;
+            return n;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
 }
