@@ -1,13 +1,66 @@
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Restore;
+using VirtBackup.Core.Stream;
+
 namespace VirtBackup.CliApp.Verbs;
 
 internal sealed class RestoreVerb : IVerb
 {
     public string Name => "restore";
 
-    public string Summary => "restore a domain from a stream on stdin";
+    public string Summary => "restore a domain from a stream on stdin (a full/copy, or the next incremental of a restored chain)";
 
-    public IReadOnlyList<OptionSpec> Options { get; } = [];
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("as", "restore as a new domain: new name, new UUID, new MAC addresses (default: the stream's name and UUID)", "NEWNAME"),
+        new("disk-dir", $"where disk images go (default {RestoreOptions.DefaultDiskDirectory}); the chain position is kept in DIR/.virtbackup", "DIR"),
+        new("format", "image format of a full or copy restore: qcow2 (default) or raw; an incremental keeps the chain's", "FORMAT", ["qcow2", "raw"]),
+        new("define", "define (or redefine) the domain in libvirt, pointing at the restored files"),
+        new("force", "replace existing images, NVRAM, TPM state and a shut-off domain of the same name"),
+        new("target-root", "write every file below DIR instead of / (Bacula's 'where'); libvirt is not consulted, --define is refused", "DIR"),
+    ];
 
-    public Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("restore is not implemented yet");
+    public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
+    {
+        var restore = new RestoreOptions(
+            options.Value("as"),
+            options.Value("disk-dir") ?? RestoreOptions.DefaultDiskDirectory,
+            options.Value("format") switch
+            {
+                "raw" => DiskFormat.Raw,
+                "qcow2" => DiskFormat.Qcow2,
+                _ => null,
+            },
+            options.Flag("define"),
+            options.Flag("force"),
+            options.Value("target-root"));
+        try
+        {
+            restore.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+
+        var input = StreamInput.Open(context, Name);
+        using var libvirt = restore.TargetRoot is null ? OpenLocal(options, context) : null;
+        var run = new RestoreRun(libvirt, QemuConf.Load(), context.Log);
+        await run.RunAsync(restore, input, cancellationToken);
+        return ExitCodes.Success;
+    }
+
+    /// <summary>The restore writes this host's files, so the libvirt it defines into must be this host's too.</summary>
+    private static LibvirtConnection OpenLocal(ParsedOptions options, VerbContext context)
+    {
+        var uri = Settings.ConnectUri(options, context);
+        var scheme = uri.IndexOf("://", StringComparison.Ordinal);
+        if (scheme >= 0 && !uri.AsSpan(scheme + 3).StartsWith("/"))
+        {
+            throw new RestoreRefusedException(
+                $"restore writes files on this host, but '{uri}' is a remote libvirt: run virtbackup restore on the hypervisor host itself");
+        }
+
+        return LibvirtConnection.Open(uri);
+    }
 }

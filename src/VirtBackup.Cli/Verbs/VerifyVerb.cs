@@ -1,3 +1,5 @@
+using VirtBackup.Core.Stream;
+
 namespace VirtBackup.CliApp.Verbs;
 
 internal sealed class VerifyVerb : IVerb
@@ -8,6 +10,16 @@ internal sealed class VerifyVerb : IVerb
 
     public IReadOnlyList<OptionSpec> Options { get; } = [];
 
-    public Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("verify is not implemented yet");
+    public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
+    {
+        var input = StreamInput.Open(context, Name);
+        var summary = await new BackupStreamReader(input).VerifyAsync(cancellationToken);
+        var m = summary.Manifest;
+        var t = summary.Trailer;
+        context.Log.Information(
+            "stream verified: complete and intact; {Level} backup of {Domain} ({Uuid}), checkpoint {Checkpoint}, parent {Parent}, chain {Chain}, taken {Created:u}; {Members} members, {Bytes} bytes ({Stored} stored)",
+            StreamTable.Level(m.Level), m.DomainName, m.DomainUuid, m.Checkpoint ?? "-", m.ParentCheckpoint ?? "-", m.ChainId ?? "-", m.CreatedUtc,
+            t.MemberCount, t.TotalBytes, t.TotalStoredBytes);
+        return ExitCodes.Success;
+    }
 }

@@ -22,6 +22,17 @@ public static class QemuImg
         await RunAsync(args, cancellationToken);
     }
 
+    /// <summary>
+    /// Creates a qcow2 overlay on <paramref name="backingPath"/> (absolute): reads fall through to the backing image,
+    /// writes stay in the overlay until <see cref="CommitAsync"/>.
+    /// </summary>
+    public static Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken) =>
+        RunAsync(["create", "-q", "-f", "qcow2", "-o", "compat=1.1,lazy_refcounts=off", "-b", backingPath, "-F", backingFormat, path], cancellationToken);
+
+    /// <summary>Writes everything the qcow2 overlay at <paramref name="path"/> holds into its backing image.</summary>
+    public static Task CommitAsync(string path, CancellationToken cancellationToken) =>
+        RunAsync(["commit", "-q", "-f", "qcow2", path], cancellationToken);
+
     /// <summary>Info of an image; <paramref name="forceShare"/> (-U) reads an image a running VM holds.</summary>
     public static async Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken)
     {

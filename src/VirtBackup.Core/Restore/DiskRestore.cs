@@ -1,0 +1,130 @@
+using VirtBackup.Core.Disks;
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Restore;
+
+/// <summary>
+/// One disk being restored, provisional until <see cref="CommitAsync"/>:
+/// <list type="bullet">
+/// <item>a full or copy stream writes a new image in the staging directory (qcow2 through qemu-nbd, raw
+/// directly); committing renames it over the final name;</item>
+/// <item>an incremental stream writes a qcow2 overlay (in the staging directory) on top of the restored image;
+/// committing runs <c>qemu-img commit</c> into it. Applying an incremental writes absolute content, so if the
+/// commit is interrupted, applying the same stream again repairs the image (the chain position still names
+/// the parent checkpoint until every commit is done).</item>
+/// </list>
+/// Abandoned, it leaves only files in the staging directory, which goes away with the run.
+/// </summary>
+internal sealed class DiskRestore : IAsyncDisposable
+{
+    private readonly IImageWriter _writer;
+    private readonly string _stagedPath;
+    private bool _finished;
+
+    private DiskRestore(PlannedDisk plan, IImageWriter writer, string stagedPath)
+    {
+        Plan = plan;
+        _writer = writer;
+        _stagedPath = stagedPath;
+    }
+
+    public PlannedDisk Plan { get; }
+
+    public string Target => Plan.Target;
+
+    public long DataBytes { get; private set; }
+
+    public static async Task<DiskRestore> OpenAsync(PlannedDisk plan, StagingDirectory staging, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (plan.IsOverlay)
+            {
+                var overlay = staging.Combine($"{plan.Target}.overlay.qcow2");
+                await QemuImg.CreateOverlayAsync(overlay, plan.WrittenPath, FormatName(plan.Format), cancellationToken);
+                File.SetUnixFileMode(overlay, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                return new DiskRestore(plan, await NbdImageWriter.OpenAsync(overlay, cancellationToken), overlay);
+            }
+
+            var image = staging.Combine($"{plan.Target}.{(plan.Format == DiskFormat.Qcow2 ? "qcow2" : "img")}");
+            if (plan.Format == DiskFormat.Raw)
+            {
+                return new DiskRestore(plan, RawFileWriter.Create(image, plan.VirtualSize), image);
+            }
+
+            await QemuImg.CreateAsync(image, "qcow2", plan.VirtualSize, cancellationToken);
+            File.SetUnixFileMode(image, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return new DiskRestore(plan, await NbdImageWriter.OpenAsync(image, cancellationToken), image);
+        }
+        catch (IOException e)
+        {
+            throw new RestoreWriteException($"cannot create the image for disk {plan.Target} in '{staging.Path}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Applies a map: its zero extents now (data follows in data members).</summary>
+    public async Task ApplyZerosAsync(DiskMap map, CancellationToken cancellationToken)
+    {
+        foreach (var extent in map.Extents.Where(e => e.Zero))
+        {
+            await Guard(() => _writer.ZeroAsync(extent.Offset, extent.Length, cancellationToken));
+        }
+    }
+
+    public async Task WriteAsync(DiskDataMember member, CancellationToken cancellationToken)
+    {
+        await Guard(() => _writer.WriteAsync(member.Offset, member.Data, cancellationToken));
+        DataBytes += member.Length;
+    }
+
+    public async Task FinishAsync(CancellationToken cancellationToken)
+    {
+        if (!_finished)
+        {
+            await Guard(() => _writer.FinishAsync(cancellationToken));
+            _finished = true;
+        }
+    }
+
+    /// <summary>Makes the restored content final. Only after the whole stream has been verified.</summary>
+    public async Task CommitAsync(CancellationToken cancellationToken)
+    {
+        if (!_finished)
+        {
+            throw new InvalidOperationException($"disk {Target} is committed before it was finished");
+        }
+
+        try
+        {
+            if (Plan.IsOverlay)
+            {
+                await QemuImg.CommitAsync(_stagedPath, cancellationToken);
+                File.Delete(_stagedPath);
+            }
+            else
+            {
+                File.Move(_stagedPath, Plan.WrittenPath, overwrite: true);
+            }
+        }
+        catch (IOException e)
+        {
+            throw new RestoreWriteException($"putting disk {Target} in place at '{Plan.WrittenPath}' failed: {e.Message}", e);
+        }
+    }
+
+    public ValueTask DisposeAsync() => _writer.DisposeAsync();
+
+    public static string FormatName(DiskFormat format) => format == DiskFormat.Qcow2 ? "qcow2" : "raw";
+
+    private async Task Guard(Func<Task> write)
+    {
+        try
+        {
+            await write();
+        }
+        catch (IOException e)
+        {
+            throw new RestoreWriteException($"writing disk {Target} failed: {e.Message}", e);
+        }
+    }
+}

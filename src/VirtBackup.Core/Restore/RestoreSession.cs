@@ -1,0 +1,134 @@
+using Serilog;
+using VirtBackup.Core.Platform;
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Restore;
+
+/// <summary>
+/// The provisional side of one restore: everything the stream carries is written into staging directories
+/// (disk images or overlays next to the images, NVRAM and TPM state next to theirs) as the members arrive, and
+/// becomes final only in <see cref="CommitAsync"/>, which the run calls after the reader has verified the
+/// trailer. Disposing without a commit removes every staged file and leaves the previous state as it was.
+/// </summary>
+internal sealed class RestoreSession : IAsyncDisposable
+{
+    private const UnixFileMode ImagesDirectoryMode = StagingDirectory.Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    private readonly ILogger _log;
+    private readonly StateFileWriter _state;
+    private readonly List<DiskRestore> _disks = [];
+    private StagingDirectory? _diskStaging;
+
+    public RestoreSession(RestorePlan plan, ILogger log)
+    {
+        Plan = plan;
+        _log = log;
+        var layout = plan.Layout;
+        _state = new StateFileWriter(
+            layout.Written(layout.NvramPath),
+            layout.Written(layout.TpmStateDirectory(plan.Manifest.Tpm.Version)),
+            plan.TpmOwner);
+    }
+
+    public RestorePlan Plan { get; }
+
+    public string? DomainXml { get; set; }
+
+    public long DataBytes => _disks.Sum(d => d.DataBytes);
+
+    public void StageNvram(NvramMember member) => _state.StageNvram(member.Content.Span);
+
+    public void StageTpmFile(TpmFileMember member) => _state.StageTpmFile(member.RelativePath, member.Content.Span);
+
+    public async Task BeginDiskAsync(DiskMapMember map, CancellationToken cancellationToken)
+    {
+        await FinishCurrentDiskAsync(cancellationToken);
+        var plan = Plan.Disk(map.Disk.Target) ?? throw new InvalidOperationException($"disk {map.Disk.Target} was not planned");
+        if (_diskStaging is null)
+        {
+            var directory = Plan.Layout.Written(Plan.Layout.DiskDirectory);
+            if (!Directory.Exists(directory))
+            {
+                Directory.CreateDirectory(directory, ImagesDirectoryMode);
+            }
+
+            _diskStaging = StagingDirectory.Create(directory);
+        }
+
+        var disk = await DiskRestore.OpenAsync(plan, _diskStaging, cancellationToken);
+        _disks.Add(disk);
+        var data = map.Map.Extents.Where(e => !e.Zero).Sum(e => e.Length);
+        _log.Information("restoring disk {Target} ({Kind}): {DataMiB:F1} MiB of data into {Path}",
+            plan.Target, plan.IsOverlay ? "changes, through an overlay" : DiskRestore.FormatName(plan.Format), data / 1048576.0, plan.WrittenPath);
+        await disk.ApplyZerosAsync(map.Map, cancellationToken);
+    }
+
+    public Task WriteAsync(DiskDataMember member, CancellationToken cancellationToken) => _disks[^1].WriteAsync(member, cancellationToken);
+
+    /// <summary>Every disk's writes flushed and its writer closed: what is left is renaming and committing.</summary>
+    public Task FinishDisksAsync(CancellationToken cancellationToken) => FinishCurrentDiskAsync(cancellationToken);
+
+    /// <summary>
+    /// Makes the restore final, in an order that keeps a crash safe: a commit marker naming the stream, the disk
+    /// images, NVRAM and TPM state, the definition file and the chain position, then the marker goes. A crash in
+    /// between leaves the marker: only the same stream (or a full with --force) is accepted next, and applying an
+    /// incremental again is safe because it writes absolute content.
+    /// </summary>
+    public async Task<ChainPosition> CommitAsync(string definition, CancellationToken cancellationToken)
+    {
+        await FinishCurrentDiskAsync(cancellationToken);
+        var store = Plan.Layout.ChainStore;
+        store.MarkCommitting(Plan.Name, ChainPosition.StreamIdOf(Plan.Manifest));
+        foreach (var disk in _disks)
+        {
+            await disk.CommitAsync(cancellationToken);
+        }
+
+        if (_disks.Count > 0)
+        {
+            Posix.FsyncDirectory(Plan.Layout.Written(Plan.Layout.DiskDirectory));
+        }
+
+        _state.Commit();
+        var position = Plan.NextPosition(RestoredDisks());
+        store.SaveDefinition(Plan.Name, definition);
+        store.Save(position);
+        store.ClearCommitMarker(Plan.Name);
+        Posix.FsyncDirectory(store.Directory);
+        return position;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var disk in _disks)
+        {
+            await disk.DisposeAsync();
+        }
+
+        _diskStaging?.Dispose();
+        _state.Dispose();
+    }
+
+    private async Task FinishCurrentDiskAsync(CancellationToken cancellationToken)
+    {
+        if (_disks.Count > 0)
+        {
+            await _disks[^1].FinishAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>The restored images after the commit: this stream's disks with their new mtimes, plus untouched earlier ones.</summary>
+    private List<RestoredDisk> RestoredDisks()
+    {
+        var disks = Plan.Disks
+            .Select(d => new RestoredDisk(d.Target, d.HostPath, d.Format, d.VirtualSize, File.GetLastWriteTimeUtc(d.WrittenPath).Ticks))
+            .ToList();
+        if (Plan.IsIncremental)
+        {
+            disks.AddRange(Plan.Previous!.Disks.Where(p => disks.All(d => d.Target != p.Target)));
+            disks.Sort((a, b) => string.CompareOrdinal(a.Target, b.Target));
+        }
+
+        return disks;
+    }
+}

@@ -1,0 +1,184 @@
+using System.Security.Cryptography;
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Restore;
+using VirtBackup.Core.Stream;
+using VirtBackup.Tests.Stream;
+
+namespace VirtBackup.Tests.Restore;
+
+/// <summary>What one synthetic stream holds; <see cref="SyntheticDisk.Image"/> is the whole disk at that backup.</summary>
+internal sealed record StreamSpec(
+    BackupLevel Level,
+    string? ChainId,
+    string? Checkpoint,
+    string? Parent,
+    IReadOnlyList<SyntheticDisk> Disks,
+    byte[]? Nvram,
+    IReadOnlyList<(string Path, byte[] Content)> Tpm,
+    Compression Compression = Compression.Zstd,
+    string DomainName = ChainFixtures.DomainName,
+    string DomainUuid = ChainFixtures.DomainUuid);
+
+/// <summary>Synthetic full and incremental streams of one small domain, and the files a restore of them must produce.</summary>
+internal static class ChainFixtures
+{
+    public const string DomainName = "win11";
+    public const string DomainUuid = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0";
+    public const int DiskSize = 1024 * 1024;
+
+    public const string DomainXml = """
+        <domain type='qemu' id='7'>
+          <name>win11</name>
+          <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>
+          <memory unit='KiB'>131072</memory>
+          <os>
+            <type arch='x86_64' machine='q35'>hvm</type>
+            <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+            <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/win11_VARS.fd</nvram>
+          </os>
+          <devices>
+            <disk type='file' device='disk'>
+              <driver name='qemu' type='qcow2'/>
+              <source file='/srv/vm/win11.qcow2' index='1'/>
+              <backingStore/>
+              <target dev='vda' bus='virtio'/>
+              <alias name='virtio-disk0'/>
+            </disk>
+            <disk type='block' device='disk'>
+              <driver name='qemu' type='raw'/>
+              <source dev='/dev/vg0/win11-data'/>
+              <target dev='vdb' bus='virtio'/>
+            </disk>
+            <disk type='block' device='disk'>
+              <source dev='/dev/vg0/scratch'/>
+              <target dev='sdc' bus='sata'/>
+            </disk>
+            <interface type='network'>
+              <mac address='52:54:00:12:34:56'/>
+              <source network='default'/>
+              <target dev='vnet3'/>
+              <alias name='net0'/>
+            </interface>
+            <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
+          </devices>
+        </domain>
+        """;
+
+    public static byte[] Nvram(int seed) => StreamFixtures.Content(4096 + seed, seed + 1000);
+
+    public static IReadOnlyList<(string Path, byte[] Content)> Tpm(int seed) =>
+    [
+        (".lock", []),
+        ("tpm2-00.permall", StreamFixtures.Content(6122, seed + 2000)),
+    ];
+
+    /// <summary>The full backup: vda with data and zero extents, vdb, and an excluded sdc.</summary>
+    public static StreamSpec Full(string chain = "chain-a", Compression compression = Compression.Zstd) => new(
+        BackupLevel.Full, chain, Checkpoint(chain, 1), null,
+        [
+            StreamFixtures.Disk("vda", DiskSize, 7,
+                new DiskExtent(0, 150_000, false),
+                new DiskExtent(150_000, 112_144, true),
+                new DiskExtent(262_244, 337_756, false),
+                new DiskExtent(DiskSize - 5000, 5000, false)),
+            StreamFixtures.Disk("vdb", 300_000, 8, new DiskExtent(65_536, 4_464, false)),
+            new SyntheticDisk("sdc", new byte[4096], [], Excluded: true),
+        ],
+        Nvram(1), Tpm(1), compression);
+
+    /// <summary>
+    /// The incremental after <paramref name="parent"/>: on vda, data over part of a zero extent and part of a data
+    /// extent, zeros over other data; vdb unchanged (an empty map).
+    /// </summary>
+    public static StreamSpec Next(StreamSpec parent, int sequence, int seed)
+    {
+        var vda = parent.Disks[0];
+        var changes = new[]
+        {
+            new DiskExtent(0, 40_000, true),
+            new DiskExtent(100_000 + sequence * 1000, 100_000, false),
+            new DiskExtent(500_000, 65_536, true),
+            new DiskExtent(700_000 + sequence * 4096, 70_000, false),
+        };
+        var image = (byte[])vda.Image.Clone();
+        foreach (var e in changes)
+        {
+            var content = e.Zero ? new byte[e.Length] : StreamFixtures.Content((int)e.Length, seed + (int)e.Offset);
+            content.CopyTo(image, e.Offset);
+        }
+
+        var chain = parent.ChainId!;
+        return parent with
+        {
+            Level = BackupLevel.Inc,
+            Checkpoint = Checkpoint(chain, sequence),
+            Parent = parent.Checkpoint,
+            Disks = [new SyntheticDisk("vda", image, changes), parent.Disks[1] with { Extents = [] }, parent.Disks[2]],
+            Nvram = Nvram(sequence),
+            Tpm = Tpm(sequence),
+        };
+    }
+
+    /// <summary>The whole image of each disk after <paramref name="spec"/> and its parents were applied.</summary>
+    public static byte[] Image(StreamSpec spec, string target) => spec.Disks.First(d => d.Target == target).Image;
+
+    public static string Checkpoint(string chain, int sequence) => $"virtbackup-{chain}-{sequence:D4}";
+
+    public static async Task<byte[]> BuildAsync(StreamSpec spec)
+    {
+        var options = StreamFixtures.Options(spec.Compression);
+        var manifest = new Manifest
+        {
+            ToolVersion = "0.1.0-test",
+            DomainName = spec.DomainName,
+            DomainUuid = spec.DomainUuid,
+            Level = spec.Level,
+            Checkpoint = spec.Checkpoint,
+            ParentCheckpoint = spec.Parent,
+            ChainId = spec.ChainId,
+            CreatedUtc = StreamFixtures.FixedTime,
+            PauseWindowMs = 42,
+            Freeze = FreezeState.NoAgent,
+            Compression = CompressionInfo.From(options),
+            Disks = spec.Disks.Select(d => new ManifestDisk(d.Target, DiskFormat.Qcow2, d.VirtualSize, d.Excluded, $"/srv/vm/{d.Target}")).ToList(),
+            Tpm = spec.Tpm.Count > 0 ? new TpmInfo(true, "2.0", null) : TpmInfo.None,
+            NvramPresent = spec.Nvram is not null,
+        };
+        var output = new MemoryStream();
+        await using (var writer = new BackupStreamWriter(output, options))
+        {
+            var ct = CancellationToken.None;
+            await writer.WriteManifestAsync(manifest, ct);
+            await writer.WriteDomainXmlAsync(DomainXml, ct);
+            if (spec.Nvram is { } nvram)
+            {
+                await writer.WriteNvramAsync("win11_VARS.fd", nvram, ct);
+            }
+
+            foreach (var (path, content) in spec.Tpm)
+            {
+                await writer.WriteTpmFileAsync(path, content, ct);
+            }
+
+            foreach (var disk in spec.Disks.Where(d => !d.Excluded))
+            {
+                await writer.WriteDiskMapAsync(disk.Target, disk.Extents, ct);
+                await StreamFixtures.WriteDataAsync(writer, disk, 50_000);
+            }
+
+            await writer.CompleteAsync(ct);
+        }
+
+        return output.ToArray();
+    }
+
+    /// <summary>Restores <paramref name="stream"/> in-process under <paramref name="root"/>, like <c>virtbackup restore --target-root</c>.</summary>
+    public static Task<RestoreResult> RestoreAsync(byte[] stream, string root, DiskFormat format = DiskFormat.Raw, bool force = false, string? asName = null)
+    {
+        var run = new RestoreRun(null, QemuConf.Defaults, Serilog.Core.Logger.None);
+        var options = new RestoreOptions(asName, Format: format, Force: force, TargetRoot: root);
+        return run.RunAsync(options, new UnseekableStream(new MemoryStream(stream, writable: false)), CancellationToken.None);
+    }
+
+    public static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+}
