@@ -34,11 +34,6 @@ fi
 bash "$lab/start-daemons.sh"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet build "$root/src/VirtBackup.Cli" -c Release -nologo -clp:ErrorsOnly
-dotnet build "$bench/VirtBackup.Bench" -c Release -nologo -clp:ErrorsOnly
-virtbackup=$root/src/VirtBackup.Cli/bin/Release/net10.0/virtbackup
-bench_app=$bench/VirtBackup.Bench/bin/Release/net10.0/VirtBackup.Bench
-
 prefix=vbt-bench-$$
 d4=$prefix-4g
 d32=$prefix-32g
@@ -52,6 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# virtbackup as it ships: published for the runtime (ReadyToRun, see VirtBackup.Cli.csproj).
+dotnet publish "$root/src/VirtBackup.Cli" -c Release -r linux-x64 --self-contained false -o "$work/virtbackup" -nologo -clp:ErrorsOnly
+dotnet build "$bench/VirtBackup.Bench" -c Release -nologo -clp:ErrorsOnly
+virtbackup=$work/virtbackup/virtbackup
+bench_app=$bench/VirtBackup.Bench/bin/Release/net10.0/VirtBackup.Bench
 
 # A lab VM whose vda holds the benchmark data: create, stop, fill the image, start again.
 create_filled() {
