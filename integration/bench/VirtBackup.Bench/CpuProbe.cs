@@ -6,35 +6,66 @@ using ZstdSharp.Unsafe;
 
 namespace VirtBackup.Bench;
 
+/// <summary>
+/// The <c>cpu</c> verb: how fast this machine compresses (ZstdSharp, system libzstd, level 1) and hashes
+/// (SHA-256) a file in 4 MiB members, the writer's unit of work. Explains benchmark 2's CPU budget.
+/// </summary>
 internal static unsafe partial class CpuProbe
 {
-    [LibraryImport("libzstd.so.1")] private static partial nint ZSTD_createCCtx();
-    [LibraryImport("libzstd.so.1")] private static partial nuint ZSTD_CCtx_setParameter(nint c, int p, int v);
-    [LibraryImport("libzstd.so.1")] private static partial nuint ZSTD_compress2(nint c, byte* dst, nuint cap, byte* src, nuint len);
+    private const int Member = 4 * 1024 * 1024;
 
-    public static int Run(string[] args)
+    public static int Run(string file)
     {
-        var data = File.ReadAllBytes(args[0]);
-        const int member = 4 << 20;
-        var dst = new byte[Compressor.GetCompressBound(member)];
-        for (var round = 0; round < 3; round++)
+        var data = File.ReadAllBytes(file);
+        var destination = new byte[Compressor.GetCompressBound(Member)];
+        var mib = data.Length / 1048576.0;
+        using var managed = new Compressor(1);
+        managed.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+        var native = ZSTD_createCCtx();
+        ZSTD_CCtx_setParameter(native, 100, 1); // compression level
+        ZSTD_CCtx_setParameter(native, 201, 1); // checksum
+        for (var round = 1; round <= 3; round++)
         {
-            var c = new Compressor(1);
-            c.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
-            var sw = Stopwatch.StartNew(); long outb = 0;
-            for (var o = 0; o + member <= data.Length; o += member) outb += c.Wrap(data.AsSpan(o, member), dst);
-            var tSharp = sw.Elapsed.TotalSeconds;
-            var n = ZSTD_createCCtx(); ZSTD_CCtx_setParameter(n, 100, 1); ZSTD_CCtx_setParameter(n, 201, 1);
-            sw.Restart(); long outn = 0;
-            fixed (byte* s = data) fixed (byte* d = dst)
-                for (var o = 0; o + member <= data.Length; o += member) outn += (long)ZSTD_compress2(n, d, (nuint)dst.Length, s + o, member);
-            var tNative = sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            for (var o = 0; o + member <= data.Length; o += member) SHA256.HashData(data.AsSpan(o, member));
-            var tSha = sw.Elapsed.TotalSeconds;
-            double mb = data.Length / 1048576.0;
-            Console.WriteLine($"zstdsharp {mb / tSharp:F0} MiB/s ({outb}), native {mb / tNative:F0} MiB/s ({outn}), sha256 {mb / tSha:F0} MiB/s");
+            long managedBytes = 0, nativeBytes = 0;
+            var managedSeconds = Time(o => managedBytes += managed.Wrap(data.AsSpan(o, Member), destination));
+            var nativeSeconds = Time(o =>
+            {
+                fixed (byte* src = data)
+                fixed (byte* dst = destination)
+                {
+                    nativeBytes += (long)ZSTD_compress2(native, dst, (nuint)destination.Length, src + o, Member);
+                }
+            });
+            var shaSeconds = Time(o => SHA256.HashData(data.AsSpan(o, Member)));
+            Console.WriteLine(
+                $"round {round}: ZstdSharp {mib / managedSeconds:F0} MiB/s ({managedBytes} bytes), libzstd {mib / nativeSeconds:F0} MiB/s " +
+                $"({nativeBytes} bytes), SHA-256 {mib / shaSeconds:F0} MiB/s");
         }
+
+        ZSTD_freeCCtx(native);
         return 0;
+
+        double Time(Action<int> member)
+        {
+            var clock = Stopwatch.StartNew();
+            for (var offset = 0; offset + Member <= data.Length; offset += Member)
+            {
+                member(offset);
+            }
+
+            return clock.Elapsed.TotalSeconds;
+        }
     }
+
+    [LibraryImport("libzstd.so.1")]
+    private static partial nint ZSTD_createCCtx();
+
+    [LibraryImport("libzstd.so.1")]
+    private static partial nuint ZSTD_freeCCtx(nint cctx);
+
+    [LibraryImport("libzstd.so.1")]
+    private static partial nuint ZSTD_CCtx_setParameter(nint cctx, int parameter, int value);
+
+    [LibraryImport("libzstd.so.1")]
+    private static partial nuint ZSTD_compress2(nint cctx, byte* dst, nuint capacity, byte* src, nuint length);
 }
