@@ -37,6 +37,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         var state = StateLocation.Of(xml, QemuConf.Load());
         var capture = new ConsistentCapture(files, marker, log);
         await capture.PreflightAsync(state, cancellationToken);
+        log.Debug("phase: domain looked up and parsed, preflight passed");
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
@@ -55,6 +56,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
             options.Freeze);
 
         await using var job = new BackupJob(domain, plan.Checkpoint, log);
+        log.Debug("phase: planned");
         var captured = await capture.RunAsync(request, job.Started, cancellationToken);
         var disks = new List<DiskSource>();
         try
@@ -65,9 +67,12 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
                 disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(runtime.SocketPath, disk.Target), bitmap, cancellationToken));
             }
 
+            log.Debug("phase: disks connected and mapped");
             var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
             await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, cancellationToken);
+            log.Debug("phase: stream written");
             await job.EndAsync(cancellationToken);
+            log.Debug("phase: job ended");
             if (plan.Checkpoint is not null)
             {
                 planner.Commit(plan, selection.BitmapTargets);

@@ -39,22 +39,22 @@ public static class DiskStreamer
         }
     }
 
-    /// <summary>Writes the disk's map, then its data extents in order, read with several requests in flight.</summary>
+    /// <summary>
+    /// Writes the disk's map, then its data extents in order, read as one pipeline with several requests in
+    /// flight across extent boundaries (a fragmented disk does not drain the window at every extent).
+    /// </summary>
     public static async Task StreamAsync(DiskSource disk, BackupStreamWriter writer, Action<long> progress, CancellationToken cancellationToken)
     {
         await writer.WriteDiskMapAsync(disk.Target, disk.Plan, cancellationToken);
-        foreach (var extent in disk.Plan.Where(e => !e.Zero))
-        {
-            await disk.Client.ReadRangeAsync(
-                extent.Offset,
-                extent.Length,
-                async (offset, data) =>
-                {
-                    await writer.WriteDiskDataAsync(disk.Target, offset, data, cancellationToken);
-                    progress(data.Length);
-                },
-                ct: cancellationToken);
-        }
+        var data = disk.Plan.Where(e => !e.Zero).Select(e => new NbdRange(e.Offset, e.Length)).ToList();
+        await disk.Client.ReadRangesAsync(
+            data,
+            async (offset, bytes) =>
+            {
+                await writer.WriteDiskDataAsync(disk.Target, offset, bytes, cancellationToken);
+                progress(bytes.Length);
+            },
+            ct: cancellationToken);
     }
 
     private static async Task<List<NbdExtent>> ToListAsync(IAsyncEnumerable<NbdExtent> extents)

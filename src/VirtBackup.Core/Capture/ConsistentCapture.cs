@@ -10,7 +10,9 @@ namespace VirtBackup.Core.Capture;
 /// NVRAM and TPM state → resume → thaw. Disks, NVRAM and TPM state are then all of one instant: the job's
 /// copy-before-write keeps the disks as they were at <c>backupBegin</c>, and the state files were read
 /// while the guest could not change them. Nothing here depends on disk size or on the stream's consumer,
-/// so the pause window stays short. Streaming the disks happens after this returns.
+/// so the pause window stays short. The window (manifest pauseWindowMs) is measured from suspend to resume;
+/// everything that can happen before it (agent probe, state lookups, a dry run of the state reads that
+/// compiles and caches them, the paused marker) does. Streaming the disks happens after this returns.
 /// <see cref="PreflightAsync"/> runs first, before anything else touches the domain (even its checkpoints).
 /// </summary>
 public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
@@ -23,16 +25,19 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
     public async Task<CapturedState> RunAsync(CaptureRequest request, Action jobStarted, CancellationToken cancellationToken)
     {
         var domain = request.Domain;
+        // A dry run of the state reads: inside the pause they then find their code compiled and the files cached.
+        await ReadStateAsync(request.State, cancellationToken);
         var freeze = Freeze(domain, request.Freeze);
         try
         {
             var running = domain.GetState().State == DomainState.Running;
-            byte[]? nvram = null;
-            IReadOnlyList<HostFile> tpm = [];
-            var window = Stopwatch.StartNew();
+            (byte[]? Nvram, IReadOnlyList<HostFile> Tpm) state = (null, []);
+            var pausedAt = 0L;
+            var paused = TimeSpan.Zero;
             if (running)
             {
                 marker.Set();
+                pausedAt = Stopwatch.GetTimestamp();
                 domain.Suspend();
             }
 
@@ -40,28 +45,20 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
             {
                 domain.BackupBegin(request.BackupXml, request.CheckpointXml);
                 jobStarted();
-                if (request.State.NvramPath is { } nvramPath)
-                {
-                    nvram = await files.ReadFileAsync(nvramPath, cancellationToken);
-                }
-
-                if (request.State.TpmStateDirectory is { } tpmDirectory)
-                {
-                    tpm = await files.ReadTreeAsync(tpmDirectory, cancellationToken);
-                }
+                state = await ReadStateAsync(request.State, cancellationToken);
             }
             finally
             {
                 if (running)
                 {
                     domain.Resume();
+                    paused = Stopwatch.GetElapsedTime(pausedAt);
                     marker.Clear();
                 }
-
-                window.Stop();
             }
 
-            var pauseMs = running ? Math.Max(1, window.ElapsedMilliseconds) : 0;
+            var (nvram, tpm) = state;
+            var pauseMs = running ? Math.Max(1, (long)paused.TotalMilliseconds) : 0;
             log.Information(
                 "captured {Domain} at one instant: paused {PauseMs} ms (backup job begun, NVRAM {NvramBytes} bytes, {TpmFiles} TPM state files read)",
                 domain.Name, pauseMs, nvram?.Length ?? 0, tpm.Count);
@@ -74,6 +71,24 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
                 Thaw(domain);
             }
         }
+    }
+
+    /// <summary>The NVRAM file and the TPM state tree, as far as the domain has them.</summary>
+    private async Task<(byte[]? Nvram, IReadOnlyList<HostFile> Tpm)> ReadStateAsync(StateLocation state, CancellationToken cancellationToken)
+    {
+        byte[]? nvram = null;
+        IReadOnlyList<HostFile> tpm = [];
+        if (state.NvramPath is { } nvramPath)
+        {
+            nvram = await files.ReadFileAsync(nvramPath, cancellationToken);
+        }
+
+        if (state.TpmStateDirectory is { } tpmDirectory)
+        {
+            tpm = await files.ReadTreeAsync(tpmDirectory, cancellationToken);
+        }
+
+        return (nvram, tpm);
     }
 
     /// <summary>Before the VM is touched: can this process read everything the capture reads?</summary>

@@ -6,7 +6,8 @@ namespace VirtBackup.Core.Stream;
 /// <summary>
 /// Data members in zstd form: exactly one standard zstd frame, with the content size in the frame header
 /// and the content checksum, compressed with nothing but the member's bytes and the level (no dictionary,
-/// no long-distance matching, no threads inside zstd), so the same content gives the same frame.
+/// no long-distance matching, no threads inside zstd), so the same content gives the same frame (with one
+/// zstd version: the system libzstd where present, else ZSTDSharp).
 /// </summary>
 internal static unsafe class ZstdFrames
 {
@@ -18,8 +19,12 @@ internal static unsafe class ZstdFrames
 
     public static int CompressBound(int length) => Compressor.GetCompressBound(length);
 
-    /// <summary>Compresses <paramref name="source"/> into one frame; returns the frame length.</summary>
-    public static int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    /// <summary>Compresses <paramref name="source"/> into one frame (system libzstd where present); returns the frame length.</summary>
+    public static int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level) =>
+        NativeZstd.IsAvailable ? NativeZstd.Compress(source, destination, level) : CompressManaged(source, destination, level);
+
+    /// <summary>The same with ZstdSharp.</summary>
+    internal static int CompressManaged(ReadOnlySpan<byte> source, Span<byte> destination, int level)
     {
         var compressor = t_compressor;
         if (compressor is null || t_compressorLevel != level)

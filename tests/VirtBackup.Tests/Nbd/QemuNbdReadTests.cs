@@ -131,6 +131,29 @@ public sealed class QemuNbdReadTests(QemuNbdLayoutFixture fixture) : IClassFixtu
     }
 
     [Fact(Timeout = 60000)]
+    public async Task ReadRangesAsync_runs_one_window_across_ranges_and_hands_over_chunks_range_by_range()
+    {
+        await using var client = await NbdClient.ConnectAsync(Uri);
+        NbdRange[] ranges = [new(Mi + 4096, 3 * Mi), new(6 * Mi, 0), new(6 * Mi, 512 * 1024), new(8 * Mi, 2 * Mi + 100)];
+        var received = new List<(long Offset, int Length)>();
+
+        await client.ReadRangesAsync(ranges, (offset, data) =>
+        {
+            received.Add((offset, data.Length));
+            Assert.True(data.Span.SequenceEqual(fixture.Expected.AsSpan((int)offset, data.Length)));
+            return ValueTask.CompletedTask;
+        }, chunkSize: Mi, inFlight: 3);
+
+        (long, int)[] expected =
+        [
+            (Mi + 4096, Mi), (2 * Mi + 4096, Mi), (3 * Mi + 4096, Mi),
+            (6 * Mi, 512 * 1024),
+            (8 * Mi, Mi), (9 * Mi, Mi), (10 * Mi, 100),
+        ];
+        Assert.Equal(expected, received);
+    }
+
+    [Fact(Timeout = 60000)]
     public async Task Reads_without_structured_replies_use_simple_replies_and_return_exact_bytes()
     {
         await using var client = await NbdClient.ConnectAsync(Uri, new NbdConnectOptions { StructuredReplies = false });

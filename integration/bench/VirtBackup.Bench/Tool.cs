@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using CliWrap;
+
+namespace VirtBackup.Bench;
+
+/// <summary>What one run of an external command took and gave.</summary>
+/// <param name="Seconds">Wall time, from start to exit, as the harness saw it.</param>
+/// <param name="MaxRssKiB">Peak resident set size of the command (GNU time's %M).</param>
+/// <param name="StdoutBytes">Bytes the command wrote to stdout (read and discarded, like `| wc -c`).</param>
+/// <param name="StdoutHead">The first bytes of stdout (up to the harness's head size).</param>
+internal sealed record ToolRun(double Seconds, long MaxRssKiB, long StdoutBytes, byte[] StdoutHead, string StandardError);
+
+/// <summary>Runs measured commands: each under /usr/bin/time (for the peak RSS), stdout counted and dropped.</summary>
+internal sealed class Tool(string workDirectory)
+{
+    private const int HeadSize = 1024 * 1024;
+
+    public async Task<ToolRun> RunAsync(string program, IReadOnlyList<string> arguments, string? workingDirectory = null)
+    {
+        var timeFile = Path.Combine(workDirectory, "time.out");
+        var head = new MemoryStream();
+        long bytes = 0;
+        var stdout = PipeTarget.Create(async (stream, ct) =>
+        {
+            var buffer = new byte[1024 * 1024];
+            int n;
+            while ((n = await stream.ReadAsync(buffer, ct)) > 0)
+            {
+                if (head.Length < HeadSize)
+                {
+                    head.Write(buffer, 0, (int)Math.Min(n, HeadSize - head.Length));
+                }
+
+                bytes += n;
+            }
+        });
+        var stderr = new System.Text.StringBuilder();
+        var clock = Stopwatch.StartNew();
+        var result = await Cli.Wrap("/usr/bin/time")
+            .WithArguments(["-f", "%M", "-o", timeFile, program, .. arguments])
+            .WithWorkingDirectory(workingDirectory ?? workDirectory)
+            .WithStandardOutputPipe(stdout)
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync();
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (result.ExitCode != 0)
+        {
+            throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
+        }
+
+        var rss = long.Parse(File.ReadAllLines(timeFile).Last(l => l.Length > 0).Trim());
+        return new ToolRun(seconds, rss, bytes, head.ToArray(), stderr.ToString());
+    }
+
+    /// <summary>Runs a helper command that is not measured; returns its stdout.</summary>
+    public static async Task<string> HelperAsync(string program, params string[] arguments)
+    {
+        var stdout = new System.Text.StringBuilder();
+        var stderr = new System.Text.StringBuilder();
+        var result = await Cli.Wrap(program)
+            .WithArguments(arguments)
+            .WithStandardOutputPipe(PipeTarget.ToStringBuilder(stdout))
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync();
+        if (result.ExitCode != 0)
+        {
+            throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
+        }
+
+        return stdout.ToString();
+    }
+
+    private static string Tail(string text)
+    {
+        var lines = text.TrimEnd().Split('\n');
+        return string.Join('\n', lines.Skip(Math.Max(0, lines.Length - 8)));
+    }
+}
+
+/// <summary>A benchmark could not run (a tool failed, the lab is not as expected).</summary>
+internal sealed class BenchException(string message) : Exception(message);

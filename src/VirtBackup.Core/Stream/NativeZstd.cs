@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+
+namespace VirtBackup.Core.Stream;
+
+/// <summary>
+/// Compression through the system's libzstd (libzstd.so.1, which Debian's apt itself depends on): about
+/// 2.5x faster than ZstdSharp on incompressible data and ~20% on text, which is most of a backup's CPU.
+/// <see cref="IsAvailable"/> is false where the library cannot be loaded; the caller then uses ZstdSharp.
+/// Same parameters as <see cref="ZstdFrames"/>: one frame, content size and checksum, no dictionary id.
+/// </summary>
+internal static partial class NativeZstd
+{
+    private const string Lib = "libzstd.so.1";
+
+    // ZSTD_cParameter values from zstd.h (stable API).
+    private const int CompressionLevel = 100;
+    private const int ContentSizeFlag = 200;
+    private const int ChecksumFlag = 201;
+    private const int DictIdFlag = 202;
+
+    [ThreadStatic] private static Context? t_context;
+
+    public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Lib, out _);
+
+    /// <summary>Compresses <paramref name="source"/> into one frame; returns the frame length.</summary>
+    public static unsafe int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    {
+        var context = t_context;
+        if (context is null || context.Level != level)
+        {
+            context?.Dispose();
+            context = t_context = new Context(level);
+        }
+
+        fixed (byte* src = source)
+        fixed (byte* dst = destination)
+        {
+            // ZSTD_compress2 resets the session for every call: the frame depends on source and level only.
+            var written = ZSTD_compress2(context.Handle, dst, (nuint)destination.Length, src, (nuint)source.Length);
+            return (int)Check(written, "ZSTD_compress2");
+        }
+    }
+
+    private static nuint Check(nuint result, string call) =>
+        ZSTD_isError(result) != 0
+            ? throw new InvalidOperationException($"{call} failed: {Marshal.PtrToStringUTF8(ZSTD_getErrorName(result))}")
+            : result;
+
+    /// <summary>One compression context per thread, configured once.</summary>
+    private sealed class Context : IDisposable
+    {
+        public Context(int level)
+        {
+            Level = level;
+            Handle = ZSTD_createCCtx();
+            if (Handle == 0)
+                throw new OutOfMemoryException("ZSTD_createCCtx failed");
+            Check(ZSTD_CCtx_setParameter(Handle, CompressionLevel, level), "ZSTD_CCtx_setParameter(level)");
+            Check(ZSTD_CCtx_setParameter(Handle, ContentSizeFlag, 1), "ZSTD_CCtx_setParameter(contentSize)");
+            Check(ZSTD_CCtx_setParameter(Handle, ChecksumFlag, 1), "ZSTD_CCtx_setParameter(checksum)");
+            Check(ZSTD_CCtx_setParameter(Handle, DictIdFlag, 0), "ZSTD_CCtx_setParameter(dictID)");
+        }
+
+        public int Level { get; }
+
+        public nint Handle { get; private set; }
+
+        public void Dispose()
+        {
+            if (Handle != 0)
+            {
+                ZSTD_freeCCtx(Handle);
+                Handle = 0;
+            }
+        }
+    }
+
+    [LibraryImport(Lib)]
+    private static partial nint ZSTD_createCCtx();
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_freeCCtx(nint cctx);
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_CCtx_setParameter(nint cctx, int parameter, int value);
+
+    [LibraryImport(Lib)]
+    private static unsafe partial nuint ZSTD_compress2(nint cctx, byte* dst, nuint dstCapacity, byte* src, nuint srcSize);
+
+    [LibraryImport(Lib)]
+    private static partial uint ZSTD_isError(nuint code);
+
+    [LibraryImport(Lib)]
+    private static partial nint ZSTD_getErrorName(nuint code);
+}
