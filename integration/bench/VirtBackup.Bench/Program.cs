@@ -45,7 +45,7 @@ static int Usage()
     Console.Error.WriteLine("""
         usage: VirtBackup.Bench run --domain D4 --domain32 D32 --pause-domain DP --data FILE --virtbackup PATH
                                     --domain-script integration/lab/domain.sh --work DIR [--runs 5] [--only read,backup,pause,rss,inc]
-               VirtBackup.Bench nbd-read URI [CHUNK_MIB [IN_FLIGHT [CONNECTIONS]]]   (benchmark 1's reader; prints BYTES SECONDS)
+               VirtBackup.Bench nbd-read URI              (benchmark 1's reader, the backup's; prints BYTES SECONDS CONNECTIONS)
                VirtBackup.Bench cpu FILE                                  (zstd/SHA-256 speed per 4 MiB member)
         integration/bench/run.sh sets everything up and runs `run`.
         """);

@@ -89,7 +89,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         {
             foreach (var disk in disks)
             {
-                await disk.Client.DisposeAsync();
+                await disk.Reader.DisposeAsync();
             }
         }
     }

@@ -33,7 +33,7 @@ public static class ManifestBuilder
             warnings.Add($"disk {raw.Target} is raw: it carries no dirty bitmap and is copied whole in every backup");
         }
 
-        var sizes = disks.ToDictionary(d => d.Target, d => d.Client.ExportSize);
+        var sizes = disks.ToDictionary(d => d.Target, d => d.Reader.ExportSize);
         var manifestDisks = selection.Included.Concat(selection.Excluded)
             .OrderBy(d => d.Target, StringComparer.Ordinal)
             .Select(d => new ManifestDisk(

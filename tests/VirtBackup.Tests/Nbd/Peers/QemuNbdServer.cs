@@ -24,10 +24,14 @@ internal sealed class QemuNbdServer : IAsyncDisposable
     /// Serves <paramref name="image"/> (qcow2) in the foreground with --persistent so every test may reconnect;
     /// <paramref name="extraArguments"/> are passed through (e.g. "-r", "-x", "name", "-B", "bitmap").
     /// </summary>
-    public static async Task<QemuNbdServer> StartAsync(TempDir dir, string image, string exportName, params string[] extraArguments)
+    public static Task<QemuNbdServer> StartAsync(TempDir dir, string image, string exportName, params string[] extraArguments) =>
+        StartFormatAsync(dir, "qcow2", image, exportName, extraArguments);
+
+    /// <summary>Like <see cref="StartAsync"/>, for an image of another <paramref name="format"/> (e.g. "raw").</summary>
+    public static async Task<QemuNbdServer> StartFormatAsync(TempDir dir, string format, string image, string exportName, params string[] extraArguments)
     {
         var socket = dir.File("nbd.sock");
-        var arguments = new List<string> { "-f", "qcow2", "--persistent", "-e", "64", "-k", socket };
+        var arguments = new List<string> { "-f", format, "--persistent", "-e", "64", "-k", socket };
         if (exportName.Length > 0)
             arguments.AddRange(["-x", exportName]);
         arguments.AddRange(extraArguments);
