@@ -31,10 +31,9 @@ public static class DiskStreamer
         var client = await NbdClient.ConnectAsync(uri, options, cancellationToken);
         try
         {
-            var allocation = await ToListAsync(client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken));
             var plan = dirtyBitmap is null
-                ? ExtentPlan.Full(allocation)
-                : ExtentPlan.Incremental(allocation, await ToListAsync(client.GetExtentsAsync(DirtyBitmapContext(dirtyBitmap), 0, client.ExportSize, cancellationToken)));
+                ? ExtentPlan.Full(await ToListAsync(client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken)))
+                : await PlanIncrementalAsync(client, DirtyBitmapContext(dirtyBitmap), cancellationToken);
             var dataBytes = plan.Where(e => !e.Zero).Sum(e => e.Length);
             var reader = await NbdReaderPool.OpenAsync(client, NbdReaderPool.ConnectionsFor(client, dataBytes), options, cancellationToken);
             return new DiskSource(target, reader, plan);
@@ -73,6 +72,37 @@ public static class DiskStreamer
         var data = disk.Plan.Where(e => !e.Zero).Select(e => new NbdRange(e.Offset, e.Length)).ToList();
         return disk.Reader.ReadRangesAsync(data, sink, ct: cancellationToken);
     }
+
+    /// <summary>
+    /// The dirty bitmap first, then base:allocation only where it marks changes: an incremental of a few changed
+    /// ranges does not map the whole disk twice. Many dirty ranges (a busy disk) get one map of the whole disk instead.
+    /// </summary>
+    private static async Task<IReadOnlyList<DiskExtent>> PlanIncrementalAsync(NbdClient client, string dirtyContext, CancellationToken cancellationToken)
+    {
+        var dirty = await ToListAsync(client.GetExtentsAsync(dirtyContext, 0, client.ExportSize, cancellationToken));
+        var changed = dirty.Where(e => e.IsDirty).ToList();
+        List<NbdExtent> allocation;
+        if (changed.Count > MaxAllocationQueries)
+        {
+            allocation = await ToListAsync(client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken));
+        }
+        else
+        {
+            allocation = [];
+            foreach (var range in changed)
+            {
+                // Clipped: the last extent of a reply may reach past the range asked about.
+                allocation.AddRange((await ToListAsync(client.GetExtentsAsync(AllocationContext, range.Offset, range.Length, cancellationToken)))
+                    .Select(e => e with { Offset = Math.Max(e.Offset, range.Offset), Length = Math.Min(e.End, range.End) - Math.Max(e.Offset, range.Offset) })
+                    .Where(e => e.Length > 0));
+            }
+        }
+
+        return ExtentPlan.Incremental(allocation, changed);
+    }
+
+    /// <summary>Above this many dirty ranges, one base:allocation map of the whole disk is cheaper than one per range.</summary>
+    private const int MaxAllocationQueries = 16;
 
     private static async Task<List<NbdExtent>> ToListAsync(IAsyncEnumerable<NbdExtent> extents)
     {

@@ -18,7 +18,8 @@ public static class ExtentPlan
 
     /// <summary>
     /// Only the ranges the dirty bitmap marks as changed, each split into data and zero by
-    /// base:allocation. Both lists must cover the same range in ascending order.
+    /// base:allocation. Both lists are in ascending order without overlaps; the allocation must cover at least
+    /// the dirty ranges (the whole disk, or just those ranges).
     /// </summary>
     public static IReadOnlyList<DiskExtent> Incremental(
         IEnumerable<NbdExtent> allocation,

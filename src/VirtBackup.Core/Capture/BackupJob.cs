@@ -66,15 +66,32 @@ public sealed class BackupJob(Domain domain, string? checkpointName, ILogger log
         }
 
         domain.AbortJob();
+        // libvirt ends a pull job within milliseconds of the abort (it cancels the job's block jobs): look again at
+        // once, then at short, growing intervals, instead of sleeping a fixed 20 ms per look.
         var deadline = DateTime.UtcNow + EndTimeout;
-        while (domain.IsActive() && domain.GetJobStats().IsActive)
+        var delayMs = 1;
+        while (JobStillActive())
         {
             if (DateTime.UtcNow > deadline)
             {
                 throw new BackupJobException($"the backup job of '{domain.Name}' did not end within {EndTimeout.TotalSeconds} s of being aborted");
             }
 
-            await Task.Delay(20, cancellationToken);
+            await Task.Delay(delayMs, cancellationToken);
+            delayMs = Math.Min(delayMs * 2, 16);
+        }
+    }
+
+    /// <summary>One round trip while the domain runs (the job's state); the domain's state only when that fails.</summary>
+    private bool JobStillActive()
+    {
+        try
+        {
+            return domain.GetJobStats().IsActive;
+        }
+        catch (LibvirtException) when (!domain.IsActive())
+        {
+            return false;
         }
     }
 

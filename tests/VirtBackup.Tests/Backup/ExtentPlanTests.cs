@@ -37,6 +37,25 @@ public class ExtentPlanTests
     }
 
     [Fact]
+    public void An_incremental_plan_from_allocation_of_the_dirty_ranges_only_equals_the_one_from_the_whole_disk()
+    {
+        var dirty = new NbdExtent[] { new NbdExtent(1 * M, 1 * M, 1), new NbdExtent(3 * M, 6 * M, 1) };
+        // base:allocation asked about [1M, 2M) and [3M, 9M) only, as DiskStreamer does for an incremental.
+        var allocation = new NbdExtent[] { new NbdExtent(1 * M, 1 * M, 0), new NbdExtent(3 * M, 1 * M, 0), new NbdExtent(4 * M, 4 * M, 3), new NbdExtent(8 * M, 1 * M, 0) };
+
+        var plan = ExtentPlan.Incremental(allocation, dirty);
+
+        Assert.Equal(
+            [
+                new DiskExtent(1 * M, 1 * M, false),
+                new DiskExtent(3 * M, 1 * M, false),
+                new DiskExtent(4 * M, 4 * M, true),
+                new DiskExtent(8 * M, 1 * M, false),
+            ],
+            plan);
+    }
+
+    [Fact]
     public void An_incremental_plan_of_a_clean_bitmap_is_empty() =>
         Assert.Empty(ExtentPlan.Incremental([new NbdExtent(0, 8 * M, 0)], [new NbdExtent(0, 8 * M, 0)]));
 }
