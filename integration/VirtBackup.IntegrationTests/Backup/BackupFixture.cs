@@ -46,7 +46,7 @@ internal sealed class BackupFixture : IDisposable
     {
         using var libvirt = LibvirtConnection.Open();
         using var domain = libvirt.LookupByName(domainName);
-        return (domain.GetState().State, domain.GetJobStats().IsActive, domain.ListCheckpoints());
+        return (domain.GetState().State, domain.IsActive() && domain.GetJobStats().IsActive, domain.ListCheckpoints());
     }
 
     public void Dispose() => Directory.Delete(StateDirectory, recursive: true);

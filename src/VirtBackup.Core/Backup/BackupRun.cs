@@ -12,7 +12,7 @@ namespace VirtBackup.Core.Backup;
 /// One backup of one domain into one stream: decide the level, capture disks + NVRAM + TPM at one
 /// instant, stream the disks while the guest runs, finish the trailer, end the job, advance the chain.
 /// </summary>
-public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogger log)
+public sealed partial class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogger log)
 {
     /// <summary>Bytes of disk data streamed so far; a no-op unless set.</summary>
     public IProgress<BackupProgress>? Progress { get; init; }
@@ -28,16 +28,15 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var marker = new PausedMarker(domainDirectory);
         await new DomainRepair(domain, marker, log).RunAsync(cancellationToken);
-        if (!domain.IsActive())
-        {
-            throw new BackupRefusedException(
-                $"'{domain.Name}' is not running; backing up shut-off domains (through qemu-nbd) is not supported yet. Start it, or copy its disk images while it is off");
-        }
-
         var state = StateLocation.Of(xml, QemuConf.Load());
         var capture = new ConsistentCapture(files, marker, log);
         await capture.PreflightAsync(state, cancellationToken);
         log.Debug("phase: domain looked up and parsed, preflight passed");
+        if (!domain.IsActive())
+        {
+            return await OfflineAsync(domain, xml, selection, state, store, options, output, cancellationToken);
+        }
+
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
