@@ -34,6 +34,13 @@ public class BackupJobTests(ITestOutputHelper output)
 
         domain.AbortJob();
 
+        // libvirt tears the aborted job down after AbortJob returns (tens of ms, more under load).
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (domain.GetJobStats().Type != DomainJobType.None && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
         Assert.Equal(DomainJobType.None, domain.GetJobStats().Type);
         var completed = domain.GetJobStats(DomainJobStatsFlags.Completed);
         Assert.Equal((DomainJobType.Completed, DomainJobOperation.Backup), (completed.Type, completed.Operation));

@@ -93,8 +93,6 @@ public class SshSessionTests(ITestOutputHelper output)
         using var scratch = SshLab.CreateScratch();
         var key = scratch["unknown_ed25519"];
         await SshLab.RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key);
-        var before = Directory.GetDirectories(Path.GetTempPath(), "vbssh-*").Length;
-
         var e = await Assert.ThrowsAsync<RemoteException>(
             () => SshSession.ConnectAsync(SshLab.Root with { KeyFile = key }));
 
@@ -103,7 +101,6 @@ public class SshSessionTests(ITestOutputHelper output)
         Assert.Equal("root@127.0.0.1:22", e.Host);
         Assert.Equal(255, e.ExitCode);
         Assert.Matches(@"^cannot connect to root@127\.0\.0\.1:22: Permission denied \(publickey(,[a-z-]+)*\)\.$", e.Message);
-        Assert.Equal(before, Directory.GetDirectories(Path.GetTempPath(), "vbssh-*").Length);
     }
 
     [Fact(Timeout = 60_000)]
