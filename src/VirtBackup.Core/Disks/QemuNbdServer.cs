@@ -8,7 +8,7 @@ namespace VirtBackup.Core.Disks;
 /// read-only for the backup of a shut-off domain (optionally exporting a persistent bitmap),
 /// writable for the restore.
 /// </summary>
-public sealed class QemuNbdServer : IAsyncDisposable
+public sealed class QemuNbdServer : IServedImage
 {
     private readonly CancellationTokenSource _stop;
     private readonly Task<CommandResult> _process;
@@ -38,7 +38,23 @@ public sealed class QemuNbdServer : IAsyncDisposable
     {
         var directory = Directory.CreateTempSubdirectory("virtbackup-nbd-").FullName;
         var socket = Path.Combine(directory, "nbd.sock");
-        var args = new List<string> { "--persistent", "--shared=4", "-f", format, "-k", socket, "--cache=none", "--aio=threads" };
+        IReadOnlyList<string> args = ["-k", socket, .. Arguments(imagePath, format, readOnly, bitmap)];
+        var stderr = new StringBuilder();
+        var stop = new CancellationTokenSource();
+        var process = Cli.Wrap("qemu-nbd")
+            .WithArguments(args)
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync(CancellationToken.None, stop.Token);
+        var server = new QemuNbdServer(directory, socket, process.Task, stderr, stop);
+        await server.WaitForSocketAsync(imagePath, cancellationToken);
+        return server;
+    }
+
+    /// <summary>qemu-nbd's arguments but the socket (<c>-k</c>): the same whether it runs here or on a remote host.</summary>
+    internal static IReadOnlyList<string> Arguments(string imagePath, string format, bool readOnly, string? bitmap)
+    {
+        var args = new List<string> { "--persistent", "--shared=4", "-f", format, "--cache=none", "--aio=threads" };
         if (readOnly)
         {
             args.Add("--read-only");
@@ -55,16 +71,7 @@ public sealed class QemuNbdServer : IAsyncDisposable
         }
 
         args.Add(imagePath);
-        var stderr = new StringBuilder();
-        var stop = new CancellationTokenSource();
-        var process = Cli.Wrap("qemu-nbd")
-            .WithArguments(args)
-            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
-            .WithValidation(CommandResultValidation.None)
-            .ExecuteAsync(CancellationToken.None, stop.Token);
-        var server = new QemuNbdServer(directory, socket, process.Task, stderr, stop);
-        await server.WaitForSocketAsync(imagePath, cancellationToken);
-        return server;
+        return args;
     }
 
     public async ValueTask DisposeAsync()
