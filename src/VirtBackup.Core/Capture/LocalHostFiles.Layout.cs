@@ -32,9 +32,16 @@ public sealed partial class LocalHostFiles
     {
         HostPaths.Absolute(path, nameof(path));
         HostPaths.Octal(mode, nameof(mode));
-        if (!Directory.Exists(path))
+        // Directory.CreateDirectory gives the mode to the last directory only: create the missing ones outermost first.
+        var missing = new Stack<string>();
+        for (var directory = path; !Directory.Exists(directory); directory = Path.GetDirectoryName(directory)!)
         {
-            Directory.CreateDirectory(path, mode);
+            missing.Push(directory);
+        }
+
+        foreach (var directory in missing)
+        {
+            Directory.CreateDirectory(directory, mode);
         }
 
         return Task.CompletedTask;
