@@ -39,7 +39,7 @@ public sealed class RemoteLabTests : IDisposable
         var full = await BackupAsync(vm, "--level", "full");
         await vm.InjectWriteAsync("vda", "16M", "1M", "0x77");
         await vm.InjectWriteAsync("vdb", "8M", "1M", "zero");
-        var inc = await BackupAsync(vm, "--level", "inc");
+        var inc = await BackupAsync(vm, viaEnvironment: true, "--level", "inc");
         // Paused (by us, so the capture does not pause it again) the firmware cannot touch the NVRAM and TPM state
         // during and after this backup: the files as they are afterwards are what the backup must hold.
         await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "suspend", vm.Name]);
@@ -175,9 +175,16 @@ public sealed class RemoteLabTests : IDisposable
 
     private string Source(string target) => Path.Combine(work, $"source-{target}.qcow2");
 
-    private async Task<(ParsedStream Stream, byte[] Bytes, string Log)> BackupAsync(LabVm vm, params string[] options)
+    private Task<(ParsedStream Stream, byte[] Bytes, string Log)> BackupAsync(LabVm vm, params string[] options) =>
+        BackupAsync(vm, viaEnvironment: false, options);
+
+    /// <param name="viaEnvironment">The URI in $VIRTBACKUP_CONNECT instead of --connect.</param>
+    private async Task<(ParsedStream Stream, byte[] Bytes, string Log)> BackupAsync(LabVm vm, bool viaEnvironment, params string[] options)
     {
-        var result = await VirtBackupCli.RunAsync(["backup", "--connect", Uri, "--domain", vm.Name, "--state-dir", Path.Combine(work, "state"), .. options]);
+        string[] connect = viaEnvironment ? [] : ["--connect", Uri];
+        var result = await VirtBackupCli.RunAsync(
+            ["backup", .. connect, "--domain", vm.Name, "--state-dir", Path.Combine(work, "state"), .. options],
+            environment: viaEnvironment ? new Dictionary<string, string?> { ["VIRTBACKUP_CONNECT"] = Uri } : null);
         Assert.True(result.ExitCode == 0, $"backup {string.Join(' ', options)} failed ({result.ExitCode}): {result.StandardError}");
         return (await ParsedStream.ReadAsync(result.StandardOutput), result.StandardOutput, result.StandardError);
     }

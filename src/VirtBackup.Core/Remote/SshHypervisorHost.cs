@@ -45,6 +45,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
 
     private readonly ILogger log;
     private QemuConf? qemuConf;
+    private int? effectiveUid;
 
     public SshHypervisorHost(SshSession session, ILogger? log = null)
     {
@@ -132,7 +133,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
     }
 
     public async Task<bool> IsSuperuserAsync(CancellationToken cancellationToken) =>
-        (await AccountsAsync("root", "root", cancellationToken)).EffectiveUid == 0;
+        (effectiveUid ?? (await AccountsAsync("root", "root", cancellationToken)).EffectiveUid) == 0;
 
     public async Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken)
     {
@@ -156,6 +157,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
             throw new RemoteException(Display, operation, 0, string.Empty, $"{operation} on {Display}: unexpected answer '{string.Join(' ', fields)}'");
         }
 
+        effectiveUid = effective;
         return (effective, Number(fields[1]), Number(fields[2]));
 
         static int? Number(string text) =>

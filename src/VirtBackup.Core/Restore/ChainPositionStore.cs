@@ -20,6 +20,9 @@ public sealed class ChainPositionStore(IHostFiles files, string directory)
     private const UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
+    /// <summary>The directory was created (or found) by this instance: a remote command saved per write.</summary>
+    private bool directoryReady;
+
     /// <summary>A store on this machine.</summary>
     public ChainPositionStore(string directory)
         : this(new LocalHostFiles(), directory)
@@ -86,7 +89,12 @@ public sealed class ChainPositionStore(IHostFiles files, string directory)
     /// <summary>A 0600 file next to the target, flushed, renamed over it: a crash leaves the old content or the new.</summary>
     private async Task WriteAtomicallyAsync(string path, byte[] content, CancellationToken cancellationToken)
     {
-        await files.CreateDirectoryAsync(Directory, PrivateDirectory, cancellationToken);
+        if (!directoryReady)
+        {
+            await files.CreateDirectoryAsync(Directory, PrivateDirectory, cancellationToken);
+            directoryReady = true;
+        }
+
         await files.WriteFileAsync(path, content, PrivateFile, null, null, cancellationToken);
     }
 }

@@ -262,6 +262,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
     private async Task<(int Uid, int Gid)?> TpmOwnerAsync(RestoreOptions options, CancellationToken cancellationToken)
     {
         var where = host.IsRemote ? host.Display : "this host";
+        var (user, group) = await host.LookupAccountAsync(qemuConf.SwtpmUser, qemuConf.SwtpmGroup, cancellationToken);
         if (!await host.IsSuperuserAsync(cancellationToken))
         {
             if (options.TargetRoot is null || host.IsRemote)
@@ -275,7 +276,6 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
             return null;
         }
 
-        var (user, group) = await host.LookupAccountAsync(qemuConf.SwtpmUser, qemuConf.SwtpmGroup, cancellationToken);
         return (
             user ?? throw new RestoreRefusedException($"the swtpm user '{qemuConf.SwtpmUser}' (swtpm_user in qemu.conf) does not exist on {where}"),
             group ?? throw new RestoreRefusedException($"the swtpm group '{qemuConf.SwtpmGroup}' (swtpm_group in qemu.conf) does not exist on {where}"));
