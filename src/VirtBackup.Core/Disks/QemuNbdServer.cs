@@ -10,14 +10,21 @@ namespace VirtBackup.Core.Disks;
 /// </summary>
 public sealed class QemuNbdServer : IServedImage
 {
+    /// <summary>How long qemu-nbd gets to exit after SIGINT before it is killed: a SIGINT that arrives while it
+    /// is still starting up (its socket exists, its main loop does not yet) is forgotten by qemu-nbd.</summary>
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
+
     private readonly CancellationTokenSource _stop;
+    private readonly CancellationTokenSource _kill;
     private readonly Task<CommandResult> _process;
     private readonly StringBuilder _stderr;
     private readonly string _directory;
 
-    private QemuNbdServer(string directory, string socketPath, Task<CommandResult> process, StringBuilder stderr, CancellationTokenSource stop)
+    private QemuNbdServer(
+        string directory, string socketPath, Task<CommandResult> process, StringBuilder stderr, CancellationTokenSource stop, CancellationTokenSource kill)
     {
         _stop = stop;
+        _kill = kill;
         _directory = directory;
         SocketPath = socketPath;
         _process = process;
@@ -41,12 +48,13 @@ public sealed class QemuNbdServer : IServedImage
         IReadOnlyList<string> args = ["-k", socket, .. Arguments(imagePath, format, readOnly, bitmap)];
         var stderr = new StringBuilder();
         var stop = new CancellationTokenSource();
+        var kill = new CancellationTokenSource();
         var process = Cli.Wrap("qemu-nbd")
             .WithArguments(args)
             .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
             .WithValidation(CommandResultValidation.None)
-            .ExecuteAsync(CancellationToken.None, stop.Token);
-        var server = new QemuNbdServer(directory, socket, process.Task, stderr, stop);
+            .ExecuteAsync(kill.Token, stop.Token);
+        var server = new QemuNbdServer(directory, socket, process.Task, stderr, stop, kill);
         await server.WaitForSocketAsync(imagePath, cancellationToken);
         return server;
     }
@@ -79,14 +87,29 @@ public sealed class QemuNbdServer : IServedImage
         await _stop.CancelAsync();
         try
         {
+            await _process.WaitAsync(StopTimeout);
+        }
+        catch (TimeoutException)
+        {
+            // It missed the SIGINT (see StopTimeout). Whatever was written was flushed by the client before.
+            await _kill.CancelAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected: we stopped qemu-nbd ourselves (SIGINT).
+        }
+
+        try
+        {
             await _process;
         }
         catch (OperationCanceledException)
         {
-            // Expected: we stopped qemu-nbd ourselves (CliWrap sends SIGINT, then kills).
+            // Expected: stopped or killed by us.
         }
 
         _stop.Dispose();
+        _kill.Dispose();
         Directory.Delete(_directory, recursive: true);
     }
 

@@ -27,6 +27,7 @@ internal interface IImageWriter : IAsyncDisposable
 internal sealed class NbdImageWriter : IImageWriter
 {
     private const int Depth = 4;
+    private const int ConnectAttempts = 40;
 
     private readonly IServedImage _server;
     private readonly NbdClient _client;
@@ -45,13 +46,32 @@ internal sealed class NbdImageWriter : IImageWriter
         var server = await images.ServeAsync(image, format, readOnly: false, cancellationToken);
         try
         {
-            var client = await NbdClient.ConnectAsync(NbdUri.Unix(server.SocketPath), NbdConnectOptions.Default, cancellationToken);
-            return new NbdImageWriter(server, client);
+            return new NbdImageWriter(server, await ConnectAsync(server.SocketPath, cancellationToken));
         }
         catch
         {
             await server.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Connects, retrying for a moment: qemu-nbd's socket file appears at bind(), a moment before it listens (a
+    /// connection then is refused; through an SSH forward it is closed at once).
+    /// </summary>
+    private static async Task<NbdClient> ConnectAsync(string socketPath, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await NbdClient.ConnectAsync(NbdUri.Unix(socketPath), NbdConnectOptions.Default, cancellationToken);
+            }
+            catch (NbdException) when (attempt < ConnectAttempts)
+            {
+                // Not listening yet: try again shortly.
+                await Task.Delay(50, cancellationToken);
+            }
         }
     }
 
