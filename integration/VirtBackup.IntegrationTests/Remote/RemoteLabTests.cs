@@ -61,6 +61,7 @@ public sealed class RemoteLabTests : IDisposable
         foreach (var (stream, log) in new[] { (full.Stream, full.Log), (inc.Stream, inc.Log) })
         {
             Assert.Contains($"connected to {Host} over SSH", log);
+            Assert.True(log.IndexOf("connected to", StringComparison.Ordinal) < log.IndexOf("captured ", StringComparison.Ordinal), "SSH connected only after the pause");
             Assert.Matches($@"the backup job's NBD socket /run/virtbackup/{vm.Uuid}-\w+/nbd\.sock on {Host} is forwarded over SSH to /\S+\.sock", log);
             Assert.Contains($"read {vm.NvramPath} and {vm.TpmStateDirectory} on {Host} over SSH: 3 files", log);
             Assert.Equal((vm.Name, 2), (stream.Manifest.DomainName, stream.Manifest.Disks.Count));

@@ -3,18 +3,6 @@ using VirtBackup.Core.Capture;
 
 namespace VirtBackup.Core.Restore;
 
-/// <summary>Puts a restored domain's NVRAM file and TPM state directory in place, only on <see cref="CommitAsync"/>.</summary>
-public interface IStateWriter : IAsyncDisposable
-{
-    void StageNvram(ReadOnlySpan<byte> content);
-
-    /// <param name="relativePath">Checked by the stream reader: '/'-separated safe segments, no '..'.</param>
-    void StageTpmFile(string relativePath, ReadOnlySpan<byte> content);
-
-    /// <summary>Puts what was staged in place. Call only once the stream is proven complete.</summary>
-    Task CommitAsync(CancellationToken cancellationToken);
-}
-
 /// <summary>
 /// The NVRAM and TPM state of a restore to a remote host: staged in memory (a few hundred KiB) and written at
 /// commit through the host's files, each part atomically: the NVRAM as a 0600 file renamed over the target, the
