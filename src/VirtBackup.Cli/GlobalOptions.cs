@@ -7,7 +7,7 @@ internal static class GlobalOptions
 {
     public static readonly IReadOnlyList<OptionSpec> Specs =
     [
-        new("connect", "libvirt URI (else $VIRTBACKUP_CONNECT, $LIBVIRT_DEFAULT_URI, the config file, qemu:///system)", "URI"),
+        new("connect", "libvirt URI (else $VIRTBACKUP_CONNECT, $LIBVIRT_DEFAULT_URI, the config file, qemu:///system); qemu+ssh://USER@HOST/system backs up or restores on that host over SSH", "URI"),
         new("config", "config file (default $VIRTBACKUP_CONFIG or /etc/virtbackup/virtbackup.conf)", "FILE"),
         new("log-level", "stderr log level", "LEVEL", ["debug", "info", "warning", "error"]),
         new("help", "show this help on stderr"),

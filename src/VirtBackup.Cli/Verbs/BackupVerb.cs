@@ -2,6 +2,7 @@ using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Remote;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.CliApp.Verbs;
@@ -22,6 +23,9 @@ internal sealed class BackupVerb : IVerb
         new("freeze", "auto (default): fsfreeze through the guest agent when one answers; on: require it; off", "MODE", ["auto", "on", "off"]),
         new("state-dir", $"where the checkpoint chain is remembered (default {ChainStore.DefaultDirectory})", "DIR"),
         new("scratch-dir", $"where QEMU keeps copy-before-write data during the backup (default {BackupOptions.DefaultScratchDirectory})", "DIR"),
+        new("nbd-transport", "how disk data travels: ssh (default): the job's private unix socket, forwarded over the SSH connection for a qemu+ssh:// host; tcp: libvirt's NBD server on a TCP port of the host (not encrypted: trusted networks only)", "MODE", ["ssh", "tcp"]),
+        new("nbd-host", "with --nbd-transport tcp: the address QEMU listens on and virtbackup connects to (default: the SSH host's address, localhost for a local URI)", "ADDRESS"),
+        new("nbd-port", $"with --nbd-transport tcp: the TCP port (default {BackupOptions.DefaultNbdPort})", "PORT"),
     ];
 
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
@@ -43,11 +47,23 @@ internal sealed class BackupVerb : IVerb
             stream,
             Enum.Parse<FreezeMode>(options.Value("freeze") ?? "auto", ignoreCase: true),
             options.Value("state-dir") ?? ChainStore.DefaultDirectory,
-            options.Value("scratch-dir") ?? BackupOptions.DefaultScratchDirectory);
+            options.Value("scratch-dir") ?? BackupOptions.DefaultScratchDirectory)
+        {
+            NbdTransport = options.Value("nbd-transport") == "tcp" ? NbdTransport.Tcp : NbdTransport.Socket,
+            NbdTcpHost = options.Value("nbd-host"),
+            NbdTcpPort = options.IntValue("nbd-port", BackupOptions.DefaultNbdPort, 1, 65535),
+        };
+        if (backupOptions.NbdTransport != NbdTransport.Tcp && (options.Value("nbd-host") ?? options.Value("nbd-port")) is not null)
+        {
+            throw new UsageException("--nbd-host and --nbd-port go with --nbd-transport tcp");
+        }
 
-        using var libvirt = LibvirtConnection.Open(Settings.ConnectUri(options, context));
+        // SSH first: connecting and authenticating happen here, long before the VM is paused.
+        var uri = Settings.ConnectUri(options, context);
+        await using var host = await HostConnection.ConnectAsync(uri, null, context.Log, cancellationToken);
+        using var libvirt = LibvirtConnection.Open(uri);
         using var progress = new ProgressReporter(context.Log, context.ErrorIsTerminal);
-        var run = new BackupRun(libvirt, new LocalHostFiles(), context.Log) { Progress = progress };
+        var run = new BackupRun(libvirt, host, context.Log) { Progress = progress };
         await run.RunAsync(backupOptions, context.StandardOutput, cancellationToken);
         return ExitCodes.Success;
     }

@@ -1,4 +1,5 @@
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Remote;
 using VirtBackup.Core.Restore;
 using VirtBackup.Core.Stream;
 
@@ -8,7 +9,7 @@ internal sealed class RestoreVerb : IVerb
 {
     public string Name => "restore";
 
-    public string Summary => "restore a domain from a stream on stdin (a full/copy, or the next incremental of a restored chain)";
+    public string Summary => "restore a domain from a stream on stdin (a full/copy, or the next incremental of a restored chain), on this host or a qemu+ssh:// one";
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
@@ -44,23 +45,11 @@ internal sealed class RestoreVerb : IVerb
         }
 
         var input = StreamInput.Open(context, Name);
-        using var libvirt = restore.TargetRoot is null ? OpenLocal(options, context) : null;
-        var run = new RestoreRun(libvirt, QemuConf.Load(), context.Log);
+        var uri = Settings.ConnectUri(options, context);
+        await using var host = await HostConnection.ConnectAsync(uri, null, context.Log, cancellationToken);
+        using var libvirt = restore.TargetRoot is null ? LibvirtConnection.Open(uri) : null;
+        var run = new RestoreRun(libvirt, host, await host.ReadQemuConfAsync(cancellationToken), context.Log);
         await run.RunAsync(restore, input, cancellationToken);
         return ExitCodes.Success;
-    }
-
-    /// <summary>The restore writes this host's files, so the libvirt it defines into must be this host's too.</summary>
-    private static LibvirtConnection OpenLocal(ParsedOptions options, VerbContext context)
-    {
-        var uri = Settings.ConnectUri(options, context);
-        var scheme = uri.IndexOf("://", StringComparison.Ordinal);
-        if (scheme >= 0 && !uri.AsSpan(scheme + 3).StartsWith("/"))
-        {
-            throw new RestoreRefusedException(
-                $"restore writes files on this host, but '{uri}' is a remote libvirt: run virtbackup restore on the hypervisor host itself");
-        }
-
-        return LibvirtConnection.Open(uri);
     }
 }

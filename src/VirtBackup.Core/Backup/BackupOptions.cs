@@ -15,6 +15,28 @@ public sealed record BackupOptions(
     string ScratchDirectory)
 {
     public const string DefaultScratchDirectory = "/var/lib/libvirt/images";
+
+    public const int DefaultNbdPort = 10809;
+
+    /// <summary>How the disk data travels from the host's QEMU to here (default: the job's unix socket).</summary>
+    public NbdTransport NbdTransport { get; init; } = NbdTransport.Socket;
+
+    /// <summary>With <see cref="NbdTransport.Tcp"/>: the address QEMU listens on (default: the host's address as this machine reaches it).</summary>
+    public string? NbdTcpHost { get; init; }
+
+    /// <summary>With <see cref="NbdTransport.Tcp"/>: the port QEMU listens on.</summary>
+    public int NbdTcpPort { get; init; } = DefaultNbdPort;
+}
+
+/// <summary>How a backup reads the disks from the backup job's NBD server.</summary>
+public enum NbdTransport
+{
+    /// <summary>A private unix socket on the host (reached through the SSH connection when the host is remote).</summary>
+    Socket,
+
+    /// <summary>libvirt's NBD server on a TCP port of the host, reached directly (unencrypted, unauthenticated:
+    /// for trusted networks only).</summary>
+    Tcp,
 }
 
 /// <summary>How far the disk streaming is, for a progress line.</summary>

@@ -10,7 +10,7 @@ namespace VirtBackup.Core.Backup;
 
 /// <summary>
 /// A shut-off domain: nothing runs, so nothing needs pausing. Each disk image is served read-only by
-/// a private qemu-nbd (whose image lock also keeps the domain from starting while it is read), NVRAM and
+/// a private qemu-nbd on the domain's host (whose image lock also keeps the domain from starting while it is read), NVRAM and
 /// TPM state are read as they lie. libvirt creates no checkpoint for an inactive domain, so the stream is
 /// a copy and the chain is left as it is: the next incremental of the running domain still follows it.
 /// </summary>
@@ -37,18 +37,20 @@ public sealed partial class BackupRun
         var plan = new ChainPlan(BackupLevel.Copy, previous?.ChainId, null, null, null, "the domain is shut off: a copy without a checkpoint, the chain is left as it is");
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        var nvram = state.NvramPath is { } nvramPath && File.Exists(nvramPath) ? await files.ReadFileAsync(nvramPath, cancellationToken) : null;
-        var tpm = state.TpmStateDirectory is { } tpmDirectory && Directory.Exists(tpmDirectory)
-            ? await files.ReadTreeAsync(tpmDirectory, cancellationToken)
+        var nvram = state.NvramPath is { } nvramPath && await host.Files.ExistsAsync(nvramPath, cancellationToken)
+            ? await host.Files.ReadFileAsync(nvramPath, cancellationToken)
+            : null;
+        var tpm = state.TpmStateDirectory is { } tpmDirectory && await host.Files.ExistsAsync(tpmDirectory, cancellationToken)
+            ? await host.Files.ReadTreeAsync(tpmDirectory, cancellationToken)
             : [];
         var captured = new CapturedState(nvram, tpm, 0, FreezeState.Off);
-        var servers = new List<QemuNbdServer>();
+        var servers = new List<IServedImage>();
         var disks = new List<DiskSource>();
         try
         {
             foreach (var disk in selection.Included)
             {
-                var server = await QemuNbdServer.StartAsync(disk.SourcePath!, disk.DriverType!, readOnly: true, bitmap: null, cancellationToken);
+                var server = await host.Images.ServeAsync(disk.SourcePath!, disk.DriverType!, readOnly: true, cancellationToken);
                 servers.Add(server);
                 disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(server.SocketPath), null, cancellationToken));
             }

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using Serilog;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Backup;
@@ -11,9 +11,16 @@ namespace VirtBackup.Core.Backup;
 /// <summary>
 /// One backup of one domain into one stream: decide the level, capture disks + NVRAM + TPM at one
 /// instant, stream the disks while the guest runs, finish the trailer, end the job, advance the chain.
+/// The domain runs on <paramref name="host"/>: this machine, or a remote one reached over SSH.
 /// </summary>
-public sealed partial class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogger log)
+public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, ILogger log)
 {
+    /// <summary>A backup of a domain on this machine, its state files read through <paramref name="files"/>.</summary>
+    public BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogger log)
+        : this(libvirt, new LocalHypervisorHost(files), log)
+    {
+    }
+
     /// <summary>Bytes of disk data streamed so far; a no-op unless set.</summary>
     public IProgress<BackupProgress>? Progress { get; init; }
 
@@ -28,8 +35,8 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHostFiles file
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var marker = new PausedMarker(domainDirectory);
         await new DomainRepair(domain, marker, log).RunAsync(cancellationToken);
-        var state = StateLocation.Of(xml, QemuConf.Load());
-        var capture = new ConsistentCapture(files, marker, log);
+        var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
+        var capture = new ConsistentCapture(host.Files, marker, log);
         await capture.PreflightAsync(state, cancellationToken);
         log.Debug("phase: domain looked up and parsed, preflight passed");
         if (!domain.IsActive())
@@ -41,7 +48,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHostFiles file
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        using var runtime = JobRuntimeDirectory.Create(domain.Uuid, xml.QemuProcessIds);
+        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
         var jobDisks = selection.Included
             .Select(d => new BackupJobDisk(d.Target, ScratchFile(options, domain, d.Target), d.DriverType == "qcow2"))
             .ToList();
@@ -49,7 +56,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHostFiles file
         var request = new CaptureRequest(
             domain,
             state,
-            BackupJobXml.Backup(runtime.SocketPath, jobDisks, excluded, plan.Parent),
+            BackupJobXml.Backup(endpoint.Server, jobDisks, excluded, plan.Parent),
             plan.Checkpoint is null ? null : BackupJobXml.Checkpoint(plan.Checkpoint, jobDisks, excluded),
             plan.Checkpoint,
             options.Freeze);
@@ -63,7 +70,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHostFiles file
             foreach (var disk in jobDisks)
             {
                 var bitmap = plan.Level == BackupLevel.Inc && disk.Bitmaps ? $"backup-{disk.Target}" : null;
-                disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(runtime.SocketPath, disk.Target), bitmap, cancellationToken));
+                disks.Add(await DiskStreamer.OpenAsync(disk.Target, endpoint.Export(disk.Target), bitmap, cancellationToken));
             }
 
             log.Debug("phase: disks connected and mapped");

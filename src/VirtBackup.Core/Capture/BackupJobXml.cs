@@ -8,6 +8,18 @@ namespace VirtBackup.Core.Capture;
 /// <param name="Bitmaps">Whether the disk can carry dirty bitmaps (qcow2); a raw disk is always copied whole.</param>
 public sealed record BackupJobDisk(string Target, string ScratchFile, bool Bitmaps);
 
+/// <summary>Where the pull-mode job's NBD server listens: a unix socket, or a TCP address and port on the host.</summary>
+public sealed record JobServer(string? SocketPath, string? Name, int Port)
+{
+    public static JobServer Unix(string socketPath) => new(socketPath, null, 0);
+
+    public static JobServer Tcp(string name, int port) => new(null, name, port);
+
+    internal XElement ToXml() => SocketPath is not null
+        ? new XElement("server", new XAttribute("transport", "unix"), new XAttribute("socket", SocketPath))
+        : new XElement("server", new XAttribute("transport", "tcp"), new XAttribute("name", Name!), new XAttribute("port", Port));
+}
+
 /// <summary>
 /// Builds the &lt;domainbackup&gt; and &lt;domaincheckpoint&gt; documents (libvirt formatbackup and
 /// formatcheckpoint) for a pull-mode job over a unix socket.
@@ -20,6 +32,14 @@ public static class BackupJobXml
         string socketPath,
         IReadOnlyList<BackupJobDisk> disks,
         IReadOnlyList<string> excluded,
+        string? incrementalFrom) =>
+        Backup(JobServer.Unix(socketPath), disks, excluded, incrementalFrom);
+
+    /// <param name="server">Where QEMU's NBD server listens for the job.</param>
+    public static string Backup(
+        JobServer server,
+        IReadOnlyList<BackupJobDisk> disks,
+        IReadOnlyList<string> excluded,
         string? incrementalFrom)
     {
         var root = new XElement("domainbackup", new XAttribute("mode", "pull"));
@@ -28,7 +48,7 @@ public static class BackupJobXml
             root.Add(new XElement("incremental", incrementalFrom));
         }
 
-        root.Add(new XElement("server", new XAttribute("transport", "unix"), new XAttribute("socket", socketPath)));
+        root.Add(server.ToXml());
         var list = new XElement("disks");
         foreach (var disk in disks)
         {

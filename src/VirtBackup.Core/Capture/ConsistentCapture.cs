@@ -11,8 +11,9 @@ namespace VirtBackup.Core.Capture;
 /// copy-before-write keeps the disks as they were at <c>backupBegin</c>, and the state files were read
 /// while the guest could not change them. Nothing here depends on disk size or on the stream's consumer,
 /// so the pause window stays short. The window (manifest pauseWindowMs) is measured from suspend to resume;
-/// everything that can happen before it (agent probe, state lookups, a dry run of the state reads that
-/// compiles and caches them, the paused marker) does. Streaming the disks happens after this returns.
+/// everything that can happen before it (agent probe, state lookups, preparing the state read: locally a dry
+/// run that compiles and caches it, on a remote host the command started and waiting, the paused marker)
+/// does. Streaming the disks happens after this returns.
 /// <see cref="PreflightAsync"/> runs first, before anything else touches the domain (even its checkpoints).
 /// </summary>
 public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
@@ -25,8 +26,7 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
     public async Task<CapturedState> RunAsync(CaptureRequest request, Action jobStarted, CancellationToken cancellationToken)
     {
         var domain = request.Domain;
-        // A dry run of the state reads: inside the pause they then find their code compiled and the files cached.
-        await ReadStateAsync(request.State, cancellationToken);
+        await using var stateRead = await files.PrepareStateReadAsync(request.State.NvramPath, request.State.TpmStateDirectory, cancellationToken);
         var freeze = Freeze(domain, request.Freeze);
         try
         {
@@ -45,7 +45,7 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
             {
                 domain.BackupBegin(request.BackupXml, request.CheckpointXml);
                 jobStarted();
-                state = await ReadStateAsync(request.State, cancellationToken);
+                state = await stateRead.ReadAsync(cancellationToken);
             }
             finally
             {
@@ -71,24 +71,6 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
                 Thaw(domain);
             }
         }
-    }
-
-    /// <summary>The NVRAM file and the TPM state tree, as far as the domain has them.</summary>
-    private async Task<(byte[]? Nvram, IReadOnlyList<HostFile> Tpm)> ReadStateAsync(StateLocation state, CancellationToken cancellationToken)
-    {
-        byte[]? nvram = null;
-        IReadOnlyList<HostFile> tpm = [];
-        if (state.NvramPath is { } nvramPath)
-        {
-            nvram = await files.ReadFileAsync(nvramPath, cancellationToken);
-        }
-
-        if (state.TpmStateDirectory is { } tpmDirectory)
-        {
-            tpm = await files.ReadTreeAsync(tpmDirectory, cancellationToken);
-        }
-
-        return (nvram, tpm);
     }
 
     /// <summary>Before the VM is touched: can this process read everything the capture reads?</summary>

@@ -1,7 +1,7 @@
 namespace VirtBackup.Core.Capture;
 
 /// <summary><see cref="IHostFiles"/> on this machine.</summary>
-public sealed class LocalHostFiles : IHostFiles
+public sealed partial class LocalHostFiles : IHostFiles
 {
     public Task CheckReadableAsync(string path, string whatItIs, string advice, CancellationToken cancellationToken)
     {
@@ -44,12 +44,12 @@ public sealed class LocalHostFiles : IHostFiles
     }
 
     public async Task WriteFileAsync(
-        string path, ReadOnlyMemory<byte> content, UnixFileMode mode, string owner, string group, CancellationToken cancellationToken)
+        string path, ReadOnlyMemory<byte> content, UnixFileMode mode, string? owner, string? group, CancellationToken cancellationToken)
     {
         var (parent, name) = HostPaths.Split(path, nameof(path));
         HostPaths.Octal(mode, nameof(mode));
-        var userId = UnixNative.UserId(HostPaths.Account(owner, nameof(owner)));
-        var groupId = UnixNative.GroupId(HostPaths.Account(group, nameof(group)));
+        var userId = owner is null ? UnixNative.NoChange : UnixNative.UserId(HostPaths.Account(owner, nameof(owner)));
+        var groupId = group is null ? UnixNative.NoChange : UnixNative.GroupId(HostPaths.Account(group, nameof(group)));
         if (!Directory.Exists(parent))
         {
             throw new DirectoryNotFoundException($"cannot write '{path}': there is no directory '{parent}'");

@@ -7,6 +7,9 @@ namespace VirtBackup.Core.Capture;
 /// <summary>The few libc calls .NET has no API for: user and group ids, chown, rename, mkdtemp.</summary>
 internal static partial class UnixNative
 {
+    /// <summary>An owner or group id that <see cref="ChangeOwner"/> leaves as it is ((uid_t)-1).</summary>
+    public const uint NoChange = uint.MaxValue;
+
     /// <summary>Creates a new directory from <paramref name="prefix"/> + 6 random characters with mode 0700,
     /// atomically (mkdtemp(3)); returns its path.</summary>
     public static string CreateTemporaryDirectory(string prefix)

@@ -10,7 +10,26 @@ public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize,
 /// <summary>The few <c>qemu-img</c> operations VirtBackup uses, run through CliWrap.</summary>
 public static class QemuImg
 {
-    public static async Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken)
+    public static Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken) =>
+        RunAsync(CreateArguments(path, format, virtualSize), cancellationToken);
+
+    /// <summary>
+    /// Creates a qcow2 overlay on <paramref name="backingPath"/> (absolute): reads fall through to the backing image,
+    /// writes stay in the overlay until <see cref="CommitAsync"/>.
+    /// </summary>
+    public static Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken) =>
+        RunAsync(OverlayArguments(path, backingPath, backingFormat), cancellationToken);
+
+    /// <summary>Writes everything the qcow2 overlay at <paramref name="path"/> holds into its backing image.</summary>
+    public static Task CommitAsync(string path, CancellationToken cancellationToken) =>
+        RunAsync(CommitArguments(path), cancellationToken);
+
+    /// <summary>Info of an image; <paramref name="forceShare"/> (-U) reads an image a running VM holds.</summary>
+    public static async Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken) =>
+        ParseInfo(await RunAsync(InfoArguments(path, forceShare), cancellationToken));
+
+    /// <summary>The qemu-img arguments of each operation: the same whether qemu-img runs here or on a remote host.</summary>
+    internal static IReadOnlyList<string> CreateArguments(string path, string format, long virtualSize)
     {
         var args = new List<string> { "create", "-q", "-f", format };
         if (format == "qcow2")
@@ -19,31 +38,20 @@ public static class QemuImg
         }
 
         args.AddRange([path, virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        await RunAsync(args, cancellationToken);
+        return args;
     }
 
-    /// <summary>
-    /// Creates a qcow2 overlay on <paramref name="backingPath"/> (absolute): reads fall through to the backing image,
-    /// writes stay in the overlay until <see cref="CommitAsync"/>.
-    /// </summary>
-    public static Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken) =>
-        RunAsync(["create", "-q", "-f", "qcow2", "-o", "compat=1.1,lazy_refcounts=off", "-b", backingPath, "-F", backingFormat, path], cancellationToken);
+    internal static IReadOnlyList<string> OverlayArguments(string path, string backingPath, string backingFormat) =>
+        ["create", "-q", "-f", "qcow2", "-o", "compat=1.1,lazy_refcounts=off", "-b", backingPath, "-F", backingFormat, path];
 
-    /// <summary>Writes everything the qcow2 overlay at <paramref name="path"/> holds into its backing image.</summary>
-    public static Task CommitAsync(string path, CancellationToken cancellationToken) =>
-        RunAsync(["commit", "-q", "-f", "qcow2", path], cancellationToken);
+    internal static IReadOnlyList<string> CommitArguments(string path) => ["commit", "-q", "-f", "qcow2", path];
 
-    /// <summary>Info of an image; <paramref name="forceShare"/> (-U) reads an image a running VM holds.</summary>
-    public static async Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken)
+    internal static IReadOnlyList<string> InfoArguments(string path, bool forceShare) =>
+        forceShare ? ["info", "--output=json", "-U", path] : ["info", "--output=json", path];
+
+    /// <summary>The fields of <c>qemu-img info --output=json</c> that VirtBackup uses.</summary>
+    internal static ImageInfo ParseInfo(string json)
     {
-        var args = new List<string> { "info", "--output=json" };
-        if (forceShare)
-        {
-            args.Add("-U");
-        }
-
-        args.Add(path);
-        var json = await RunAsync(args, cancellationToken);
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
         var bitmaps = new List<string>();

@@ -14,7 +14,7 @@ namespace VirtBackup.Core.Disks;
 /// (it sets its state to RUNNING after installing the handler), and would then run forever.
 /// </para>
 /// </summary>
-public sealed class QemuNbdServer : IAsyncDisposable
+public sealed class QemuNbdServer : IServedImage
 {
     private const string PidFileName = "qemu-nbd.pid";
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
@@ -51,26 +51,7 @@ public sealed class QemuNbdServer : IAsyncDisposable
     {
         var directory = Directory.CreateTempSubdirectory("virtbackup-nbd-").FullName;
         var socket = Path.Combine(directory, "nbd.sock");
-        var args = new List<string>
-        {
-            "--persistent", "--shared=4", "-f", format, "-k", socket, "--pid-file", Path.Combine(directory, PidFileName), "--cache=none", "--aio=threads",
-        };
-        if (readOnly)
-        {
-            args.Add("--read-only");
-        }
-        else
-        {
-            args.Add("--discard=unmap");
-            args.Add("--detect-zeroes=unmap");
-        }
-
-        if (bitmap is not null)
-        {
-            args.AddRange(["-B", bitmap]);
-        }
-
-        args.Add(imagePath);
+        IReadOnlyList<string> args = ["-k", socket, "--pid-file", Path.Combine(directory, PidFileName), .. Arguments(imagePath, format, readOnly, bitmap)];
         var stderr = new StringBuilder();
         var stop = new CancellationTokenSource();
         var kill = new CancellationTokenSource();
@@ -91,6 +72,29 @@ public sealed class QemuNbdServer : IAsyncDisposable
         }
 
         return server;
+    }
+
+    /// <summary>qemu-nbd's arguments but the socket and pid file: the same whether it runs here or on a remote host.</summary>
+    internal static IReadOnlyList<string> Arguments(string imagePath, string format, bool readOnly, string? bitmap)
+    {
+        var args = new List<string> { "--persistent", "--shared=4", "-f", format, "--cache=none", "--aio=threads" };
+        if (readOnly)
+        {
+            args.Add("--read-only");
+        }
+        else
+        {
+            args.Add("--discard=unmap");
+            args.Add("--detect-zeroes=unmap");
+        }
+
+        if (bitmap is not null)
+        {
+            args.AddRange(["-B", bitmap]);
+        }
+
+        args.Add(imagePath);
+        return args;
     }
 
     public async ValueTask DisposeAsync()

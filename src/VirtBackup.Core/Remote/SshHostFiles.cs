@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
+using Serilog;
 using VirtBackup.Core.Capture;
 
 namespace VirtBackup.Core.Remote;
@@ -10,7 +11,7 @@ namespace VirtBackup.Core.Remote;
 /// positional parameters (no file name reaches the shell as code); trees travel as one tar stream.
 /// Needs on the remote host: a POSIX sh, GNU coreutils, GNU find and GNU tar (every libvirt host has them).
 /// </summary>
-public sealed class SshHostFiles(SshSession session) : IHostFiles
+public sealed partial class SshHostFiles(SshSession session, ILogger? log = null) : IHostFiles
 {
     /// <summary>Exit code of the scripts for "there is nothing at that path".</summary>
     private const int Missing = 3;
@@ -46,7 +47,7 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
         exec tar -C "$1" --format=pax --hard-dereference --numeric-owner -cf - .
         """;
 
-    /// <summary>$1 parent, $2 name, $3 owner, $4 group, $5 mode, $6 size; content on stdin. A 0600 file
+    /// <summary>$1 parent, $2 name, $3 owner, $4 group (both empty: unchanged), $5 mode, $6 size; content on stdin. A 0600 file
     /// (umask 077) next to the target, checked, synced, given owner and mode, renamed over the target.</summary>
     private const string WriteFileScript = """
         set -eu
@@ -58,7 +59,7 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
         n=$(wc -c <"$tmp")
         if [ "$n" -ne "$6" ]; then echo "received $n of $6 bytes" >&2; exit 1; fi
         sync -- "$tmp" 2>/dev/null || sync
-        chown -- "$3:$4" "$tmp"
+        if [ -n "$3" ]; then chown -- "$3:$4" "$tmp"; fi
         chmod -- "$5" "$tmp"
         mv -f -T -- "$tmp" "$1/$2"
         trap - EXIT
@@ -106,6 +107,8 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
         """;
 
     public SshSession Session { get; } = session ?? throw new ArgumentNullException(nameof(session));
+
+    internal ILogger Log { get; } = log ?? Serilog.Core.Logger.None;
 
     public async Task CheckReadableAsync(string path, string whatItIs, string advice, CancellationToken cancellationToken)
     {
@@ -157,15 +160,20 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
     }
 
     public async Task WriteFileAsync(
-        string path, ReadOnlyMemory<byte> content, UnixFileMode mode, string owner, string group, CancellationToken cancellationToken)
+        string path, ReadOnlyMemory<byte> content, UnixFileMode mode, string? owner, string? group, CancellationToken cancellationToken)
     {
         var (parent, name) = HostPaths.Split(path, nameof(path));
+        if ((owner is null) != (group is null))
+        {
+            throw new ArgumentException("give both an owner and a group, or neither", nameof(group));
+        }
+
         var script = ShellQuote.ShScript(
             WriteFileScript,
             parent,
             name,
-            HostPaths.Account(owner, nameof(owner)),
-            HostPaths.Account(group, nameof(group)),
+            owner is null ? string.Empty : HostPaths.Account(owner, nameof(owner)),
+            group is null ? string.Empty : HostPaths.Account(group, nameof(group)),
             HostPaths.Octal(mode, nameof(mode)),
             HostPaths.Decimal(content.Length));
         await Session.RunAsync(script, content, $"write the file '{path}'", cancellationToken);
@@ -215,16 +223,17 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
     /// <summary>The regular files of a tar from <see cref="ReadTreeScript"/>; anything else is refused.</summary>
     internal static async Task<IReadOnlyList<HostFile>> ParseTreeAsync(byte[] tar, CancellationToken cancellationToken)
     {
+        await using var reader = new TarReader(new MemoryStream(tar, writable: false));
+        return await ParseTreeAsync(reader, cancellationToken);
+    }
+
+    /// <summary>The regular files of the rest of <paramref name="reader"/>'s tar; anything else is refused.</summary>
+    internal static async Task<IReadOnlyList<HostFile>> ParseTreeAsync(TarReader reader, CancellationToken cancellationToken)
+    {
         var files = new List<HostFile>();
         var names = new HashSet<string>(StringComparer.Ordinal);
-        await using var reader = new TarReader(new MemoryStream(tar, writable: false));
-        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+        while (await NextEntryAsync(reader, cancellationToken) is { } entry)
         {
-            if (entry is PaxGlobalExtendedAttributesTarEntry)
-            {
-                continue;
-            }
-
             var relative = Relative(entry.Name);
             switch (entry.EntryType)
             {
@@ -254,6 +263,20 @@ public sealed class SshHostFiles(SshSession session) : IHostFiles
         }
 
         return [.. files.OrderBy(f => f.RelativePath, StringComparer.Ordinal)];
+    }
+
+    /// <summary>The next entry that is not a pax global header, or null at the end.</summary>
+    internal static async Task<TarEntry?> NextEntryAsync(TarReader reader, CancellationToken cancellationToken)
+    {
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+        {
+            if (entry is not PaxGlobalExtendedAttributesTarEntry)
+            {
+                return entry;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>"./a/b" (or "a/b", "./a/") as "a/b"; "." and "./" as ""; refuses anything that could leave the tree.</summary>

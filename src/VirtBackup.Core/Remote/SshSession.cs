@@ -46,9 +46,10 @@ public sealed partial class SshSession : IAsyncDisposable
     private int forwardCount;
     private int disposed;
 
-    private SshSession(SshTarget target, SshSessionOptions options, ILogger log, string directory, string remoteUser, string display)
+    private SshSession(SshTarget target, SshSessionOptions options, ILogger log, string directory, string remoteUser, string hostName, string display)
     {
         Target = target;
+        HostName = hostName;
         this.options = options;
         this.log = log;
         PrivateDirectory = directory;
@@ -58,6 +59,9 @@ public sealed partial class SshSession : IAsyncDisposable
     }
 
     public SshTarget Target { get; }
+
+    /// <summary>The host name or address ssh connects to (after ~/.ssh/config: an alias's HostName).</summary>
+    public string HostName { get; }
 
     /// <summary>The effective <c>user@host:port</c> (after ~/.ssh/config), for messages.</summary>
     public string Display { get; }
@@ -107,7 +111,7 @@ public sealed partial class SshSession : IAsyncDisposable
         var display = $"{user}@{(hostName.Contains(':') ? $"[{hostName}]" : hostName)}:{port}";
 
         var directory = CreatePrivateDirectory();
-        var session = new SshSession(target, options, log, directory, user, display);
+        var session = new SshSession(target, options, log, directory, user, hostName, display);
         try
         {
             await session.StartMasterAsync(cancellationToken);

@@ -1,13 +1,14 @@
-using VirtBackup.Core.Disks;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Restore;
 
 /// <summary>
-/// One disk being restored, provisional until <see cref="CommitAsync"/>:
+/// One disk being restored, provisional until <see cref="CommitAsync"/>, on the restored host (qemu-img and
+/// qemu-nbd run there; for a remote host the data goes through the SSH connection):
 /// <list type="bullet">
 /// <item>a full or copy stream writes a new image in the staging directory (qcow2 through qemu-nbd, raw
-/// directly); committing renames it over the final name;</item>
+/// directly on this host and through qemu-nbd on a remote one); committing renames it over the final name;</item>
 /// <item>an incremental stream writes a qcow2 overlay (in the staging directory) on top of the restored image;
 /// committing runs <c>qemu-img commit</c> into it. Applying an incremental writes absolute content, so if the
 /// commit is interrupted, applying the same stream again repairs the image (the chain position still names
@@ -19,13 +20,15 @@ internal sealed class DiskRestore : IAsyncDisposable
 {
     private readonly IImageWriter _writer;
     private readonly string _stagedPath;
+    private readonly IHypervisorHost _host;
     private bool _finished;
 
-    private DiskRestore(PlannedDisk plan, IImageWriter writer, string stagedPath)
+    private DiskRestore(PlannedDisk plan, IImageWriter writer, string stagedPath, IHypervisorHost host)
     {
         Plan = plan;
         _writer = writer;
         _stagedPath = stagedPath;
+        _host = host;
     }
 
     public PlannedDisk Plan { get; }
@@ -34,27 +37,25 @@ internal sealed class DiskRestore : IAsyncDisposable
 
     public long DataBytes { get; private set; }
 
-    public static async Task<DiskRestore> OpenAsync(PlannedDisk plan, StagingDirectory staging, CancellationToken cancellationToken)
+    public static async Task<DiskRestore> OpenAsync(PlannedDisk plan, StagingDirectory staging, IHypervisorHost host, CancellationToken cancellationToken)
     {
         try
         {
             if (plan.IsOverlay)
             {
                 var overlay = staging.Combine($"{plan.Target}.overlay.qcow2");
-                await QemuImg.CreateOverlayAsync(overlay, plan.WrittenPath, FormatName(plan.Format), cancellationToken);
-                File.SetUnixFileMode(overlay, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                return new DiskRestore(plan, await NbdImageWriter.OpenAsync(overlay, cancellationToken), overlay);
+                await host.Images.CreateOverlayAsync(overlay, plan.WrittenPath, FormatName(plan.Format), cancellationToken);
+                return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, overlay, "qcow2", cancellationToken), overlay, host);
             }
 
             var image = staging.Combine($"{plan.Target}.{(plan.Format == DiskFormat.Qcow2 ? "qcow2" : "img")}");
-            if (plan.Format == DiskFormat.Raw)
+            if (plan.Format == DiskFormat.Raw && !host.IsRemote)
             {
-                return new DiskRestore(plan, RawFileWriter.Create(image, plan.VirtualSize), image);
+                return new DiskRestore(plan, RawFileWriter.Create(image, plan.VirtualSize), image, host);
             }
 
-            await QemuImg.CreateAsync(image, "qcow2", plan.VirtualSize, cancellationToken);
-            File.SetUnixFileMode(image, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            return new DiskRestore(plan, await NbdImageWriter.OpenAsync(image, cancellationToken), image);
+            await host.Images.CreateAsync(image, FormatName(plan.Format), plan.VirtualSize, cancellationToken);
+            return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, image, FormatName(plan.Format), cancellationToken), image, host);
         }
         catch (IOException e)
         {
@@ -98,12 +99,12 @@ internal sealed class DiskRestore : IAsyncDisposable
         {
             if (Plan.IsOverlay)
             {
-                await QemuImg.CommitAsync(_stagedPath, cancellationToken);
-                File.Delete(_stagedPath);
+                await _host.Images.CommitAsync(_stagedPath, cancellationToken);
+                await _host.Files.DeleteTreeAsync(_stagedPath, cancellationToken);
             }
             else
             {
-                File.Move(_stagedPath, Plan.WrittenPath, overwrite: true);
+                await _host.Files.MoveAsync(_stagedPath, Plan.WrittenPath, cancellationToken);
             }
         }
         catch (IOException e)

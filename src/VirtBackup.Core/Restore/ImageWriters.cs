@@ -18,7 +18,8 @@ internal interface IImageWriter : IAsyncDisposable
 }
 
 /// <summary>
-/// An image served by a writable <c>qemu-nbd</c> (qcow2, or a qcow2 overlay on any base) and written with the
+/// An image served by a writable <c>qemu-nbd</c> (qcow2, a qcow2 overlay on any base, or raw on a remote host; over
+/// an SSH forward when the host is remote) and written with the
 /// native NBD client. Up to <see cref="Depth"/> writes are in flight, so decoding the next member overlaps
 /// writing this one; zero ranges are WRITE_ZEROES without NO_HOLE, which qemu turns into unallocated or
 /// zero clusters.
@@ -26,30 +27,51 @@ internal interface IImageWriter : IAsyncDisposable
 internal sealed class NbdImageWriter : IImageWriter
 {
     private const int Depth = 4;
+    private const int ConnectAttempts = 40;
 
-    private readonly QemuNbdServer _server;
+    private readonly IServedImage _server;
     private readonly NbdClient _client;
     private readonly Queue<(Task Write, byte[]? Buffer)> _pending = new();
     private bool _closed;
 
-    private NbdImageWriter(QemuNbdServer server, NbdClient client)
+    private NbdImageWriter(IServedImage server, NbdClient client)
     {
         _server = server;
         _client = client;
     }
 
-    public static async Task<NbdImageWriter> OpenAsync(string image, CancellationToken cancellationToken)
+    /// <summary>Serves <paramref name="image"/> (of <paramref name="format"/>) with qemu-nbd where <paramref name="images"/> run, and connects.</summary>
+    public static async Task<NbdImageWriter> OpenAsync(IHostImages images, string image, string format, CancellationToken cancellationToken)
     {
-        var server = await QemuNbdServer.StartAsync(image, "qcow2", readOnly: false, bitmap: null, cancellationToken);
+        var server = await images.ServeAsync(image, format, readOnly: false, cancellationToken);
         try
         {
-            var client = await NbdClient.ConnectAsync(NbdUri.Unix(server.SocketPath), NbdConnectOptions.Default, cancellationToken);
-            return new NbdImageWriter(server, client);
+            return new NbdImageWriter(server, await ConnectAsync(server.SocketPath, cancellationToken));
         }
         catch
         {
             await server.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Connects, retrying for a moment: qemu-nbd's socket file appears at bind(), a moment before it listens (a
+    /// connection then is refused; through an SSH forward it is closed at once).
+    /// </summary>
+    private static async Task<NbdClient> ConnectAsync(string socketPath, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await NbdClient.ConnectAsync(NbdUri.Unix(socketPath), NbdConnectOptions.Default, cancellationToken);
+            }
+            catch (NbdException) when (attempt < ConnectAttempts)
+            {
+                // Not listening yet: try again shortly.
+                await Task.Delay(50, cancellationToken);
+            }
         }
     }
 

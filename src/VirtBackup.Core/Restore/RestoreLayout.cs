@@ -1,3 +1,4 @@
+using VirtBackup.Core.Capture;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Restore;
@@ -38,8 +39,11 @@ public sealed class RestoreLayout
     /// <summary>The disk directory as the restored host sees it.</summary>
     public string DiskDirectory { get; }
 
-    /// <summary>Where the chain position and saved definition are written.</summary>
-    public ChainPositionStore ChainStore => new(Written(Path.Combine(DiskDirectory, ChainPositionStore.DirectoryName)));
+    /// <summary>Where the chain position and saved definition are written (as written).</summary>
+    public string ChainStoreDirectory => Written(Path.Combine(DiskDirectory, ChainPositionStore.DirectoryName));
+
+    /// <summary>The chain position store on the restored host, whose files are <paramref name="files"/>.</summary>
+    public ChainPositionStore ChainStore(IHostFiles files) => new(files, ChainStoreDirectory);
 
     public string DiskPath(string target, DiskFormat format) =>
         Path.Combine(DiskDirectory, $"{Name}-{Segment(target)}.{(format == DiskFormat.Qcow2 ? "qcow2" : "img")}");

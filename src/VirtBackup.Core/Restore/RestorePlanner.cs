@@ -1,7 +1,6 @@
 using Serilog;
-using VirtBackup.Core.Disks;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Platform;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Restore;
@@ -13,7 +12,8 @@ namespace VirtBackup.Core.Restore;
 /// exactly (its parent must be the last checkpoint applied, in the same chain).
 /// </summary>
 /// <param name="libvirt">Consulted for existing domains; null with a target root (nothing there is libvirt's).</param>
-public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf, ILogger log)
+/// <param name="host">Where the files go: this machine, or the remote host libvirt runs on.</param>
+public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost host, QemuConf qemuConf, ILogger log)
 {
     public async Task<RestorePlan> PlanAsync(Manifest manifest, RestoreOptions options, CancellationToken cancellationToken)
     {
@@ -24,10 +24,10 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
                 $"the stream's domain name '{manifest.DomainName}' cannot be used for file names ({problem}); restore it with --as NAME");
         }
 
-        var owner = TpmOwner(options);
-        var chainStore = new RestoreLayout(name, manifest.DomainUuid, options).ChainStore;
-        var previous = chainStore.Load(name);
-        var interrupted = chainStore.LoadCommitMarker(name);
+        var owner = await TpmOwnerAsync(options, cancellationToken);
+        var chainStore = new RestoreLayout(name, manifest.DomainUuid, options).ChainStore(host.Files);
+        var previous = await chainStore.LoadAsync(name, cancellationToken);
+        var interrupted = await chainStore.LoadCommitMarkerAsync(name, cancellationToken);
         if (interrupted is not null && interrupted == previous?.StreamId)
         {
             // The position was saved after everything else: that commit got through, only the marker is left.
@@ -36,11 +36,11 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
 
         return manifest.Level == BackupLevel.Inc
             ? await PlanIncrementalAsync(manifest, options, name, previous, chainStore, interrupted, owner, cancellationToken)
-            : PlanFull(manifest, options, name, previous, chainStore, interrupted, owner);
+            : await PlanFullAsync(manifest, options, name, previous, chainStore, interrupted, owner, cancellationToken);
     }
 
-    private RestorePlan PlanFull(Manifest manifest, RestoreOptions options, string name, ChainPosition? previous,
-        ChainPositionStore chainStore, string? interrupted, (int Uid, int Gid)? owner)
+    private async Task<RestorePlan> PlanFullAsync(Manifest manifest, RestoreOptions options, string name, ChainPosition? previous,
+        ChainPositionStore chainStore, string? interrupted, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
     {
         var newIdentity = options.NewName is not null;
         using var byName = libvirt?.TryLookupByName(name);
@@ -60,14 +60,21 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
         }).ToList();
 
         var existing = new List<string>();
-        existing.AddRange(disks.Where(d => File.Exists(d.WrittenPath)).Select(d => $"disk image '{d.WrittenPath}'"));
-        if (manifest.NvramPresent && File.Exists(layout.Written(layout.NvramPath)))
+        foreach (var disk in disks)
+        {
+            if (await host.Files.StatAsync(disk.WrittenPath, cancellationToken) is { IsDirectory: false })
+            {
+                existing.Add($"disk image '{disk.WrittenPath}'");
+            }
+        }
+
+        if (manifest.NvramPresent && await host.Files.StatAsync(layout.Written(layout.NvramPath), cancellationToken) is { IsDirectory: false })
         {
             existing.Add($"NVRAM file '{layout.Written(layout.NvramPath)}'");
         }
 
         var tpmDirectory = layout.Written(layout.TpmStateDirectory(manifest.Tpm.Version));
-        if (manifest.Tpm.Present && Directory.Exists(tpmDirectory))
+        if (manifest.Tpm.Present && await host.Files.StatAsync(tpmDirectory, cancellationToken) is { IsDirectory: true })
         {
             existing.Add($"TPM state directory '{tpmDirectory}'");
         }
@@ -164,19 +171,19 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
     }
 
     /// <param name="anyMtime">Skip the check that the image is as the last restore left it (--force, or resuming an interrupted commit).</param>
-    private static async Task<PlannedDisk> PlanOverlayAsync(ManifestDisk disk, ChainPosition previous, RestoreLayout layout, bool anyMtime,
+    private async Task<PlannedDisk> PlanOverlayAsync(ManifestDisk disk, ChainPosition previous, RestoreLayout layout, bool anyMtime,
         CancellationToken cancellationToken)
     {
         var restored = previous.Disks.FirstOrDefault(d => d.Target == disk.Target)
             ?? throw new RestoreRefusedException(
                 $"the incremental stream carries disk {disk.Target}, which the restored chain of '{layout.Name}' does not have: restore a full backup");
         var written = layout.Written(restored.Path);
-        if (!File.Exists(written))
+        if (await host.Files.StatAsync(written, cancellationToken) is not { IsDirectory: false } status)
         {
             throw new RestoreRefusedException($"the restored image of disk {disk.Target}, '{written}', is missing: restore the chain again from its full stream");
         }
 
-        if (File.GetLastWriteTimeUtc(written).Ticks != restored.ModifiedUtcTicks && !anyMtime)
+        if (status.ModifiedUtcTicks != restored.ModifiedUtcTicks && !anyMtime)
         {
             throw new RestoreRefusedException(
                 $"the restored image '{written}' changed after the last restore (was the VM started?): an incremental on top would mix two states. "
@@ -185,8 +192,8 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
 
         // qcow2 rounds the virtual size up to whole 512-byte sectors; a raw image has exactly the disk's size.
         var size = restored.Format == DiskFormat.Raw
-            ? new FileInfo(written).Length
-            : (await QemuImg.InfoAsync(written, forceShare: false, cancellationToken)).VirtualSize;
+            ? status.Size
+            : (await host.Images.InfoAsync(written, forceShare: false, cancellationToken)).VirtualSize;
         if (size != disk.VirtualSize && size != (disk.VirtualSize + 511) / 512 * 512)
         {
             throw new RestoreRefusedException(
@@ -252,23 +259,25 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, QemuConf qemuConf
         }
     }
 
-    private (int Uid, int Gid)? TpmOwner(RestoreOptions options)
+    private async Task<(int Uid, int Gid)?> TpmOwnerAsync(RestoreOptions options, CancellationToken cancellationToken)
     {
-        if (Posix.EffectiveUserId != 0)
+        var where = host.IsRemote ? host.Display : "this host";
+        var (user, group) = await host.LookupAccountAsync(qemuConf.SwtpmUser, qemuConf.SwtpmGroup, cancellationToken);
+        if (!await host.IsSuperuserAsync(cancellationToken))
         {
-            if (options.TargetRoot is null)
+            if (options.TargetRoot is null || host.IsRemote)
             {
-                throw new RestoreRefusedException("restoring into libvirt's directories needs root (or restore elsewhere with --target-root DIR)");
+                throw new RestoreRefusedException(host.IsRemote
+                    ? $"restoring to {where} needs the remote user to be root: connect as root@ (the TPM state must be given to swtpm's user)"
+                    : "restoring into libvirt's directories needs root (or restore elsewhere with --target-root DIR)");
             }
 
             log.Warning("not running as root: the TPM state keeps this user as its owner instead of '{User}'", qemuConf.SwtpmUser);
             return null;
         }
 
-        var user = Posix.LookupUser(qemuConf.SwtpmUser)
-            ?? throw new RestoreRefusedException($"the swtpm user '{qemuConf.SwtpmUser}' (swtpm_user in qemu.conf) does not exist on this host");
-        var group = Posix.LookupGroup(qemuConf.SwtpmGroup)
-            ?? throw new RestoreRefusedException($"the swtpm group '{qemuConf.SwtpmGroup}' (swtpm_group in qemu.conf) does not exist on this host");
-        return (user.Uid, group);
+        return (
+            user ?? throw new RestoreRefusedException($"the swtpm user '{qemuConf.SwtpmUser}' (swtpm_user in qemu.conf) does not exist on {where}"),
+            group ?? throw new RestoreRefusedException($"the swtpm group '{qemuConf.SwtpmGroup}' (swtpm_group in qemu.conf) does not exist on {where}"));
     }
 }

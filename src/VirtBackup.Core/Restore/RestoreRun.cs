@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Serilog;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 
@@ -18,8 +19,16 @@ public sealed record RestoreResult(ChainPosition Position, string DefinitionPath
 /// nothing behind but the previous state.
 /// </summary>
 /// <param name="libvirt">For existing domains and <c>--define</c>; null with a target root.</param>
-public sealed class RestoreRun(LibvirtConnection? libvirt, QemuConf qemuConf, ILogger log)
+/// <param name="host">Where the files are written: this machine, or the remote host libvirt runs on (over SSH).</param>
+/// <param name="qemuConf">That host's qemu.conf (who swtpm runs as).</param>
+public sealed class RestoreRun(LibvirtConnection? libvirt, IHypervisorHost host, QemuConf qemuConf, ILogger log)
 {
+    /// <summary>A restore on this machine.</summary>
+    public RestoreRun(LibvirtConnection? libvirt, QemuConf qemuConf, ILogger log)
+        : this(libvirt, new LocalHypervisorHost(), qemuConf, log)
+    {
+    }
+
     public async Task<RestoreResult> RunAsync(RestoreOptions options, System.IO.Stream input, CancellationToken cancellationToken)
     {
         options.Validate();
@@ -38,11 +47,11 @@ public sealed class RestoreRun(LibvirtConnection? libvirt, QemuConf qemuConf, IL
                 switch (member)
                 {
                     case ManifestMember manifest:
-                        var plan = await new RestorePlanner(libvirt, qemuConf, log).PlanAsync(manifest.Manifest, options, cancellationToken);
-                        log.Information("restoring {Level} stream of {Source} ({Checkpoint}, taken {Created:u}) as {Name} ({Uuid})",
+                        var plan = await new RestorePlanner(libvirt, host, qemuConf, log).PlanAsync(manifest.Manifest, options, cancellationToken);
+                        log.Information("restoring {Level} stream of {Source} ({Checkpoint}, taken {Created:u}) as {Name} ({Uuid}) on {Host}",
                             StreamRules.LevelName(manifest.Manifest.Level), manifest.Manifest.DomainName,
-                            manifest.Manifest.Checkpoint ?? "no checkpoint", manifest.Manifest.CreatedUtc, plan.Name, plan.Uuid);
-                        session = new RestoreSession(plan, log);
+                            manifest.Manifest.Checkpoint ?? "no checkpoint", manifest.Manifest.CreatedUtc, plan.Name, plan.Uuid, host.Display);
+                        session = new RestoreSession(plan, host, log);
                         break;
                     case DomainXmlMember xml:
                         session!.DomainXml = xml.Xml;
@@ -91,7 +100,7 @@ public sealed class RestoreRun(LibvirtConnection? libvirt, QemuConf qemuConf, IL
                 plan.NewIdentity),
             manifest.Disks.Where(d => d.Excluded).Select(d => d.Target).ToHashSet(StringComparer.Ordinal));
         var position = await session.CommitAsync(definition, cancellationToken);
-        var definitionPath = plan.Layout.ChainStore.DefinitionPath(plan.Name);
+        var definitionPath = plan.Layout.ChainStore(host.Files).DefinitionPath(plan.Name);
         if (manifest.Tpm.EncryptionSecretUuid is { } secret)
         {
             log.Warning("the TPM state is encrypted with libvirt secret {Secret}: define that secret (same UUID and value) before starting {Name}", secret, plan.Name);

@@ -1,5 +1,5 @@
 using Serilog;
-using VirtBackup.Core.Platform;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Restore;
@@ -9,25 +9,29 @@ namespace VirtBackup.Core.Restore;
 /// (disk images or overlays next to the images, NVRAM and TPM state next to theirs) as the members arrive, and
 /// becomes final only in <see cref="CommitAsync"/>, which the run calls after the reader has verified the
 /// trailer. Disposing without a commit removes every staged file and leaves the previous state as it was.
+/// Everything is written on the restored host: this machine, or a remote one through its <see cref="IHypervisorHost"/>.
 /// </summary>
 internal sealed class RestoreSession : IAsyncDisposable
 {
     private const UnixFileMode ImagesDirectoryMode = StagingDirectory.Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 
     private readonly ILogger _log;
-    private readonly StateFileWriter _state;
+    private readonly IHypervisorHost _host;
+    private readonly IStateWriter _state;
     private readonly List<DiskRestore> _disks = [];
     private StagingDirectory? _diskStaging;
 
-    public RestoreSession(RestorePlan plan, ILogger log)
+    public RestoreSession(RestorePlan plan, IHypervisorHost host, ILogger log)
     {
         Plan = plan;
+        _host = host;
         _log = log;
         var layout = plan.Layout;
-        _state = new StateFileWriter(
-            layout.Written(layout.NvramPath),
-            layout.Written(layout.TpmStateDirectory(plan.Manifest.Tpm.Version)),
-            plan.TpmOwner);
+        var nvram = layout.Written(layout.NvramPath);
+        var tpm = layout.Written(layout.TpmStateDirectory(plan.Manifest.Tpm.Version));
+        _state = host.IsRemote
+            ? new HostStateWriter(host.Files, nvram, tpm, plan.TpmOwner ?? throw new InvalidOperationException("a remote restore runs as root"))
+            : new StateFileWriter(nvram, tpm, plan.TpmOwner);
     }
 
     public RestorePlan Plan { get; }
@@ -47,15 +51,11 @@ internal sealed class RestoreSession : IAsyncDisposable
         if (_diskStaging is null)
         {
             var directory = Plan.Layout.Written(Plan.Layout.DiskDirectory);
-            if (!Directory.Exists(directory))
-            {
-                Directory.CreateDirectory(directory, ImagesDirectoryMode);
-            }
-
-            _diskStaging = StagingDirectory.Create(directory);
+            await _host.Files.CreateDirectoryAsync(directory, ImagesDirectoryMode, cancellationToken);
+            _diskStaging = await StagingDirectory.CreateAsync(_host.Files, directory, cancellationToken);
         }
 
-        var disk = await DiskRestore.OpenAsync(plan, _diskStaging, cancellationToken);
+        var disk = await DiskRestore.OpenAsync(plan, _diskStaging, _host, cancellationToken);
         _disks.Add(disk);
         var data = map.Map.Extents.Where(e => !e.Zero).Sum(e => e.Length);
         _log.Information("restoring disk {Target} ({Kind}): {DataMiB:F1} MiB of data into {Path}",
@@ -77,8 +77,8 @@ internal sealed class RestoreSession : IAsyncDisposable
     public async Task<ChainPosition> CommitAsync(string definition, CancellationToken cancellationToken)
     {
         await FinishCurrentDiskAsync(cancellationToken);
-        var store = Plan.Layout.ChainStore;
-        store.MarkCommitting(Plan.Name, ChainPosition.StreamIdOf(Plan.Manifest));
+        var store = Plan.Layout.ChainStore(_host.Files);
+        await store.MarkCommittingAsync(Plan.Name, ChainPosition.StreamIdOf(Plan.Manifest), cancellationToken);
         foreach (var disk in _disks)
         {
             await disk.CommitAsync(cancellationToken);
@@ -86,15 +86,15 @@ internal sealed class RestoreSession : IAsyncDisposable
 
         if (_disks.Count > 0)
         {
-            Posix.FsyncDirectory(Plan.Layout.Written(Plan.Layout.DiskDirectory));
+            await _host.Files.SyncAsync(Plan.Layout.Written(Plan.Layout.DiskDirectory), cancellationToken);
         }
 
-        _state.Commit();
-        var position = Plan.NextPosition(RestoredDisks());
-        store.SaveDefinition(Plan.Name, definition);
-        store.Save(position);
-        store.ClearCommitMarker(Plan.Name);
-        Posix.FsyncDirectory(store.Directory);
+        await _state.CommitAsync(cancellationToken);
+        var position = Plan.NextPosition(await RestoredDisksAsync(cancellationToken));
+        await store.SaveDefinitionAsync(Plan.Name, definition, cancellationToken);
+        await store.SaveAsync(position, cancellationToken);
+        await store.ClearCommitMarkerAsync(Plan.Name, cancellationToken);
+        await store.SyncAsync(cancellationToken);
         return position;
     }
 
@@ -105,8 +105,12 @@ internal sealed class RestoreSession : IAsyncDisposable
             await disk.DisposeAsync();
         }
 
-        _diskStaging?.Dispose();
-        _state.Dispose();
+        if (_diskStaging is not null)
+        {
+            await _diskStaging.DisposeAsync();
+        }
+
+        await _state.DisposeAsync();
     }
 
     private async Task FinishCurrentDiskAsync(CancellationToken cancellationToken)
@@ -118,11 +122,16 @@ internal sealed class RestoreSession : IAsyncDisposable
     }
 
     /// <summary>The restored images after the commit: this stream's disks with their new mtimes, plus untouched earlier ones.</summary>
-    private List<RestoredDisk> RestoredDisks()
+    private async Task<List<RestoredDisk>> RestoredDisksAsync(CancellationToken cancellationToken)
     {
-        var disks = Plan.Disks
-            .Select(d => new RestoredDisk(d.Target, d.HostPath, d.Format, d.VirtualSize, File.GetLastWriteTimeUtc(d.WrittenPath).Ticks))
-            .ToList();
+        var disks = new List<RestoredDisk>();
+        foreach (var d in Plan.Disks)
+        {
+            var status = await _host.Files.StatAsync(d.WrittenPath, cancellationToken)
+                ?? throw new RestoreWriteException($"the restored image '{d.WrittenPath}' disappeared during the commit");
+            disks.Add(new RestoredDisk(d.Target, d.HostPath, d.Format, d.VirtualSize, status.ModifiedUtcTicks));
+        }
+
         if (Plan.IsIncremental)
         {
             disks.AddRange(Plan.Previous!.Disks.Where(p => disks.All(d => d.Target != p.Target)));

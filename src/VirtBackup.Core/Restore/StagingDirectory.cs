@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using VirtBackup.Core.Capture;
 
 namespace VirtBackup.Core.Restore;
 
@@ -6,14 +7,21 @@ namespace VirtBackup.Core.Restore;
 /// A private directory (0700, this process's owner) next to the restore's targets, on the same file system so
 /// that finished files can be renamed into place. Its name starts with <see cref="Prefix"/>, so a leftover of a
 /// killed run is never mistaken for a restored file; disposing removes it with everything still inside.
+/// One made with <see cref="CreateAsync"/> lives on the restored host (maybe a remote one) and goes with <see cref="DisposeAsync"/>.
 /// </summary>
-public sealed class StagingDirectory : IDisposable
+public sealed class StagingDirectory : IDisposable, IAsyncDisposable
 {
     public const string Prefix = ".virtbackup-restore-";
 
     internal const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    private StagingDirectory(string path) => Path = path;
+    private readonly IHostFiles? files;
+
+    private StagingDirectory(string path, IHostFiles? files = null)
+    {
+        Path = path;
+        this.files = files;
+    }
 
     public string Path { get; }
 
@@ -34,6 +42,19 @@ public sealed class StagingDirectory : IDisposable
         return new StagingDirectory(path);
     }
 
+    /// <summary>Creates the staging directory in <paramref name="parent"/> (which must exist) through <paramref name="files"/>.</summary>
+    public static async Task<StagingDirectory> CreateAsync(IHostFiles files, string parent, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new StagingDirectory(await files.CreatePrivateDirectoryAsync(parent, Prefix, cancellationToken), files);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RestoreWriteException($"cannot create a staging directory in '{parent}': {e.Message}", e);
+        }
+    }
+
     /// <summary>A path inside the staging directory; <paramref name="relative"/> is made of checked segments.</summary>
     public string Combine(string relative)
     {
@@ -43,8 +64,24 @@ public sealed class StagingDirectory : IDisposable
             : throw new ArgumentException($"'{relative}' leaves the staging directory", nameof(relative));
     }
 
+    public async ValueTask DisposeAsync()
+    {
+        if (files is null)
+        {
+            Dispose();
+            return;
+        }
+
+        await files.DeleteTreeAsync(Path, CancellationToken.None);
+    }
+
     public void Dispose()
     {
+        if (files is not null)
+        {
+            throw new InvalidOperationException("a staging directory made through host files is removed with DisposeAsync");
+        }
+
         try
         {
             Directory.Delete(Path, recursive: true);

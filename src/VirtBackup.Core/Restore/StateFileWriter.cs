@@ -8,9 +8,9 @@ namespace VirtBackup.Core.Restore;
 /// next to its target, chowned there, and renamed into place by <see cref="Commit"/> — the TPM directory with an
 /// atomic exchange when one exists already. Until then the previous files stay untouched; <see cref="Dispose"/>
 /// removes whatever was staged (and the replaced TPM state after a commit).
-/// <para>Local files only for now; written behind this class so it can move onto the host-files layer (SSH).</para>
+/// <para>Local files only: a remote host gets its state through <see cref="HostStateWriter"/>.</para>
 /// </summary>
-public sealed class StateFileWriter : IDisposable
+public sealed class StateFileWriter : IStateWriter, IDisposable
 {
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode PrivateDirectory = StagingDirectory.Private;
@@ -121,6 +121,18 @@ public sealed class StateFileWriter : IDisposable
         {
             throw new RestoreWriteException($"putting the restored NVRAM/TPM state in place failed: {e.Message}", e);
         }
+    }
+
+    Task IStateWriter.CommitAsync(CancellationToken cancellationToken)
+    {
+        Commit();
+        return Task.CompletedTask;
+    }
+
+    ValueTask IAsyncDisposable.DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 
     public void Dispose()

@@ -1,0 +1,46 @@
+using Serilog;
+using VirtBackup.Core.Capture;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Nbd;
+
+namespace VirtBackup.Core.Backup;
+
+/// <summary>
+/// Where one backup job's NBD server listens on the host (<see cref="Server"/>, for the &lt;domainbackup&gt;
+/// document) and how this machine reaches each disk's export there: the job's private unix socket (itself
+/// locally, through an SSH forward for a remote host), or libvirt's TCP server. Ready before the pause.
+/// </summary>
+internal sealed class JobEndpoint : IAsyncDisposable
+{
+    private readonly IJobSocket? socket;
+    private readonly Func<string, NbdUri> uri;
+
+    private JobEndpoint(JobServer server, IJobSocket? socket, Func<string, NbdUri> uri)
+    {
+        Server = server;
+        this.socket = socket;
+        this.uri = uri;
+    }
+
+    public JobServer Server { get; }
+
+    public static async Task<JobEndpoint> OpenAsync(
+        IHypervisorHost host, BackupOptions options, string domainUuid, (int Uid, int Gid)? qemuIds, ILogger log, CancellationToken cancellationToken)
+    {
+        if (options.NbdTransport == NbdTransport.Tcp)
+        {
+            var name = options.NbdTcpHost ?? host.Address;
+            var port = options.NbdTcpPort;
+            log.Information("disk data comes from libvirt's NBD server on {Name}:{Port} over TCP (not encrypted)", name, port);
+            return new JobEndpoint(JobServer.Tcp(name, port), null, target => NbdUri.Tcp(name, port, target));
+        }
+
+        var socket = await host.CreateJobSocketAsync(domainUuid, qemuIds, cancellationToken);
+        return new JobEndpoint(JobServer.Unix(socket.HostPath), socket, target => NbdUri.Unix(socket.LocalPath, target));
+    }
+
+    /// <summary>The export of disk <paramref name="target"/> as this machine connects to it.</summary>
+    public NbdUri Export(string target) => uri(target);
+
+    public ValueTask DisposeAsync() => socket?.DisposeAsync() ?? ValueTask.CompletedTask;
+}

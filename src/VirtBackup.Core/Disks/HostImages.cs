@@ -1,0 +1,55 @@
+namespace VirtBackup.Core.Disks;
+
+/// <summary>An image served by qemu-nbd, reachable here at <see cref="SocketPath"/> until disposed.</summary>
+public interface IServedImage : IAsyncDisposable
+{
+    /// <summary>A unix socket on this machine (for a remote host: the local end of an SSH forward).</summary>
+    string SocketPath { get; }
+}
+
+/// <summary>
+/// qemu-img and qemu-nbd on the hypervisor host, where the images are: run here for this machine, over SSH
+/// for a remote one. Paths are the host's. New images are never readable by anyone but their owner (0600).
+/// </summary>
+public interface IHostImages
+{
+    /// <summary>Creates a new image of <paramref name="format"/> (qcow2 or raw, thin) and <paramref name="virtualSize"/> bytes.</summary>
+    Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken);
+
+    /// <summary>Creates a qcow2 overlay on <paramref name="backingPath"/>, for <see cref="CommitAsync"/> later.</summary>
+    Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken);
+
+    /// <summary>Writes everything the qcow2 overlay at <paramref name="overlayPath"/> holds into its backing image.</summary>
+    Task CommitAsync(string overlayPath, CancellationToken cancellationToken);
+
+    Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken);
+
+    /// <summary>Serves the image with qemu-nbd (writable unless <paramref name="readOnly"/>) on a private socket.</summary>
+    Task<IServedImage> ServeAsync(string path, string format, bool readOnly, CancellationToken cancellationToken);
+}
+
+/// <summary><see cref="IHostImages"/> on this machine.</summary>
+public sealed class LocalHostImages : IHostImages
+{
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public async Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken)
+    {
+        await QemuImg.CreateAsync(path, format, virtualSize, cancellationToken);
+        File.SetUnixFileMode(path, Private);
+    }
+
+    public async Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken)
+    {
+        await QemuImg.CreateOverlayAsync(path, backingPath, backingFormat, cancellationToken);
+        File.SetUnixFileMode(path, Private);
+    }
+
+    public Task CommitAsync(string overlayPath, CancellationToken cancellationToken) => QemuImg.CommitAsync(overlayPath, cancellationToken);
+
+    public Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken) =>
+        QemuImg.InfoAsync(path, forceShare, cancellationToken);
+
+    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, CancellationToken cancellationToken) =>
+        await QemuNbdServer.StartAsync(path, format, readOnly, bitmap: null, cancellationToken);
+}

@@ -1,0 +1,47 @@
+using VirtBackup.Core.Backup;
+using VirtBackup.Core.Capture;
+using VirtBackup.Core.Disks;
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Platform;
+
+namespace VirtBackup.Core.Hosts;
+
+/// <summary>This machine as the hypervisor host (<c>qemu:///system</c>): plain files, local tools.</summary>
+public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? images = null, string qemuConfPath = QemuConf.DefaultPath)
+    : IHypervisorHost
+{
+    public string Display => "this host";
+
+    public bool IsRemote => false;
+
+    public string Address => "localhost";
+
+    public IHostFiles Files { get; } = files ?? new LocalHostFiles();
+
+    public IHostImages Images { get; } = images ?? new LocalHostImages();
+
+    public Task<QemuConf> ReadQemuConfAsync(CancellationToken cancellationToken) => Task.FromResult(QemuConf.Load(qemuConfPath));
+
+    public Task<IJobSocket> CreateJobSocketAsync(string domainUuid, (int Uid, int Gid)? owner, CancellationToken cancellationToken) =>
+        Task.FromResult<IJobSocket>(new LocalJobSocket(JobRuntimeDirectory.Create(domainUuid, owner)));
+
+    public Task<bool> IsSuperuserAsync(CancellationToken cancellationToken) => Task.FromResult(Posix.EffectiveUserId == 0);
+
+    public Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken) =>
+        Task.FromResult((Posix.LookupUser(user)?.Uid, Posix.LookupGroup(group)));
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private sealed class LocalJobSocket(JobRuntimeDirectory directory) : IJobSocket
+    {
+        public string HostPath => directory.SocketPath;
+
+        public string LocalPath => directory.SocketPath;
+
+        public ValueTask DisposeAsync()
+        {
+            directory.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

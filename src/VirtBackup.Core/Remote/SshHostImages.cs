@@ -1,0 +1,132 @@
+using Serilog;
+using VirtBackup.Core.Disks;
+
+namespace VirtBackup.Core.Remote;
+
+/// <summary>
+/// <see cref="IHostImages"/> on a remote hypervisor: qemu-img runs there as one remote command (under umask
+/// 077, so new images are 0600), and qemu-nbd runs there for as long as a <see cref="RemoteProcess"/> keeps
+/// its channel open, its unix socket forwarded here over the same SSH connection. The disk data travels
+/// through that forward; nothing is copied through temporary files.
+/// </summary>
+public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHostImages
+{
+    /// <summary>$@ = qemu-img arguments.</summary>
+    private const string QemuImgScript = """
+        umask 077
+        exec qemu-img "$@"
+        """;
+
+    /// <summary>
+    /// $@ = qemu-nbd arguments but the socket. Starts qemu-nbd with --fork on a socket in a new private directory
+    /// (the parent exits once the server listens), prints the socket's path, then waits for the end of its input
+    /// (our side closing the channel, or the connection dying) to stop qemu-nbd and remove the directory. qemu-nbd
+    /// forgets a SIGTERM that arrives while it is still starting up, so it is sent again each second, and the
+    /// server is killed after 10 s.
+    /// </summary>
+    private const string QemuNbdScript = """
+        umask 077
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/virtbackup-nbd-XXXXXX") || exit 1
+        pid=
+        stop() {
+          if [ -n "$pid" ]; then
+            n=0
+            while kill -0 "$pid" 2>/dev/null; do
+              if [ $((n % 20)) -eq 0 ]; then kill "$pid" 2>/dev/null; fi
+              if [ "$n" -ge 200 ]; then kill -9 "$pid" 2>/dev/null; fi
+              n=$((n + 1))
+              sleep 0.05
+            done
+          fi
+          rm -rf -- "$dir"
+        }
+        trap stop EXIT
+        trap 'exit 1' HUP INT TERM
+        if ! qemu-nbd --fork --pid-file "$dir/pid" -k "$dir/nbd.sock" "$@" </dev/null 2>"$dir/err"; then
+          cat -- "$dir/err" >&2
+          exit 1
+        fi
+        pid=$(cat -- "$dir/pid")
+        printf '%s\n' "$dir/nbd.sock"
+        cat >/dev/null
+        """;
+
+    private readonly ILogger log = log ?? Serilog.Core.Logger.None;
+
+    public Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken) =>
+        RunAsync(QemuImg.CreateArguments(path, format, virtualSize), $"create the image '{path}'", cancellationToken);
+
+    public Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken) =>
+        RunAsync(QemuImg.OverlayArguments(path, backingPath, backingFormat), $"create the overlay '{path}'", cancellationToken);
+
+    public Task CommitAsync(string overlayPath, CancellationToken cancellationToken) =>
+        RunAsync(QemuImg.CommitArguments(overlayPath), $"commit the overlay '{overlayPath}'", cancellationToken);
+
+    public async Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken)
+    {
+        var json = await RunAsync(QemuImg.InfoArguments(path, forceShare), $"read the image info of '{path}'", cancellationToken);
+        return QemuImg.ParseInfo(System.Text.Encoding.UTF8.GetString(json));
+    }
+
+    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, CancellationToken cancellationToken)
+    {
+        var operation = $"serve '{path}' with qemu-nbd";
+        RemoteProcess process;
+        try
+        {
+            process = await RemoteProcess.StartAsync(
+                session,
+                ShellQuote.ShScript(QemuNbdScript, QemuNbdServer.Arguments(path, format, readOnly, bitmap: null)),
+                operation,
+                cancellationToken);
+        }
+        catch (RemoteException e)
+        {
+            throw new ToolException($"qemu-nbd could not serve '{path}' on {session.Display}: {e.StandardError}", e);
+        }
+
+        try
+        {
+            var remoteSocket = process.ReadyLine;
+            var local = await session.ForwardUnixSocketAsync(remoteSocket, cancellationToken);
+            log.Information("qemu-nbd serves {Image} on {Host}: its socket {Remote} is forwarded over SSH to {Local}",
+                path, session.Display, remoteSocket, local);
+            return new ServedImage(session, process, local);
+        }
+        catch
+        {
+            await process.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task<byte[]> RunAsync(IReadOnlyList<string> arguments, string operation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await session.RunAsync(ShellQuote.ShScript(QemuImgScript, arguments), null, operation, cancellationToken);
+        }
+        catch (RemoteException e) when (e.ExitCode is not (null or 255))
+        {
+            throw new ToolException($"qemu-img {string.Join(' ', arguments)} failed on {session.Display} (exit {e.ExitCode}): {e.StandardError}", e);
+        }
+    }
+
+    /// <summary>Stops the forward, then qemu-nbd (end of its input), and waits until it has closed the image.</summary>
+    private sealed class ServedImage(SshSession session, RemoteProcess process, string socketPath) : IServedImage
+    {
+        public string SocketPath => socketPath;
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await session.CancelForwardAsync(socketPath, CancellationToken.None);
+            }
+            finally
+            {
+                await process.DisposeAsync();
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+using System.Globalization;
+using System.Text;
+using Serilog;
+using VirtBackup.Core.Backup;
+using VirtBackup.Core.Capture;
+using VirtBackup.Core.Disks;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Libvirt;
+
+namespace VirtBackup.Core.Remote;
+
+/// <summary>
+/// A remote hypervisor reached over one authenticated, multiplexed <see cref="SshSession"/>: its files
+/// (<see cref="SshHostFiles"/>), its qemu-img and qemu-nbd (<see cref="SshHostImages"/>), and the backup
+/// job's NBD socket, forwarded here over the same connection. Owns the session.
+/// </summary>
+public sealed class SshHypervisorHost : IHypervisorHost
+{
+    /// <summary>Prints the file; exit 3: there is none, exit 4: the remote user cannot read it.</summary>
+    private const string ReadQemuConfScript = """
+        if [ ! -e "$1" ]; then exit 3; fi
+        if [ ! -r "$1" ]; then exit 4; fi
+        exec cat -- "$1"
+        """;
+
+    /// <summary>"EUID UID GID" with "-" for a user or group that does not exist.</summary>
+    private const string AccountsScript = """
+        u=$(id -u "$1" 2>/dev/null) || u=-
+        g=$(getent group "$2" 2>/dev/null | cut -d: -f3)
+        printf '%s %s %s\n' "$(id -u)" "$u" "${g:--}"
+        """;
+
+    /// <summary>$1 root, $2 name prefix, $3 owner, $4 group (empty: unchanged). Prints the new directory.</summary>
+    private const string CreateJobDirectoryScript = """
+        set -eu
+        if [ ! -d "$1" ]; then mkdir -m 0711 -- "$1"; fi
+        dir=$(mktemp -d -- "$1/$2-XXXXXX")
+        if [ -n "$3" ]; then chown -- "$3:$4" "$dir"; fi
+        printf '%s\n' "$dir"
+        """;
+
+    private const string RemoveDirectoryScript = """
+        exec rm -rf -- "$1"
+        """;
+
+    private readonly ILogger log;
+    private QemuConf? qemuConf;
+    private int? effectiveUid;
+
+    public SshHypervisorHost(SshSession session, ILogger? log = null)
+    {
+        Session = session ?? throw new ArgumentNullException(nameof(session));
+        this.log = log ?? Serilog.Core.Logger.None;
+        Files = new SshHostFiles(session, this.log);
+        Images = new SshHostImages(session, this.log);
+    }
+
+    public SshSession Session { get; }
+
+    public string Display => Session.Display;
+
+    public bool IsRemote => true;
+
+    public string Address => Session.HostName;
+
+    public IHostFiles Files { get; }
+
+    public IHostImages Images { get; }
+
+    public async Task<QemuConf> ReadQemuConfAsync(CancellationToken cancellationToken)
+    {
+        if (qemuConf is not null)
+        {
+            return qemuConf;
+        }
+
+        var operation = $"read '{QemuConf.DefaultPath}'";
+        var result = await Session.ExecuteAsync(ShellQuote.ShScript(ReadQemuConfScript, QemuConf.DefaultPath), null, operation, cancellationToken);
+        switch (result.ExitCode)
+        {
+            case 0:
+                qemuConf = QemuConf.Parse(Encoding.UTF8.GetString(result.StandardOutput));
+                break;
+            case 3:
+                qemuConf = QemuConf.Defaults;
+                break;
+            case 4:
+                log.Warning(
+                    "{User} cannot read {Path} on {Host}: assuming libvirt's defaults (swtpm runs as {SwtpmUser}:{SwtpmGroup})",
+                    Session.RemoteUser, QemuConf.DefaultPath, Display, QemuConf.DefaultSwtpmUser, QemuConf.DefaultSwtpmGroup);
+                qemuConf = QemuConf.Defaults;
+                break;
+            default:
+                throw RemoteException.CommandFailed(Display, operation, result.ExitCode, result.StandardError);
+        }
+
+        return qemuConf;
+    }
+
+    public async Task<IJobSocket> CreateJobSocketAsync(string domainUuid, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
+    {
+        var operation = "create the backup job's socket directory";
+        var output = await Session.RunAsync(
+            ShellQuote.ShScript(
+                CreateJobDirectoryScript,
+                JobRuntimeDirectory.Root,
+                HostPaths.Account(domainUuid, nameof(domainUuid)),
+                owner is { } o ? o.Uid.ToString(CultureInfo.InvariantCulture) : string.Empty,
+                owner is { } g ? g.Gid.ToString(CultureInfo.InvariantCulture) : string.Empty),
+            null,
+            operation,
+            cancellationToken);
+        var directory = Encoding.UTF8.GetString(output).TrimEnd('\n');
+        if (!directory.StartsWith(JobRuntimeDirectory.Root + "/", StringComparison.Ordinal) || directory.Contains('\n'))
+        {
+            throw new RemoteException(Display, operation, 0, string.Empty, $"{operation} on {Display}: unexpected answer '{directory}'");
+        }
+
+        var socket = directory + "/nbd.sock";
+        string local;
+        try
+        {
+            local = await Session.ForwardUnixSocketAsync(socket, cancellationToken);
+        }
+        catch
+        {
+            await RemoveAsync(directory);
+            throw;
+        }
+
+        log.Information("the backup job's NBD socket {Remote} on {Host} is forwarded over SSH to {Local}", socket, Display, local);
+        return new SshJobSocket(this, directory, socket, local);
+    }
+
+    public async Task<bool> IsSuperuserAsync(CancellationToken cancellationToken) =>
+        (effectiveUid ?? (await AccountsAsync("root", "root", cancellationToken)).EffectiveUid) == 0;
+
+    public async Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken)
+    {
+        var (_, uid, gid) = await AccountsAsync(user, group, cancellationToken);
+        return (uid, gid);
+    }
+
+    public ValueTask DisposeAsync() => Session.DisposeAsync();
+
+    private async Task<(int EffectiveUid, int? Uid, int? Gid)> AccountsAsync(string user, string group, CancellationToken cancellationToken)
+    {
+        var operation = $"look up the user '{user}' and the group '{group}'";
+        var output = await Session.RunAsync(
+            ShellQuote.ShScript(AccountsScript, HostPaths.Account(user, nameof(user)), HostPaths.Account(group, nameof(group))),
+            null,
+            operation,
+            cancellationToken);
+        var fields = Encoding.ASCII.GetString(output).Trim().Split(' ');
+        if (fields.Length != 3 || !int.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var effective))
+        {
+            throw new RemoteException(Display, operation, 0, string.Empty, $"{operation} on {Display}: unexpected answer '{string.Join(' ', fields)}'");
+        }
+
+        effectiveUid = effective;
+        return (effective, Number(fields[1]), Number(fields[2]));
+
+        static int? Number(string text) =>
+            int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
+    }
+
+    private async Task RemoveAsync(string directory)
+    {
+        try
+        {
+            await Session.RunAsync(ShellQuote.ShScript(RemoveDirectoryScript, directory), null, $"remove '{directory}'", CancellationToken.None);
+        }
+        catch (RemoteException e)
+        {
+            // Cleanup must not hide the run's outcome; an empty directory in /run is harmless.
+            log.Warning("could not remove {Directory} on {Host}: {Message}", directory, Display, e.Message);
+        }
+    }
+
+    private sealed class SshJobSocket(SshHypervisorHost host, string directory, string hostPath, string localPath) : IJobSocket
+    {
+        public string HostPath => hostPath;
+
+        public string LocalPath => localPath;
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await host.Session.CancelForwardAsync(localPath, CancellationToken.None);
+            }
+            catch (RemoteException e)
+            {
+                // The session ends the forward when it closes anyway.
+                host.log.Debug("cancelling the forward {Local}: {Message}", localPath, e.Message);
+            }
+
+            await host.RemoveAsync(directory);
+        }
+    }
+}
