@@ -20,7 +20,7 @@ internal sealed class BackupVerb : IVerb
         new("compression", "zstd (default): each member one zstd frame; none: raw members, for deduplicating hosts (restic)", "MODE", ["zstd", "none"]),
         new("zstd-level", $"zstd level 1-19 (default {StreamWriterOptions.DefaultZstdLevel})", "N"),
         new("freeze", "auto (default): fsfreeze through the guest agent when one answers; on: require it; off", "MODE", ["auto", "on", "off"]),
-        new("state-dir", $"where the checkpoint chain is remembered (default {ChainStore.DefaultDirectory})", "DIR"),
+        new("state-dir", $"where the checkpoint chain is remembered (default: the config file's state-dir, else {ChainStore.DefaultDirectory})", "DIR"),
         new("scratch-dir", $"where QEMU keeps copy-before-write data during the backup (default {BackupOptions.DefaultScratchDirectory})", "DIR"),
     ];
 
@@ -42,7 +42,7 @@ internal sealed class BackupVerb : IVerb
             options.ListValue("exclude-disk"),
             stream,
             Enum.Parse<FreezeMode>(options.Value("freeze") ?? "auto", ignoreCase: true),
-            options.Value("state-dir") ?? ChainStore.DefaultDirectory,
+            Settings.StateDirectory(options, context),
             options.Value("scratch-dir") ?? BackupOptions.DefaultScratchDirectory);
 
         using var libvirt = LibvirtConnection.Open(Settings.ConnectUri(options, context));
