@@ -36,7 +36,9 @@ public sealed class ResticHostTests : IDisposable
         var full = await _restic.BackupAsync(vm.Name);
         await vm.InjectWriteAsync("vda", "16M", "1M", "0x77");
         await vm.InjectWriteAsync("vdb", "8M", "1M", "zero");
-        var (inc1, atInc1) = await SourceState.BackUpPausedAsync(vm, _work.Sub("source-inc1"), () => _restic.BackupAsync(vm.Name));
+        // The wrapper's default stream is uncompressed (restic compresses); a zstd stream in the chain restores as well.
+        var (inc1, atInc1) = await SourceState.BackUpPausedAsync(
+            vm, _work.Sub("source-inc1"), () => _restic.BackupAsync(vm.Name, ["--compression", "zstd"]));
         await vm.InjectWriteAsync("vda", "1M", "2M", "0x99");
         await vm.InjectWriteAsync("vdb", "30M", "512K", "0x55");
         var (inc2, atInc2) = await SourceState.BackUpPausedAsync(vm, _work.Sub("source-inc2"), () => _restic.BackupAsync(vm.Name));
@@ -51,9 +53,16 @@ public sealed class ResticHostTests : IDisposable
         Assert.Equal(["full", "inc", "inc"], snapshots.Select(s => s.Level));
         Assert.All(snapshots, s => Assert.Equal(["virtbackup", $"domain={vm.Name}", s.Tags[2]], s.Tags));
         Assert.All(snapshots, s => Assert.Equal([$"/{vm.Name}.tar"], s.Paths));
-        var last = await StreamContent.ReadAsync(await _restic.DumpAsync(snapshots[2].Id, $"/{vm.Name}.tar"));
-        var middle = await StreamContent.ReadAsync(await _restic.DumpAsync(snapshots[1].Id, $"/{vm.Name}.tar"));
-        Assert.Equal((BackupLevel.Inc, middle.Manifest.Checkpoint), (last.Manifest.Level, last.Manifest.ParentCheckpoint));
+        var streams = new List<StreamContent>();
+        foreach (var snapshot in snapshots)
+        {
+            streams.Add(await Content(snapshot));
+        }
+
+        Assert.Equal([Compression.None, Compression.Zstd, Compression.None], streams.Select(s => s.Manifest.Compression.Algorithm));
+        Assert.Equal([BackupLevel.Full, BackupLevel.Inc, BackupLevel.Inc], streams.Select(s => s.Manifest.Level));
+        Assert.Equal(streams[1].Manifest.Checkpoint, streams[2].Manifest.ParentCheckpoint);
+        var last = streams[2];
         // virtbackup kept its chain where the config file's state-dir says.
         Assert.True(File.Exists(Path.Combine(_virtbackup.StateDirectory, vm.Uuid, "chain.json")));
 
@@ -88,14 +97,13 @@ public sealed class ResticHostTests : IDisposable
     {
         await _restic.InitAsync();
         await using var vm = await LabVm.CreateAsync(diskSize: "64M", fill: true);
-        string[] raw = ["--compression", "none"];
-        var first = await _restic.BackupAsync(vm.Name, raw);
+        var first = await _restic.BackupAsync(vm.Name);
         Assert.True(first.ExitCode == 0, first.ToString());
         await vm.InjectWriteAsync("vda", "16M", "1M", "0x77");
 
-        var killed = await _restic.BackupAsync(vm.Name, raw, executable: _virtbackup.Interrupting);
-        var missing = await _restic.BackupAsync("vbt-no-such-domain", raw);
-        var resticFailed = await _restic.BackupAsync(vm.Name, raw, password: "wrong password");
+        var killed = await _restic.BackupAsync(vm.Name, executable: _virtbackup.Interrupting);
+        var missing = await _restic.BackupAsync("vbt-no-such-domain");
+        var resticFailed = await _restic.BackupAsync(vm.Name, password: "wrong password");
 
         // Killed halfway: restic stored what arrived (exit 0); the wrapper saw virtbackup's 8 and forgot it.
         Assert.True(killed.ExitCode == 8, killed.ToString());
@@ -110,7 +118,7 @@ public sealed class ResticHostTests : IDisposable
         Assert.Contains($"restic backup failed (exit 1): nothing stored; the next run of '{vm.Name}' will be a full", resticFailed.StandardError);
         Assert.Equal(["full"], (await _restic.SnapshotsAsync()).Select(s => s.Level));
 
-        var (next, source) = await SourceState.BackUpPausedAsync(vm, _work.Sub("source"), () => _restic.BackupAsync(vm.Name, raw));
+        var (next, source) = await SourceState.BackUpPausedAsync(vm, _work.Sub("source"), () => _restic.BackupAsync(vm.Name));
 
         Assert.True(next.ExitCode == 0, next.ToString());
         Assert.Contains("was not stored in this repository: taking a full", next.StandardError);
