@@ -55,7 +55,14 @@ if ((${#missing[@]})); then
 fi
 
 cleanup() {
-  bash "$ROOT/integration/lab/domain.sh" remove "$NAME" >/dev/null 2>&1 || true
+  local try domains
+  for try in 1 2 3 4 5; do # libvirtd may be restarting (other users of the lab)
+    bash "$ROOT/integration/lab/domain.sh" remove "$NAME" >/dev/null 2>&1
+    # domain.sh takes an unreachable libvirtd for "no such domain": check that libvirt answers without it.
+    domains=$(virsh_ list --all --name 2>/dev/null) && ! grep -qx "$NAME" <<< "$domains" && break
+    [[ $try == 5 ]] && log "could not remove $NAME: run integration/lab/domain.sh remove $NAME"
+    sleep 3
+  done
   rm -f "$WRITE_FILE"
   if [[ $KEEP == yes ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
