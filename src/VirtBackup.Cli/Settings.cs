@@ -1,4 +1,5 @@
 using VirtBackup.CliApp.Verbs;
+using VirtBackup.Core.Chain;
 using VirtBackup.Core.Config;
 
 namespace VirtBackup.CliApp;
@@ -14,4 +15,11 @@ internal static class Settings
 
     public static string ConnectUri(ParsedOptions options, VerbContext context) =>
         ConnectionUri.Resolve(options.Value("connect"), context.Environment, Config(options, context));
+
+    /// <summary>
+    /// Where the checkpoint chain is remembered: <c>--state-dir</c>, else <c>state-dir = DIR</c> in the config
+    /// file (so a backup host's wrapper, e.g. Bacula's reader, needs no extra option), else the default.
+    /// </summary>
+    public static string StateDirectory(ParsedOptions options, VerbContext context) =>
+        options.Value("state-dir") ?? Config(options, context)["state-dir"] ?? ChainStore.DefaultDirectory;
 }

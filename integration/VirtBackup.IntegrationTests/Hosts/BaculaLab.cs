@@ -51,15 +51,33 @@ public sealed class BaculaLab : IAsyncLifetime
 
     /// <summary>
     /// The FileSet plugin line of contrib/bacula: the Director runs virtbackup-bacula-plugin with the
-    /// job's level and JobId, which names the client-side reader and writer with the producer's options.
+    /// job's level and JobId, which names the client-side reader and writer with <paramref name="clientOptions"/>
+    /// (the program and its config) and this lab's client state directory.
     /// </summary>
-    public string GeneratorPlugin(string domain, IStreamProducer producer, bool failing = false) =>
+    public string GeneratorPlugin(string domain, IEnumerable<string> clientOptions) =>
         string.Join(' ', [
             "|" + HostTools.Contrib("bacula", "virtbackup-bacula-plugin"),
             "--reader", HostTools.Contrib("bacula", "virtbackup-bacula-reader"),
             "--writer", HostTools.Contrib("bacula", "virtbackup-bacula-writer"),
             domain, "%l", "%i",
-            .. producer.ClientOptions(failing), "--state-dir", ClientState]);
+            .. clientOptions, "--state-dir", ClientState]);
+
+    /// <summary>
+    /// The restore options file of the contrib writer for <paramref name="domain"/> (read by every restore of
+    /// the domain's jobs while it exists): <paramref name="options"/>, or removed when null.
+    /// </summary>
+    public void SetRestoreOptions(string domain, string? options)
+    {
+        var file = Path.Combine(ClientState, $"{domain}.restore");
+        if (options is null)
+        {
+            File.Delete(file);
+            return;
+        }
+
+        System.IO.Directory.CreateDirectory(ClientState);
+        File.WriteAllText(file, $"# the next restores of {domain}\n{options}\n");
+    }
 
     /// <summary>The contrib check as the job's client-side After RunScript.</summary>
     public string CheckScript =>
@@ -70,10 +88,10 @@ public sealed class BaculaLab : IAsyncLifetime
     /// scripts from this checkout, the producer's options and the lab's client state directory,
     /// for <paramref name="domain"/> (its Job is virtbackup-DOMAIN).
     /// </summary>
-    public async Task DefineContribExampleAsync(string domain, IStreamProducer producer)
+    public async Task DefineContribExampleAsync(string domain, IEnumerable<string> clientOptions)
     {
         var example = await File.ReadAllTextAsync(HostTools.Contrib("bacula", "virtbackup-dir.conf"));
-        var generator = GeneratorPlugin(domain, producer)[1..];
+        var generator = GeneratorPlugin(domain, clientOptions)[1..];
         var adapted = example
             .Replace("\"vmhost-fd\"", "vbt-fd", StringComparison.Ordinal)
             .Replace("\"File1\"", "VbtStorage", StringComparison.Ordinal)
@@ -107,7 +125,8 @@ public sealed class BaculaLab : IAsyncLifetime
     private Task<ToolResult> RunCheckedAsync(string[] arguments) => HostTools.RunCheckedAsync(Script, arguments, Environment);
 }
 
-[CollectionDefinition(Name)]
+/// <summary>The Bacula tests share the lab; they run lab VMs, so like <see cref="Lab.LabCollection"/> they run alone.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class BaculaLabCollection : ICollectionFixture<BaculaLab>
 {
     public const string Name = "Bacula lab";

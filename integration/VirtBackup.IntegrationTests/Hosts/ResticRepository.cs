@@ -8,9 +8,11 @@ public sealed record ResticSnapshot(string Id, DateTimeOffset Time, IReadOnlyLis
     public string? Level => Tags.FirstOrDefault(t => t.StartsWith("level=", StringComparison.Ordinal))?["level=".Length..];
 }
 
-/// <summary>A local restic repository in a test's directory, and the contrib restic scripts run on it.</summary>
-public sealed class ResticRepository(string workDirectory, IStreamProducer producer)
+/// <summary>A local restic repository in a test's directory, and the contrib restic scripts run on it with the real virtbackup.</summary>
+public sealed class ResticRepository(string workDirectory, HostVirtBackup virtbackup)
 {
+    public const string Password = "test-password";
+
     public static string BackupScript { get; } = HostTools.Contrib("restic", "virtbackup-restic-backup");
 
     public static string RestoreScript { get; } = HostTools.Contrib("restic", "virtbackup-restic-restore");
@@ -19,17 +21,16 @@ public sealed class ResticRepository(string workDirectory, IStreamProducer produ
 
     public string WrapperState { get; } = Path.Combine(workDirectory, "wrapper-state");
 
-    public IReadOnlyDictionary<string, string?> Environment(bool failing = false)
-    {
-        var environment = new Dictionary<string, string?>(producer.Environment(failing))
+    /// <summary>What the scripts run with: the repository, <paramref name="executable"/> as VIRTBACKUP (default the real one).</summary>
+    public IReadOnlyDictionary<string, string?> Environment(string? executable = null, string password = Password) =>
+        new Dictionary<string, string?>(virtbackup.Environment(executable))
         {
             ["RESTIC_REPOSITORY"] = Location,
-            ["RESTIC_PASSWORD"] = "test-password",
+            ["RESTIC_PASSWORD"] = password,
             ["RESTIC_CACHE_DIR"] = Path.Combine(workDirectory, "restic-cache"),
             ["VIRTBACKUP_RESTIC_STATE"] = WrapperState,
+            ["RESTIC"] = null,
         };
-        return environment;
-    }
 
     public async Task InitAsync()
     {
@@ -37,13 +38,9 @@ public sealed class ResticRepository(string workDirectory, IStreamProducer produ
         await HostTools.RunCheckedAsync("restic", ["init"], Environment());
     }
 
-    /// <summary>Runs the backup wrapper; <paramref name="restic"/> replaces the restic it calls.</summary>
-    public Task<ToolResult> BackupAsync(string domain, string? level = null, bool failing = false, string? restic = null)
-    {
-        var environment = new Dictionary<string, string?>(Environment(failing)) { ["RESTIC"] = restic };
-        return HostTools.RunAsync(
-            BackupScript, level is null ? ["--domain", domain] : ["--domain", domain, "--level", level], environment);
-    }
+    /// <summary>Runs the backup wrapper with <paramref name="arguments"/> after <c>--domain</c>.</summary>
+    public Task<ToolResult> BackupAsync(string domain, string[]? arguments = null, string? executable = null, string password = Password) =>
+        HostTools.RunAsync(BackupScript, ["--domain", domain, .. arguments ?? []], Environment(executable, password));
 
     public Task<ToolResult> RestoreAsync(string domain, params string[] arguments) =>
         HostTools.RunAsync(RestoreScript, ["--domain", domain, .. arguments], Environment());

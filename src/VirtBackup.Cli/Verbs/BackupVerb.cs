@@ -21,7 +21,7 @@ internal sealed class BackupVerb : IVerb
         new("compression", "zstd (default): each member one zstd frame; none: raw members, for deduplicating hosts (restic)", "MODE", ["zstd", "none"]),
         new("zstd-level", $"zstd level 1-19 (default {StreamWriterOptions.DefaultZstdLevel})", "N"),
         new("freeze", "auto (default): fsfreeze through the guest agent when one answers; on: require it; off", "MODE", ["auto", "on", "off"]),
-        new("state-dir", $"where the checkpoint chain is remembered (default {ChainStore.DefaultDirectory})", "DIR"),
+        new("state-dir", $"where the checkpoint chain is remembered (default: the config file's state-dir, else {ChainStore.DefaultDirectory})", "DIR"),
         new("scratch-dir", $"where QEMU keeps copy-before-write data during the backup (default {BackupOptions.DefaultScratchDirectory})", "DIR"),
         new("nbd-transport", "how disk data travels: ssh (default): the job's private unix socket, forwarded over the SSH connection for a qemu+ssh:// host; tcp: libvirt's NBD server on a TCP port of the host (not encrypted: trusted networks only)", "MODE", ["ssh", "tcp"]),
         new("nbd-host", "with --nbd-transport tcp: the address QEMU listens on and virtbackup connects to (default: the SSH host's address, localhost for a local URI)", "ADDRESS"),
@@ -46,7 +46,7 @@ internal sealed class BackupVerb : IVerb
             options.ListValue("exclude-disk"),
             stream,
             Enum.Parse<FreezeMode>(options.Value("freeze") ?? "auto", ignoreCase: true),
-            options.Value("state-dir") ?? ChainStore.DefaultDirectory,
+            Settings.StateDirectory(options, context),
             options.Value("scratch-dir") ?? BackupOptions.DefaultScratchDirectory)
         {
             NbdTransport = options.Value("nbd-transport") == "tcp" ? NbdTransport.Tcp : NbdTransport.Socket,

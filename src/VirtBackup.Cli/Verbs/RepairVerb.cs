@@ -13,7 +13,7 @@ internal sealed class RepairVerb : IVerb
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
         new("domain", "the domain to repair (required)", "NAME"),
-        new("state-dir", $"where the checkpoint chain is remembered (default {ChainStore.DefaultDirectory})", "DIR"),
+        new("state-dir", $"where the checkpoint chain is remembered (default: the config file's state-dir, else {ChainStore.DefaultDirectory})", "DIR"),
     ];
 
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
@@ -21,7 +21,7 @@ internal sealed class RepairVerb : IVerb
         var name = options.Value("domain") ?? throw new UsageException("--domain NAME is required");
         using var libvirt = LibvirtConnection.Open(Settings.ConnectUri(options, context));
         using var domain = libvirt.LookupByName(name);
-        var store = new ChainStore(options.Value("state-dir") ?? ChainStore.DefaultDirectory);
+        var store = new ChainStore(Settings.StateDirectory(options, context));
         var directory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(directory, domain.Name);
         var repaired = await new DomainRepair(domain, new PausedMarker(directory), context.Log).RunAsync(cancellationToken);
