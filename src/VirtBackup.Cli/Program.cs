@@ -79,6 +79,10 @@ catch (Exception e)
     {
         log.Fatal(e, "virtbackup {Verb} failed unexpectedly", verb.Name);
     }
+    else if (code == ExitCodes.Interrupted)
+    {
+        log.Error("virtbackup {Verb} interrupted by a signal; its cleanup has run", verb.Name);
+    }
     else
     {
         log.Error("virtbackup {Verb} failed: {Message}", verb.Name, e.Message);
