@@ -47,7 +47,8 @@ internal sealed class BackupVerb : IVerb
 
         using var libvirt = LibvirtConnection.Open(Settings.ConnectUri(options, context));
         using var progress = new ProgressReporter(context.Log, context.ErrorIsTerminal);
-        var run = new BackupRun(libvirt, new LocalHostFiles(), context.Log) { Progress = progress };
+        using var testPause = TestPauseHook.FromEnvironment(context.Environment);
+        var run = new BackupRun(libvirt, new LocalHostFiles(), context.Log) { Progress = progress, Phases = testPause?.Hook };
         await run.RunAsync(backupOptions, context.StandardOutput, cancellationToken);
         return ExitCodes.Success;
     }

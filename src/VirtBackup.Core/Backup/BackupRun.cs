@@ -17,6 +17,9 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
     /// <summary>Bytes of disk data streamed so far; a no-op unless set.</summary>
     public IProgress<BackupProgress>? Progress { get; init; }
 
+    /// <summary>Called at each phase boundary; tests stop the process there (VIRTBACKUP_TEST_PAUSE_AT).</summary>
+    public PhaseHook? Phases { get; init; }
+
     public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
     {
         var elapsed = Stopwatch.StartNew();
@@ -27,6 +30,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var marker = new PausedMarker(domainDirectory);
+        await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, marker, store, log);
         await new DomainRepair(domain, marker, log).RunAsync(cancellationToken);
         if (!domain.IsActive())
         {
@@ -35,13 +39,15 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         }
 
         var state = StateLocation.Of(xml, QemuConf.Load());
-        var capture = new ConsistentCapture(files, marker, log);
+        var capture = new ConsistentCapture(files, marker, log) { Phases = Phases };
+        await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
         await capture.PreflightAsync(state, cancellationToken);
+        await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
+        using var runtime = JobRuntimeDirectory.Create(domain.Uuid, xml.QemuProcessIds);
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        using var runtime = JobRuntimeDirectory.Create(domain.Uuid, xml.QemuProcessIds);
         var jobDisks = selection.Included
             .Select(d => new BackupJobDisk(d.Target, ScratchFile(options, domain, d.Target), d.DriverType == "qcow2"))
             .ToList();
@@ -66,8 +72,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
             }
 
             var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
-            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, cancellationToken);
-            await job.EndAsync(cancellationToken);
+            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job, cancellationToken);
             if (plan.Checkpoint is not null)
             {
                 planner.Commit(plan, selection.BitmapTargets);
@@ -78,6 +83,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
             log.Information(
                 "backup of {Domain} complete: {Level}, {DataMiB:F1} MiB of disk data in {Seconds:F1} s, paused {PauseMs} ms",
                 domain.Name, plan.Level, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds, captured.PauseWindowMs);
+            recovery.Succeeded();
             return new BackupResult(manifest, dataBytes, elapsed.Elapsed);
         }
         finally
@@ -97,6 +103,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         StateLocation state,
         CapturedState captured,
         IReadOnlyList<DiskSource> disks,
+        BackupJob job,
         CancellationToken cancellationToken)
     {
         var total = disks.Sum(d => d.DataBytes);
@@ -114,6 +121,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
             await writer.WriteTpmFileAsync(file.RelativePath, file.Content, cancellationToken);
         }
 
+        await Phases.ReachAsync(BackupPhase.Streaming, cancellationToken);
         foreach (var disk in disks)
         {
             await DiskStreamer.StreamAsync(
@@ -123,8 +131,27 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
                 cancellationToken);
         }
 
+        await Phases.ReachAsync(BackupPhase.Finishing, cancellationToken);
+        // The job ends before the trailer is written: a stream is never complete while its job may still be left
+        // behind. Ending it is cleanup, so no signal interrupts it (it has its own deadline).
+        await job.EndAsync(CancellationToken.None);
         await writer.CompleteAsync(cancellationToken);
         await output.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>QEMU creates the scratch files when the job begins: a missing directory is said before the VM is touched.</summary>
+    private async Task PreflightScratchAsync(string scratchDirectory, CancellationToken cancellationToken)
+    {
+        if (!Path.IsPathRooted(scratchDirectory))
+        {
+            throw new BackupRefusedException($"--scratch-dir must be an absolute path on the libvirt host, not '{scratchDirectory}'");
+        }
+
+        if (!await files.ExistsAsync(scratchDirectory, cancellationToken))
+        {
+            throw new BackupRefusedException(
+                $"the scratch directory '{scratchDirectory}' does not exist; create it (on a file system with room for what the guest writes during a backup) or pass another --scratch-dir. The VM was not touched");
+        }
     }
 
     private static string ScratchFile(BackupOptions options, Domain domain, string target) =>

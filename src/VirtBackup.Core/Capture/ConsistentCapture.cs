@@ -15,6 +15,9 @@ namespace VirtBackup.Core.Capture;
 /// </summary>
 public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
 {
+    /// <summary>Called at the freeze, paused, backupBegin and state-read boundaries (tests only).</summary>
+    public PhaseHook? Phases { get; init; }
+
     /// <summary>
     /// Runs the protocol. On return the backup job is running (the caller streams and ends it) and the
     /// VM is in the state it was in before. On failure the VM has been resumed and thawed; the caller
@@ -26,7 +29,9 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
         var freeze = Freeze(domain, request.Freeze);
         try
         {
+            await Phases.ReachAsync(BackupPhase.Freeze, cancellationToken);
             var running = domain.GetState().State == DomainState.Running;
+            cancellationToken.ThrowIfCancellationRequested(); // a signal before the pause: do not pause at all
             byte[]? nvram = null;
             IReadOnlyList<HostFile> tpm = [];
             var window = Stopwatch.StartNew();
@@ -38,8 +43,11 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
 
             try
             {
+                await Phases.ReachAsync(BackupPhase.Paused, cancellationToken);
+                cancellationToken.ThrowIfCancellationRequested(); // a signal while paused: begin no job
                 domain.BackupBegin(request.BackupXml, request.CheckpointXml);
                 jobStarted();
+                await Phases.ReachAsync(BackupPhase.BackupBegin, cancellationToken);
                 if (request.State.NvramPath is { } nvramPath)
                 {
                     nvram = await files.ReadFileAsync(nvramPath, cancellationToken);
@@ -49,6 +57,8 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
                 {
                     tpm = await files.ReadTreeAsync(tpmDirectory, cancellationToken);
                 }
+
+                await Phases.ReachAsync(BackupPhase.StateRead, cancellationToken);
             }
             finally
             {
@@ -88,6 +98,8 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
         {
             await files.CheckReadableAsync(tpm, "TPM state directory", state.TpmAdvice, cancellationToken);
         }
+
+        cancellationToken.ThrowIfCancellationRequested(); // what follows (planning) may remove checkpoints
     }
 
     private FreezeState Freeze(Domain domain, FreezeMode mode)

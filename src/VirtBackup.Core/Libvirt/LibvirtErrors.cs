@@ -91,6 +91,9 @@ internal static unsafe class LibvirtErrors
     /// <summary>Reads a <c>const char*</c> that libvirt keeps owning.</summary>
     public static string PeekString(nint text) => Marshal.PtrToStringUTF8(text) ?? string.Empty;
 
+    /// <summary>Said with RPC errors: every call on this connection fails from now on.</summary>
+    public const string ConnectionLostHint = "The connection to libvirtd was lost (did libvirtd restart or stop?).";
+
     /// <summary>The thread's last libvirt error as an exception (of the most specific type).</summary>
     public static LibvirtException Last(string operation, string? domainName)
     {
@@ -108,6 +111,8 @@ internal static unsafe class LibvirtErrors
         {
             LibvirtErrorCode.NoDomain => new DomainNotFoundException(operation, domainName, from, message),
             LibvirtErrorCode.NoDomainCheckpoint => new CheckpointNotFoundException(operation, domainName, from, message),
+            LibvirtErrorCode.InternalError or LibvirtErrorCode.SystemError when from == LibvirtErrorDomain.Rpc =>
+                new LibvirtException(operation, domainName, code, from, message, ConnectionLostHint),
             _ => new LibvirtException(operation, domainName, code, from, message),
         };
     }
