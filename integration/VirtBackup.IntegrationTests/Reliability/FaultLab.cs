@@ -75,7 +75,7 @@ internal sealed class FaultLab : IAsyncDisposable
     /// <summary>What libvirt and the state directory show now, in one line.</summary>
     public string Describe()
     {
-        var (state, job, checkpoints) = BackupFixture.Observe(Vm.Name);
+        var (state, job, checkpoints) = Observe();
         var uncommitted = checkpoints.Where(ChainState.IsOurs).Except(Committed()).Count();
         return $"{state.ToString().ToLowerInvariant()}{(job ? ", job" : "")}{(uncommitted > 0 ? $", {uncommitted} uncommitted checkpoint" : "")}"
             + $"{(File.Exists(MarkerPath) ? ", paused marker" : "")}";
@@ -87,7 +87,7 @@ internal sealed class FaultLab : IAsyncDisposable
     /// </summary>
     public void AssertClean(DomainState expected = DomainState.Running)
     {
-        var (state, job, checkpoints) = BackupFixture.Observe(Vm.Name);
+        var (state, job, checkpoints) = Observe();
         Assert.True(state == expected, $"{Vm.Name} is {state}, expected {expected}");
         Assert.False(job, $"{Vm.Name} still has a job");
         Assert.False(File.Exists(MarkerPath), $"the paused marker {MarkerPath} is still there");
@@ -108,24 +108,39 @@ internal sealed class FaultLab : IAsyncDisposable
     {
         var backup = await VirtBackupCli.RunAsync(BackupArguments());
         Assert.True(backup.ExitCode == 0, $"the next backup exited {backup.ExitCode}: {backup.StandardError}");
-        var stream = await ParsedStream.ReadAsync(backup.StandardOutput);
+        var level = await RestoresByteEqualAsync(backup.StandardOutput);
+        AssertClean();
+        return (level, backup.StandardError);
+    }
+
+    /// <summary>A complete stream of this VM restores (raw, on top of the earlier ones) byte-equal to the source disk now.</summary>
+    public async Task<BackupLevel> RestoresByteEqualAsync(byte[] backup)
+    {
+        var stream = await ParsedStream.ReadAsync(backup);
         var restore = await VirtBackupCli.RunAsync(
-            ["restore", "--target-root", RestoreRoot, "--format", "raw", "--force"], new MemoryStream(backup.StandardOutput));
-        Assert.True(restore.ExitCode == 0, $"restoring the next backup exited {restore.ExitCode}: {restore.StandardError}");
+            ["restore", "--target-root", RestoreRoot, "--format", "raw", "--force"], new MemoryStream(backup));
+        Assert.True(restore.ExitCode == 0, $"restoring the backup exited {restore.ExitCode}: {restore.StandardError}");
 
         // The guest is firmware only: nothing but the injected writes changes the disk, so a copy now is the backup's instant.
         var source = Path.Combine(_work, "source.raw");
         await LabHost.RunAsync("qemu-img", ["convert", "-U", "-f", "qcow2", "-O", "raw", Vm.DiskPath("vda"), source]);
         var restored = Path.Combine(RestoreRoot, "var/lib/libvirt/images", $"{Vm.Name}-vda.img");
         await AssertSameBytesAsync(source, restored);
-        AssertClean();
-        return (stream.Manifest.Level, backup.StandardError);
+        return stream.Manifest.Level;
     }
 
     public async ValueTask DisposeAsync()
     {
         await Vm.DisposeAsync();
         Directory.Delete(_work, recursive: true);
+    }
+
+    /// <summary>State, whether a job runs (never for a shut-off domain), and the checkpoints.</summary>
+    public (DomainState State, bool Job, IReadOnlyList<string> Checkpoints) Observe()
+    {
+        using var libvirt = LibvirtConnection.Open();
+        using var domain = libvirt.LookupByName(Vm.Name);
+        return (domain.GetState().State, domain.IsActive() && domain.GetJobStats().IsActive, domain.ListCheckpoints());
     }
 
     private string MarkerPath => Path.Combine(DomainStateDirectory, "paused-by-virtbackup");

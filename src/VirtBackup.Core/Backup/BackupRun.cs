@@ -86,6 +86,15 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
             recovery.Succeeded();
             return new BackupResult(manifest, dataBytes, elapsed.Elapsed);
         }
+        catch (NbdException e)
+        {
+            if (await DomainStoppedException.HasStoppedAsync(domain))
+            {
+                throw new DomainStoppedException(domain.Name, e);
+            }
+
+            throw;
+        }
         finally
         {
             foreach (var disk in disks)
