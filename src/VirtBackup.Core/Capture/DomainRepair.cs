@@ -48,6 +48,11 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
             log.Warning("{Repair}", line);
         }
 
+        if (repaired.Count == 0)
+        {
+            log.Debug("{Domain}: no paused marker and no job of an interrupted virtbackup", domain.Name);
+        }
+
         return repaired;
     }
 
