@@ -46,6 +46,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         using var runtime = JobRuntimeDirectory.Create(domain.Uuid, xml.QemuProcessIds);
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
+        recovery.Track(runtime.SocketPath, plan.Checkpoint);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
         var jobDisks = selection.Included

@@ -90,7 +90,8 @@ public sealed partial class JobRuntimeDirectory : IDisposable
                 continue;
             }
 
-            foreach (var path in Directory.EnumerateDirectories(root, $"{domainUuid}-*"))
+            // /run/virtbackup is not listable for other users: their own leftovers are elsewhere.
+            foreach (var path in Directory.EnumerateDirectories(root, $"{domainUuid}-*", new EnumerationOptions { IgnoreInaccessible = true }))
             {
                 var pid = System.IO.Path.GetFileName(path)[(domainUuid.Length + 1)..];
                 if (int.TryParse(pid, out var id) && id != Environment.ProcessId && !Directory.Exists($"/proc/{id}"))

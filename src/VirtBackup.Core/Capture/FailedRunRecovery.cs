@@ -6,11 +6,12 @@ namespace VirtBackup.Core.Capture;
 
 /// <summary>
 /// The last line of a backup that failed or was interrupted, run under the domain lock after the run's own
-/// cleanup (resume, thaw, abort the job, roll back the checkpoint): it does what <c>virtbackup repair</c> does —
-/// resume a VM virtbackup paused, abort a job of ours, remove checkpoints no completed stream carried. That
-/// cleanup fails when libvirtd restarted meanwhile (every call on the old connection fails), so this opens a new
-/// connection when the old one is gone, waiting up to <see cref="ReconnectTimeout"/> for libvirtd to answer.
-/// Nothing here is cancellable and nothing throws: the run's own error is the one reported.
+/// cleanup (resume, thaw, abort the job, roll back the checkpoint) and undoing only what this run did: resume the
+/// VM if this run's paused marker is still there, abort the job if it is this run's (its NBD socket), delete this
+/// run's checkpoint if no completed stream carried it. That cleanup fails when libvirtd restarted meanwhile (every
+/// call on the old connection fails), so this opens a new connection when the old one is gone, waiting up to
+/// <see cref="ReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
+/// own error is the one reported.
 /// </summary>
 public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUuid, string domainName, PausedMarker marker, ChainStore store, ILogger log)
     : IAsyncDisposable
@@ -18,13 +19,22 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
     public static readonly TimeSpan ReconnectTimeout = TimeSpan.FromSeconds(30);
 
     private bool _succeeded;
+    private string? _socketPath;
+    private string? _checkpoint;
+
+    /// <summary>What this run is about to create: a job serving <paramref name="socketPath"/>, and <paramref name="checkpoint"/>.</summary>
+    public void Track(string socketPath, string? checkpoint)
+    {
+        _socketPath = socketPath;
+        _checkpoint = checkpoint;
+    }
 
     /// <summary>The run completed: nothing to recover.</summary>
     public void Succeeded() => _succeeded = true;
 
     public async ValueTask DisposeAsync()
     {
-        if (_succeeded)
+        if (_succeeded || (!marker.Exists && _socketPath is null))
         {
             return;
         }
@@ -35,7 +45,7 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
             {
                 try
                 {
-                    await RepairAsync(libvirt);
+                    await RecoverAsync(libvirt);
                     return;
                 }
                 catch (LibvirtException e) when (!libvirt.IsAlive)
@@ -46,7 +56,7 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
 
             log.Warning("the connection to libvirt was lost (did libvirtd restart?); reconnecting to put {Domain} back in order", domainName);
             using var connection = await ReconnectAsync();
-            await RepairAsync(connection);
+            await RecoverAsync(connection);
         }
         catch (Exception e) when (e is VirtBackupException or IOException or UnauthorizedAccessException)
         {
@@ -56,18 +66,59 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private async Task RepairAsync(LibvirtConnection connection)
+    private async Task RecoverAsync(LibvirtConnection connection)
     {
         using var domain = connection.LookupByUuid(domainUuid);
-        await new DomainRepair(domain, marker, log).RunAsync(CancellationToken.None);
+        if (marker.Exists)
+        {
+            if (domain.IsActive() && domain.GetState().State == DomainState.Paused)
+            {
+                domain.Resume();
+                log.Warning("resumed '{Domain}', which this run had paused", domainName);
+            }
+
+            marker.Clear();
+        }
+
+        if (_socketPath is not null && domain.IsActive() && domain.GetJobStats().IsBackupActive && IsThisRunsJob(domain))
+        {
+            await using (var job = new BackupJob(domain, checkpointName: null, log))
+            {
+                job.Started();
+                await job.EndAsync(CancellationToken.None);
+            }
+
+            log.Warning("aborted the backup job of this run on '{Domain}'", domainName);
+        }
+
+        var committed = store.Load(domainUuid)?.Checkpoints.Any(c => c.Name == _checkpoint) ?? false;
+        if (_checkpoint is not null && !committed && domain.ListCheckpoints().Contains(_checkpoint))
+        {
+            try
+            {
+                domain.CheckpointDelete(_checkpoint);
+                log.Warning("removed checkpoint {Checkpoint} of {Domain}: no completed stream carried it", _checkpoint, domainName);
+            }
+            catch (LibvirtException e) when (!domain.IsActive())
+            {
+                // libvirt deletes no checkpoint of an inactive domain; the next run (the VM running again) removes it.
+                log.Warning("{Domain} is not running, so its uncommitted checkpoint stays until the next virtbackup run for it ({Message})",
+                    domainName, e.LibvirtMessage);
+            }
+        }
+    }
+
+    private bool IsThisRunsJob(Domain domain)
+    {
         try
         {
-            new ChainPlanner(domain, store, log).RemoveUncommitted();
+            return domain.BackupGetXml().Contains($"'{_socketPath}'", StringComparison.Ordinal)
+                || domain.BackupGetXml().Contains($"\"{_socketPath}\"", StringComparison.Ordinal);
         }
-        catch (LibvirtException e) when (!domain.IsActive())
+        catch (LibvirtException) when (domain.IsActive() && !domain.GetJobStats().IsBackupActive)
         {
-            // libvirt deletes no checkpoint of an inactive domain; the next run (the VM running again) removes it.
-            log.Warning("{Domain} is not running, so its uncommitted checkpoint stays until the next virtbackup run for it ({Message})", domainName, e.LibvirtMessage);
+            // The job ended between the two calls: nothing to abort.
+            return false;
         }
     }
 
