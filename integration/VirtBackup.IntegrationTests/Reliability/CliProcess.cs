@@ -7,7 +7,19 @@ using VirtBackup.Testing;
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>What a <see cref="CliProcess"/> ended with.</summary>
-public sealed record CliOutcome(int ExitCode, byte[] StandardOutput, string StandardError, TimeSpan Elapsed);
+public sealed record CliOutcome(int ExitCode, byte[] StandardOutput, string StandardError, TimeSpan Elapsed)
+{
+    /// <summary>Milliseconds between the log lines containing <paramref name="from"/> and <paramref name="to"/> (their HH:mm:ss.fff stamps).</summary>
+    public long LoggedMilliseconds(string from, string to)
+    {
+        var lines = StandardError.Split('\n');
+        var start = Stamp(lines.First(l => l.Contains(from, StringComparison.Ordinal)));
+        var end = Stamp(lines.Last(l => l.Contains(to, StringComparison.Ordinal)));
+        return (long)(end - start).TotalMilliseconds;
+    }
+
+    private static TimeSpan Stamp(string line) => TimeSpan.ParseExact(line[..12], @"hh\:mm\:ss\.fff", System.Globalization.CultureInfo.InvariantCulture);
+}
 
 /// <summary>
 /// The real <c>virtbackup</c> running in the background, for fault tests: its stderr is watched line by line (to

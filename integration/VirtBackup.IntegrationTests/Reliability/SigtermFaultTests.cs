@@ -29,7 +29,8 @@ public sealed class SigtermFaultTests(ITestOutputHelper output)
                 Assert.Contains("was interrupted by a signal; its cleanup has run", outcome.StandardError);
                 lab.AssertClean();
                 var (level, _) = await lab.NextBackupRestoresByteEqualAsync();
-                return $"{at} → exit 8 in {signalled.ElapsedMilliseconds} ms, clean; next {level} restores equal";
+                var cleanup = outcome.LoggedMilliseconds("received SIGTERM", "was interrupted by a signal");
+                return $"{at} → exit 8 ({cleanup} ms from signal to cleanup done, {signalled.ElapsedMilliseconds} ms to exit), clean; next {level} restores equal";
             });
         }
 

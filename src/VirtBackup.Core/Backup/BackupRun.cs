@@ -146,7 +146,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogg
         // behind. Ending it is cleanup, so no signal interrupts it (it has its own deadline).
         await job.EndAsync(CancellationToken.None);
         await writer.CompleteAsync(cancellationToken);
-        await output.FlushAsync(cancellationToken);
+        await output.FlushAsync(CancellationToken.None); // the trailer is out: a signal now must not undo the chain's advance
     }
 
     /// <summary>QEMU creates the scratch files when the job begins: a missing directory is said before the VM is touched.</summary>

@@ -32,7 +32,7 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
             await using (var job = new BackupJob(domain, checkpointName: null, log))
             {
                 job.Started();
-                await job.EndAsync(cancellationToken);
+                await job.EndAsync(CancellationToken.None); // cleanup: a signal must not leave it half done
             }
 
             repaired.Add($"aborted the backup job an interrupted virtbackup had left on '{domain.Name}'");

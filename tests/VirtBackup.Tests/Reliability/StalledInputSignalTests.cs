@@ -34,6 +34,7 @@ public partial class StalledInputSignalTests
         }
 
         using var process = Process.Start(start)!;
+        using var killOnFailure = new KillOnDispose(process);
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.BaseStream.CopyToAsync(System.IO.Stream.Null);
         await process.StandardInput.BaseStream.WriteAsync(half);
@@ -79,6 +80,18 @@ public partial class StalledInputSignalTests
         {
             Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(20), failure);
             await Task.Delay(20);
+        }
+    }
+
+    /// <summary>A hung process must not outlive its failed test.</summary>
+    private sealed class KillOnDispose(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
         }
     }
 
