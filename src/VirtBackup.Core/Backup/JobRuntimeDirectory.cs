@@ -73,7 +73,10 @@ public sealed partial class JobRuntimeDirectory : IDisposable
         }
     }
 
-    /// <summary>Whether a running job's <c>&lt;domainbackup&gt;</c> XML has its socket in a directory of ours.</summary>
+    /// <summary>
+    /// Whether a running job's <c>&lt;domainbackup&gt;</c> XML has its socket in a directory of ours: UUID-PID here, or
+    /// UUID-XXXXXX as made with mktemp on a remote host.
+    /// </summary>
     public static bool IsOurs(string backupXml) => OurSocket().IsMatch(backupXml);
 
     /// <summary>
@@ -142,6 +145,6 @@ public sealed partial class JobRuntimeDirectory : IDisposable
         }
     }
 
-    [GeneratedRegex(@"(/run/virtbackup|/tmp/virtbackup-[0-9]+)/[0-9a-f-]{36}-[0-9]+/nbd\.sock")]
+    [GeneratedRegex(@"(/run/virtbackup|/tmp/virtbackup-[0-9]+)/[0-9a-f-]{36}-[A-Za-z0-9]+/nbd\.sock")]
     private static partial Regex OurSocket();
 }
