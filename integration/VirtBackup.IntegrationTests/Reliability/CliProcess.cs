@@ -135,6 +135,33 @@ public sealed partial class CliProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// Milliseconds from now until the process has ended (a zombie or gone), polled from /proc on a dedicated thread:
+    /// what the process took, independent of how soon the test harness notices.
+    /// </summary>
+    public Task<long> EndedAfterAsync() => Task.Factory.StartNew(() =>
+    {
+        var watch = Stopwatch.StartNew();
+        var stat = $"/proc/{_process.Id}/stat";
+        while (true)
+        {
+            try
+            {
+                var text = File.ReadAllText(stat);
+                if (text[(text.LastIndexOf(')') + 2)..].StartsWith('Z'))
+                {
+                    return watch.ElapsedMilliseconds;
+                }
+            }
+            catch (IOException)
+            {
+                return watch.ElapsedMilliseconds; // reaped already
+            }
+
+            Thread.Sleep(1);
+        }
+    }, TaskCreationOptions.LongRunning);
+
     /// <summary>Sends <paramref name="signal"/> (e.g. 15 for SIGTERM) to the process.</summary>
     public void Signal(int signal)
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VirtBackup.Core.Capture;
 using VirtBackup.IntegrationTests.Lab;
 using Xunit.Abstractions;
@@ -22,7 +21,7 @@ public sealed class ConsumerCloseFaultTests(ITestOutputHelper output)
                 using var backup = await lab.StartAtAsync(phase);
                 var at = lab.Describe();
                 await backup.CloseStandardOutputAsync();
-                var closed = Stopwatch.StartNew();
+                var ended = backup.EndedAfterAsync();
                 backup.Continue();
                 var outcome = await backup.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
@@ -30,7 +29,7 @@ public sealed class ConsumerCloseFaultTests(ITestOutputHelper output)
                 Assert.Contains("Broken pipe", outcome.StandardError);
                 lab.AssertClean();
                 var (level, _) = await lab.NextBackupRestoresByteEqualAsync();
-                return $"{at} → exit 7 in {closed.ElapsedMilliseconds} ms, clean; next {level} restores equal";
+                return $"{at} → exit 7 in {await ended} ms, clean; next {level} restores equal";
             });
         }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.IntegrationTests.Backup;
@@ -33,7 +32,7 @@ public sealed class GuestStopTests(ITestOutputHelper output)
                 await lab.ChangeAsync();
                 using var backup = await lab.StartAtAsync(BackupPhase.Streaming);
                 await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", .. command]);
-                var stopped = Stopwatch.StartNew();
+                var ended = backup.EndedAfterAsync();
                 backup.Continue();
                 var outcome = await backup.WaitForExitAsync(TimeSpan.FromSeconds(60));
                 var left = lab.Describe();
@@ -45,7 +44,7 @@ public sealed class GuestStopTests(ITestOutputHelper output)
                 await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "start", lab.Vm.Name]);
                 var (level, log) = await lab.NextBackupRestoresByteEqualAsync();
                 Assert.Contains("no completed stream carried it", log);
-                return $"{name}: exit 5 in {stopped.ElapsedMilliseconds} ms ('{lab.Vm.Name}' stopped while its disks were being read...); "
+                return $"{name}: exit 5 in {await ended} ms ('{lab.Vm.Name}' stopped while its disks were being read...); "
                     + $"left: {left}; after virsh start the next backup removes it, is {level} and restores equal";
             });
         }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VirtBackup.Core.Capture;
 using VirtBackup.IntegrationTests.Lab;
 using Xunit.Abstractions;
@@ -27,7 +26,7 @@ public sealed class LibvirtdRestartFaultTests(ITestOutputHelper output)
                 using var backup = await lab.StartAtAsync(phase);
                 var at = lab.Describe();
                 await LabHost.RunScriptAsync("restart-libvirtd.sh", [], CancellationToken.None);
-                var restarted = Stopwatch.StartNew();
+                var ended = backup.EndedAfterAsync();
                 backup.Continue();
                 var outcome = await backup.WaitForExitAsync(TimeSpan.FromSeconds(90));
 
@@ -35,7 +34,7 @@ public sealed class LibvirtdRestartFaultTests(ITestOutputHelper output)
                 Assert.Contains("The connection to libvirtd was lost", outcome.StandardError);
                 lab.AssertClean();
                 var (level, _) = await lab.NextBackupRestoresByteEqualAsync();
-                return $"{at} → exit 3 in {restarted.ElapsedMilliseconds} ms, clean; next {level} restores equal";
+                return $"{at} → exit 3 in {await ended} ms, clean; next {level} restores equal";
             });
         }
 

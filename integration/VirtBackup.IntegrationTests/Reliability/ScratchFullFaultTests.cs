@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using VirtBackup.Core.Capture;
 using VirtBackup.IntegrationTests.Lab;
 using Xunit.Abstractions;
@@ -41,7 +40,7 @@ public sealed class ScratchFullFaultTests(ITestOutputHelper output) : IAsyncLife
             using var backup = await lab.StartAtAsync(BackupPhase.Paused);
             var filler = Path.Combine(_scratch, "filler");
             await LabHost.RunAsync("bash", ["-c", $"dd if=/dev/zero of='{filler}' bs=64k 2>/dev/null; true"]);
-            var full = Stopwatch.StartNew();
+            var ended = backup.EndedAfterAsync();
             backup.Continue();
             var outcome = await backup.WaitForExitAsync(TimeSpan.FromSeconds(60));
             File.Delete(filler);
@@ -51,7 +50,7 @@ public sealed class ScratchFullFaultTests(ITestOutputHelper output) : IAsyncLife
             Assert.Contains("No space left on device", outcome.StandardError);
             lab.AssertClean();
             var (level, _) = await lab.NextBackupRestoresByteEqualAsync();
-            return $"backupBegin fails: exit 3 in {full.ElapsedMilliseconds} ms (libvirt: No space left on device), clean; next {level} restores equal";
+            return $"backupBegin fails: exit 3 in {await ended} ms (libvirt: No space left on device), clean; next {level} restores equal";
         });
         matrix.NotApplicable(BackupPhase.BackupBegin, Paused);
         matrix.NotApplicable(BackupPhase.StateRead, Paused);
