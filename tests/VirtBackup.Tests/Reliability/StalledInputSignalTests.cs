@@ -17,7 +17,7 @@ public partial class StalledInputSignalTests
     [InlineData("list")]
     public async Task SIGTERM_ends_a_verb_blocked_on_a_producer_that_stopped_writing_and_a_restore_leaves_nothing(string verb)
     {
-        var valid = await ChainFixtures.BuildAsync(StreamFuzzTests.Small());
+        var valid = await ChainFixtures.BuildAsync(ChainFixtures.Small());
         var records = Stream.TarSurgery.Records(valid);
         var half = valid[..(int)records.First(r => r.Name.StartsWith("disks/vda/0", StringComparison.Ordinal)).End]; // state staged, a disk begun
         using var tree = new RestoredTree();

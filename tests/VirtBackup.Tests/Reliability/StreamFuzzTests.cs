@@ -28,7 +28,7 @@ public sealed class StreamFuzzTests(ITestOutputHelper output)
     [Fact(Timeout = 900_000)]
     public async Task Mutated_streams_in_process_are_refused_cleanly_by_verify_list_and_restore_and_leave_no_trace()
     {
-        var valid = await ChainFixtures.BuildAsync(Small());
+        var valid = await ChainFixtures.BuildAsync(ChainFixtures.Small());
         using var previous = new RestoredTree();
         await ChainFixtures.RestoreAsync(valid, previous.Root);
         var count = Long ? LongCount : CiCount;
@@ -60,7 +60,7 @@ public sealed class StreamFuzzTests(ITestOutputHelper output)
     [Fact(Timeout = 900_000)]
     public async Task Mutated_streams_and_tar_bombs_through_the_cli_exit_non_zero_with_the_member_named_in_bounded_memory()
     {
-        var valid = await ChainFixtures.BuildAsync(Small());
+        var valid = await ChainFixtures.BuildAsync(ChainFixtures.Small());
         var sample = new StreamMutator(valid, 4242).Generate(Long ? 150 : 30).ToList();
         sample.AddRange(await TarBombsAsync());
         var elapsed = Stopwatch.StartNew();
@@ -124,19 +124,6 @@ public sealed class StreamFuzzTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, $"{failures.Count} problems:\n{string.Join("\n", failures.Take(40))}");
     }
 
-    /// <summary>One disk, small NVRAM and TPM: quick to restore, yet every member kind is there.</summary>
-    internal static StreamSpec Small() => ChainFixtures.Full() with
-    {
-        Disks =
-        [
-            StreamFixtures.Disk("vda", 200_000, 11,
-                new DiskExtent(0, 70_000, false),
-                new DiskExtent(70_000, 30_000, true),
-                new DiskExtent(131_072, 20_000, false)),
-        ],
-        Nvram = StreamFixtures.Content(2_000, 5),
-    };
-
     /// <summary>
     /// 10000 tiny data members that pass every check as they come (each of its own 512-byte extent): valid as a
     /// whole, cut before the trailer, and with the last data member broken.
@@ -145,7 +132,7 @@ public sealed class StreamFuzzTests(ITestOutputHelper output)
     {
         const int members = 10_000;
         var extents = Enumerable.Range(0, members).Select(i => new DiskExtent(i * 2048L, 512, false)).ToArray();
-        var spec = Small() with { Disks = [StreamFixtures.Disk("vda", members * 2048L, 3, extents)], Compression = Compression.None };
+        var spec = ChainFixtures.Small() with { Disks = [StreamFixtures.Disk("vda", members * 2048L, 3, extents)], Compression = Compression.None };
         var bomb = await ChainFixtures.BuildAsync(spec);
         var records = TarSurgery.Records(bomb);
         var last = records[^2];
