@@ -15,7 +15,8 @@ internal sealed class Tool(string workDirectory)
 {
     private const int HeadSize = 1024 * 1024;
 
-    public async Task<ToolRun> RunAsync(string program, IReadOnlyList<string> arguments, string? workingDirectory = null)
+    /// <param name="stdinFile">A file the command reads as its stdin (a redirection, like <c>&lt; FILE</c>: no pipe through the harness).</param>
+    public async Task<ToolRun> RunAsync(string program, IReadOnlyList<string> arguments, string? workingDirectory = null, string? stdinFile = null)
     {
         var timeFile = Path.Combine(workDirectory, "time.out");
         var head = new MemoryStream();
@@ -37,7 +38,7 @@ internal sealed class Tool(string workDirectory)
         var stderr = new System.Text.StringBuilder();
         var clock = Stopwatch.StartNew();
         var result = await Cli.Wrap("/usr/bin/time")
-            .WithArguments(["-f", "%M", "-o", timeFile, program, .. arguments])
+            .WithArguments(["-f", "%M", "-o", timeFile, .. Redirected(stdinFile), program, .. arguments])
             .WithWorkingDirectory(workingDirectory ?? workDirectory)
             .WithStandardOutputPipe(stdout)
             .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
@@ -51,6 +52,22 @@ internal sealed class Tool(string workDirectory)
 
         var rss = long.Parse(File.ReadAllLines(timeFile).Last(l => l.Length > 0).Trim());
         return new ToolRun(seconds, rss, bytes, head.ToArray(), stderr.ToString());
+    }
+
+    /// <summary>Runs a helper command that is not measured, its stdout into <paramref name="stdoutFile"/>.</summary>
+    public static async Task ToFileAsync(string stdoutFile, string program, params string[] arguments)
+    {
+        var stderr = new System.Text.StringBuilder();
+        var result = await Cli.Wrap(program)
+            .WithArguments(arguments)
+            .WithStandardOutputPipe(PipeTarget.ToFile(stdoutFile))
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync();
+        if (result.ExitCode != 0)
+        {
+            throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
+        }
     }
 
     /// <summary>Runs a helper command that is not measured; returns its stdout.</summary>
@@ -71,6 +88,10 @@ internal sealed class Tool(string workDirectory)
 
         return stdout.ToString();
     }
+
+    /// <summary>The words before the program that make the shell (which execs it) redirect its stdin from a file.</summary>
+    private static string[] Redirected(string? stdinFile) =>
+        stdinFile is null ? [] : ["/bin/sh", "-c", "exec \"$@\" <\"$0\"", stdinFile];
 
     private static string Tail(string text)
     {
