@@ -27,6 +27,7 @@ internal sealed class RestoreBench(BenchContext context)
         await Tool.HelperAsync("virtnbdbackup", "-d", options.Domain4G, "-l", "copy", "-z", "-o", peerBackups[1].Item2, "-n");
 
         var ours = new Samples("s");
+        var oursCpu = new Samples("s");
         var oursSize = new Samples("MiB");
         var peers = peerBackups.Select(p => (Label: p.Item1, Backup: p.Item2, Seconds: new Samples("s"), Size: new Samples("MiB"))).ToList();
 
@@ -38,6 +39,7 @@ internal sealed class RestoreBench(BenchContext context)
             if (record)
             {
                 ours.Add(run.Seconds);
+                oursCpu.Add(run.CpuSeconds);
                 oursSize.Add(await AllocatedAsync(image) / 1048576.0);
             }
 
@@ -101,6 +103,7 @@ internal sealed class RestoreBench(BenchContext context)
                     "ours: virtbackup restore --target-root DIR < FULL_STREAM (zstd, the default); every run into a new empty DIR",
                     $"peer: virtnbdrestore -i BACKUP -o DIR -n of a virtnbdbackup -l copy backup, without and with -z (lz4); the faster is the peer column; {other.Label}: {other.Seconds}",
                     $"restored images equal the source (qemu-img compare, once): {string.Join(", ", compared)}",
+                    $"our CPU (user + sys, qemu-img and qemu-nbd included): {oursCpu}; the peer's qemu-nbd forks away, so its CPU is not comparable",
                 ]),
             new ResultRow(
                 "6s", "  restored image allocation (du) vs the source's allocated data", "virtbackup", oursSize, "source", allocation,

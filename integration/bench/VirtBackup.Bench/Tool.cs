@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using CliWrap;
 
 namespace VirtBackup.Bench;
@@ -8,7 +9,8 @@ namespace VirtBackup.Bench;
 /// <param name="MaxRssKiB">Peak resident set size of the command (GNU time's %M).</param>
 /// <param name="StdoutBytes">Bytes the command wrote to stdout (read and discarded, like `| wc -c`).</param>
 /// <param name="StdoutHead">The first bytes of stdout (up to the harness's head size).</param>
-internal sealed record ToolRun(double Seconds, long MaxRssKiB, long StdoutBytes, byte[] StdoutHead, string StandardError);
+/// <param name="CpuSeconds">User plus system CPU of the command and the children it waited for (GNU time's %U + %S).</param>
+internal sealed record ToolRun(double Seconds, long MaxRssKiB, long StdoutBytes, byte[] StdoutHead, string StandardError, double CpuSeconds);
 
 /// <summary>Runs measured commands: each under /usr/bin/time (for the peak RSS), stdout counted and dropped.</summary>
 internal sealed class Tool(string workDirectory)
@@ -38,7 +40,7 @@ internal sealed class Tool(string workDirectory)
         var stderr = new System.Text.StringBuilder();
         var clock = Stopwatch.StartNew();
         var result = await Cli.Wrap("/usr/bin/time")
-            .WithArguments(["-f", "%M", "-o", timeFile, .. Redirected(stdinFile), program, .. arguments])
+            .WithArguments(["-f", "%M %U %S", "-o", timeFile, .. Redirected(stdinFile), program, .. arguments])
             .WithWorkingDirectory(workingDirectory ?? workDirectory)
             .WithStandardOutputPipe(stdout)
             .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
@@ -50,8 +52,9 @@ internal sealed class Tool(string workDirectory)
             throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
         }
 
-        var rss = long.Parse(File.ReadAllLines(timeFile).Last(l => l.Length > 0).Trim());
-        return new ToolRun(seconds, rss, bytes, head.ToArray(), stderr.ToString());
+        var fields = File.ReadAllLines(timeFile).Last(l => l.Length > 0).Trim().Split(' ');
+        var cpu = double.Parse(fields[1], CultureInfo.InvariantCulture) + double.Parse(fields[2], CultureInfo.InvariantCulture);
+        return new ToolRun(seconds, long.Parse(fields[0], CultureInfo.InvariantCulture), bytes, head.ToArray(), stderr.ToString(), cpu);
     }
 
     /// <summary>Runs a helper command that is not measured, its stdout into <paramref name="stdoutFile"/>.</summary>
