@@ -70,8 +70,9 @@ public sealed partial class BackupStreamReader
         {
             while (true)
             {
-                // Read on while the data members read so far decode (see BackupStreamReader.Data.cs).
-                while (!ended && failure is null && _decoding.Count < _decodeAhead)
+                // Read on while the data members read so far decode (see BackupStreamReader.Data.cs), but never
+                // past another member: memory holds at most DecodeAhead data members and one other.
+                while (!ended && failure is null && _decoding.Count < _decodeAhead && ahead.Count == _decoding.Count)
                 {
                     try
                     {

@@ -35,6 +35,22 @@ public class StreamReaderLookAheadTests
     }
 
     [Fact(Timeout = 10_000)]
+    public async Task Members_other_than_data_are_not_read_ahead_of_the_consumer()
+    {
+        var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
+        var ends = TarSurgery.Records(backup.Stream).ToDictionary(r => r.Name, r => r.End);
+        var reader = new BackupStreamReader(new MemoryStream(backup.Stream, writable: false), new ReaderOptions { DecodeAhead = 8 });
+
+        await foreach (var member in reader.ReadAsync())
+        {
+            if (member is TrailerMember)
+                break;
+            if (member is not DiskDataMember)
+                Assert.Equal(ends[member.Name], reader.Position);
+        }
+    }
+
+    [Fact(Timeout = 10_000)]
     public async Task A_corrupt_zstd_member_is_refused_after_exactly_the_members_before_it()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
