@@ -2,17 +2,19 @@
 # run.sh: VirtBackup's benchmarks against their real peers, on this machine (Debian 12, as root).
 #
 # Usage: integration/bench/run.sh [RUNS]        (default 5; every figure is a median of RUNS runs)
-#   BENCH_ONLY=read,backup,pause,rss,inc        run a subset (default: all five)
+#   BENCH_ONLY=read,backup,pause,rss,inc,restore   run a subset (default: all six)
 #
 # Builds Release, installs the lab (integration/lab/install.sh, start-daemons.sh) and the peers
-# (virtnbdbackup, GNU time), creates three lab VMs named vbt-bench-<pid>-*: a 4 GiB and a 32 GiB disk
-# each holding the same kind of 768 MiB of mixed data (fill-disk.sh, written before the VM starts),
-# and a 256 MiB one for the pause window. Then `VirtBackup.Bench run` measures ours and each peer
+# (virtnbdbackup with virtnbdrestore, GNU time), creates up to three lab VMs named vbt-bench-<pid>-*: a
+# 4 GiB and a 32 GiB disk each holding the same kind of 768 MiB of mixed data (fill-disk.sh, written
+# before the VM starts), and a 256 MiB one for the pause window (the 32 GiB and the pause VM only when
+# the rss and pause benchmarks run). Then `VirtBackup.Bench run` measures ours and each peer
 # interleaved in this one run and prints the results table. The VMs and the work directory are
 # removed at exit, whatever happens. Not part of the test suite: CI never runs this.
 set -euo pipefail
 
 runs=${1:-5}
+only=${BENCH_ONLY:-read,backup,pause,rss,inc,restore}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 lab=$root/integration/lab
@@ -65,14 +67,15 @@ create_filled() {
   virsh -q start "$name" >/dev/null
 }
 
-echo "run.sh: creating $d4, $d32 and $dp"
+selected() { [[ ",$only," == *",$1,"* ]]; }
+echo "run.sh: creating $d4$(selected rss && echo ", $d32")$(selected pause && echo ", $dp")"
 create_filled "$d4" 4G "$work/data-4g.bin"
-create_filled "$d32" 32G ""
-bash "$lab/domain.sh" create "$dp" --disk-size 256M --fill >/dev/null
+if selected rss; then create_filled "$d32" 32G ""; fi
+if selected pause; then bash "$lab/domain.sh" create "$dp" --disk-size 256M --fill >/dev/null; fi
 
 status=0
 "$bench_app" run --domain "$d4" --domain32 "$d32" --pause-domain "$dp" --data "$work/data-4g.bin" \
   --virtbackup "$virtbackup" --domain-script "$lab/domain.sh" --work "$work" --runs "$runs" \
-  --only "${BENCH_ONLY:-read,backup,pause,rss,inc}" || status=$?
+  --only "$only" || status=$?
 echo "run.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 exit "$status"

@@ -28,7 +28,7 @@ internal sealed record BenchOptions(
 
         string Need(string name) => values.GetValueOrDefault(name) ?? throw new BenchException($"--{name} is required");
         var only = values.GetValueOrDefault("only")?.Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet()
-            ?? ["read", "backup", "pause", "rss", "inc"];
+            ?? ["read", "backup", "pause", "rss", "inc", "restore"];
         return new BenchOptions(
             Need("domain"),
             Need("domain32"),

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using CliWrap;
 
 namespace VirtBackup.Bench;
@@ -8,14 +9,16 @@ namespace VirtBackup.Bench;
 /// <param name="MaxRssKiB">Peak resident set size of the command (GNU time's %M).</param>
 /// <param name="StdoutBytes">Bytes the command wrote to stdout (read and discarded, like `| wc -c`).</param>
 /// <param name="StdoutHead">The first bytes of stdout (up to the harness's head size).</param>
-internal sealed record ToolRun(double Seconds, long MaxRssKiB, long StdoutBytes, byte[] StdoutHead, string StandardError);
+/// <param name="CpuSeconds">User plus system CPU of the command and the children it waited for (GNU time's %U + %S).</param>
+internal sealed record ToolRun(double Seconds, long MaxRssKiB, long StdoutBytes, byte[] StdoutHead, string StandardError, double CpuSeconds);
 
 /// <summary>Runs measured commands: each under /usr/bin/time (for the peak RSS), stdout counted and dropped.</summary>
 internal sealed class Tool(string workDirectory)
 {
     private const int HeadSize = 1024 * 1024;
 
-    public async Task<ToolRun> RunAsync(string program, IReadOnlyList<string> arguments, string? workingDirectory = null)
+    /// <param name="stdinFile">A file the command reads as its stdin (a redirection, like <c>&lt; FILE</c>: no pipe through the harness).</param>
+    public async Task<ToolRun> RunAsync(string program, IReadOnlyList<string> arguments, string? workingDirectory = null, string? stdinFile = null)
     {
         var timeFile = Path.Combine(workDirectory, "time.out");
         var head = new MemoryStream();
@@ -37,7 +40,7 @@ internal sealed class Tool(string workDirectory)
         var stderr = new System.Text.StringBuilder();
         var clock = Stopwatch.StartNew();
         var result = await Cli.Wrap("/usr/bin/time")
-            .WithArguments(["-f", "%M", "-o", timeFile, program, .. arguments])
+            .WithArguments(["-f", "%M %U %S", "-o", timeFile, .. Redirected(stdinFile), program, .. arguments])
             .WithWorkingDirectory(workingDirectory ?? workDirectory)
             .WithStandardOutputPipe(stdout)
             .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
@@ -49,8 +52,25 @@ internal sealed class Tool(string workDirectory)
             throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
         }
 
-        var rss = long.Parse(File.ReadAllLines(timeFile).Last(l => l.Length > 0).Trim());
-        return new ToolRun(seconds, rss, bytes, head.ToArray(), stderr.ToString());
+        var fields = File.ReadAllLines(timeFile).Last(l => l.Length > 0).Trim().Split(' ');
+        var cpu = double.Parse(fields[1], CultureInfo.InvariantCulture) + double.Parse(fields[2], CultureInfo.InvariantCulture);
+        return new ToolRun(seconds, long.Parse(fields[0], CultureInfo.InvariantCulture), bytes, head.ToArray(), stderr.ToString(), cpu);
+    }
+
+    /// <summary>Runs a helper command that is not measured, its stdout into <paramref name="stdoutFile"/>.</summary>
+    public static async Task ToFileAsync(string stdoutFile, string program, params string[] arguments)
+    {
+        var stderr = new System.Text.StringBuilder();
+        var result = await Cli.Wrap(program)
+            .WithArguments(arguments)
+            .WithStandardOutputPipe(PipeTarget.ToFile(stdoutFile))
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync();
+        if (result.ExitCode != 0)
+        {
+            throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
+        }
     }
 
     /// <summary>Runs a helper command that is not measured; returns its stdout.</summary>
@@ -71,6 +91,10 @@ internal sealed class Tool(string workDirectory)
 
         return stdout.ToString();
     }
+
+    /// <summary>The words before the program that make the shell (which execs it) redirect its stdin from a file.</summary>
+    private static string[] Redirected(string? stdinFile) =>
+        stdinFile is null ? [] : ["/bin/sh", "-c", "exec \"$@\" <\"$0\"", stdinFile];
 
     private static string Tail(string text)
     {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 
 namespace VirtBackup.Core.Stream;
@@ -16,7 +17,7 @@ namespace VirtBackup.Core.Stream;
 /// Memory is bounded by the member size plus a small record (~300 bytes) per member for the trailer check.
 /// </para>
 /// </summary>
-public sealed class BackupStreamReader
+public sealed partial class BackupStreamReader
 {
     private enum Stage { Manifest, DomainXml, State, Disks, Done }
 
@@ -40,8 +41,6 @@ public sealed class BackupStreamReader
     private string? _lastTpmPath;
     private int _nextDiskIndex;
     private CurrentDisk? _disk;
-    private byte[]? _stored;
-    private byte[]? _decoded;
 
     public BackupStreamReader(System.IO.Stream input, ReaderOptions? options = null)
     {
@@ -52,6 +51,8 @@ public sealed class BackupStreamReader
         _options = options ?? ReaderOptions.Default;
         if (_options.MaxMemberSize < StreamRules.MinMemberSize)
             throw new ArgumentException($"MaxMemberSize must be at least {StreamRules.MinMemberSize}.", nameof(options));
+        if (_options.DecodeAhead < 1)
+            throw new ArgumentException("DecodeAhead must be at least 1.", nameof(options));
     }
 
     /// <summary>Bytes consumed from the input so far.</summary>
@@ -62,8 +63,42 @@ public sealed class BackupStreamReader
     {
         if (Interlocked.Exchange(ref _started, 1) != 0)
             throw new InvalidOperationException("A BackupStreamReader reads its input once.");
-        while (await NextAsync(ct).ConfigureAwait(false) is { } member)
-            yield return member;
+        var ahead = new Queue<StreamMember>();
+        ExceptionDispatchInfo? failure = null;
+        bool ended = false;
+        try
+        {
+            while (true)
+            {
+                // Read on while the data members read so far decode (see BackupStreamReader.Data.cs), but never
+                // past another member: memory holds at most DecodeAhead data members and one other.
+                while (!ended && failure is null && _decoding.Count < _decodeAhead && ahead.Count == _decoding.Count)
+                {
+                    try
+                    {
+                        if (await NextAsync(ct).ConfigureAwait(false) is { } member)
+                            ahead.Enqueue(member);
+                        else
+                            ended = true;
+                    }
+                    catch (Exception e) when (e is StreamFormatException or IOException)
+                    {
+                        // Not swallowed: thrown after the members before it, as a reader without look-ahead would.
+                        failure = ExceptionDispatchInfo.Capture(e);
+                    }
+                }
+                if (!ahead.TryDequeue(out var next))
+                    break;
+                if (next is DiskDataMember data)
+                    await FinishOldestDecodeAsync(data).ConfigureAwait(false);
+                yield return next;
+            }
+            failure?.Throw();
+        }
+        finally
+        {
+            await AbandonDecodesAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Reads and checks the whole stream, keeping nothing: the <c>verify</c> pass.</summary>
@@ -156,6 +191,7 @@ public sealed class BackupStreamReader
         if (manifest.Compression.MemberSize > _options.MaxMemberSize)
             throw Fail(name, $"member size {manifest.Compression.MemberSize} is larger than this reader accepts ({_options.MaxMemberSize})");
         _manifest = manifest;
+        SetDecodeAhead(manifest.Compression.MemberSize);
         _manifestSha256 = Hash(content);
         AddEntry(name, size, size, _manifestSha256, null);
         _stage = Stage.DomainXml;
@@ -249,70 +285,6 @@ public sealed class BackupStreamReader
         return new DiskMapMember(name, size, disk, map with { Extents = extents });
     }
 
-    private async Task<StreamMember> ReadDiskDataAsync(ParsedMemberName parsed, long size, CancellationToken ct)
-    {
-        string name = parsed.Name;
-        if (_stage != Stage.Disks || _disk is null || _disk.Disk.Target != parsed.Target)
-            throw Fail(name, _disk is not null && _names.Contains(MemberNames.DiskMap(parsed.Target!))
-                ? $"data of disk '{parsed.Target}' after the map of disk '{_disk.Disk.Target}' (data must directly follow its own disk's map)"
-                : $"disk data before the map of disk '{parsed.Target}' (data must follow its own disk's map)");
-        var disk = _disk;
-        var compression = _manifest!.Compression;
-        if (parsed.DataCompression != compression.Algorithm)
-            throw Fail(name, $"extension does not match the manifest's compression '{(compression.Algorithm == Compression.Zstd ? "zstd" : "none")}'");
-        if (disk.IsComplete)
-            throw Fail(name, $"disk '{parsed.Target}' has no more data in its map: this member lies outside the map's data extents");
-        var piece = disk.Pieces.Current;
-        if (parsed.Offset != piece.Offset)
-        {
-            if (parsed.Offset < piece.Offset)
-                throw Fail(name, $"offsets must strictly increase and cover the map's data extents in order (expected offset {piece.Offset})");
-            if (parsed.Offset >= disk.Disk.VirtualSize)
-                throw Fail(name, $"offset {parsed.Offset} is beyond the disk's virtual size {disk.Disk.VirtualSize}");
-            throw Fail(name, $"unexpected offset: member '{ExpectedDataName(disk)}' is missing, or this offset is outside the map's data extents or not at a member-size boundary");
-        }
-
-        int length = piece.Length;
-        string? storedSha = null;
-        string? sha = null;
-        ReadOnlyMemory<byte> data = ReadOnlyMemory<byte>.Empty;
-        if (compression.Algorithm == Compression.None)
-        {
-            if (size != length)
-                throw Fail(name, $"holds {size} bytes; the map and member size put {length} bytes here");
-            var buffer = _decoded ??= new byte[compression.MemberSize];
-            await ReadExactlyAsync(name, buffer.AsMemory(0, length), ct).ConfigureAwait(false);
-            await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
-            sha = Hash(buffer.AsSpan(0, length));
-            if (_options.DecodeData)
-                data = buffer.AsMemory(0, length);
-        }
-        else
-        {
-            int bound = ZstdFrames.CompressBound(length);
-            if (size > bound || size < 4)
-                throw Fail(name, $"stored size {size} is impossible for {length} bytes of content (at most {bound})");
-            var stored = _stored ??= new byte[ZstdFrames.CompressBound(compression.MemberSize)];
-            await ReadExactlyAsync(name, stored.AsMemory(0, (int)size), ct).ConfigureAwait(false);
-            await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
-            var frame = stored.AsSpan(0, (int)size);
-            if (ZstdFrames.FrameProblem(frame, length) is { } frameProblem)
-                throw Fail(name, frameProblem);
-            storedSha = Hash(frame);
-            if (_options.DecodeData)
-            {
-                var buffer = _decoded ??= new byte[compression.MemberSize];
-                if (ZstdFrames.Decompress(frame, buffer.AsSpan(0, length)) is { } decodeProblem)
-                    throw Fail(name, decodeProblem);
-                sha = Hash(buffer.AsSpan(0, length));
-                data = buffer.AsMemory(0, length);
-            }
-        }
-        AddEntry(name, size, length, sha, storedSha);
-        disk.Advance();
-        return new DiskDataMember(name, size, parsed.Target!, parsed.Offset, length, data);
-    }
-
     private async Task<StreamMember> ReadTrailerAsync(string name, long size, CancellationToken ct)
     {
         EnterDisks(name);
@@ -322,6 +294,7 @@ public sealed class BackupStreamReader
             throw Fail(name, $"the map of disk '{_manifest!.Disks[next].Target}' is missing");
         CheckSize(name, size, MaxTrailerBaseSize + (long)MaxTrailerBytesPerMember * _entries.Count);
         byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        await FinishAllDecodesAsync().ConfigureAwait(false);
         var trailer = CheckTrailer(name, content);
         await ReadEndOfArchiveAsync(ct).ConfigureAwait(false);
         _stage = Stage.Done;

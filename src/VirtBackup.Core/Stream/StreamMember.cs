@@ -53,6 +53,12 @@ public sealed record ReaderOptions
     /// <summary>Largest run of zero bytes accepted after the trailer (end-of-archive blocks, record padding). Default 1 MiB.</summary>
     public int MaxTrailingZeroBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// Data members decoded at once, ahead of the one the consumer holds (at most 64 MiB of them). Default: the
+    /// processor count plus one, 2 to 8.
+    /// </summary>
+    public int DecodeAhead { get; init; } = Math.Clamp(Environment.ProcessorCount + 1, 2, 8);
+
     public static ReaderOptions Default { get; } = new();
     public static ReaderOptions ListOnly { get; } = new() { DecodeData = false };
 }

@@ -79,21 +79,31 @@ internal static unsafe class ZstdFrames
 
     /// <summary>
     /// Decodes a frame already checked by <see cref="FrameProblem"/> into exactly <paramref name="destination"/>
-    /// (its declared content size): never more. Returns what is wrong, or null.
+    /// (its declared content size): never more, with the system libzstd where present. Returns what is wrong, or null.
     /// </summary>
     public static string? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination)
+    {
+        if (!NativeZstd.IsAvailable)
+            return DecompressManaged(frame, destination);
+        return NativeZstd.Decompress(frame, destination, out var problem) is { } written
+            ? Decoded(written, destination.Length)
+            : $"zstd frame is corrupt ({problem})";
+    }
+
+    /// <summary>The same with ZstdSharp.</summary>
+    internal static string? DecompressManaged(ReadOnlySpan<byte> frame, Span<byte> destination)
     {
         var d = t_decompressor ??= new Decompressor();
         try
         {
-            int written = d.Unwrap(frame, destination);
-            return written == destination.Length
-                ? null
-                : $"zstd frame decoded to {written} bytes, expected {destination.Length}";
+            return Decoded(d.Unwrap(frame, destination), destination.Length);
         }
         catch (ZstdException e)
         {
             return $"zstd frame is corrupt ({e.Message})";
         }
     }
+
+    private static string? Decoded(int written, int expected) =>
+        written == expected ? null : $"zstd frame decoded to {written} bytes, expected {expected}";
 }
