@@ -76,6 +76,9 @@ cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 cp "$work/pkg/usr/sbin/qemu-ga" "$root/usr/sbin/qemu-ga"
 # Each shared library ldd resolves, at the path the loader looks it up, and the loader itself.
+if ldd "$root/usr/sbin/qemu-ga" | grep -q 'not found'; then
+  die "qemu-ga needs libraries this host lacks: $(ldd "$root/usr/sbin/qemu-ga" | grep 'not found' | tr -s ' \t\n' ' ')"
+fi
 for lib in $(ldd "$root/usr/sbin/qemu-ga" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }'); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
