@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test VirtBackup has, after doing all set-up on a fresh Debian 12 machine (as root):
-# installs the lab's packages, starts virtlogd/libvirtd, builds the solution, runs the unit, peer and
-# integration tests, and ends with one line "N passed, N failed, N skipped".
+# installs the lab's packages, starts virtlogd/libvirtd, builds the guest-agent VM's kernel and initramfs,
+# builds the solution, runs the unit, peer and integration tests, and ends with one line
+# "N passed, N failed, N skipped".
 #   integration/run-tests.sh [extra dotnet test args, e.g. --filter FullyQualifiedName~Nbd]
 # Long soaks and big fuzz runs are off unless VIRTBACKUP_LONG_TESTS=1.
 set -euo pipefail
@@ -13,6 +14,7 @@ bash integration/lab/install.sh
 bash integration/hosts/install.sh
 bash integration/lab/start-daemons.sh
 bash integration/lab/sshd.sh
+bash integration/lab/agent-guest.sh >/dev/null # the guest-agent VM's kernel and initramfs (built once, cached)
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build VirtBackup.Plugin.sln -c Release -nologo -clp:ErrorsOnly

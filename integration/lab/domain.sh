@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# domain.sh: create, write to and remove small firmware-only test VMs for the VirtBackup lab.
+# domain.sh: create, write to and remove small test VMs for the VirtBackup lab (firmware-only, or with a
+# real guest agent).
 #
 # Usage:
-#   domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--force]
+#   domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout SECONDS]] [--force]
 #       Defines and starts NAME: q35, TCG (type='qemu'), 128 MiB, OVMF_CODE_4M with an NVRAM from the
 #       OVMF_VARS_4M template, a TPM 2.0 (tpm-crb, swtpm emulator) and N (1..8, default 1) qcow2 disks
 #       vda, vdb, ... at /var/lib/libvirt/images/NAME-vdX.qcow2 of SIZE bytes (qemu-img syntax, default
 #       256M, at least 32M). Every disk frontend gets share-rw=on so qemu-img/qemu-io may open the live
 #       image. With --fill each disk is written before start as `domain.sh layout` describes. Prints the
 #       domain's UUID on the last line. Fails if NAME exists; removes what it made when it fails.
+#       With --agent the VM runs a real Linux with qemu-guest-agent (agent-guest.sh builds it once): vda
+#       holds an ext4 file system (made before the first boot, no partition table) that the guest mounts at
+#       /mnt, the kernel and initramfs boot directly (through OVMF), 256 MiB, a virtio-serial channel
+#       org.qemu.guest_agent.0, the serial console logged to /var/lib/libvirt/images/NAME-console.log.
+#       create returns once the agent answers guest-ping (within --agent-timeout, default 120 s) and
+#       reports on stderr how long that took. --agent excludes --fill.
 #   domain.sh write NAME NODE_OR_DISK OFFSET LENGTH PATTERN
 #       A guest-like write into the running VM through HMP `qemu-io` followed by `flush` (so the qcow2
 #       metadata reaches the file). NODE_OR_DISK is a block node name (libvirt-1-format) or a target
@@ -34,6 +41,7 @@ IMAGES=/var/lib/libvirt/images
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 MIB=$((1024 * 1024))
+LAB=$(dirname "${BASH_SOURCE[0]}")
 
 die() {
   echo "domain.sh: $*" >&2
@@ -83,17 +91,25 @@ fill_image() {
   qemu-io -f qcow2 "${commands[@]}" "$image" >/dev/null
 }
 
+# domain_xml NAME DISKS [KERNEL INITRD]: with a kernel, the guest-agent VM of --agent.
 domain_xml() {
-  local name=$1 disks=$2 i dev
+  local name=$1 disks=$2 kernel=${3:-} initrd=${4:-} i dev memory=128 boot=""
+  if [[ -n $kernel ]]; then
+    memory=256
+    boot="
+    <kernel>$kernel</kernel>
+    <initrd>$initrd</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1</cmdline>"
+  fi
   cat <<XML
 <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>$name</name>
-  <memory unit='MiB'>128</memory>
+  <memory unit='MiB'>$memory</memory>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
     <loader readonly='yes' type='pflash'>$OVMF_CODE</loader>
-    <nvram template='$OVMF_VARS'/>
+    <nvram template='$OVMF_VARS'/>$boot
   </os>
   <features><acpi/></features>
   <devices>
@@ -108,6 +124,12 @@ XML
     </disk>
 XML
   done
+  if [[ -n $kernel ]]; then
+    cat <<XML
+    <serial type='file'><source path='$IMAGES/$name-console.log'/><target port='0'/></serial>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+XML
+  fi
   cat <<XML
     <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
   </devices>
@@ -127,14 +149,16 @@ XML
 }
 
 cmd_create() {
-  local name=${1:-} disks=1 size=256M fill=no force=no
-  [[ -n $name ]] || die "usage: domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--force]"
+  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=120
+  [[ -n $name ]] || die "usage: domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout S]] [--force]"
   shift
   while (($#)); do
     case $1 in
       --disks) disks=${2:?--disks needs a value}; shift 2 ;;
       --disk-size) size=${2:?--disk-size needs a value}; shift 2 ;;
       --fill) fill=yes; shift ;;
+      --agent) agent=yes; shift ;;
+      --agent-timeout) agent_timeout=${2:?--agent-timeout needs a value}; shift 2 ;;
       --force) force=yes; shift ;;
       *) die "create: unknown option '$1'" ;;
     esac
@@ -147,8 +171,15 @@ cmd_create() {
   if [[ $fill == yes ]] && ((bytes < 32 * MIB)); then
     die "--fill needs disks of at least 32M"
   fi
+  [[ $agent == no || $fill == no ]] || die "--agent and --fill exclude each other"
+  [[ $agent_timeout =~ ^[0-9]+$ ]] || die "--agent-timeout must be seconds"
   if domain_exists "$name"; then
     die "domain '$name' already exists; remove it first"
+  fi
+  local boot=()
+  if [[ $agent == yes ]]; then
+    mapfile -t boot < <(bash "$LAB/agent-guest.sh")
+    ((${#boot[@]} == 2)) || die "agent-guest.sh did not print a kernel and an initramfs"
   fi
 
   # From here on, a failure removes whatever was made.
@@ -161,18 +192,50 @@ cmd_create() {
     if [[ -e $image ]]; then
       die "$image already exists; remove it first"
     fi
-    qemu-img create -q -f qcow2 "$image" "$bytes"
+    if [[ $agent == yes && $i == 0 ]]; then
+      ext4_image "$image" "$bytes"
+    else
+      qemu-img create -q -f qcow2 "$image" "$bytes"
+    fi
     if [[ $fill == yes ]]; then
       fill_image "$image" "$bytes" "$i"
     fi
   done
   xml=$(mktemp)
-  domain_xml "$name" "$disks" >"$xml"
+  domain_xml "$name" "$disks" "${boot[@]}" >"$xml"
   virsh_ define "$xml" >/dev/null
   rm -f "$xml"
   virsh_ start "$name" >/dev/null
+  if [[ $agent == yes ]]; then
+    wait_for_agent "$name" "$agent_timeout"
+  fi
   trap - ERR
   virsh_ domuuid "$name"
+}
+
+# ext4_image IMAGE BYTES: a qcow2 whose whole disk is an ext4 file system (no partition table), every
+# inode table and the journal initialized now, so the guest's kernel has no lazy initialization to write.
+ext4_image() {
+  local image=$1 bytes=$2 raw
+  raw=$(mktemp "$IMAGES/.ext4-XXXXXX.raw")
+  truncate -s "$bytes" "$raw"
+  mkfs.ext4 -q -F -L vbt-agent -E lazy_itable_init=0,lazy_journal_init=0 "$raw"
+  qemu-img convert -q -f raw -O qcow2 "$raw" "$image"
+  rm -f "$raw"
+}
+
+# wait_for_agent NAME TIMEOUT: until the guest agent answers guest-ping; dies with the console's tail.
+wait_for_agent() {
+  local name=$1 timeout=$2 start=$SECONDS
+  until virsh_ qemu-agent-command "$name" --timeout 2 '{"execute":"guest-ping"}' >/dev/null 2>&1; do
+    if ((SECONDS - start >= timeout)); then
+      echo "domain.sh: the guest agent of $name did not answer within ${timeout}s; console:" >&2
+      tail -n 20 "$IMAGES/$name-console.log" >&2 2>/dev/null || true
+      return 1 # not die: the ERR trap of create removes the domain
+    fi
+    sleep 0.5
+  done
+  echo "domain.sh: the guest agent of $name answers $((SECONDS - start)) s after start" >&2
 }
 
 # The libvirt alias (virtio-disk0) of target DEV in the live XML of NAME.
@@ -239,7 +302,7 @@ cmd_remove() {
   if [[ -n $uuid && -d /var/lib/libvirt/swtpm/$uuid ]]; then
     rm -rf "/var/lib/libvirt/swtpm/${uuid:?}"
   fi
-  rm -f "$IMAGES/$name"-vd[a-z].qcow2 "$IMAGES/$name"-*.scratch /tmp/"$name"-*.sock \
+  rm -f "$IMAGES/$name"-vd[a-z].qcow2 "$IMAGES/$name"-*.scratch "$IMAGES/$name-console.log" /tmp/"$name"-*.sock \
     "/var/lib/libvirt/qemu/nvram/${name}_VARS.fd" "/var/log/swtpm/libvirt/qemu/$name-swtpm.log"
   echo "removed $name"
 }

@@ -9,8 +9,9 @@ namespace VirtBackup.IntegrationTests.Lab;
 /// NVRAM, swtpm TPM 2.0, qcow2 disks vda, vdb, ...), named <c>vbt-&lt;random&gt;</c>. Dispose it with
 /// <c>await using</c>: that destroys and undefines it and deletes its images, NVRAM, TPM state, scratch
 /// files and sockets, also when the test fails. VMs a hung test never disposes are removed at process exit.
+/// With <c>agent: true</c> it is the guest-agent VM instead (see LabVm.Agent.cs).
 /// </summary>
-public sealed class LabVm : IAsyncDisposable
+public sealed partial class LabVm : IAsyncDisposable
 {
     public const string ImagesDirectory = "/var/lib/libvirt/images";
 
@@ -56,8 +57,10 @@ public sealed class LabVm : IAsyncDisposable
     /// <summary>
     /// Creates and starts a lab VM with <paramref name="disks"/> disks of <paramref name="diskSize"/>
     /// (qemu-img syntax); with <paramref name="fill"/> each disk holds the runs of <see cref="FillLayoutAsync"/>.
+    /// With <paramref name="agent"/> (excludes <paramref name="fill"/>) it is a Linux guest running qemu-guest-agent,
+    /// vda an ext4 file system mounted at /mnt, and this returns once the agent answers guest-ping.
     /// </summary>
-    public static async Task<LabVm> CreateAsync(int disks = 1, string diskSize = "256M", bool fill = false,
+    public static async Task<LabVm> CreateAsync(int disks = 1, string diskSize = "256M", bool fill = false, bool agent = false,
         CancellationToken cancellationToken = default)
     {
         await LabHost.EnsureDaemonsAsync();
@@ -66,6 +69,11 @@ public sealed class LabVm : IAsyncDisposable
         if (fill)
         {
             arguments.Add("--fill");
+        }
+
+        if (agent)
+        {
+            arguments.Add("--agent");
         }
 
         Live[name] = 0;

@@ -130,7 +130,7 @@ public sealed class RemoteLabTests : IDisposable
 
         var refused = await Assert.ThrowsAsync<PreflightException>(
             () => new BackupRun(libvirt, host, Serilog.Core.Logger.None).RunAsync(options, output, CancellationToken.None));
-        var capture = new ConsistentCapture(host.Files, new PausedMarker(work), Serilog.Core.Logger.None);
+        var capture = new ConsistentCapture(host.Files, new CaptureMarkers(work), Serilog.Core.Logger.None);
         var tpm = await Assert.ThrowsAsync<PreflightException>(
             () => capture.PreflightAsync(new StateLocation(null, vm.TpmStateDirectory, null, QemuConf.Defaults), CancellationToken.None));
 

@@ -8,7 +8,7 @@ internal sealed class RepairVerb : IVerb
 {
     public string Name => "repair";
 
-    public string Summary => "after a killed virtbackup: resume a VM it paused, abort its job, remove its uncommitted checkpoint";
+    public string Summary => "after a killed virtbackup: resume a VM it paused, thaw a guest it froze, abort its job, remove its uncommitted checkpoint";
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
@@ -24,7 +24,7 @@ internal sealed class RepairVerb : IVerb
         var store = new ChainStore(Settings.StateDirectory(options, context));
         var directory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(directory, domain.Name);
-        var repaired = await new DomainRepair(domain, new PausedMarker(directory), context.Log).RunAsync(cancellationToken);
+        var repaired = await new DomainRepair(domain, new CaptureMarkers(directory), context.Log).RunAsync(cancellationToken);
         var removed = new ChainPlanner(domain, store, context.Log).RemoveUncommitted();
         if (repaired.Count == 0 && removed.Count == 0)
         {

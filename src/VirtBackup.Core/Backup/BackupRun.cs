@@ -37,11 +37,11 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var store = new ChainStore(options.StateDirectory);
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
-        var marker = new PausedMarker(domainDirectory);
-        await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, marker, store, log);
-        await new DomainRepair(domain, marker, log).RunAsync(cancellationToken);
+        var markers = new CaptureMarkers(domainDirectory);
+        await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, markers, store, log);
+        await new DomainRepair(domain, markers, log).RunAsync(cancellationToken);
         var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
-        var capture = new ConsistentCapture(host.Files, marker, log) { Phases = Phases };
+        var capture = new ConsistentCapture(host.Files, markers, log) { Phases = Phases };
         await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
         await capture.PreflightAsync(state, cancellationToken);
         log.Debug("phase: domain looked up and parsed, preflight passed");

@@ -16,7 +16,7 @@ namespace VirtBackup.Core.Capture;
 /// does. Streaming the disks happens after this returns.
 /// <see cref="PreflightAsync"/> runs first, before anything else touches the domain (even its checkpoints).
 /// </summary>
-public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
+public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, ILogger log)
 {
     /// <summary>Called at the freeze, paused, backupBegin and state-read boundaries (tests only).</summary>
     public PhaseHook? Phases { get; init; }
@@ -41,7 +41,7 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
             var paused = TimeSpan.Zero;
             if (running)
             {
-                marker.Set();
+                markers.Paused.Set();
                 pausedAt = Stopwatch.GetTimestamp();
                 domain.Suspend();
             }
@@ -62,7 +62,7 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
                 {
                     domain.Resume();
                     paused = Stopwatch.GetElapsedTime(pausedAt);
-                    marker.Clear();
+                    markers.Paused.Clear();
                 }
             }
 
@@ -118,7 +118,20 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
             return FreezeState.NoAgent;
         }
 
-        var count = domain.FSFreeze();
+        // The marker first: a guest frozen by a run that is then killed stays frozen until someone thaws it.
+        markers.Frozen.Set();
+        int count;
+        try
+        {
+            count = domain.FSFreeze();
+        }
+        catch (LibvirtException)
+        {
+            // The agent thaws what it froze before a freeze fails, and one frozen by someone else is not ours to thaw.
+            markers.Frozen.Clear();
+            throw;
+        }
+
         log.Information("froze {Count} file systems in {Domain}", count, domain.Name);
         return FreezeState.Frozen;
     }
@@ -127,11 +140,14 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
     {
         try
         {
-            domain.FSThaw();
+            var count = domain.FSThaw();
+            markers.Frozen.Clear();
+            log.Information("thawed {Count} file systems in {Domain}", count, domain.Name);
         }
         catch (LibvirtException e)
         {
-            // A failed thaw must not hide the backup's own outcome; the agent thaws by itself on timeout.
+            // A failed thaw must not hide the backup's own outcome. qemu-guest-agent has no timeout of its own: the
+            // frozen marker stays, and this run's recovery (on a new connection), the next run or 'repair' thaws.
             log.Error("could not thaw the file systems of {Domain}: {Message}", domain.Name, e.Message);
         }
     }

@@ -5,27 +5,17 @@ namespace VirtBackup.Core.Capture;
 
 /// <summary>
 /// Puts a domain back in order after a virtbackup that was killed (SIGKILL: no cleanup ran): resumes a
-/// VM that virtbackup paused (the durable marker says so; a VM someone else paused is left alone) and
-/// aborts a backup job that virtbackup started (its NBD socket lives in a <see cref="Backup.JobRuntimeDirectory"/>) and
+/// VM that virtbackup paused and thaws the guest file systems it froze (the durable markers say so; a VM someone
+/// else paused or froze is left alone) and aborts a backup job that virtbackup started (its NBD socket lives in a <see cref="Backup.JobRuntimeDirectory"/>) and
 /// removes the job directories killed runs left.
 /// Uncommitted checkpoints are removed by the chain planner before the next backup. Run under the domain lock.
 /// </summary>
-public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log)
+public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger log)
 {
     /// <summary>Returns what was repaired, one line each (empty when nothing was needed).</summary>
     public async Task<IReadOnlyList<string>> RunAsync(CancellationToken cancellationToken)
     {
-        var repaired = new List<string>();
-        if (marker.Exists)
-        {
-            if (domain.IsActive() && domain.GetState().State == DomainState.Paused)
-            {
-                domain.Resume();
-                repaired.Add($"resumed '{domain.Name}', which an interrupted virtbackup had paused");
-            }
-
-            marker.Clear();
-        }
+        var repaired = new List<string>(markers.Undo(domain, "an interrupted virtbackup", log));
 
         if (domain.IsActive() && domain.GetJobStats().IsBackupActive && IsOurJob())
         {
@@ -50,7 +40,7 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
 
         if (repaired.Count == 0)
         {
-            log.Debug("{Domain}: no paused marker and no job of an interrupted virtbackup", domain.Name);
+            log.Debug("{Domain}: no paused or frozen marker and no job of an interrupted virtbackup", domain.Name);
         }
 
         return repaired;

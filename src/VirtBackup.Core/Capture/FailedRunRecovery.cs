@@ -7,13 +7,13 @@ namespace VirtBackup.Core.Capture;
 /// <summary>
 /// The last line of a backup that failed or was interrupted, run under the domain lock after the run's own
 /// cleanup (resume, thaw, abort the job, roll back the checkpoint) and undoing only what this run did: resume the
-/// VM if this run's paused marker is still there, abort the job if it is this run's (its NBD socket, or its TCP port), delete this
+/// VM if this run's paused marker is still there, thaw the guest if its frozen marker is, abort the job if it is this run's (its NBD socket, or its TCP port), delete this
 /// run's checkpoint if no completed stream carried it. That cleanup fails when libvirtd restarted meanwhile (every
 /// call on the old connection fails), so this opens a new connection when the old one is gone, waiting up to
 /// <see cref="ReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
 /// own error is the one reported.
 /// </summary>
-public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUuid, string domainName, PausedMarker marker, ChainStore store, ILogger log)
+public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUuid, string domainName, CaptureMarkers markers, ChainStore store, ILogger log)
     : IAsyncDisposable
 {
     public static readonly TimeSpan ReconnectTimeout = TimeSpan.FromSeconds(30);
@@ -34,7 +34,7 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
 
     public async ValueTask DisposeAsync()
     {
-        if (_succeeded || (!marker.Exists && _server is null))
+        if (_succeeded || (!markers.Any && _server is null))
         {
             return;
         }
@@ -69,15 +69,9 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
     private async Task RecoverAsync(LibvirtConnection connection)
     {
         using var domain = connection.LookupByUuid(domainUuid);
-        if (marker.Exists)
+        foreach (var line in markers.Undo(domain, "this run", log))
         {
-            if (domain.IsActive() && domain.GetState().State == DomainState.Paused)
-            {
-                domain.Resume();
-                log.Warning("resumed '{Domain}', which this run had paused", domainName);
-            }
-
-            marker.Clear();
+            log.Warning("{Recovery}", line);
         }
 
         if (_server is not null && domain.IsActive() && domain.GetJobStats().IsBackupActive && IsThisRunsJob(domain))
