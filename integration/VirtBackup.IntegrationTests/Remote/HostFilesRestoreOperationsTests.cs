@@ -23,7 +23,7 @@ public class HostFilesRestoreOperationsTests
         await File.WriteAllBytesAsync(nvram, RandomNumberGenerator.GetBytes(540_672));
         await File.WriteAllTextAsync(scratch["tpm2/.lock"], string.Empty);
         await File.WriteAllTextAsync(scratch["tpm2/sub/b"], "before");
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
 
         await using var read = await host.Files.PrepareStateReadAsync(nvram, scratch["tpm2"], CancellationToken.None);
         var later = RandomNumberGenerator.GetBytes(540_672);
@@ -70,7 +70,7 @@ public class HostFilesRestoreOperationsTests
     public async Task Directories_are_created_with_their_mode_renamed_synced_and_looked_at(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var files = host.Files;
 
         await files.CreateDirectoryAsync(scratch["a/b/c"], Mode711, CancellationToken.None);
@@ -98,7 +98,7 @@ public class HostFilesRestoreOperationsTests
     public async Task A_file_written_without_an_owner_keeps_the_writing_users(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
 
         await host.Files.WriteFileAsync(scratch["NAME.chain.json"], "{}"u8.ToArray(), UnixFileMode.UserRead | UnixFileMode.UserWrite, null, null, CancellationToken.None);
 
@@ -111,27 +111,5 @@ public class HostFilesRestoreOperationsTests
         var result = await CliWrap.Cli.Wrap(program).WithArguments(arguments).WithValidation(CliWrap.CommandResultValidation.None)
             .ExecuteBufferedAsync(CancellationToken.None);
         return result.ExitCode is 0 or 1 ? result.StandardOutput : throw new InvalidOperationException($"{program} failed: {result.StandardError}");
-    }
-
-    private static async Task<HostFilesUnderTest> HostFilesAsync(string kind)
-    {
-        if (kind == "local")
-        {
-            return new HostFilesUnderTest(new LocalHostFiles(), null);
-        }
-
-        var session = await SshLab.ConnectAsync();
-        return new HostFilesUnderTest(new SshHostFiles(session), session);
-    }
-
-    private sealed record HostFilesUnderTest(IHostFiles Files, SshSession? Session) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            if (Session is not null)
-            {
-                await Session.DisposeAsync();
-            }
-        }
     }
 }

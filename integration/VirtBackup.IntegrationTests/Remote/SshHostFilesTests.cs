@@ -144,7 +144,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task A_written_tree_lands_owned_by_tss_with_mode_0600_files_and_0700_directories(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var target = scratch["swtpm/6f1e0b0e-0000-4000-8000-000000000001"];
         var permall = RandomNumberGenerator.GetBytes(9000);
         HostFile[] files =
@@ -181,7 +181,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task A_written_file_replaces_the_old_one_with_the_given_owner_and_mode(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var target = scratch["vm_VARS.fd"];
         await File.WriteAllTextAsync(target, "old, world-readable");
         File.SetUnixFileMode(target, (UnixFileMode)0b110_100_100);
@@ -203,7 +203,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task Nothing_under_the_target_is_ever_readable_by_others_while_it_is_written(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var parent = scratch["swtpm"];
         Directory.CreateDirectory(parent);
         var nvramParent = scratch["nvram"];
@@ -270,7 +270,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task Writing_a_tree_replaces_an_existing_tree_completely(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var target = scratch["vm"];
 
         await host.Files.WriteTreeAsync(target, [new("a/old", [1], 0), new("b", [2], 0)], Mode600, Mode700, "tss", "tss", CancellationToken.None);
@@ -286,7 +286,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task Paths_and_names_from_the_stream_cannot_inject_shell_commands(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var marker = $"/tmp/vbt-pwned-{Guid.NewGuid():N}";
         var target = scratch[$"dir with 'quote' and $(touch {marker}) `touch {marker}`; touch {marker}"];
         HostFile[] files = [new($"$(touch {marker[1..]})", [1], 0), new("`id`'\"; touch x", [2], 0), new("-rf", [3], 0)];
@@ -310,7 +310,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task Exists_sees_files_directories_and_dangling_links_and_delete_removes_links_not_their_targets(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var files = host.Files;
         Directory.CreateDirectory(scratch["kept/inner"]);
         await File.WriteAllTextAsync(scratch["kept/inner/file"], "x");
@@ -338,7 +338,7 @@ public class SshHostFilesTests(ITestOutputHelper output)
     public async Task Bad_paths_names_and_owners_are_refused_before_anything_is_written(string kind)
     {
         using var scratch = SshLab.CreateScratch();
-        await using var host = await HostFilesAsync(kind);
+        await using var host = await HostFilesUnderTest.OpenAsync(kind);
         var files = host.Files;
         var none = CancellationToken.None;
 
@@ -371,28 +371,6 @@ public class SshHostFilesTests(ITestOutputHelper output)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return [];
-        }
-    }
-
-    private static async Task<HostFilesUnderTest> HostFilesAsync(string kind)
-    {
-        if (kind == "local")
-        {
-            return new HostFilesUnderTest(new LocalHostFiles(), null);
-        }
-
-        var session = await SshLab.ConnectAsync();
-        return new HostFilesUnderTest(new SshHostFiles(session), session);
-    }
-
-    private sealed record HostFilesUnderTest(IHostFiles Files, SshSession? Session) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            if (Session is not null)
-            {
-                await Session.DisposeAsync();
-            }
         }
     }
 }
