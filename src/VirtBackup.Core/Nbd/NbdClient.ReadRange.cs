@@ -42,7 +42,7 @@ public sealed partial class NbdClient
         foreach (var range in ranges)
             CheckRange("READ", range.Offset, range.Length);
         chunkSize = OrderedChunkWindow.FitChunkSize(chunkSize, MaxPayloadLength, MinimumBlockSize);
-        return OrderedChunkWindow.RunAsync(ranges, chunkSize, inFlight, (offset, buffer) => ReadAsync(offset, buffer, ct), sink);
+        return OrderedChunkWindow.RunAsync(ranges, chunkSize, inFlight, (offset, buffer) => ReadAsync(offset, buffer, ct), sink, ct);
     }
 }
 

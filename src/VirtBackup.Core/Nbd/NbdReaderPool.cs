@@ -118,6 +118,7 @@ public sealed class NbdReaderPool : IAsyncDisposable
                 inFlight,
                 (offset, buffer) => ReadAsync(_clients[chunkIndex++ % _clients.Length], offset, buffer),
                 sink,
+                ct,
                 readFailed: () => failure!.Throw(), // the first READ to fail, on whichever connection
                 abandoning: () => failFast.CancelAsync()).ConfigureAwait(false);
         }

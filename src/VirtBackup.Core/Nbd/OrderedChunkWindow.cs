@@ -24,6 +24,7 @@ internal static class OrderedChunkWindow
     }
 
     /// <param name="read">Starts the READ of one chunk (its offset, the buffer to fill).</param>
+    /// <param name="ct">Checked before every chunk goes to the sink.</param>
     /// <param name="readFailed">Called when a READ failed, before its exception is rethrown; it may throw a better one.</param>
     /// <param name="abandoning">Called once when the pipeline stops early (failure, cancellation), before the
     /// outstanding READs are awaited: the place to cancel them.</param>
@@ -33,6 +34,7 @@ internal static class OrderedChunkWindow
         int inFlight,
         Func<long, Memory<byte>, Task> read,
         Func<long, ReadOnlyMemory<byte>, ValueTask> sink,
+        CancellationToken ct,
         Action? readFailed = null,
         Func<Task>? abandoning = null)
     {
@@ -59,6 +61,7 @@ internal static class OrderedChunkWindow
                         throw;
                     }
 
+                    ct.ThrowIfCancellationRequested(); // reads done already must not outrun a cancellation
                     await sink(chunkOffset, buffer.AsMemory(0, count)).ConfigureAwait(false);
                 }
                 finally
