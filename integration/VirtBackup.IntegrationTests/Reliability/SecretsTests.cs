@@ -92,10 +92,22 @@ public sealed class SecretsTests
         try
         {
             // Not File.ReadAllBytes: .NET takes a shared flock, which the run's domain lock refuses.
-            using var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(
-                File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite).DangerousGetHandle(), ownsHandle: true), FileAccess.Read);
-            content = new byte[stream.Length];
-            stream.ReadExactly(content);
+            // One owner of the descriptor: wrapping DangerousGetHandle in a second owning handle closed the fd twice
+            // (the abandoned handle's finalizer closed whatever file had reused the number meanwhile).
+            using var handle = File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            content = new byte[RandomAccess.GetLength(handle)];
+            var read = 0;
+            while (read < content.Length)
+            {
+                var n = RandomAccess.Read(handle, content.AsSpan(read), read);
+                if (n == 0)
+                {
+                    Array.Resize(ref content, read);
+                    break;
+                }
+
+                read += n;
+            }
         }
         catch (IOException)
         {
