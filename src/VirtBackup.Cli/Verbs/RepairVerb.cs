@@ -25,7 +25,7 @@ internal sealed class RepairVerb : IVerb
         var directory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(directory, domain.Name);
         var repaired = await new DomainRepair(domain, new PausedMarker(directory), context.Log).RunAsync(cancellationToken);
-        var removed = new ChainPlanner(domain, store, context.Log).RemoveUncommitted();
+        var removed = await new ChainPlanner(domain, store, new LiveCheckpoints(domain), context.Log).RemoveUncommittedAsync(cancellationToken);
         if (repaired.Count == 0 && removed.Count == 0)
         {
             context.Log.Information("{Domain} needed no repair", domain.Name);
