@@ -38,7 +38,7 @@ public sealed class OfflineBackupTests : IDisposable
         Assert.Equal([new DiskExtent(4 * M, M, false)], offline.Maps["vda"].Extents);
         Assert.Equal([4L * M], offline.Data["vda"].Keys);
         Assert.True(offline.Data["vda"][4 * M].Length == M && offline.Data["vda"][4 * M].All(b => b == 0x66));
-        Assert.Equal((DomainState.Shutoff, [full.Manifest.Checkpoint!, offline.Manifest.Checkpoint!]), Observe(vm));
+        AssertShutOffWith(vm, full.Manifest.Checkpoint!, offline.Manifest.Checkpoint!);
         Assert.Equal([Recording(full.Manifest.Checkpoint!), Recording(offline.Manifest.Checkpoint!)], await BitmapsAsync(vm));
         Assert.Equal(0, (await RestoreAsync(full)).ExitCode);
         Assert.Equal(0, (await RestoreAsync(offline)).ExitCode);
@@ -51,7 +51,7 @@ public sealed class OfflineBackupTests : IDisposable
 
         Assert.Equal((BackupLevel.Inc, offline.Manifest.Checkpoint), (running.Manifest.Level, running.Manifest.ParentCheckpoint));
         Assert.Equal([new DiskExtent(20 * M, M, false)], running.Maps["vda"].Extents);
-        Assert.Equal([full.Manifest.Checkpoint!, offline.Manifest.Checkpoint!, running.Manifest.Checkpoint!], Observe(vm).Checkpoints);
+        Assert.Equal([full.Manifest.Checkpoint!, offline.Manifest.Checkpoint!, running.Manifest.Checkpoint!], Checkpoints(vm));
         Assert.Equal(0, (await RestoreAsync(running)).ExitCode);
         Assert.Equal("Images are identical.", await CompareWithRestoredAsync(vm));
     }
@@ -70,13 +70,35 @@ public sealed class OfflineBackupTests : IDisposable
             .ExecuteBufferedAsync();
 
         Assert.Equal("7", shell.StandardOutput.Trim());
-        Assert.Equal((DomainState.Shutoff, [full.Manifest.Checkpoint!]), Observe(vm));
+        AssertShutOffWith(vm, full.Manifest.Checkpoint!);
         Assert.Equal([Recording(full.Manifest.Checkpoint!)], await BitmapsAsync(vm));
         var next = await backups.BackupAsync("auto");
         Assert.Equal(
             (BackupLevel.Inc, full.Manifest.Checkpoint, ChainState.CheckpointName(full.Manifest.ChainId!, 2)),
             (next.Manifest.Level, next.Manifest.ParentCheckpoint, next.Manifest.Checkpoint));
         Assert.Equal([new DiskExtent(16 * M, 8 * M, false)], next.Maps["vda"].Extents);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_checkpoint_a_failed_run_left_is_removed_with_its_bitmaps_while_the_domain_is_off_and_the_incremental_still_has_every_change()
+    {
+        await using var vm = await LabVm.CreateAsync(diskSize: "64M", fill: true);
+        using var backups = new BackupFixture(vm);
+        var full = await backups.BackupAsync("full");
+        await vm.InjectWriteAsync("vda", "8M", "1M", "0x31");
+        var leftover = ChainState.CheckpointName(full.Manifest.ChainId!, 2);
+        await LabHost.RunAsync("virsh", ["-q", "checkpoint-create-as", vm.Name, "--name", leftover]); // as a run killed mid-stream leaves it
+        await ShutOffAsync(vm);
+
+        var result = await backups.CliAsync("auto");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains($"removed checkpoint {leftover} of {vm.Name}: no completed stream carried it", result.StandardError);
+        var inc = await ParsedStream.ReadAsync(result.StandardOutput);
+        Assert.Equal((BackupLevel.Inc, full.Manifest.Checkpoint, leftover), (inc.Manifest.Level, inc.Manifest.ParentCheckpoint, inc.Manifest.Checkpoint));
+        Assert.Equal([new DiskExtent(8 * M, M, false)], inc.Maps["vda"].Extents);
+        AssertShutOffWith(vm, full.Manifest.Checkpoint!, leftover);
+        Assert.Equal([Recording(full.Manifest.Checkpoint!), Recording(leftover)], await BitmapsAsync(vm));
     }
 
     [Fact(Timeout = 180_000)]
@@ -99,7 +121,7 @@ public sealed class OfflineBackupTests : IDisposable
         Assert.Equal((BackupLevel.Full, (string?)null), (stream.Manifest.Level, stream.Manifest.ParentCheckpoint));
         Assert.NotEqual(full.Manifest.ChainId, stream.Manifest.ChainId);
         Assert.Contains($"as Full: new chain {stream.Manifest.ChainId}: {reason}", auto.StandardError);
-        Assert.Equal((DomainState.Shutoff, [stream.Manifest.Checkpoint!]), Observe(vm));
+        AssertShutOffWith(vm, stream.Manifest.Checkpoint!);
         Assert.Equal([Recording(stream.Manifest.Checkpoint!)], await BitmapsAsync(vm));
         var rebuilt = new byte[vm.DiskSizeBytes];
         stream.ApplyTo("vda", rebuilt);
@@ -127,7 +149,7 @@ public sealed class OfflineBackupTests : IDisposable
             Assert.Equal(await File.ReadAllBytesAsync(vm.NvramPath), stream.Nvram);
         }
 
-        Assert.Equal((DomainState.Shutoff, [full.Manifest.Checkpoint!]), Observe(vm));
+        AssertShutOffWith(vm, full.Manifest.Checkpoint!);
         Assert.Equal([Recording(full.Manifest.Checkpoint!)], await BitmapsAsync(vm));
     }
 
@@ -143,10 +165,13 @@ public sealed class OfflineBackupTests : IDisposable
     private static async Task<IReadOnlyList<ImageBitmap>> BitmapsAsync(LabVm vm) =>
         (await QemuImg.InfoAsync(vm.DiskPath("vda"), forceShare: false, CancellationToken.None)).Bitmaps;
 
-    private static (DomainState State, IReadOnlyList<string> Checkpoints) Observe(LabVm vm)
+    private static IReadOnlyList<string> Checkpoints(LabVm vm) => BackupFixture.Observe(vm.Name).Checkpoints;
+
+    private static void AssertShutOffWith(LabVm vm, params string[] checkpoints)
     {
-        var (state, _, checkpoints) = BackupFixture.Observe(vm.Name);
-        return (state, checkpoints);
+        var (state, _, existing) = BackupFixture.Observe(vm.Name);
+        Assert.Equal(DomainState.Shutoff, state);
+        Assert.Equal(checkpoints, existing);
     }
 
     private Task<CliResult> RestoreAsync(ParsedStream stream) =>
