@@ -123,28 +123,6 @@ public class BackupTests(ITestOutputHelper output)
         Assert.Equal([new DiskExtent(16 * M, 8 * M, false)], next.Maps["vda"].Extents);
     }
 
-    [Fact(Timeout = 120_000)]
-    public async Task A_shut_off_domain_is_copied_through_qemu_nbd_without_a_pause_or_a_checkpoint()
-    {
-        await using var vm = await LabVm.CreateAsync(diskSize: "64M", fill: true);
-        using var backups = new BackupFixture(vm);
-        await LabHost.RunAsync("virsh", ["-q", "destroy", vm.Name]);
-
-        var stream = await backups.BackupAsync("auto");
-
-        Assert.Equal((BackupLevel.Copy, 0L, FreezeState.Off, (string?)null), (stream.Manifest.Level, stream.Manifest.PauseWindowMs, stream.Manifest.Freeze, stream.Manifest.Checkpoint));
-        var rebuilt = new byte[vm.DiskSizeBytes];
-        stream.ApplyTo("vda", rebuilt);
-        Assert.True(ParsedStream.Expected(await vm.FillLayoutAsync(), vm.DiskSizeBytes).AsSpan().SequenceEqual(rebuilt));
-        Assert.Equal(await File.ReadAllBytesAsync(vm.NvramPath), stream.Nvram);
-        var (state, _, checkpoints) = BackupFixture.Observe(vm.Name);
-        Assert.Equal(DomainState.Shutoff, state);
-        Assert.Empty(checkpoints);
-        var inc = await backups.CliAsync("inc");
-        Assert.Equal(4, inc.ExitCode);
-        Assert.Contains("is shut off", inc.StandardError);
-    }
-
     private static void AssertRunningWithoutJob(LabVm vm, string[] checkpoints)
     {
         var (state, job, existing) = BackupFixture.Observe(vm.Name);

@@ -1,6 +1,7 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Remote;
 
 namespace VirtBackup.CliApp.Verbs;
 
@@ -25,7 +26,9 @@ internal sealed class RepairVerb : IVerb
         var directory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(directory, domain.Name);
         var repaired = await new DomainRepair(domain, new CaptureMarkers(directory), context.Log).RunAsync(cancellationToken);
-        var removed = new ChainPlanner(domain, store, context.Log).RemoveUncommitted();
+        await using var host = await HostConnection.ConnectAsync(Settings.ConnectUri(options, context), null, context.Log, cancellationToken);
+        var checkpoints = CheckpointBitmaps.For(domain, host.Images, context.Log);
+        var removed = await new ChainPlanner(domain, store, checkpoints, context.Log).RemoveUncommittedAsync(cancellationToken);
         if (repaired.Count == 0 && removed.Count == 0)
         {
             context.Log.Information("{Domain} needed no repair", domain.Name);

@@ -9,10 +9,13 @@ using VirtBackup.Core.Stream;
 namespace VirtBackup.Core.Backup;
 
 /// <summary>
-/// A shut-off domain: nothing runs, so nothing needs pausing. Each disk image is served read-only by
-/// a private qemu-nbd on the domain's host (whose image lock also keeps the domain from starting while it is read), NVRAM and
-/// TPM state are read as they lie. libvirt creates no checkpoint for an inactive domain, so the stream is
-/// a copy and the chain is left as it is: the next incremental of the running domain still follows it.
+/// A shut-off domain: nothing runs, so nothing needs pausing. Each disk image is served read-only by a private
+/// qemu-nbd on the domain's host (whose image lock also keeps the domain from starting while it is read), NVRAM and TPM
+/// state are read as they lie. The level is decided like a running domain's, from the chain and the persistent bitmaps
+/// libvirt left in the qcow2 images: an incremental reads the dirty ∩ allocated ranges of bitmap C (the last committed
+/// checkpoint), exported by qemu-nbd. A full or incremental first creates the next checkpoint the way libvirt would
+/// (<see cref="OfflineCheckpoints"/>: a new enabled bitmap in every qcow2 disk, then libvirt's record redefined), and the
+/// chain advances only once the stream is complete; otherwise <see cref="OfflineCheckpoint"/> removes both again.
 /// </summary>
 public sealed partial class BackupRun
 {
@@ -27,41 +30,52 @@ public sealed partial class BackupRun
         CancellationToken cancellationToken)
     {
         var elapsed = Stopwatch.StartNew();
-        if (options.Level == RequestedLevel.Inc)
+        var qcow2 = selection.Included.Where(d => d.DriverType == "qcow2").ToList();
+        var checkpoints = new OfflineCheckpoints(domain, host.Images, qcow2, log);
+        var planner = new ChainPlanner(domain, store, checkpoints, log);
+        var plan = await planner.PlanAsync(options.Level, selection.BitmapTargets, cancellationToken);
+        log.Information("backing up shut-off {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
+        var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
+        var captured = await ReadStateFilesAsync(state, cancellationToken);
+        await using var checkpoint = new OfflineCheckpoint(checkpoints, plan.Checkpoint, domain.Name, log);
+        if (plan.Checkpoint is { } name)
         {
-            throw new BackupRefusedException(
-                $"'{domain.Name}' is shut off: an incremental needs a checkpoint, which libvirt creates only for a running domain. Use --level copy (or auto), or start the domain");
+            var others = xml.Disks.Where(d => d.Device == DiskDevice.Disk).Select(d => d.Target).Except(selection.BitmapTargets).ToList();
+            await checkpoint.CreateAsync(
+                CheckpointXml.Redefinition(name, plan.Parent, DateTimeOffset.UtcNow, selection.BitmapTargets, others), cancellationToken);
         }
 
-        var previous = TryLoad(store, domain.Uuid);
-        var plan = new ChainPlan(BackupLevel.Copy, previous?.ChainId, null, null, null, "the domain is shut off: a copy without a checkpoint, the chain is left as it is");
-        log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
-        var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        var nvram = state.NvramPath is { } nvramPath && await host.Files.ExistsAsync(nvramPath, cancellationToken)
-            ? await host.Files.ReadFileAsync(nvramPath, cancellationToken)
-            : null;
-        var tpm = state.TpmStateDirectory is { } tpmDirectory && await host.Files.ExistsAsync(tpmDirectory, cancellationToken)
-            ? await host.Files.ReadTreeAsync(tpmDirectory, cancellationToken)
-            : [];
-        var captured = new CapturedState(nvram, tpm, 0, FreezeState.Off);
         var servers = new List<IServedImage>();
         var disks = new List<DiskSource>();
         try
         {
             foreach (var disk in selection.Included)
             {
-                var server = await host.Images.ServeAsync(disk.SourcePath!, disk.DriverType!, readOnly: true, cancellationToken);
+                var bitmap = plan.Level == BackupLevel.Inc && disk.DriverType == "qcow2" ? plan.Parent : null;
+                var server = await host.Images.ServeAsync(disk.SourcePath!, disk.DriverType!, readOnly: true, bitmap, cancellationToken);
                 servers.Add(server);
-                disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(server.SocketPath), null, cancellationToken));
+                disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(server.SocketPath), bitmap, cancellationToken));
+            }
+
+            if (domain.IsActive())
+            {
+                throw new BackupRefusedException(
+                    $"'{domain.Name}' was started while its shut-off backup began: run the backup again (it will take the running domain's way)");
             }
 
             var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
-            manifest = manifest with { Warnings = [.. manifest.Warnings, "the domain was shut off: its disks were read through qemu-nbd, no checkpoint was made"] };
+            manifest = manifest with { Warnings = [.. manifest.Warnings, OfflineWarning(plan)] };
             await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job: null, cancellationToken);
+            if (plan.Checkpoint is not null)
+            {
+                planner.Commit(plan, selection.BitmapTargets);
+                checkpoint.Commit();
+            }
+
             var dataBytes = disks.Sum(d => d.DataBytes);
             log.Information(
-                "backup of shut-off {Domain} complete: copy, {DataMiB:F1} MiB of disk data in {Seconds:F1} s",
-                domain.Name, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds);
+                "backup of shut-off {Domain} complete: {Level}, {DataMiB:F1} MiB of disk data in {Seconds:F1} s",
+                domain.Name, plan.Level, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds);
             return new BackupResult(manifest, dataBytes, elapsed.Elapsed);
         }
         finally
@@ -73,21 +87,27 @@ public sealed partial class BackupRun
 
             foreach (var server in servers)
             {
-                await server.DisposeAsync();
+                await server.DisposeAsync(); // before the checkpoint's rollback, which needs the images unlocked
             }
         }
     }
 
-    private ChainState? TryLoad(ChainStore store, string uuid)
+    /// <summary>NVRAM and TPM state as they lie: nothing runs that could change them.</summary>
+    private async Task<CapturedState> ReadStateFilesAsync(StateLocation state, CancellationToken cancellationToken)
     {
-        try
-        {
-            return store.Load(uuid);
-        }
-        catch (ChainStateException e)
-        {
-            log.Warning("{Message}", e.Message);
-            return null;
-        }
+        var nvram = state.NvramPath is { } nvramPath && await host.Files.ExistsAsync(nvramPath, cancellationToken)
+            ? await host.Files.ReadFileAsync(nvramPath, cancellationToken)
+            : null;
+        var tpm = state.TpmStateDirectory is { } tpmDirectory && await host.Files.ExistsAsync(tpmDirectory, cancellationToken)
+            ? await host.Files.ReadTreeAsync(tpmDirectory, cancellationToken)
+            : [];
+        return new CapturedState(nvram, tpm, 0, FreezeState.Off);
     }
+
+    private static string OfflineWarning(ChainPlan plan) => plan.Level switch
+    {
+        BackupLevel.Inc => $"the domain was shut off: its disks were read through qemu-nbd, the changes since {plan.Parent} from the images' bitmaps; checkpoint {plan.Checkpoint} was added to them",
+        BackupLevel.Full => $"the domain was shut off: its disks were read through qemu-nbd; checkpoint {plan.Checkpoint} was added to them",
+        _ => "the domain was shut off: its disks were read through qemu-nbd, no checkpoint was made",
+    };
 }

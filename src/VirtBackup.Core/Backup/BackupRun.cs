@@ -52,8 +52,8 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
         await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
         await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
-        var planner = new ChainPlanner(domain, store, log);
-        var plan = planner.Plan(options.Level, selection.BitmapTargets);
+        var planner = new ChainPlanner(domain, store, new LiveCheckpoints(domain), log);
+        var plan = await planner.PlanAsync(options.Level, selection.BitmapTargets, cancellationToken);
         recovery.Track(endpoint.Server, plan.Checkpoint);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);

@@ -8,20 +8,22 @@ namespace VirtBackup.Core.Chain;
 /// Decides the level of a backup and prepares libvirt's checkpoints for it, before the VM is touched:
 /// removes checkpoints of ours that no completed stream carried, redefines committed ones libvirt lost
 /// (a redefined domain), and for a full backup removes the old chain (only checkpoints virtbackup made).
+/// <paramref name="bitmaps"/> says how checkpoints are checked and removed: by libvirt for a running domain, by
+/// virtbackup on the images for a shut-off one.
 /// </summary>
-public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
+public sealed class ChainPlanner(Domain domain, ChainStore store, ICheckpointBitmaps bitmaps, ILogger log)
 {
     /// <param name="bitmapDisks">The disks of this backup that carry bitmaps (qcow2), in order.</param>
-    public ChainPlan Plan(RequestedLevel requested, IReadOnlyList<string> bitmapDisks)
+    public async Task<ChainPlan> PlanAsync(RequestedLevel requested, IReadOnlyList<string> bitmapDisks, CancellationToken cancellationToken)
     {
         var state = Load();
-        RemoveUncommitted(state);
+        await RemoveUncommittedAsync(state, cancellationToken);
         if (requested == RequestedLevel.Copy)
         {
             return new ChainPlan(BackupLevel.Copy, state?.ChainId, null, null, null, "copy requested: no checkpoint, the chain is left as it is");
         }
 
-        var problem = requested == RequestedLevel.Full ? "full requested" : ChainProblem(state, bitmapDisks);
+        var problem = requested == RequestedLevel.Full ? "full requested" : await ChainProblemAsync(state, bitmapDisks, cancellationToken);
         if (problem is null)
         {
             var last = state!.Last!;
@@ -34,7 +36,7 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
             throw new ChainStateException($"cannot make an incremental backup of '{domain.Name}': {problem}. Run a full backup (--level full or auto)");
         }
 
-        RemoveChain();
+        await RemoveChainAsync(cancellationToken);
         var chainId = ChainState.NewChainId();
         return new ChainPlan(BackupLevel.Full, chainId, ChainState.CheckpointName(chainId, 1), null, null, $"new chain {chainId}: {problem}");
     }
@@ -69,7 +71,7 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
     }
 
     /// <summary>Why the chain cannot continue, or null when an incremental is possible.</summary>
-    private string? ChainProblem(ChainState? state, IReadOnlyList<string> bitmapDisks)
+    private async Task<string?> ChainProblemAsync(ChainState? state, IReadOnlyList<string> bitmapDisks, CancellationToken cancellationToken)
     {
         if (state?.Last is null)
         {
@@ -79,6 +81,11 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
         if (!state.Disks.SequenceEqual(bitmapDisks))
         {
             return $"the disk set changed ({string.Join(",", state.Disks)} then, {string.Join(",", bitmapDisks)} now)";
+        }
+
+        if (await bitmaps.ProblemAsync(state.Last.Name, cancellationToken) is { } broken)
+        {
+            return broken;
         }
 
         var existing = domain.ListCheckpoints();
@@ -98,7 +105,7 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
             var existing = domain.ListCheckpoints();
             foreach (var checkpoint in state.Checkpoints.Where(c => !existing.Contains(c.Name)))
             {
-                domain.CheckpointCreateXml(checkpoint.Xml, CheckpointCreateFlags.Redefine | CheckpointCreateFlags.RedefineValidate).Dispose();
+                domain.CheckpointCreateXml(checkpoint.Xml, bitmaps.RedefineFlags).Dispose();
                 log.Information("redefined checkpoint {Checkpoint} of {Domain} from the saved chain state", checkpoint.Name, domain.Name);
             }
 
@@ -111,26 +118,26 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ILogger log)
     }
 
     /// <summary>Removes checkpoints of ours that no completed stream carried (left by a killed run); returns their names.</summary>
-    public IReadOnlyList<string> RemoveUncommitted() => RemoveUncommitted(Load());
+    public Task<IReadOnlyList<string>> RemoveUncommittedAsync(CancellationToken cancellationToken) => RemoveUncommittedAsync(Load(), cancellationToken);
 
-    private IReadOnlyList<string> RemoveUncommitted(ChainState? state)
+    private async Task<IReadOnlyList<string>> RemoveUncommittedAsync(ChainState? state, CancellationToken cancellationToken)
     {
         var committed = state?.Checkpoints.Select(c => c.Name).ToHashSet() ?? [];
         var removed = domain.ListCheckpoints().Reverse().Where(n => ChainState.IsOurs(n) && !committed.Contains(n)).ToList();
         foreach (var name in removed)
         {
-            domain.CheckpointDelete(name);
+            await bitmaps.DeleteAsync(name, cancellationToken);
             log.Warning("removed checkpoint {Checkpoint} of {Domain}: no completed stream carried it", name, domain.Name);
         }
 
         return removed;
     }
 
-    private void RemoveChain()
+    private async Task RemoveChainAsync(CancellationToken cancellationToken)
     {
         foreach (var name in domain.ListCheckpoints().Reverse().Where(ChainState.IsOurs))
         {
-            domain.CheckpointDelete(name);
+            await bitmaps.DeleteAsync(name, cancellationToken);
             log.Information("removed checkpoint {Checkpoint} of {Domain}: a full backup starts a new chain", name, domain.Name);
         }
 

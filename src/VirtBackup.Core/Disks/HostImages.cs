@@ -24,8 +24,17 @@ public interface IHostImages
 
     Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken);
 
-    /// <summary>Serves the image with qemu-nbd (writable unless <paramref name="readOnly"/>) on a private socket.</summary>
-    Task<IServedImage> ServeAsync(string path, string format, bool readOnly, CancellationToken cancellationToken);
+    /// <summary>Adds a persistent, enabled dirty bitmap <paramref name="name"/> to the qcow2 image (no QEMU may hold it).</summary>
+    Task AddBitmapAsync(string path, string name, CancellationToken cancellationToken);
+
+    /// <summary>Removes the persistent dirty bitmap <paramref name="name"/> from the qcow2 image (no QEMU may hold it).</summary>
+    Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Serves the image with qemu-nbd (writable unless <paramref name="readOnly"/>) on a private socket; with
+    /// <paramref name="bitmap"/>, also that persistent bitmap as the meta context <c>qemu:dirty-bitmap:NAME</c>.
+    /// </summary>
+    Task<IServedImage> ServeAsync(string path, string format, bool readOnly, string? bitmap, CancellationToken cancellationToken);
 }
 
 /// <summary><see cref="IHostImages"/> on this machine.</summary>
@@ -50,6 +59,10 @@ public sealed class LocalHostImages : IHostImages
     public Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken) =>
         QemuImg.InfoAsync(path, forceShare, cancellationToken);
 
-    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, CancellationToken cancellationToken) =>
-        await QemuNbdServer.StartAsync(path, format, readOnly, bitmap: null, cancellationToken);
+    public Task AddBitmapAsync(string path, string name, CancellationToken cancellationToken) => QemuImg.AddBitmapAsync(path, name, cancellationToken);
+
+    public Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken) => QemuImg.RemoveBitmapAsync(path, name, cancellationToken);
+
+    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, string? bitmap, CancellationToken cancellationToken) =>
+        await QemuNbdServer.StartAsync(path, format, readOnly, bitmap, cancellationToken);
 }

@@ -5,7 +5,11 @@ using CliWrap;
 namespace VirtBackup.Core.Disks;
 
 /// <summary>What <c>qemu-img info</c> says of an image that the restore and offline backup need.</summary>
-public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize, IReadOnlyList<string> Bitmaps);
+public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize, IReadOnlyList<ImageBitmap> Bitmaps)
+{
+    /// <summary>The bitmap called <paramref name="name"/>, or null when the image has none of that name.</summary>
+    public ImageBitmap? Bitmap(string name) => Bitmaps.FirstOrDefault(b => b.Name == name);
+}
 
 /// <summary>The few <c>qemu-img</c> operations VirtBackup uses, run through CliWrap.</summary>
 public static class QemuImg
@@ -28,6 +32,14 @@ public static class QemuImg
     public static async Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken) =>
         ParseInfo(await RunAsync(InfoArguments(path, forceShare), cancellationToken));
 
+    /// <summary>Adds a persistent, enabled dirty bitmap to a qcow2 image no QEMU holds (what libvirt does at a checkpoint).</summary>
+    public static Task AddBitmapAsync(string path, string name, CancellationToken cancellationToken) =>
+        RunAsync(AddBitmapArguments(path, name), cancellationToken);
+
+    /// <summary>Removes a persistent dirty bitmap from a qcow2 image no QEMU holds.</summary>
+    public static Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken) =>
+        RunAsync(RemoveBitmapArguments(path, name), cancellationToken);
+
     /// <summary>The qemu-img arguments of each operation: the same whether qemu-img runs here or on a remote host.</summary>
     internal static IReadOnlyList<string> CreateArguments(string path, string format, long virtualSize)
     {
@@ -46,6 +58,10 @@ public static class QemuImg
 
     internal static IReadOnlyList<string> CommitArguments(string path) => ["commit", "-q", "-f", "qcow2", path];
 
+    internal static IReadOnlyList<string> AddBitmapArguments(string path, string name) => ["bitmap", "-f", "qcow2", "--add", "--enable", path, name];
+
+    internal static IReadOnlyList<string> RemoveBitmapArguments(string path, string name) => ["bitmap", "-f", "qcow2", "--remove", path, name];
+
     internal static IReadOnlyList<string> InfoArguments(string path, bool forceShare) =>
         forceShare ? ["info", "--output=json", "-U", path] : ["info", "--output=json", path];
 
@@ -54,12 +70,12 @@ public static class QemuImg
     {
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
-        var bitmaps = new List<string>();
+        var bitmaps = new List<ImageBitmap>();
         if (root.TryGetProperty("format-specific", out var specific)
             && specific.TryGetProperty("data", out var data)
             && data.TryGetProperty("bitmaps", out var list))
         {
-            bitmaps.AddRange(list.EnumerateArray().Select(b => b.GetProperty("name").GetString() ?? string.Empty));
+            bitmaps.AddRange(list.EnumerateArray().Select(ParseBitmap));
         }
 
         return new ImageInfo(
@@ -67,6 +83,15 @@ public static class QemuImg
             root.GetProperty("virtual-size").GetInt64(),
             root.TryGetProperty("actual-size", out var actual) ? actual.GetInt64() : 0,
             bitmaps);
+    }
+
+    private static ImageBitmap ParseBitmap(JsonElement bitmap)
+    {
+        var flags = bitmap.TryGetProperty("flags", out var list) ? list.EnumerateArray().Select(f => f.GetString()).ToList() : [];
+        return new ImageBitmap(
+            bitmap.GetProperty("name").GetString() ?? string.Empty,
+            flags.Contains(ImageBitmap.EnabledFlag),
+            flags.Contains(ImageBitmap.InUseFlag));
     }
 
     internal static async Task<string> RunAsync(IReadOnlyList<string> args, CancellationToken cancellationToken)

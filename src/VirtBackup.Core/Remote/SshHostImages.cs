@@ -68,7 +68,13 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
         return QemuImg.ParseInfo(System.Text.Encoding.UTF8.GetString(json));
     }
 
-    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, CancellationToken cancellationToken)
+    public Task AddBitmapAsync(string path, string name, CancellationToken cancellationToken) =>
+        RunAsync(QemuImg.AddBitmapArguments(path, name), $"add bitmap '{name}' to '{path}'", cancellationToken);
+
+    public Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken) =>
+        RunAsync(QemuImg.RemoveBitmapArguments(path, name), $"remove bitmap '{name}' from '{path}'", cancellationToken);
+
+    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, string? bitmap, CancellationToken cancellationToken)
     {
         var operation = $"serve '{path}' with qemu-nbd";
         RemoteProcess process;
@@ -76,7 +82,7 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
         {
             process = await RemoteProcess.StartAsync(
                 session,
-                ShellQuote.ShScript(QemuNbdScript, QemuNbdServer.Arguments(path, format, readOnly, bitmap: null)),
+                ShellQuote.ShScript(QemuNbdScript, QemuNbdServer.Arguments(path, format, readOnly, bitmap)),
                 operation,
                 cancellationToken);
         }

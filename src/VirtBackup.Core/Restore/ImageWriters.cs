@@ -43,7 +43,7 @@ internal sealed class NbdImageWriter : IImageWriter
     /// <summary>Serves <paramref name="image"/> (of <paramref name="format"/>) with qemu-nbd where <paramref name="images"/> run, and connects.</summary>
     public static async Task<NbdImageWriter> OpenAsync(IHostImages images, string image, string format, CancellationToken cancellationToken)
     {
-        var server = await images.ServeAsync(image, format, readOnly: false, cancellationToken);
+        var server = await images.ServeAsync(image, format, readOnly: false, bitmap: null, cancellationToken);
         try
         {
             return new NbdImageWriter(server, await ConnectAsync(server.SocketPath, cancellationToken));

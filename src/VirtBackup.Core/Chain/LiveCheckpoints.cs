@@ -1,0 +1,17 @@
+using VirtBackup.Core.Libvirt;
+
+namespace VirtBackup.Core.Chain;
+
+/// <summary>A running domain: libvirt deletes a checkpoint with its bitmaps, validates a redefined one, and checks the bitmaps at backupBegin.</summary>
+public sealed class LiveCheckpoints(Domain domain) : ICheckpointBitmaps
+{
+    public CheckpointCreateFlags RedefineFlags => CheckpointCreateFlags.Redefine | CheckpointCreateFlags.RedefineValidate;
+
+    public Task<string?> ProblemAsync(string checkpoint, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    public Task DeleteAsync(string checkpoint, CancellationToken cancellationToken)
+    {
+        domain.CheckpointDelete(checkpoint);
+        return Task.CompletedTask;
+    }
+}
