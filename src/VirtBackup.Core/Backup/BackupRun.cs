@@ -27,8 +27,10 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
     public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
     {
         var elapsed = Stopwatch.StartNew();
+        BackupStreamWriter.WarmUp();
         using var domain = libvirt.LookupByName(options.Domain);
         var xml = DomainXml.Parse(domain.GetXml());
+        log.Debug("phase: domain looked up and parsed");
         var selection = DiskSelection.Of(xml, options.ExcludeDisks);
         var store = new ChainStore(options.StateDirectory);
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
@@ -38,7 +40,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
         var capture = new ConsistentCapture(host.Files, marker, log);
         await capture.PreflightAsync(state, cancellationToken);
-        log.Debug("phase: domain looked up and parsed, preflight passed");
+        log.Debug("phase: repair checked, preflight passed");
         if (!domain.IsActive())
         {
             return await OfflineAsync(domain, xml, selection, state, store, options, output, cancellationToken);
@@ -46,6 +48,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
+        log.Debug("phase: chain planned");
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
         await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
@@ -75,10 +78,10 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
             log.Debug("phase: disks connected and mapped");
             var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
-            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, cancellationToken);
-            log.Debug("phase: stream written");
-            await job.EndAsync(cancellationToken);
-            log.Debug("phase: job ended");
+            // The job ends once the last disk byte was read (nothing needs the export after that), while the last
+            // members are compressed and hashed and the trailer is written; the chain commits only after both.
+            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, () => EndJobAsync(job, cancellationToken), cancellationToken);
+            log.Debug("phase: stream written, job ended");
             if (plan.Checkpoint is not null)
             {
                 planner.Commit(plan, selection.BitmapTargets);
@@ -108,6 +111,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         StateLocation state,
         CapturedState captured,
         IReadOnlyList<DiskSource> disks,
+        Func<Task> disksRead,
         CancellationToken cancellationToken)
     {
         var total = disks.Sum(d => d.DataBytes);
@@ -134,9 +138,24 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
                 cancellationToken);
         }
 
+        log.Debug("phase: disks read");
+        var afterRead = disksRead();
+        // Both always run to the end (a failed stream must not leave the job's end half done); the stream's error wins.
+        await Task.WhenAll(CompleteAsync(writer, output, cancellationToken), afterRead);
+    }
+
+    private static async Task CompleteAsync(BackupStreamWriter writer, System.IO.Stream output, CancellationToken cancellationToken)
+    {
         await writer.CompleteAsync(cancellationToken);
         await output.FlushAsync(cancellationToken);
     }
+
+    /// <summary>Ends the job on the thread pool: its libvirt calls block, and the stream's tail runs meanwhile.</summary>
+    private Task EndJobAsync(BackupJob job, CancellationToken cancellationToken) => Task.Run(async () =>
+    {
+        await job.EndAsync(cancellationToken);
+        log.Debug("phase: job ended");
+    }, CancellationToken.None);
 
     private static string ScratchFile(BackupOptions options, Domain domain, string target) =>
         Path.Combine(options.ScratchDirectory, $"virtbackup-{domain.Uuid}-{target}.scratch");

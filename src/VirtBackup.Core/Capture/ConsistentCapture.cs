@@ -27,25 +27,32 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
     {
         var domain = request.Domain;
         await using var stateRead = await files.PrepareStateReadAsync(request.State.NvramPath, request.State.TpmStateDirectory, cancellationToken);
+        log.Debug("phase: state read prepared");
         var freeze = Freeze(domain, request.Freeze);
+        log.Debug("phase: guest agent asked ({Freeze})", freeze);
         try
         {
             var running = domain.GetState().State == DomainState.Running;
             (byte[]? Nvram, IReadOnlyList<HostFile> Tpm) state = (null, []);
             var pausedAt = 0L;
             var paused = TimeSpan.Zero;
+            // Steps of the window, for the debug log after it: suspended, job begun, state read (timestamps).
+            long suspended = 0, begun = 0, read = 0;
             if (running)
             {
                 marker.Set();
                 pausedAt = Stopwatch.GetTimestamp();
                 domain.Suspend();
+                suspended = Stopwatch.GetTimestamp();
             }
 
             try
             {
                 domain.BackupBegin(request.BackupXml, request.CheckpointXml);
+                begun = Stopwatch.GetTimestamp();
                 jobStarted();
                 state = await stateRead.ReadAsync(cancellationToken);
+                read = Stopwatch.GetTimestamp();
             }
             finally
             {
@@ -55,6 +62,14 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
                     paused = Stopwatch.GetElapsedTime(pausedAt);
                     marker.Clear();
                 }
+            }
+
+            if (running)
+            {
+                log.Debug(
+                    "phase: pause window: suspend {SuspendMs:F1} ms, backupBegin {BeginMs:F1} ms, state read {ReadMs:F1} ms, resume {ResumeMs:F1} ms",
+                    Stopwatch.GetElapsedTime(pausedAt, suspended).TotalMilliseconds, Stopwatch.GetElapsedTime(suspended, begun).TotalMilliseconds,
+                    Stopwatch.GetElapsedTime(begun, read).TotalMilliseconds, (paused - Stopwatch.GetElapsedTime(pausedAt, read)).TotalMilliseconds);
             }
 
             var (nvram, tpm) = state;
