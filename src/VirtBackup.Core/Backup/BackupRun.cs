@@ -46,6 +46,9 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             return await OfflineAsync(domain, xml, selection, state, store, options, output, cancellationToken);
         }
 
+        // Made while the chain is planned; removed after the job ended (disposed after it).
+        await using var scratch = ScratchImages.Start(
+            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, log);
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Debug("phase: chain planned");
@@ -62,7 +65,10 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             BackupJobXml.Backup(endpoint.Server, jobDisks, excluded, plan.Parent),
             plan.Checkpoint is null ? null : BackupJobXml.Checkpoint(plan.Checkpoint, jobDisks, excluded),
             plan.Checkpoint,
-            options.Freeze);
+            options.Freeze)
+        {
+            BeginFlags = await scratch.BeginFlagsAsync(),
+        };
 
         await using var job = new BackupJob(domain, plan.Checkpoint, log);
         log.Debug("phase: planned");

@@ -48,7 +48,7 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
 
             try
             {
-                domain.BackupBegin(request.BackupXml, request.CheckpointXml);
+                domain.BackupBegin(request.BackupXml, request.CheckpointXml, request.BeginFlags);
                 begun = Stopwatch.GetTimestamp();
                 jobStarted();
                 state = await stateRead.ReadAsync(cancellationToken);
