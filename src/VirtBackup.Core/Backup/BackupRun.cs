@@ -26,8 +26,20 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
     public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
     {
+        var warmUp = BackupStreamWriter.WarmUpAsync();
+        try
+        {
+            return await RunCoreAsync(options, output, cancellationToken);
+        }
+        finally
+        {
+            await warmUp; // even after a failure: see WarmUpAsync
+        }
+    }
+
+    private async Task<BackupResult> RunCoreAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
+    {
         var elapsed = Stopwatch.StartNew();
-        BackupStreamWriter.WarmUp();
         using var domain = libvirt.LookupByName(options.Domain);
         var xml = DomainXml.Parse(domain.GetXml());
         log.Debug("phase: domain looked up and parsed");

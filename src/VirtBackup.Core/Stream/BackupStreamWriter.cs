@@ -77,9 +77,11 @@ public sealed class BackupStreamWriter : IAsyncDisposable
 
     /// <summary>
     /// Loads what the first member needs on the thread pool (OpenSSL behind SHA-256, libzstd), a few ms a short backup
-    /// would otherwise wait for after its pause; call it early. Failures are left to the first real use.
+    /// would otherwise wait for after its pause; start it early. Failures are left to the first real use. Await it
+    /// before the process may exit, whatever happened: an exit while OpenSSL initializes on another thread crashes
+    /// the process (libcrypto's exit handlers pull the library from under that thread).
     /// </summary>
-    public static void WarmUp() => _ = Task.Run(() =>
+    public static Task WarmUpAsync() => Task.Run(() =>
     {
         try
         {
