@@ -6,7 +6,11 @@
 # Starts each daemon with -d only when it is not already running, makes sure /run/libvirt and the
 # default image directory /var/lib/libvirt/images exist, then polls `virsh -c qemu:///system version`
 # until it answers; exits non-zero with a clear message when it does not answer in time. Also gives
-# /dev/kvm the group and mode udev would (see below).
+# /dev/kvm the group and mode udev would (see below), and before libvirtd starts lets members of group
+# `libvirt` use qemu:///system without polkit (there is no dbus/polkit here), so non-root users can run
+# virtbackup: in /etc/libvirt/libvirtd.conf unix_sock_group = "libvirt", unix_sock_rw_perms = "0770",
+# auth_unix_rw = "none". A libvirtd already running with an older configuration keeps it until it is
+# restarted (integration/lab/restart-libvirtd.sh); this script says so.
 # Idempotent: a second run finds both daemons up and returns at once.
 set -euo pipefail
 
@@ -36,6 +40,31 @@ if [[ -c /dev/kvm ]] && getent group kvm >/dev/null && [[ $(stat -c %G:%a /dev/k
   chmod 0660 /dev/kvm
 fi
 
+# Group `libvirt` may use the read-write socket without polkit. Each key is set in place (or appended),
+# so a second run changes nothing.
+LIBVIRTD_CONF=/etc/libvirt/libvirtd.conf
+conf_changed=no
+set_conf() {
+  local key=$1 value=$2 line
+  line="$key = \"$value\""
+  if grep -qxF "$line" "$LIBVIRTD_CONF"; then
+    return
+  fi
+  if grep -qE "^[[:space:]]*$key[[:space:]]*=" "$LIBVIRTD_CONF"; then
+    sed -i -E "s|^[[:space:]]*$key[[:space:]]*=.*|$line|" "$LIBVIRTD_CONF"
+  else
+    printf '%s\n' "$line" >>"$LIBVIRTD_CONF"
+  fi
+  conf_changed=yes
+}
+getent group libvirt >/dev/null || groupadd --system libvirt
+set_conf unix_sock_group libvirt
+set_conf unix_sock_rw_perms 0770
+set_conf auth_unix_rw none
+if [[ $conf_changed == yes ]]; then
+  echo "start-daemons.sh: $LIBVIRTD_CONF: group libvirt may use qemu:///system (auth_unix_rw none)"
+fi
+
 # A daemon counts as running when the pid in its pid file is alive and is that daemon.
 running() {
   local name=$1 pidfile=/run/$1.pid pid
@@ -57,6 +86,9 @@ without_inherited_files() (
 for daemon in virtlogd libvirtd; do
   if running "$daemon"; then
     echo "start-daemons.sh: $daemon is running"
+    if [[ $daemon == libvirtd && $conf_changed == yes ]]; then
+      echo "start-daemons.sh: libvirtd runs with its old configuration until integration/lab/restart-libvirtd.sh"
+    fi
   else
     echo "start-daemons.sh: starting $daemon"
     without_inherited_files "$daemon" -d

@@ -58,8 +58,9 @@ using var signals = new SignalHandling(cancellation, log);
 // Not Console.OpenStandardOutput(): .NET's console stream pretends a write to a closed pipe (EPIPE)
 // succeeded, which would turn a consumer that went away into a "complete" backup. Plain file streams on
 // fds 0 and 1 report it as an IOException.
-await using var standardInput = new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0);
-await using var standardOutput = new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+// Both are interruptible: a signal ends a read or write blocked on a stalled peer, so the cleanup runs.
+await using var standardInput = new InterruptibleStream(new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0), cancellation.Token);
+await using var standardOutput = new InterruptibleStream(new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0), cancellation.Token);
 var context = new VerbContext(
     standardInput,
     standardOutput,
@@ -75,7 +76,11 @@ try
 catch (Exception e)
 {
     var code = ExitCodes.For(e);
-    if (code == ExitCodes.InternalError)
+    if (e is OperationCanceledException)
+    {
+        log.Error("virtbackup {Verb} was interrupted by a signal; its cleanup has run", verb.Name);
+    }
+    else if (code == ExitCodes.InternalError)
     {
         log.Fatal(e, "virtbackup {Verb} failed unexpectedly", verb.Name);
     }

@@ -138,7 +138,8 @@ public sealed class RemoteLabTests : IDisposable
         Assert.EndsWith("the VM was not touched", refused.Message);
         Assert.Equal(
             $"cannot read the TPM state directory '{vm.TpmStateDirectory}' on vbtssh@127.0.0.1:22: the remote user vbtssh cannot read "
-            + $"'{vm.TpmStateDirectory}'. swtpm keeps it as user 'tss' (group 'tss', directory mode 0700). Run virtbackup as root, or as 'tss'; the VM was not touched",
+            + $"'{vm.TpmStateDirectory}'. swtpm keeps it as user 'tss' (group 'tss', directory mode 0700, so membership in the group is not enough). "
+            + "Run virtbackup as root, or as 'tss' (docs/RELIABILITY.md, non-root backups); the VM was not touched",
             tpm.Message);
         Assert.Equal(0, output.Length);
         using var domain = libvirt.LookupByName(vm.Name);

@@ -64,7 +64,8 @@ internal sealed class BackupVerb : IVerb
         using var libvirt = LibvirtConnection.Open(uri);
         context.Log.Debug("phase: libvirt connected");
         using var progress = new ProgressReporter(context.Log, context.ErrorIsTerminal);
-        var run = new BackupRun(libvirt, host, context.Log) { Progress = progress };
+        using var testPause = TestPauseHook.FromEnvironment(context.Environment);
+        var run = new BackupRun(libvirt, host, context.Log) { Progress = progress, Phases = testPause?.Hook };
         await run.RunAsync(backupOptions, context.StandardOutput, cancellationToken);
         return ExitCodes.Success;
     }

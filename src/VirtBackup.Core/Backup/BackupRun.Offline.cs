@@ -57,7 +57,7 @@ public sealed partial class BackupRun
 
             var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
             manifest = manifest with { Warnings = [.. manifest.Warnings, "the domain was shut off: its disks were read through qemu-nbd, no checkpoint was made"] };
-            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, () => Task.CompletedTask, cancellationToken);
+            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job: null, cancellationToken);
             var dataBytes = disks.Sum(d => d.DataBytes);
             log.Information(
                 "backup of shut-off {Domain} complete: copy, {DataMiB:F1} MiB of disk data in {Seconds:F1} s",

@@ -4,6 +4,7 @@ using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Backup;
@@ -23,6 +24,9 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
     /// <summary>Bytes of disk data streamed so far; a no-op unless set.</summary>
     public IProgress<BackupProgress>? Progress { get; init; }
+
+    /// <summary>Called at each phase boundary; tests stop the process there (VIRTBACKUP_TEST_PAUSE_AT).</summary>
+    public PhaseHook? Phases { get; init; }
 
     public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
     {
@@ -48,9 +52,11 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var marker = new PausedMarker(domainDirectory);
+        await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, marker, store, log);
         await new DomainRepair(domain, marker, log).RunAsync(cancellationToken);
         var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
-        var capture = new ConsistentCapture(host.Files, marker, log);
+        var capture = new ConsistentCapture(host.Files, marker, log) { Phases = Phases };
+        await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
         await capture.PreflightAsync(state, cancellationToken);
         log.Debug("phase: repair checked, preflight passed");
         if (!domain.IsActive())
@@ -58,15 +64,17 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             return await OfflineAsync(domain, xml, selection, state, store, options, output, cancellationToken);
         }
 
+        await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
         // Made while the chain is planned; removed after the job ended (disposed after it).
         await using var scratch = ScratchImages.Start(
             host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, log);
+        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
         var planner = new ChainPlanner(domain, store, log);
         var plan = planner.Plan(options.Level, selection.BitmapTargets);
         log.Debug("phase: chain planned");
+        recovery.Track(endpoint.Server, plan.Checkpoint);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
         var jobDisks = selection.Included
             .Select(d => new BackupJobDisk(d.Target, ScratchFile(options, domain, d.Target), d.DriverType == "qcow2"))
             .ToList();
@@ -96,9 +104,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
             log.Debug("phase: disks connected and mapped");
             var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
-            // The job ends once the last disk byte was read (nothing needs the export after that), while the last
-            // members are compressed and hashed and the trailer is written; the chain commits only after both.
-            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, () => EndJobAsync(job, cancellationToken), cancellationToken);
+            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job, cancellationToken);
             log.Debug("phase: stream written, job ended");
             if (plan.Checkpoint is not null)
             {
@@ -110,7 +116,17 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             log.Information(
                 "backup of {Domain} complete: {Level}, {DataMiB:F1} MiB of disk data in {Seconds:F1} s, paused {PauseMs} ms",
                 domain.Name, plan.Level, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds, captured.PauseWindowMs);
+            recovery.Succeeded();
             return new BackupResult(manifest, dataBytes, elapsed.Elapsed);
+        }
+        catch (NbdException e)
+        {
+            if (await DomainStoppedException.HasStoppedAsync(domain))
+            {
+                throw new DomainStoppedException(domain.Name, e);
+            }
+
+            throw;
         }
         finally
         {
@@ -129,7 +145,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         StateLocation state,
         CapturedState captured,
         IReadOnlyList<DiskSource> disks,
-        Func<Task> disksRead,
+        BackupJob? job,
         CancellationToken cancellationToken)
     {
         var total = disks.Sum(d => d.DataBytes);
@@ -147,6 +163,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             await writer.WriteTpmFileAsync(file.RelativePath, file.Content, cancellationToken);
         }
 
+        await Phases.ReachAsync(BackupPhase.Streaming, cancellationToken);
         foreach (var disk in disks)
         {
             await DiskStreamer.StreamAsync(
@@ -157,23 +174,33 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         }
 
         log.Debug("phase: disks read");
-        var afterRead = disksRead();
-        // Both always run to the end (a failed stream must not leave the job's end half done); the stream's error wins.
-        await Task.WhenAll(CompleteAsync(writer, output, cancellationToken), afterRead);
-    }
+        await Phases.ReachAsync(BackupPhase.Finishing, cancellationToken);
+        // The job (none for a shut-off domain) ends before the trailer is written: a stream is never complete while its job may still be left
+        // behind. Ending it is cleanup, so no signal interrupts it (it has its own deadline).
+        if (job is not null)
+        {
+            await job.EndAsync(CancellationToken.None);
+            log.Debug("phase: job ended");
+        }
 
-    private static async Task CompleteAsync(BackupStreamWriter writer, System.IO.Stream output, CancellationToken cancellationToken)
-    {
         await writer.CompleteAsync(cancellationToken);
-        await output.FlushAsync(cancellationToken);
+        await output.FlushAsync(CancellationToken.None); // the trailer is out: a signal now must not undo the chain's advance
     }
 
-    /// <summary>Ends the job on the thread pool: its libvirt calls block, and the stream's tail runs meanwhile.</summary>
-    private Task EndJobAsync(BackupJob job, CancellationToken cancellationToken) => Task.Run(async () =>
+    /// <summary>QEMU creates the scratch files when the job begins: a missing directory is said before the VM is touched.</summary>
+    private async Task PreflightScratchAsync(string scratchDirectory, CancellationToken cancellationToken)
     {
-        await job.EndAsync(cancellationToken);
-        log.Debug("phase: job ended");
-    }, CancellationToken.None);
+        if (!Path.IsPathRooted(scratchDirectory))
+        {
+            throw new BackupRefusedException($"--scratch-dir must be an absolute path on the libvirt host, not '{scratchDirectory}'");
+        }
+
+        if (!await host.Files.ExistsAsync(scratchDirectory, cancellationToken))
+        {
+            throw new BackupRefusedException(
+                $"the scratch directory '{scratchDirectory}' does not exist; create it (on a file system with room for what the guest writes during a backup) or pass another --scratch-dir. The VM was not touched");
+        }
+    }
 
     private static string ScratchFile(BackupOptions options, Domain domain, string target) =>
         Path.Combine(options.ScratchDirectory, $"virtbackup-{domain.Uuid}-{target}.scratch");

@@ -104,8 +104,8 @@ public sealed class BackupJob(Domain domain, string? checkpointName, ILogger log
         }
         catch (LibvirtException e)
         {
-            // Reported, not thrown: the next run removes an uncommitted checkpoint of ours before it starts.
-            log.Error("could not roll back checkpoint {Checkpoint} of {Domain}: {Message}", name, domain.Name, e.Message);
+            // Reported, not thrown: the recovery after a failed run and every next run remove uncommitted checkpoints of ours.
+            log.Warning("could not roll back checkpoint {Checkpoint} of {Domain} yet: {Message}", name, domain.Name, e.Message);
         }
     }
 }

@@ -15,6 +15,15 @@ public sealed record JobServer(string? SocketPath, string? Name, int Port)
 
     public static JobServer Tcp(string name, int port) => new(null, name, port);
 
+    /// <summary>Whether the running job that <paramref name="backupXml"/> (virDomainBackupGetXMLDesc) describes listens here.</summary>
+    public bool Serves(string backupXml)
+    {
+        var server = XDocument.Parse(backupXml).Root?.Element("server");
+        return server is not null && (SocketPath is not null
+            ? (string?)server.Attribute("socket") == SocketPath
+            : (string?)server.Attribute("transport") == "tcp" && (string?)server.Attribute("port") == Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     internal XElement ToXml() => SocketPath is not null
         ? new XElement("server", new XAttribute("transport", "unix"), new XAttribute("socket", SocketPath))
         : new XElement("server", new XAttribute("transport", "tcp"), new XAttribute("name", Name!), new XAttribute("port", Port));

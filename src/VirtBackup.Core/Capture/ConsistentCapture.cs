@@ -18,6 +18,9 @@ namespace VirtBackup.Core.Capture;
 /// </summary>
 public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILogger log)
 {
+    /// <summary>Called at the freeze, paused, backupBegin and state-read boundaries (tests only).</summary>
+    public PhaseHook? Phases { get; init; }
+
     /// <summary>
     /// Runs the protocol. On return the backup job is running (the caller streams and ends it) and the
     /// VM is in the state it was in before. On failure the VM has been resumed and thawed; the caller
@@ -32,7 +35,9 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
         log.Debug("phase: guest agent asked ({Freeze})", freeze);
         try
         {
+            await Phases.ReachAsync(BackupPhase.Freeze, cancellationToken);
             var running = domain.GetState().State == DomainState.Running;
+            cancellationToken.ThrowIfCancellationRequested(); // a signal before the pause: do not pause at all
             (byte[]? Nvram, IReadOnlyList<HostFile> Tpm) state = (null, []);
             var pausedAt = 0L;
             var paused = TimeSpan.Zero;
@@ -48,11 +53,15 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
 
             try
             {
+                await Phases.ReachAsync(BackupPhase.Paused, cancellationToken);
+                cancellationToken.ThrowIfCancellationRequested(); // a signal while paused: begin no job
                 domain.BackupBegin(request.BackupXml, request.CheckpointXml, request.BeginFlags);
                 begun = Stopwatch.GetTimestamp();
                 jobStarted();
+                await Phases.ReachAsync(BackupPhase.BackupBegin, cancellationToken);
                 state = await stateRead.ReadAsync(cancellationToken);
                 read = Stopwatch.GetTimestamp();
+                await Phases.ReachAsync(BackupPhase.StateRead, cancellationToken);
             }
             finally
             {
@@ -100,6 +109,8 @@ public sealed class ConsistentCapture(IHostFiles files, PausedMarker marker, ILo
         {
             await files.CheckReadableAsync(tpm, "TPM state directory", state.TpmAdvice, cancellationToken);
         }
+
+        cancellationToken.ThrowIfCancellationRequested(); // what follows (planning) may remove checkpoints
     }
 
     private FreezeState Freeze(Domain domain, FreezeMode mode)

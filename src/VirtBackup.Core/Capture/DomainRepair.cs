@@ -6,7 +6,8 @@ namespace VirtBackup.Core.Capture;
 /// <summary>
 /// Puts a domain back in order after a virtbackup that was killed (SIGKILL: no cleanup ran): resumes a
 /// VM that virtbackup paused (the durable marker says so; a VM someone else paused is left alone) and
-/// aborts a backup job that virtbackup started (its NBD socket lives under <see cref="Backup.JobRuntimeDirectory.Root"/>).
+/// aborts a backup job that virtbackup started (its NBD socket lives in a <see cref="Backup.JobRuntimeDirectory"/>) and
+/// removes the job directories killed runs left.
 /// Uncommitted checkpoints are removed by the chain planner before the next backup. Run under the domain lock.
 /// </summary>
 public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log)
@@ -31,15 +32,25 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
             await using (var job = new BackupJob(domain, checkpointName: null, log))
             {
                 job.Started();
-                await job.EndAsync(cancellationToken);
+                await job.EndAsync(CancellationToken.None); // cleanup: a signal must not leave it half done
             }
 
             repaired.Add($"aborted the backup job an interrupted virtbackup had left on '{domain.Name}'");
         }
 
+        foreach (var stale in Backup.JobRuntimeDirectory.RemoveStale(domain.Uuid))
+        {
+            log.Debug("removed {Directory}, left by a virtbackup that no longer runs", stale);
+        }
+
         foreach (var line in repaired)
         {
             log.Warning("{Repair}", line);
+        }
+
+        if (repaired.Count == 0)
+        {
+            log.Debug("{Domain}: no paused marker and no job of an interrupted virtbackup", domain.Name);
         }
 
         return repaired;
@@ -49,7 +60,7 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
     {
         try
         {
-            return domain.BackupGetXml().Contains($"{Backup.JobRuntimeDirectory.Root}/", StringComparison.Ordinal);
+            return Backup.JobRuntimeDirectory.IsOurs(domain.BackupGetXml());
         }
         catch (LibvirtException)
         {

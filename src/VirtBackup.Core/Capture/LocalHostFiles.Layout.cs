@@ -1,3 +1,5 @@
+using VirtBackup.Core.Platform;
+
 namespace VirtBackup.Core.Capture;
 
 /// <summary>The prepared state read and the directory operations the restore needs, on this machine.</summary>
@@ -55,12 +57,12 @@ public sealed partial class LocalHostFiles
             throw new ArgumentException($"'{prefix}' is not a file name prefix", nameof(prefix));
         }
 
-        return Task.FromResult(UnixNative.CreateTemporaryDirectory(Path.Combine(parent, prefix)));
+        return Task.FromResult(Posix.CreateTemporaryDirectory(Path.Combine(parent, prefix)));
     }
 
     public Task MoveAsync(string source, string destination, CancellationToken cancellationToken)
     {
-        UnixNative.Rename(HostPaths.Absolute(source, nameof(source)), HostPaths.Absolute(destination, nameof(destination)));
+        Posix.Rename(HostPaths.Absolute(source, nameof(source)), HostPaths.Absolute(destination, nameof(destination)));
         return Task.CompletedTask;
     }
 

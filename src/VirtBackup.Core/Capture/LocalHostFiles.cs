@@ -1,3 +1,5 @@
+using VirtBackup.Core.Platform;
+
 namespace VirtBackup.Core.Capture;
 
 /// <summary><see cref="IHostFiles"/> on this machine.</summary>
@@ -48,22 +50,22 @@ public sealed partial class LocalHostFiles : IHostFiles
     {
         var (parent, name) = HostPaths.Split(path, nameof(path));
         HostPaths.Octal(mode, nameof(mode));
-        var userId = owner is null ? UnixNative.NoChange : UnixNative.UserId(HostPaths.Account(owner, nameof(owner)));
-        var groupId = group is null ? UnixNative.NoChange : UnixNative.GroupId(HostPaths.Account(group, nameof(group)));
+        var userId = owner is null ? Posix.NoChange : Posix.UserId(HostPaths.Account(owner, nameof(owner)));
+        var groupId = group is null ? Posix.NoChange : Posix.GroupId(HostPaths.Account(group, nameof(group)));
         if (!Directory.Exists(parent))
         {
             throw new DirectoryNotFoundException($"cannot write '{path}': there is no directory '{parent}'");
         }
 
         // A private directory next to the target holds the new file until it has its owner and mode.
-        var temporary = UnixNative.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbtmp-"));
+        var temporary = Posix.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbtmp-"));
         try
         {
             var file = Path.Combine(temporary, name);
             await WritePrivateFileAsync(file, content, cancellationToken);
-            UnixNative.ChangeOwner(file, userId, groupId);
+            Posix.ChangeOwner(file, userId, groupId);
             File.SetUnixFileMode(file, mode);
-            UnixNative.Rename(file, path);
+            Posix.Rename(file, path);
         }
         finally
         {
@@ -84,11 +86,11 @@ public sealed partial class LocalHostFiles : IHostFiles
         var (directories, ordered) = HostPaths.Layout(files);
         HostPaths.Octal(fileMode, nameof(fileMode));
         HostPaths.Octal(directoryMode, nameof(directoryMode));
-        var userId = UnixNative.UserId(HostPaths.Account(owner, nameof(owner)));
-        var groupId = UnixNative.GroupId(HostPaths.Account(group, nameof(group)));
+        var userId = Posix.UserId(HostPaths.Account(owner, nameof(owner)));
+        var groupId = Posix.GroupId(HostPaths.Account(group, nameof(group)));
         Directory.CreateDirectory(parent, (UnixFileMode)0b111_101_101);
 
-        var temporary = UnixNative.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbtmp-"));
+        var temporary = Posix.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbtmp-"));
         string? aside = null;
         try
         {
@@ -106,37 +108,37 @@ public sealed partial class LocalHostFiles : IHostFiles
             foreach (var file in ordered)
             {
                 var path = Path.Combine(temporary, file.RelativePath);
-                UnixNative.ChangeOwner(path, userId, groupId);
+                Posix.ChangeOwner(path, userId, groupId);
                 File.SetUnixFileMode(path, fileMode);
             }
 
             foreach (var sub in directories.Reverse())
             {
                 var path = Path.Combine(temporary, sub);
-                UnixNative.ChangeOwner(path, userId, groupId);
+                Posix.ChangeOwner(path, userId, groupId);
                 File.SetUnixFileMode(path, directoryMode);
             }
 
-            UnixNative.ChangeOwner(temporary, userId, groupId);
+            Posix.ChangeOwner(temporary, userId, groupId);
             File.SetUnixFileMode(temporary, directoryMode);
 
             if (Exists(directory))
             {
-                aside = UnixNative.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbold-"));
-                UnixNative.Rename(directory, Path.Combine(aside, name));
+                aside = Posix.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbold-"));
+                Posix.Rename(directory, Path.Combine(aside, name));
                 try
                 {
-                    UnixNative.Rename(temporary, directory);
+                    Posix.Rename(temporary, directory);
                 }
                 catch
                 {
-                    UnixNative.Rename(Path.Combine(aside, name), directory);
+                    Posix.Rename(Path.Combine(aside, name), directory);
                     throw;
                 }
             }
             else
             {
-                UnixNative.Rename(temporary, directory);
+                Posix.Rename(temporary, directory);
             }
         }
         finally

@@ -22,8 +22,10 @@ public sealed record StateLocation(string? NvramPath, string? TpmStateDirectory,
 
     /// <summary>What to tell a user who cannot read the TPM state.</summary>
     public string TpmAdvice =>
-        $"swtpm keeps it as user '{Swtpm.SwtpmUser}' (group '{Swtpm.SwtpmGroup}', directory mode 0700). Run virtbackup as root, "
-        + $"or as '{Swtpm.SwtpmUser}'; the VM was not touched";
+        $"swtpm keeps it as user '{Swtpm.SwtpmUser}' (group '{Swtpm.SwtpmGroup}', directory mode 0700, so membership in the group is not enough). "
+        + $"Run virtbackup as root, or as '{Swtpm.SwtpmUser}' (docs/RELIABILITY.md, non-root backups); the VM was not touched";
 
-    public const string NvramAdvice = "libvirt keeps it readable by root and the qemu user only. Run virtbackup as root; the VM was not touched";
+    public const string NvramAdvice =
+        "libvirt keeps it readable by root and the qemu user only. Run virtbackup as root, or as a member of QEMU's group (libvirt-qemu on Debian) "
+        + "after 'chmod g+r' on this file (docs/RELIABILITY.md, non-root backups); the VM was not touched";
 }

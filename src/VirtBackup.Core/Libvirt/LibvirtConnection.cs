@@ -32,6 +32,12 @@ public sealed class LibvirtConnection : IDisposable
         return new LibvirtConnection(handle, uri);
     }
 
+    /// <summary>
+    /// Whether the connection still works as far as libvirt knows (<c>virConnectIsAlive</c>); false once a call
+    /// found the daemon gone (libvirtd restarted), in which case only a new connection helps.
+    /// </summary>
+    public bool IsAlive => LibvirtNative.virConnectIsAlive(handle) == 1;
+
     /// <summary>The domain called <paramref name="name"/>, or <see cref="DomainNotFoundException"/>.</summary>
     public Domain LookupByName(string name) =>
         new(Check(LibvirtNative.virDomainLookupByName(handle, name), "virDomainLookupByName", name));

@@ -91,6 +91,15 @@ internal static unsafe class LibvirtErrors
     /// <summary>Reads a <c>const char*</c> that libvirt keeps owning.</summary>
     public static string PeekString(nint text) => Marshal.PtrToStringUTF8(text) ?? string.Empty;
 
+    /// <summary>Said when this user may not open libvirt's socket.</summary>
+    public const string SocketAccessHint =
+        "This user may not use libvirt's socket: run as root, or add the user to the socket's group (unix_sock_group in libvirtd.conf, usually 'libvirt').";
+
+    /// <summary>Said with RPC errors: every call on this connection fails from now on.</summary>
+    public const string ConnectionLostHint = "The connection to libvirtd was lost (did libvirtd restart or stop?).";
+
+    private static bool IsOpen(string operation) => operation.StartsWith("virConnectOpen", StringComparison.Ordinal);
+
     /// <summary>The thread's last libvirt error as an exception (of the most specific type).</summary>
     public static LibvirtException Last(string operation, string? domainName)
     {
@@ -108,6 +117,10 @@ internal static unsafe class LibvirtErrors
         {
             LibvirtErrorCode.NoDomain => new DomainNotFoundException(operation, domainName, from, message),
             LibvirtErrorCode.NoDomainCheckpoint => new CheckpointNotFoundException(operation, domainName, from, message),
+            LibvirtErrorCode.SystemError when from == LibvirtErrorDomain.Rpc && IsOpen(operation) && message.Contains("Permission denied", StringComparison.Ordinal) =>
+                new LibvirtException(operation, domainName, code, from, message, SocketAccessHint),
+            LibvirtErrorCode.InternalError or LibvirtErrorCode.SystemError when from == LibvirtErrorDomain.Rpc && !IsOpen(operation) =>
+                new LibvirtException(operation, domainName, code, from, message, ConnectionLostHint),
             _ => new LibvirtException(operation, domainName, code, from, message),
         };
     }

@@ -63,6 +63,7 @@ internal static unsafe partial class LibvirtNative
     // Connections
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial ConnectHandle virConnectOpen(string? name);
     [LibraryImport(Lib)] internal static partial int virConnectClose(nint conn);
+    [LibraryImport(Lib)] internal static partial int virConnectIsAlive(ConnectHandle conn);
     [LibraryImport(Lib)] internal static partial int virConnectListAllDomains(ConnectHandle conn, out nint* domains, uint flags);
 
     // Domains: lookup, definition, lifecycle

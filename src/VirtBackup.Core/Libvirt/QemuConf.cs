@@ -16,8 +16,19 @@ public sealed partial record QemuConf(string SwtpmUser, string SwtpmGroup)
     /// <summary>libvirt's defaults, as on a host without a qemu.conf.</summary>
     public static QemuConf Defaults { get; } = new(DefaultSwtpmUser, DefaultSwtpmGroup);
 
-    /// <summary>Reads the local qemu.conf; a missing file means the defaults.</summary>
-    public static QemuConf Load(string path = DefaultPath) => File.Exists(path) ? Parse(File.ReadAllText(path)) : Defaults;
+    /// <summary>Reads the local qemu.conf; a missing file, or one this user may not read (it is root's, 0600), means the defaults.</summary>
+    public static QemuConf Load(string path = DefaultPath)
+    {
+        try
+        {
+            return File.Exists(path) ? Parse(File.ReadAllText(path)) : Defaults;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // A backup as a non-root user: the swtpm user only words the advice when the TPM state is unreadable.
+            return Defaults;
+        }
+    }
 
     /// <summary>Parses qemu.conf text (read locally or fetched from a remote host).</summary>
     public static QemuConf Parse(string text)

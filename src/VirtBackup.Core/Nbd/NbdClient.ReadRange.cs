@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace VirtBackup.Core.Nbd;
 
 /// <summary>Streaming a large range: several READs in flight, chunks handed over in offset order.</summary>
@@ -31,7 +29,7 @@ public sealed partial class NbdClient
     /// thousands of small extents). Chunks never cross a range's end; the sink sees them in the order of
     /// <paramref name="ranges"/>, and within a range in offset order.
     /// </summary>
-    public async Task ReadRangesAsync(
+    public Task ReadRangesAsync(
         IReadOnlyList<NbdRange> ranges,
         Func<long, ReadOnlyMemory<byte>, ValueTask> sink,
         int chunkSize = DefaultReadChunkSize,
@@ -40,79 +38,11 @@ public sealed partial class NbdClient
     {
         ArgumentNullException.ThrowIfNull(ranges);
         ArgumentNullException.ThrowIfNull(sink);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inFlight);
         foreach (var range in ranges)
             CheckRange("READ", range.Offset, range.Length);
-        chunkSize = Math.Min(chunkSize, MaxPayloadLength);
-        chunkSize -= chunkSize % (int)MinimumBlockSize;
-        if (chunkSize == 0)
-            throw new ArgumentException($"The chunk size must be at least the server's minimum block size ({MinimumBlockSize}).", nameof(chunkSize));
-
-        var rangeIndex = 0;
-        var next = ranges.Count > 0 ? ranges[0].Offset : 0;
-        var window = new Queue<(long Offset, byte[] Buffer, int Length, Task Read)>(inFlight);
-        try
-        {
-            while (window.Count < inFlight && TryStart(out var started))
-                window.Enqueue(started);
-            while (window.Count > 0)
-            {
-                var (chunkOffset, buffer, count, read) = window.Dequeue();
-                try
-                {
-                    await read.ConfigureAwait(false);
-                    await sink(chunkOffset, buffer.AsMemory(0, count)).ConfigureAwait(false);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-
-                if (TryStart(out var started))
-                    window.Enqueue(started);
-            }
-        }
-        finally
-        {
-            // On failure, let the remaining reads finish before their buffers go back to the pool.
-            while (window.Count > 0)
-            {
-                var (_, buffer, _, read) = window.Dequeue();
-                try
-                {
-                    await read.ConfigureAwait(false);
-                }
-                catch (Exception)
-                {
-                    // The first failure is the one being reported.
-                }
-
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-
-        // Starts the READ of the next chunk, moving on to the next non-empty range at a range's end.
-        bool TryStart(out (long, byte[], int, Task) started)
-        {
-            while (rangeIndex < ranges.Count && next >= ranges[rangeIndex].End)
-            {
-                rangeIndex++;
-                next = rangeIndex < ranges.Count ? ranges[rangeIndex].Offset : 0;
-            }
-
-            if (rangeIndex == ranges.Count)
-            {
-                started = default;
-                return false;
-            }
-
-            var count = (int)Math.Min(chunkSize, ranges[rangeIndex].End - next);
-            var buffer = ArrayPool<byte>.Shared.Rent(count);
-            started = (next, buffer, count, ReadAsync(next, buffer.AsMemory(0, count), ct));
-            next += count;
-            return true;
-        }
+        chunkSize = OrderedChunkWindow.FitChunkSize(chunkSize, MaxPayloadLength, MinimumBlockSize);
+        return OrderedChunkWindow.RunAsync(ranges, chunkSize, inFlight, (offset, buffer) => ReadAsync(offset, buffer, ct), sink);
     }
 }
 

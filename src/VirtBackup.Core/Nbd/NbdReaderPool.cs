@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.ExceptionServices;
 
 namespace VirtBackup.Core.Nbd;
@@ -98,13 +97,9 @@ public sealed class NbdReaderPool : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(ranges);
         ArgumentNullException.ThrowIfNull(sink);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(windowBytes);
         ObjectDisposedException.ThrowIf(_closed != 0, this);
-        chunkSize = Math.Min(chunkSize, Primary.MaxPayloadLength);
-        chunkSize -= chunkSize % (int)Primary.MinimumBlockSize;
-        if (chunkSize == 0)
-            throw new ArgumentException($"The chunk size must be at least the server's minimum block size ({Primary.MinimumBlockSize}).", nameof(chunkSize));
+        chunkSize = OrderedChunkWindow.FitChunkSize(chunkSize, Primary.MaxPayloadLength, Primary.MinimumBlockSize);
         foreach (var range in ranges)
         {
             if (range.Offset < 0 || range.Length < 0 || range.End > ExportSize)
@@ -114,88 +109,22 @@ public sealed class NbdReaderPool : IAsyncDisposable
         var inFlight = Math.Max(_clients.Length, windowBytes / chunkSize);
         using var failFast = CancellationTokenSource.CreateLinkedTokenSource(ct);
         ExceptionDispatchInfo? failure = null;
-        var rangeIndex = 0;
-        var next = ranges.Count > 0 ? ranges[0].Offset : 0;
         long chunkIndex = 0;
-        var window = new Queue<(long Offset, byte[] Buffer, int Length, Task Read)>(inFlight);
-        var completed = false;
         try
         {
-            while (window.Count < inFlight && TryStart(out var started))
-                window.Enqueue(started);
-            while (window.Count > 0)
-            {
-                var (chunkOffset, buffer, count, read) = window.Dequeue();
-                try
-                {
-                    try
-                    {
-                        await read.ConfigureAwait(false);
-                    }
-                    catch (Exception)
-                    {
-                        failure!.Throw(); // the first READ to fail, on whichever connection
-                    }
-
-                    await sink(chunkOffset, buffer.AsMemory(0, count)).ConfigureAwait(false);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-
-                if (TryStart(out var started))
-                    window.Enqueue(started);
-            }
-
-            completed = true;
+            await OrderedChunkWindow.RunAsync(
+                ranges,
+                chunkSize,
+                inFlight,
+                (offset, buffer) => ReadAsync(_clients[chunkIndex++ % _clients.Length], offset, buffer),
+                sink,
+                readFailed: () => failure!.Throw(), // the first READ to fail, on whichever connection
+                abandoning: () => failFast.CancelAsync()).ConfigureAwait(false);
         }
-        finally
+        catch (Exception)
         {
-            if (!completed)
-            {
-                // Stop the other READs now; their buffers go back to the pool once the reply threads let go of them.
-                await failFast.CancelAsync().ConfigureAwait(false);
-                while (window.Count > 0)
-                {
-                    var (_, buffer, _, read) = window.Dequeue();
-                    try
-                    {
-                        await read.ConfigureAwait(false);
-                    }
-                    catch (Exception)
-                    {
-                        // The first failure is the one being reported.
-                    }
-
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-
-                await CloseAsync().ConfigureAwait(false);
-            }
-        }
-
-        // Starts the READ of the next chunk on the next connection, moving on to the next non-empty range at a range's end.
-        bool TryStart(out (long, byte[], int, Task) started)
-        {
-            while (rangeIndex < ranges.Count && next >= ranges[rangeIndex].End)
-            {
-                rangeIndex++;
-                next = rangeIndex < ranges.Count ? ranges[rangeIndex].Offset : 0;
-            }
-
-            if (rangeIndex == ranges.Count)
-            {
-                started = default;
-                return false;
-            }
-
-            var count = (int)Math.Min(chunkSize, ranges[rangeIndex].End - next);
-            var buffer = ArrayPool<byte>.Shared.Rent(count);
-            var client = _clients[chunkIndex++ % _clients.Length];
-            started = (next, buffer, count, ReadAsync(client, next, buffer.AsMemory(0, count)));
-            next += count;
-            return true;
+            await CloseAsync().ConfigureAwait(false);
+            throw;
         }
 
         async Task ReadAsync(NbdClient client, long offset, Memory<byte> buffer)

@@ -1,14 +1,20 @@
 using System.Runtime.InteropServices;
+using System.Text;
 
 namespace VirtBackup.Core.Platform;
 
-/// <summary>The few libc calls .NET does not offer: ownership of files, user lookup, atomic exchange, fsync of directories.</summary>
+/// <summary>
+/// The few libc calls .NET does not offer, all in one place: ownership of files, atomic rename and exchange, fsync of
+/// directories, mkdtemp; user and group lookup in Posix.Users.cs.
+/// </summary>
 internal static partial class Posix
 {
     private const uint RenameExchangeFlag = 2; // RENAME_EXCHANGE
     private const int AtCurrentDirectory = -100; // AT_FDCWD
     private const int OpenReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
-    private const int Erange = 34;
+    private const int Erange = 34; // getpwnam_r/getgrnam_r: the buffer is too small
+    /// <summary>An owner or group id that <see cref="ChangeOwner"/> leaves as it is ((uid_t)-1).</summary>
+    public const uint NoChange = uint.MaxValue;
 
     /// <summary>chown(2); throws <see cref="IOException"/> with errno's text on failure.</summary>
     public static void Chown(string path, int uid, int gid)
@@ -60,60 +66,41 @@ internal static partial class Posix
         }
     }
 
-    /// <summary>The uid and primary gid of user <paramref name="name"/> (getpwnam_r), or null when there is no such user.</summary>
-    public static unsafe (int Uid, int Gid)? LookupUser(string name)
+    /// <summary>Creates a new directory from <paramref name="prefix"/> + 6 random characters with mode 0700,
+    /// atomically (mkdtemp(3)); returns its path.</summary>
+    public static string CreateTemporaryDirectory(string prefix)
     {
-        // struct passwd on 64-bit Linux: pw_name, pw_passwd (pointers), then pw_uid, pw_gid (uint32 each).
-        var entry = stackalloc byte[64];
-        for (var size = 1024; size <= 1 << 20; size *= 4)
+        var template = Encoding.UTF8.GetBytes(prefix + "XXXXXX\0");
+        if (NativeMkdtemp(template) == IntPtr.Zero)
         {
-            var buffer = new byte[size];
-            fixed (byte* b = buffer)
-            {
-                var error = NativeGetpwnamR(name, entry, b, (nuint)size, out var result);
-                if (error == Erange)
-                {
-                    continue;
-                }
-
-                if (error != 0)
-                {
-                    throw new IOException($"looking up user '{name}' failed: {Marshal.GetPInvokeErrorMessage(error)}", error);
-                }
-
-                return result == 0 ? null : ((int)*(uint*)(entry + 16), (int)*(uint*)(entry + 20));
-            }
+            throw Error($"cannot create a temporary directory '{prefix}XXXXXX'");
         }
 
-        throw new IOException($"looking up user '{name}' failed: the entry is too large");
+        return Encoding.UTF8.GetString(template, 0, template.Length - 1);
     }
 
-    /// <summary>The gid of group <paramref name="name"/> (getgrnam_r), or null when there is no such group.</summary>
-    public static unsafe int? LookupGroup(string name)
+    /// <summary>lchown(2): changes the owner of <paramref name="path"/> itself (never a symlink's target).</summary>
+    public static void ChangeOwner(string path, uint userId, uint groupId)
     {
-        // struct group on 64-bit Linux: gr_name, gr_passwd (pointers), then gr_gid (uint32).
-        var entry = stackalloc byte[64];
-        for (var size = 1024; size <= 1 << 20; size *= 4)
+        if (NativeLchown(path, userId, groupId) != 0)
         {
-            var buffer = new byte[size];
-            fixed (byte* b = buffer)
-            {
-                var error = NativeGetgrnamR(name, entry, b, (nuint)size, out var result);
-                if (error == Erange)
-                {
-                    continue;
-                }
-
-                if (error != 0)
-                {
-                    throw new IOException($"looking up group '{name}' failed: {Marshal.GetPInvokeErrorMessage(error)}", error);
-                }
-
-                return result == 0 ? null : (int)*(uint*)(entry + 16);
-            }
+            throw Error($"cannot change the owner of '{path}' to {userId}:{groupId}");
         }
+    }
 
-        throw new IOException($"looking up group '{name}' failed: the entry is too large");
+    /// <summary>rename(2): atomic within a file system, for any kind of file.</summary>
+    public static void Rename(string source, string destination)
+    {
+        if (NativeRename(source, destination) != 0)
+        {
+            throw Error($"cannot rename '{source}' to '{destination}'");
+        }
+    }
+
+    private static IOException Error(string what)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{what}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
     }
 
     [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -133,6 +120,15 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int NativeClose(int fd);
+
+    [LibraryImport("libc", EntryPoint = "mkdtemp", SetLastError = true)]
+    private static partial IntPtr NativeMkdtemp([In, Out] byte[] template);
+
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int NativeLchown(string path, uint owner, uint group);
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int NativeRename(string source, string destination);
 
     [LibraryImport("libc", EntryPoint = "getpwnam_r", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int NativeGetpwnamR(string name, byte* entry, byte* buffer, nuint size, out nint result);

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using CliWrap;
 using Serilog;
 using VirtBackup.Core.Capture;
+using VirtBackup.Core.Platform;
 
 namespace VirtBackup.Core.Remote;
 
@@ -532,7 +533,7 @@ public sealed partial class SshSession : IAsyncDisposable
             root = "/tmp/";
         }
 
-        return UnixNative.CreateTemporaryDirectory(Path.Combine(root, "vbssh-"));
+        return Posix.CreateTemporaryDirectory(Path.Combine(root, "vbssh-"));
     }
 
     [GeneratedRegex(@"pid=(\d+)")]

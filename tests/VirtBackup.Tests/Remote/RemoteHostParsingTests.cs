@@ -95,6 +95,20 @@ public class RemoteHostParsingTests
             BackupJobXml.Backup(JobServer.Unix("/run/virtbackup/x/nbd.sock"), [new BackupJobDisk("vda", "/s", false)], [], null));
     }
 
+    [Fact]
+    public void A_failed_runs_recovery_knows_its_own_job_by_socket_or_tcp_port_and_no_other()
+    {
+        const string unixJob = "<domainbackup mode='pull'><server transport='unix' socket='/run/virtbackup/u-1/nbd.sock'/><disks/></domainbackup>";
+        const string tcpJob = "<domainbackup mode='pull'><server transport='tcp' name='10.0.0.5' port='10809'/><disks/></domainbackup>";
+
+        Assert.True(JobServer.Unix("/run/virtbackup/u-1/nbd.sock").Serves(unixJob));
+        Assert.False(JobServer.Unix("/run/virtbackup/u-2/nbd.sock").Serves(unixJob));
+        Assert.False(JobServer.Unix("/run/virtbackup/u-1/nbd.sock").Serves(tcpJob));
+        Assert.True(JobServer.Tcp("10.0.0.5", 10809).Serves(tcpJob));
+        Assert.False(JobServer.Tcp("10.0.0.5", 10810).Serves(tcpJob));
+        Assert.False(JobServer.Tcp("10.0.0.5", 10809).Serves(unixJob));
+    }
+
     [Theory(Timeout = 60_000)]
     [InlineData("--nbd-port", "10809")]
     [InlineData("--nbd-host", "10.0.0.5")]

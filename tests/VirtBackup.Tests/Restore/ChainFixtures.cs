@@ -90,6 +90,19 @@ internal static class ChainFixtures
     /// The incremental after <paramref name="parent"/>: on vda, data over part of a zero extent and part of a data
     /// extent, zeros over other data; vdb unchanged (an empty map).
     /// </summary>
+    /// <summary>One disk, small NVRAM and TPM: quick to restore, yet every member kind is there.</summary>
+    public static StreamSpec Small() => Full() with
+    {
+        Disks =
+        [
+            StreamFixtures.Disk("vda", 200_000, 11,
+                new DiskExtent(0, 70_000, false),
+                new DiskExtent(70_000, 30_000, true),
+                new DiskExtent(131_072, 20_000, false)),
+        ],
+        Nvram = StreamFixtures.Content(2_000, 5),
+    };
+
     public static StreamSpec Next(StreamSpec parent, int sequence, int seed)
     {
         var vda = parent.Disks[0];

@@ -21,18 +21,6 @@ public class RestoreCorruptionPropertyTests(ITestOutputHelper output)
         "disks/vda/../../../x", "state/nvram/a/b", "state/tpm/a\\b", "disks/../vda/extents.json", "state/tpm//x", "./virtbackup/manifest.json",
     ];
 
-    private static StreamSpec Small() => ChainFixtures.Full() with
-    {
-        Disks =
-        [
-            StreamFixtures.Disk("vda", 200_000, 11,
-                new DiskExtent(0, 70_000, false),
-                new DiskExtent(70_000, 30_000, true),
-                new DiskExtent(131_072, 20_000, false)),
-        ],
-        Nvram = StreamFixtures.Content(2_000, 5),
-    };
-
     internal static IEnumerable<(string Description, byte[] Stream)> Variants(byte[] valid)
     {
         var rnd = new Random(20261127);
@@ -107,7 +95,7 @@ public class RestoreCorruptionPropertyTests(ITestOutputHelper output)
     [Fact(Timeout = 240_000)]
     public async Task Every_broken_or_hostile_variant_is_refused_and_leaves_the_target_as_it_was()
     {
-        var spec = Small();
+        var spec = ChainFixtures.Small();
         var valid = await ChainFixtures.BuildAsync(spec);
         var variants = Variants(valid).ToList();
         foreach (var name in new[] { "../../etc/cron.d/evil", "a/b", ".hidden", "x y", "-rf", "ok\u00e9" })
@@ -204,7 +192,7 @@ public class RestoreCorruptionPropertyTests(ITestOutputHelper output)
     [Fact(Timeout = 120_000)]
     public async Task Broken_streams_through_the_cli_exit_6_and_leave_the_previous_restore_untouched()
     {
-        var valid = await ChainFixtures.BuildAsync(Small());
+        var valid = await ChainFixtures.BuildAsync(ChainFixtures.Small());
         var records = TarSurgery.Records(valid);
         var data = records.First(r => r.Name.EndsWith(".zst", StringComparison.Ordinal));
         var trailer = records[^1];

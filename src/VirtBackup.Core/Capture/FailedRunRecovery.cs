@@ -1,0 +1,140 @@
+using Serilog;
+using VirtBackup.Core.Chain;
+using VirtBackup.Core.Libvirt;
+
+namespace VirtBackup.Core.Capture;
+
+/// <summary>
+/// The last line of a backup that failed or was interrupted, run under the domain lock after the run's own
+/// cleanup (resume, thaw, abort the job, roll back the checkpoint) and undoing only what this run did: resume the
+/// VM if this run's paused marker is still there, abort the job if it is this run's (its NBD socket, or its TCP port), delete this
+/// run's checkpoint if no completed stream carried it. That cleanup fails when libvirtd restarted meanwhile (every
+/// call on the old connection fails), so this opens a new connection when the old one is gone, waiting up to
+/// <see cref="ReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
+/// own error is the one reported.
+/// </summary>
+public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUuid, string domainName, PausedMarker marker, ChainStore store, ILogger log)
+    : IAsyncDisposable
+{
+    public static readonly TimeSpan ReconnectTimeout = TimeSpan.FromSeconds(30);
+
+    private bool _succeeded;
+    private JobServer? _server;
+    private string? _checkpoint;
+
+    /// <summary>What this run is about to create: a job serving on <paramref name="server"/>, and <paramref name="checkpoint"/>.</summary>
+    public void Track(JobServer server, string? checkpoint)
+    {
+        _server = server;
+        _checkpoint = checkpoint;
+    }
+
+    /// <summary>The run completed: nothing to recover.</summary>
+    public void Succeeded() => _succeeded = true;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_succeeded || (!marker.Exists && _server is null))
+        {
+            return;
+        }
+
+        try
+        {
+            if (libvirt.IsAlive)
+            {
+                try
+                {
+                    await RecoverAsync(libvirt);
+                    return;
+                }
+                catch (LibvirtException e) when (!libvirt.IsAlive)
+                {
+                    log.Debug("the libvirt connection broke during the recovery ({Message}); reconnecting", e.Message);
+                }
+            }
+
+            log.Warning("the connection to libvirt was lost (did libvirtd restart?); reconnecting to put {Domain} back in order", domainName);
+            using var connection = await ReconnectAsync();
+            await RecoverAsync(connection);
+        }
+        catch (Exception e) when (e is VirtBackupException or IOException or UnauthorizedAccessException)
+        {
+            // Reported, not thrown: the run's own failure is what the exit code says. The next run repairs the rest.
+            log.Error("could not put {Domain} back in order after the failure: {Message}. Run 'virtbackup repair --domain {Name}'",
+                domainName, e.Message, domainName);
+        }
+    }
+
+    private async Task RecoverAsync(LibvirtConnection connection)
+    {
+        using var domain = connection.LookupByUuid(domainUuid);
+        if (marker.Exists)
+        {
+            if (domain.IsActive() && domain.GetState().State == DomainState.Paused)
+            {
+                domain.Resume();
+                log.Warning("resumed '{Domain}', which this run had paused", domainName);
+            }
+
+            marker.Clear();
+        }
+
+        if (_server is not null && domain.IsActive() && domain.GetJobStats().IsBackupActive && IsThisRunsJob(domain))
+        {
+            await using (var job = new BackupJob(domain, checkpointName: null, log))
+            {
+                job.Started();
+                await job.EndAsync(CancellationToken.None);
+            }
+
+            log.Warning("aborted the backup job of this run on '{Domain}'", domainName);
+        }
+
+        var committed = store.Load(domainUuid)?.Checkpoints.Any(c => c.Name == _checkpoint) ?? false;
+        if (_checkpoint is not null && !committed && domain.ListCheckpoints().Contains(_checkpoint))
+        {
+            try
+            {
+                domain.CheckpointDelete(_checkpoint);
+                log.Warning("removed checkpoint {Checkpoint} of {Domain}: no completed stream carried it", _checkpoint, domainName);
+            }
+            catch (LibvirtException e) when (!domain.IsActive())
+            {
+                // libvirt deletes no checkpoint of an inactive domain; the next run (the VM running again) removes it.
+                log.Warning("{Domain} is not running, so its uncommitted checkpoint stays until the next virtbackup run for it ({Message})",
+                    domainName, e.LibvirtMessage);
+            }
+        }
+    }
+
+    private bool IsThisRunsJob(Domain domain)
+    {
+        try
+        {
+            return _server!.Serves(domain.BackupGetXml());
+        }
+        catch (LibvirtException) when (domain.IsActive() && !domain.GetJobStats().IsBackupActive)
+        {
+            // The job ended between the two calls: nothing to abort.
+            return false;
+        }
+    }
+
+    private async Task<LibvirtConnection> ReconnectAsync()
+    {
+        var deadline = DateTime.UtcNow + ReconnectTimeout;
+        while (true)
+        {
+            try
+            {
+                return LibvirtConnection.Open(libvirt.Uri);
+            }
+            catch (LibvirtException) when (DateTime.UtcNow < deadline)
+            {
+                // libvirtd is still starting: try again shortly.
+                await Task.Delay(200, CancellationToken.None);
+            }
+        }
+    }
+}
