@@ -41,6 +41,36 @@ internal sealed class ScratchImages : IAsyncDisposable
         return new ScratchImages(local, made, log);
     }
 
+    /// <summary>The scratch files a &lt;domainbackup&gt; document (a running job's) names.</summary>
+    public static IEnumerable<string> In(string backupXml) =>
+        System.Xml.Linq.XDocument.Parse(backupXml).Descendants("scratch")
+            .Select(e => (string?)e.Attribute("file")).OfType<string>();
+
+    /// <summary>
+    /// Removes, of <paramref name="candidates"/> and the default scratch directory's files, the scratch images virtbackup
+    /// names for domain <paramref name="domainUuid"/>. Only with no job of virtbackup running on the domain (the repair's
+    /// part, under the domain lock). Returns what it removed.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveStale(string domainUuid, IEnumerable<string> candidates)
+    {
+        var prefix = $"virtbackup-{domainUuid}-";
+        var inDefault = Directory.Exists(BackupOptions.DefaultScratchDirectory)
+            ? Directory.EnumerateFiles(BackupOptions.DefaultScratchDirectory, $"{prefix}*.scratch")
+            : [];
+        var removed = new List<string>();
+        foreach (var path in candidates.Concat(inDefault).Distinct(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(path);
+            if (name.StartsWith(prefix, StringComparison.Ordinal) && name.EndsWith(".scratch", StringComparison.Ordinal) && File.Exists(path))
+            {
+                File.Delete(path);
+                removed.Add(path);
+            }
+        }
+
+        return removed;
+    }
+
     /// <summary>The flags for <c>virDomainBackupBegin</c>: reuse the images once they exist, else let libvirt make them.</summary>
     public async Task<BackupBeginFlags> BeginFlagsAsync() =>
         await made ? BackupBeginFlags.ReuseExternal : BackupBeginFlags.None;

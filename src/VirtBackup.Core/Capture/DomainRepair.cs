@@ -27,8 +27,10 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
             marker.Clear();
         }
 
-        if (domain.IsActive() && domain.GetJobStats().IsBackupActive && IsOurJob())
+        var scratch = new List<string>();
+        if (domain.IsActive() && domain.GetJobStats().IsBackupActive && OurJobXml() is { } jobXml)
         {
+            scratch.AddRange(Backup.ScratchImages.In(jobXml));
             await using (var job = new BackupJob(domain, checkpointName: null, log))
             {
                 job.Started();
@@ -36,6 +38,13 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
             }
 
             repaired.Add($"aborted the backup job an interrupted virtbackup had left on '{domain.Name}'");
+        }
+
+        // Scratch images virtbackup made before a pause are not libvirt's to remove: those of an interrupted run go here
+        // (the job's, and any in the default scratch directory; one elsewhere is replaced and removed by the next backup).
+        foreach (var stale in Backup.ScratchImages.RemoveStale(domain.Uuid, scratch))
+        {
+            log.Debug("removed {Scratch}, left by a virtbackup that no longer runs", stale);
         }
 
         foreach (var stale in Backup.JobRuntimeDirectory.RemoveStale(domain.Uuid))
@@ -56,16 +65,18 @@ public sealed class DomainRepair(Domain domain, PausedMarker marker, ILogger log
         return repaired;
     }
 
-    private bool IsOurJob()
+    /// <summary>The XML of the domain's backup job when an interrupted virtbackup started it, else null.</summary>
+    private string? OurJobXml()
     {
         try
         {
-            return Backup.JobRuntimeDirectory.IsOurs(domain.BackupGetXml());
+            var xml = domain.BackupGetXml();
+            return Backup.JobRuntimeDirectory.IsOurs(xml) ? xml : null;
         }
         catch (LibvirtException)
         {
             // The job ended between the two calls: nothing to abort.
-            return false;
+            return null;
         }
     }
 }
