@@ -27,6 +27,7 @@ bash "$lab/install.sh"
 peers=()
 command -v virtnbdbackup >/dev/null || peers+=(virtnbdbackup)
 [[ -x /usr/bin/time ]] || peers+=(time)
+command -v clang >/dev/null || command -v gcc >/dev/null || peers+=(gcc libc6-dev)   # Native AOT links with it
 if ((${#peers[@]})); then
   echo "run.sh: installing ${peers[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -50,8 +51,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# virtbackup as it ships: published for the runtime (ReadyToRun, see VirtBackup.Cli.csproj).
-dotnet publish "$root/src/VirtBackup.Cli" -c Release -r linux-x64 --self-contained false -o "$work/virtbackup" -nologo -clp:ErrorsOnly
+# virtbackup as it ships: published for the runtime (Native AOT, see VirtBackup.Cli.csproj).
+dotnet publish "$root/src/VirtBackup.Cli" -c Release -r linux-x64 -o "$work/virtbackup" -nologo -clp:ErrorsOnly
 # The bench app too: its nbd-read verb is benchmark 1's reader, timed as a whole process like nbdcopy.
 dotnet publish "$bench/VirtBackup.Bench" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
   -o "$work/bench" -nologo -clp:ErrorsOnly

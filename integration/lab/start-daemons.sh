@@ -73,6 +73,16 @@ running() {
   [[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$name" ]]
 }
 
+# Starts a daemon without the caller's open files above stdio: a daemon keeps what it inherits for as long as
+# it runs, and a libvirtd started under `flock LOCK ...` (the bench lock) held that lock until it was restarted.
+without_inherited_files() (
+  local fd
+  for fd in $(ls /proc/$BASHPID/fd); do
+    ((fd > 2)) && eval "exec $fd>&-"
+  done
+  exec "$@"
+)
+
 for daemon in virtlogd libvirtd; do
   if running "$daemon"; then
     echo "start-daemons.sh: $daemon is running"
@@ -81,7 +91,7 @@ for daemon in virtlogd libvirtd; do
     fi
   else
     echo "start-daemons.sh: starting $daemon"
-    "$daemon" -d
+    without_inherited_files "$daemon" -d
   fi
 done
 

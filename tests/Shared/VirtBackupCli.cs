@@ -7,12 +7,16 @@ namespace VirtBackup.Testing;
 public sealed record CliResult(int ExitCode, byte[] StandardOutput, string StandardError);
 
 /// <summary>
-/// Runs the <c>virtbackup</c> apphost that the build copies next to the test assembly, the way a
+/// Runs the <c>virtbackup</c> apphost that the build copies next to the test assembly (or, when
+/// <c>VIRTBACKUP_TEST_EXECUTABLE</c> names one, that executable: the Native AOT publish, as it ships), the way a
 /// backup host would: arguments, optional stdin, stdout captured as bytes, stderr as text.
 /// </summary>
 public static class VirtBackupCli
 {
-    public static string ExecutablePath { get; } = Path.Combine(AppContext.BaseDirectory, "virtbackup");
+    public static string ExecutablePath { get; } =
+        Environment.GetEnvironmentVariable("VIRTBACKUP_TEST_EXECUTABLE") is { Length: > 0 } published
+            ? published
+            : Path.Combine(AppContext.BaseDirectory, "virtbackup");
 
     public static Command Command(params string[] args) =>
         CliWrap.Cli.Wrap(ExecutablePath).WithArguments(args).WithValidation(CommandResultValidation.None);

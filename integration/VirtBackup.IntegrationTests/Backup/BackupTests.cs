@@ -128,6 +128,8 @@ public class BackupTests(ITestOutputHelper output)
         var (state, job, existing) = BackupFixture.Observe(vm.Name);
         Assert.Equal((DomainState.Running, false), (state, job));
         Assert.Equal(checkpoints, existing);
+        // The scratch images (made before the pause, reused by the job) are gone with the job.
+        Assert.Empty(Directory.EnumerateFiles(Core.Backup.BackupOptions.DefaultScratchDirectory, $"virtbackup-{vm.Uuid}-*.scratch"));
     }
 
     private static async Task<SortedDictionary<string, byte[]>> ReadTreeAsync(string directory)

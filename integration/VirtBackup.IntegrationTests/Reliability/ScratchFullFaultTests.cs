@@ -5,10 +5,11 @@ using Xunit.Abstractions;
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>
-/// The "scratch disk full" column of the fault matrix, with <c>--scratch-dir</c> on a 1 MiB tmpfs. libvirt creates
-/// the scratch file when the job begins: a full file system then fails backupBegin with ENOSPC. Later the scratch
-/// only grows with guest writes over not-yet-copied data (copy-before-write); once it is full QEMU fails those
-/// guest writes (its default on-cbw-error=break-guest-write) and the backup itself stays consistent.
+/// The "scratch disk full" column of the fault matrix, with <c>--scratch-dir</c> on a 1 MiB tmpfs. virtbackup makes
+/// the (empty) scratch images right after the preflight, before the pause; on a full file system that fails, libvirt
+/// then makes them when the job begins and backupBegin fails with ENOSPC. Later the scratch only grows with guest
+/// writes over not-yet-copied data (copy-before-write); once it is full QEMU fails those guest writes (its default
+/// on-cbw-error=break-guest-write) and the backup itself stays consistent.
 /// The tmpfs is mounted before the VM starts: QEMU runs in its own mount namespace and sees only mounts it inherited.
 /// </summary>
 [Collection(LabCollection.Name)]
@@ -30,14 +31,12 @@ public sealed class ScratchFullFaultTests(ITestOutputHelper output) : IAsyncLife
     {
         await using var lab = await FaultLab.CreateAsync(_scratch);
         var matrix = new FaultMatrix("scratch disk full", output);
-        const string Before = "the scratch file is made when the job begins: a full file system before that is the paused cell";
+        const string Made = "the scratch images are made right after the preflight: a file system that fills from here on fails only guest writes, see streaming";
         const string Paused = "the guest is paused and cannot write, so the scratch cannot fill now: see streaming";
-        matrix.NotApplicable(BackupPhase.Preflight, Before);
-        matrix.NotApplicable(BackupPhase.Freeze, Before);
-        await matrix.CellAsync(BackupPhase.Paused, async () =>
+        await matrix.CellAsync(BackupPhase.Preflight, async () =>
         {
             await lab.ChangeAsync();
-            using var backup = await lab.StartAtAsync(BackupPhase.Paused);
+            using var backup = await lab.StartAtAsync(BackupPhase.Preflight);
             var filler = Path.Combine(_scratch, "filler");
             await LabHost.RunAsync("bash", ["-c", $"dd if=/dev/zero of='{filler}' bs=64k 2>/dev/null; true"]);
             var ended = backup.EndedAfterAsync();
@@ -50,8 +49,10 @@ public sealed class ScratchFullFaultTests(ITestOutputHelper output) : IAsyncLife
             Assert.Contains("No space left on device", outcome.StandardError);
             lab.AssertClean();
             var (level, _) = await lab.NextBackupRestoresByteEqualAsync();
-            return $"backupBegin fails: exit 3 in {await ended} ms (libvirt: No space left on device), clean; next {level} restores equal";
+            return $"qemu-img cannot make the scratch, libvirt neither: backupBegin fails: exit 3 in {await ended} ms (No space left on device), clean; next {level} restores equal";
         });
+        matrix.NotApplicable(BackupPhase.Freeze, Made);
+        matrix.NotApplicable(BackupPhase.Paused, Made);
         matrix.NotApplicable(BackupPhase.BackupBegin, Paused);
         matrix.NotApplicable(BackupPhase.StateRead, Paused);
         foreach (var phase in new[] { BackupPhase.Streaming, BackupPhase.Finishing })

@@ -62,6 +62,7 @@ internal sealed class BackupVerb : IVerb
         var uri = Settings.ConnectUri(options, context);
         await using var host = await HostConnection.ConnectAsync(uri, null, context.Log, cancellationToken);
         using var libvirt = LibvirtConnection.Open(uri);
+        context.Log.Debug("phase: libvirt connected");
         using var progress = new ProgressReporter(context.Log, context.ErrorIsTerminal);
         using var testPause = TestPauseHook.FromEnvironment(context.Environment);
         var run = new BackupRun(libvirt, host, context.Log) { Progress = progress, Phases = testPause?.Hook };

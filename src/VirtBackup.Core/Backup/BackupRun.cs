@@ -30,9 +30,23 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
     public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
     {
+        var warmUp = BackupStreamWriter.WarmUpAsync();
+        try
+        {
+            return await RunCoreAsync(options, output, cancellationToken);
+        }
+        finally
+        {
+            await warmUp; // even after a failure: see WarmUpAsync
+        }
+    }
+
+    private async Task<BackupResult> RunCoreAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
+    {
         var elapsed = Stopwatch.StartNew();
         using var domain = libvirt.LookupByName(options.Domain);
         var xml = DomainXml.Parse(domain.GetXml());
+        log.Debug("phase: domain looked up and parsed");
         var selection = DiskSelection.Of(xml, options.ExcludeDisks);
         var store = new ChainStore(options.StateDirectory);
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
@@ -44,16 +58,20 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var capture = new ConsistentCapture(host.Files, markers, log) { Phases = Phases };
         await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
         await capture.PreflightAsync(state, cancellationToken);
-        log.Debug("phase: domain looked up and parsed, preflight passed");
+        log.Debug("phase: repair checked, preflight passed");
         if (!domain.IsActive())
         {
             return await OfflineAsync(domain, xml, selection, state, store, options, output, cancellationToken);
         }
 
         await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
+        // Made while the chain is planned; removed after the job ended (disposed after it).
+        await using var scratch = ScratchImages.Start(
+            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, log);
         await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
         var planner = new ChainPlanner(domain, store, new LiveCheckpoints(domain), log);
         var plan = await planner.PlanAsync(options.Level, selection.BitmapTargets, cancellationToken);
+        log.Debug("phase: chain planned");
         recovery.Track(endpoint.Server, plan.Checkpoint);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
@@ -67,7 +85,10 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             BackupJobXml.Backup(endpoint.Server, jobDisks, excluded, plan.Parent),
             plan.Checkpoint is null ? null : BackupJobXml.Checkpoint(plan.Checkpoint, jobDisks, excluded),
             plan.Checkpoint,
-            options.Freeze);
+            options.Freeze)
+        {
+            BeginFlags = await scratch.BeginFlagsAsync(),
+        };
 
         await using var job = new BackupJob(domain, plan.Checkpoint, log);
         log.Debug("phase: planned");
@@ -152,12 +173,14 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
                 cancellationToken);
         }
 
+        log.Debug("phase: disks read");
         await Phases.ReachAsync(BackupPhase.Finishing, cancellationToken);
         // The job (none for a shut-off domain) ends before the trailer is written: a stream is never complete while its job may still be left
         // behind. Ending it is cleanup, so no signal interrupts it (it has its own deadline).
         if (job is not null)
         {
             await job.EndAsync(CancellationToken.None);
+            log.Debug("phase: job ended");
         }
 
         await writer.CompleteAsync(cancellationToken);

@@ -12,7 +12,11 @@ public sealed record CaptureRequest(
     string BackupXml,
     string? CheckpointXml,
     string? CheckpointName,
-    FreezeMode Freeze);
+    FreezeMode Freeze)
+{
+    /// <summary>For <c>virDomainBackupBegin</c>: <see cref="BackupBeginFlags.ReuseExternal"/> when the scratch images were made beforehand.</summary>
+    public BackupBeginFlags BeginFlags { get; init; }
+}
 
 /// <summary>What the capture took at the instant of the backup, plus how long the VM was paused.</summary>
 public sealed record CapturedState(

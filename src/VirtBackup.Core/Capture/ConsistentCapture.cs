@@ -30,7 +30,9 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
     {
         var domain = request.Domain;
         await using var stateRead = await files.PrepareStateReadAsync(request.State.NvramPath, request.State.TpmStateDirectory, cancellationToken);
+        log.Debug("phase: state read prepared");
         var freeze = Freeze(domain, request.Freeze);
+        log.Debug("phase: guest agent asked ({Freeze})", freeze);
         try
         {
             await Phases.ReachAsync(BackupPhase.Freeze, cancellationToken);
@@ -39,21 +41,26 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
             (byte[]? Nvram, IReadOnlyList<HostFile> Tpm) state = (null, []);
             var pausedAt = 0L;
             var paused = TimeSpan.Zero;
+            // Steps of the window, for the debug log after it: suspended, job begun, state read (timestamps).
+            long suspended = 0, begun = 0, read = 0;
             if (running)
             {
                 markers.Paused.Set();
                 pausedAt = Stopwatch.GetTimestamp();
                 domain.Suspend();
+                suspended = Stopwatch.GetTimestamp();
             }
 
             try
             {
                 await Phases.ReachAsync(BackupPhase.Paused, cancellationToken);
                 cancellationToken.ThrowIfCancellationRequested(); // a signal while paused: begin no job
-                domain.BackupBegin(request.BackupXml, request.CheckpointXml);
+                domain.BackupBegin(request.BackupXml, request.CheckpointXml, request.BeginFlags);
+                begun = Stopwatch.GetTimestamp();
                 jobStarted();
                 await Phases.ReachAsync(BackupPhase.BackupBegin, cancellationToken);
                 state = await stateRead.ReadAsync(cancellationToken);
+                read = Stopwatch.GetTimestamp();
                 await Phases.ReachAsync(BackupPhase.StateRead, cancellationToken);
             }
             finally
@@ -64,6 +71,14 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
                     paused = Stopwatch.GetElapsedTime(pausedAt);
                     markers.Paused.Clear();
                 }
+            }
+
+            if (running)
+            {
+                log.Debug(
+                    "phase: pause window: suspend {SuspendMs:F1} ms, backupBegin {BeginMs:F1} ms, state read {ReadMs:F1} ms, resume {ResumeMs:F1} ms",
+                    Stopwatch.GetElapsedTime(pausedAt, suspended).TotalMilliseconds, Stopwatch.GetElapsedTime(suspended, begun).TotalMilliseconds,
+                    Stopwatch.GetElapsedTime(begun, read).TotalMilliseconds, (paused - Stopwatch.GetElapsedTime(pausedAt, read)).TotalMilliseconds);
             }
 
             var (nvram, tpm) = state;

@@ -17,8 +17,10 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
     {
         var repaired = new List<string>(markers.Undo(domain, "an interrupted virtbackup", log));
 
-        if (domain.IsActive() && domain.GetJobStats().IsBackupActive && IsOurJob())
+        var scratch = new List<string>();
+        if (domain.IsActive() && domain.GetJobStats().IsBackupActive && OurJobXml() is { } jobXml)
         {
+            scratch.AddRange(Backup.ScratchImages.In(jobXml));
             await using (var job = new BackupJob(domain, checkpointName: null, log))
             {
                 job.Started();
@@ -26,6 +28,13 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
             }
 
             repaired.Add($"aborted the backup job an interrupted virtbackup had left on '{domain.Name}'");
+        }
+
+        // Scratch images virtbackup made before a pause are not libvirt's to remove: those of an interrupted run go here
+        // (the job's, and any in the default scratch directory; one elsewhere is replaced and removed by the next backup).
+        foreach (var stale in Backup.ScratchImages.RemoveStale(domain.Uuid, scratch))
+        {
+            log.Debug("removed {Scratch}, left by a virtbackup that no longer runs", stale);
         }
 
         foreach (var stale in Backup.JobRuntimeDirectory.RemoveStale(domain.Uuid))
@@ -46,16 +55,18 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
         return repaired;
     }
 
-    private bool IsOurJob()
+    /// <summary>The XML of the domain's backup job when an interrupted virtbackup started it, else null.</summary>
+    private string? OurJobXml()
     {
         try
         {
-            return Backup.JobRuntimeDirectory.IsOurs(domain.BackupGetXml());
+            var xml = domain.BackupGetXml();
+            return Backup.JobRuntimeDirectory.IsOurs(xml) ? xml : null;
         }
         catch (LibvirtException)
         {
             // The job ended between the two calls: nothing to abort.
-            return false;
+            return null;
         }
     }
 }

@@ -13,6 +13,13 @@ public sealed partial class Domain
     public void BackupBegin(string backupXml, string? checkpointXml = null, BackupBeginFlags flags = BackupBeginFlags.None) =>
         Check(LibvirtNative.virDomainBackupBegin(handle, backupXml, checkpointXml, (uint)flags), "virDomainBackupBegin", Name);
 
+    /// <summary>The virtual size in bytes of disk <paramref name="target"/> (vda) as the guest sees it (<c>virDomainGetBlockInfo</c>).</summary>
+    public long GetBlockCapacity(string target)
+    {
+        Check(LibvirtNative.virDomainGetBlockInfo(handle, target, out var info, 0), "virDomainGetBlockInfo", Name);
+        return checked((long)info.Capacity);
+    }
+
     /// <summary>The XML of the running backup job, with what libvirt filled in (<c>virDomainBackupGetXMLDesc</c>).</summary>
     public string BackupGetXml() =>
         TakeString(LibvirtNative.virDomainBackupGetXMLDesc(handle, 0), "virDomainBackupGetXMLDesc", Name);

@@ -45,6 +45,13 @@ internal static unsafe partial class LibvirtNative
         public ulong FileTotal, FileProcessed, FileRemaining;
     }
 
+    /// <summary><c>virDomainBlockInfo</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct VirDomainBlockInfo
+    {
+        public ulong Capacity, Allocation, Physical;
+    }
+
     // Library and errors
     [LibraryImport(Lib)] internal static partial int virInitialize();
     [LibraryImport(Lib)] internal static partial VirError* virGetLastError();
@@ -84,6 +91,7 @@ internal static unsafe partial class LibvirtNative
     [LibraryImport(Lib)] internal static partial nint virDomainBackupGetXMLDesc(DomainHandle domain, uint flags);
     [LibraryImport(Lib)] internal static partial int virDomainAbortJob(DomainHandle domain);
     [LibraryImport(Lib)] internal static partial int virDomainGetJobInfo(DomainHandle domain, out VirDomainJobInfo info);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virDomainGetBlockInfo(DomainHandle domain, string disk, out VirDomainBlockInfo info, uint flags);
     [LibraryImport(Lib)] internal static partial int virDomainGetJobStats(DomainHandle domain, out int type, out VirTypedParameter* parameters, out int count, uint flags);
 
     // Checkpoints

@@ -75,6 +75,25 @@ public sealed class BackupStreamWriter : IAsyncDisposable
         _drain = Task.Run(DrainAsync);
     }
 
+    /// <summary>
+    /// Loads what the first member needs on the thread pool (OpenSSL behind SHA-256, libzstd), a few ms a short backup
+    /// would otherwise wait for after its pause; start it early. Failures are left to the first real use. Await it
+    /// before the process may exit, whatever happened: an exit while OpenSSL initializes on another thread crashes
+    /// the process (libcrypto's exit handlers pull the library from under that thread).
+    /// </summary>
+    public static Task WarmUpAsync() => Task.Run(() =>
+    {
+        try
+        {
+            SHA256.HashData(ReadOnlySpan<byte>.Empty);
+            _ = NativeZstd.IsAvailable;
+        }
+        catch (CryptographicException)
+        {
+            // No usable OpenSSL: the first member's hash reports it, with its context.
+        }
+    });
+
     /// <summary>True once <see cref="CompleteAsync"/> has written the trailer and flushed the output.</summary>
     public bool IsCompleted => _stage == Stage.Completed;
 
