@@ -52,7 +52,8 @@ public sealed class RestoreLabTests : IDisposable
             Assert.Equal("Images are identical.", (await LabHost.RunAsync("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", copy.DiskPath(target), Source(target)])).Trim());
         }
 
-        var (nvram, tpm) = await StateMembersAsync(inc2);
+        var state = await Hosts.StreamContent.ReadAsync(inc2);
+        var (nvram, tpm) = (state.Nvram!, state.TpmFiles);
         using var libvirt = LibvirtConnection.Open();
         using var restored = libvirt.LookupByName(copy.Name);
         var tpmDirectory = $"/var/lib/libvirt/swtpm/{restored.Uuid}/tpm2";
@@ -140,26 +141,6 @@ public sealed class RestoreLabTests : IDisposable
         }
 
         throw new InvalidOperationException("no manifest");
-    }
-
-    private static async Task<(byte[] Nvram, Dictionary<string, byte[]> Tpm)> StateMembersAsync(byte[] stream)
-    {
-        byte[]? nvram = null;
-        var tpm = new Dictionary<string, byte[]>();
-        await foreach (var member in new BackupStreamReader(new MemoryStream(stream)).ReadAsync())
-        {
-            switch (member)
-            {
-                case NvramMember n:
-                    nvram = n.Content.ToArray();
-                    break;
-                case TpmFileMember t:
-                    tpm[t.RelativePath] = t.Content.ToArray();
-                    break;
-            }
-        }
-
-        return (nvram!, tpm);
     }
 
     private static async Task<string> StatAsync(string path) => (await LabHost.RunAsync("stat", ["-c", "%U:%G %a", path])).Trim();

@@ -20,7 +20,7 @@ internal sealed class BackupVerb : IVerb
         new("exclude-disk", "disks (targets) to leave out", "vdb[,..]"),
         new("compression", "zstd (default): each member one zstd frame; none: raw members, for deduplicating hosts (restic)", "MODE", ["zstd", "none"]),
         new("zstd-level", $"zstd level 1-19 (default {StreamWriterOptions.DefaultZstdLevel})", "N"),
-        new("freeze", "auto (default): fsfreeze through the guest agent when one answers; on: require it; off", "MODE", ["auto", "on", "off"]),
+        new("freeze", "auto (default): fsfreeze through the guest agent when one answers, else (no agent, or its freeze fails) go on crash-consistent with a warning; on: require a freeze, refuse before pausing otherwise; off", "MODE", ["auto", "on", "off"]),
         new("state-dir", $"where the checkpoint chain is remembered (default: the config file's state-dir, else {ChainStore.DefaultDirectory})", "DIR"),
         new("scratch-dir", $"where QEMU keeps copy-before-write data during the backup (default {BackupOptions.DefaultScratchDirectory})", "DIR"),
         new("nbd-transport", "how disk data travels: ssh (default): the job's private unix socket, forwarded over the SSH connection for a qemu+ssh:// host; tcp: libvirt's NBD server on a TCP port of the host (not encrypted: trusted networks only)", "MODE", ["ssh", "tcp"]),

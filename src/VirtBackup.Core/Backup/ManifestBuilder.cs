@@ -33,6 +33,11 @@ public static class ManifestBuilder
             warnings.Add($"disk {raw.Target} is raw: it carries no dirty bitmap and is copied whole in every backup");
         }
 
+        if (captured.Freeze == FreezeState.NotFrozen)
+        {
+            warnings.Add("the guest agent answered but could not freeze the file systems: the disks are crash-consistent, not file-system-consistent");
+        }
+
         var sizes = disks.ToDictionary(d => d.Target, d => d.Reader.ExportSize);
         var manifestDisks = selection.Included.Concat(selection.Excluded)
             .OrderBy(d => d.Target, StringComparer.Ordinal)

@@ -49,26 +49,48 @@ internal sealed class ScratchImages : IAsyncDisposable
     /// <summary>
     /// Removes, of <paramref name="candidates"/> and the default scratch directory's files, the scratch images virtbackup
     /// names for domain <paramref name="domainUuid"/>. Only with no job of virtbackup running on the domain (the repair's
-    /// part, under the domain lock). Returns what it removed.
+    /// part, under the domain lock). A directory this process may not list (the default one, for a non-root user) holds
+    /// none of its scratch images; a file it may not remove is reported in <c>Failed</c>, not thrown.
     /// </summary>
-    public static IReadOnlyList<string> RemoveStale(string domainUuid, IEnumerable<string> candidates)
+    public static (IReadOnlyList<string> Removed, IReadOnlyList<string> Failed) RemoveStale(string domainUuid, IEnumerable<string> candidates)
     {
         var prefix = $"virtbackup-{domainUuid}-";
-        var inDefault = Directory.Exists(BackupOptions.DefaultScratchDirectory)
-            ? Directory.EnumerateFiles(BackupOptions.DefaultScratchDirectory, $"{prefix}*.scratch")
-            : [];
         var removed = new List<string>();
-        foreach (var path in candidates.Concat(inDefault).Distinct(StringComparer.Ordinal))
+        var failed = new List<string>();
+        foreach (var path in candidates.Concat(InDefaultDirectory(prefix)).Distinct(StringComparer.Ordinal))
         {
             var name = Path.GetFileName(path);
-            if (name.StartsWith(prefix, StringComparison.Ordinal) && name.EndsWith(".scratch", StringComparison.Ordinal) && File.Exists(path))
+            if (!name.StartsWith(prefix, StringComparison.Ordinal) || !name.EndsWith(".scratch", StringComparison.Ordinal) || !File.Exists(path))
+            {
+                continue;
+            }
+
+            try
             {
                 File.Delete(path);
                 removed.Add(path);
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                failed.Add($"{path} ({e.Message})");
+            }
         }
 
-        return removed;
+        return (removed, failed);
+    }
+
+    private static List<string> InDefaultDirectory(string prefix)
+    {
+        try
+        {
+            return Directory.Exists(BackupOptions.DefaultScratchDirectory)
+                ? [.. Directory.EnumerateFiles(BackupOptions.DefaultScratchDirectory, $"{prefix}*.scratch")]
+                : [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 
     /// <summary>The flags for <c>virDomainBackupBegin</c>: reuse the images once they exist, else let libvirt make them.</summary>
@@ -113,7 +135,16 @@ internal sealed class ScratchImages : IAsyncDisposable
         {
             // Not a failure of the backup: libvirt makes them inside the pause window instead, as it always did.
             log.Debug("scratch images not made beforehand, libvirt makes them: {Message}", e.Message);
-            Delete(disks);
+            try
+            {
+                Delete(disks);
+            }
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException)
+            {
+                // Nothing was made where nothing may be removed; backupBegin fails clearly if a half-made one is in the way.
+                log.Debug("scratch images not removed: {Message}", d.Message);
+            }
+
             return false;
         }
     }

@@ -140,11 +140,21 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
         {
             count = domain.FSFreeze();
         }
-        catch (LibvirtException)
+        catch (LibvirtException e)
         {
             // The agent thaws what it froze before a freeze fails, and one frozen by someone else is not ours to thaw.
             markers.Frozen.Clear();
-            throw;
+            if (mode == FreezeMode.On)
+            {
+                throw new PreflightException(
+                    $"--freeze on: the guest agent of '{domain.Name}' answers but could not freeze its file systems ({e.Message}); "
+                    + "fix that in the guest, or use --freeze auto to go on without a freeze. The VM was not paused", e);
+            }
+
+            log.Warning(
+                "the guest agent of {Domain} could not freeze its file systems ({Message}): capturing without a file system freeze (crash-consistent)",
+                domain.Name, e.Message);
+            return FreezeState.NotFrozen;
         }
 
         log.Information("froze {Count} file systems in {Domain}", count, domain.Name);

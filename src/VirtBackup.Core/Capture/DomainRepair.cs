@@ -32,9 +32,15 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
 
         // Scratch images virtbackup made before a pause are not libvirt's to remove: those of an interrupted run go here
         // (the job's, and any in the default scratch directory; one elsewhere is replaced and removed by the next backup).
-        foreach (var stale in Backup.ScratchImages.RemoveStale(domain.Uuid, scratch))
+        var (removedScratch, keptScratch) = Backup.ScratchImages.RemoveStale(domain.Uuid, scratch);
+        foreach (var stale in removedScratch)
         {
             log.Debug("removed {Scratch}, left by a virtbackup that no longer runs", stale);
+        }
+
+        foreach (var kept in keptScratch)
+        {
+            log.Warning("could not remove the scratch image {Scratch}, left by a virtbackup that no longer runs: remove it by hand", kept);
         }
 
         foreach (var stale in Backup.JobRuntimeDirectory.RemoveStale(domain.Uuid))

@@ -130,6 +130,12 @@ public sealed class ChainPlanner(Domain domain, ChainStore store, ICheckpointBit
             log.Warning("removed checkpoint {Checkpoint} of {Domain}: no completed stream carried it", name, domain.Name);
         }
 
+        foreach (var orphan in await bitmaps.RemoveOrphanBitmapsAsync(committed, cancellationToken))
+        {
+            log.Warning("removed bitmap {Bitmap} from the disks of {Domain}: an interrupted run added it, no checkpoint names it", orphan, domain.Name);
+            removed.Add(orphan);
+        }
+
         return removed;
     }
 

@@ -17,4 +17,11 @@ public interface ICheckpointBitmaps
 
     /// <summary>Deletes the checkpoint and its bitmaps.</summary>
     Task DeleteAsync(string checkpoint, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Removes bitmaps of ours (<see cref="ChainState.IsOurs"/>) that neither a libvirt checkpoint nor
+    /// <paramref name="committed"/> (the chain's, which libvirt may have lost with a redefined domain) names: a run killed
+    /// between adding a shut-off domain's bitmaps and redefining the checkpoint leaves them behind. Returns their names.
+    /// </summary>
+    Task<IReadOnlyList<string>> RemoveOrphanBitmapsAsync(IReadOnlySet<string> committed, CancellationToken cancellationToken);
 }

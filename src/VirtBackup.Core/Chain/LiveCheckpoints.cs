@@ -14,4 +14,8 @@ public sealed class LiveCheckpoints(Domain domain) : ICheckpointBitmaps
         domain.CheckpointDelete(checkpoint);
         return Task.CompletedTask;
     }
+
+    /// <summary>None to remove while QEMU holds the images (an offline run's orphan is removed the next time the domain is off).</summary>
+    public Task<IReadOnlyList<string>> RemoveOrphanBitmapsAsync(IReadOnlySet<string> committed, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<string>>([]);
 }

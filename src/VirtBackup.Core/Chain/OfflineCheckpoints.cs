@@ -75,6 +75,23 @@ public sealed class OfflineCheckpoints(Domain domain, IHostImages images, IReadO
             checkpoint, domain.Name, string.Join(",", disks.Select(d => d.Target)));
     }
 
+    public async Task<IReadOnlyList<string>> RemoveOrphanBitmapsAsync(IReadOnlySet<string> committed, CancellationToken cancellationToken)
+    {
+        var known = domain.ListCheckpoints().Concat(committed).ToHashSet(StringComparer.Ordinal);
+        var removed = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var disk in disks)
+        {
+            var info = await images.InfoAsync(disk.SourcePath!, forceShare: false, cancellationToken);
+            foreach (var bitmap in info.Bitmaps.Where(b => ChainState.IsOurs(b.Name) && !known.Contains(b.Name)))
+            {
+                await images.RemoveBitmapAsync(disk.SourcePath!, bitmap.Name, cancellationToken);
+                removed.Add(bitmap.Name);
+            }
+        }
+
+        return [.. removed];
+    }
+
     private async Task RemoveBitmapsAsync(string checkpoint, CancellationToken cancellationToken)
     {
         foreach (var disk in disks)
