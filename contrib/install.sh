@@ -39,4 +39,4 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet publish "$root/src/VirtBackup.Cli" -c Release -r linux-x64 -o "$out" -nologo -clp:ErrorsOnly >&2
 install -d "$prefix/bin"
 install -m 0755 "$out/virtbackup" "$prefix/bin/virtbackup"
-echo "install.sh: installed $prefix/bin/virtbackup ($("$prefix/bin/virtbackup" --version))" >&2
+echo "install.sh: installed $prefix/bin/virtbackup ($("$prefix/bin/virtbackup" --version 2>&1))" >&2
