@@ -36,7 +36,7 @@ public sealed class RemoteLabTests : IDisposable
         await using var rawCopy = new RestoredLabDomain($"{vm.Name}-t");
         rawImages.AddRange(vm.DiskTargets.Select(t => RawImage(rawCopy.Name, t)));
 
-        var full = await BackupAsync(vm, "--level", "full");
+        var full = await BackupAsync(vm, "--level", "full", "--log-level", "debug");
         await vm.InjectWriteAsync("vda", "16M", "1M", "0x77");
         await vm.InjectWriteAsync("vdb", "8M", "1M", "zero");
         var inc = await BackupAsync(vm, viaEnvironment: true, "--level", "inc");
@@ -68,6 +68,12 @@ public sealed class RemoteLabTests : IDisposable
             Assert.True(stream.Manifest.PauseWindowMs > 0);
         }
 
+        // The scratch images: made on the host by one remote command before the pause, removed after the job.
+        Assert.Matches($@"made 2 scratch images before the pause: /var/lib/libvirt/images/virtbackup-{vm.Uuid}-vda\.scratch, /var/lib/libvirt/images/virtbackup-{vm.Uuid}-vdb\.scratch", full.Log);
+        Assert.True(
+            full.Log.IndexOf("made 2 scratch images", StringComparison.Ordinal) < full.Log.IndexOf("captured ", StringComparison.Ordinal),
+            "the scratch images were made after the pause");
+        Assert.Empty(Directory.EnumerateFiles(Core.Backup.BackupOptions.DefaultScratchDirectory, $"virtbackup-{vm.Uuid}-*.scratch"));
         Assert.Equal(BackupLevel.Inc, inc.Stream.Manifest.Level);
         Assert.Contains("disk data comes from libvirt's NBD server on 127.0.0.1:", tcp.Log);
         Assert.DoesNotContain("forwarded over SSH", tcp.Log);

@@ -11,19 +11,21 @@ namespace VirtBackup.Core.Backup;
 /// that <c>virDomainBackupBegin</c> only attaches them (<see cref="BackupBeginFlags.ReuseExternal"/>). Left to libvirt,
 /// they are made inside the pause window, by one QEMU blockdev-create job per disk: ~25 ms of a 50-110 ms window here.
 /// Each is an empty qcow2 image of its disk's virtual size (qemu-img), 0600 and owned by the QEMU process's user like
-/// the ones libvirt makes; they are removed on dispose, which must come after the job ended. Made on this machine only:
-/// on a remote host each would cost an SSH round trip, and libvirt keeps making them there. When they cannot be made
+/// the ones libvirt makes; they are removed on dispose, which must come after the job ended. On a remote host all of
+/// them are made by one remote command (and removed by another), still before the pause. When they cannot be made
 /// (no qemu-img), libvirt makes them, as it always did.
 /// </summary>
 internal sealed class ScratchImages : IAsyncDisposable
 {
     private readonly IReadOnlyList<(string Target, string Path)> disks;
+    private readonly IHostImages images;
     private readonly Task<bool> made;
     private readonly ILogger log;
 
-    private ScratchImages(IReadOnlyList<(string Target, string Path)> disks, Task<bool> made, ILogger log)
+    private ScratchImages(IReadOnlyList<(string Target, string Path)> disks, IHostImages images, Task<bool> made, ILogger log)
     {
         this.disks = disks;
+        this.images = images;
         this.made = made;
         this.log = log;
     }
@@ -32,13 +34,12 @@ internal sealed class ScratchImages : IAsyncDisposable
     /// Starts making the images on the thread pool while the caller plans. Call under the domain lock and after
     /// <see cref="Capture.DomainRepair"/>: the job of an interrupted run may still be using the same paths until then.
     /// </summary>
-    /// <param name="owner">The running QEMU's uid and gid, which writes the images.</param>
+    /// <param name="owner">The running QEMU's uid and gid (on its host), which writes the images.</param>
     public static ScratchImages Start(
         IHypervisorHost host, Domain domain, IReadOnlyList<(string Target, string Path)> disks, (int Uid, int Gid)? owner, ILogger log)
     {
-        IReadOnlyList<(string Target, string Path)> local = host.IsRemote ? [] : disks;
-        var made = local.Count == 0 ? Task.FromResult(false) : Task.Run(() => MakeAsync(local, host.Images, domain, owner, log));
-        return new ScratchImages(local, made, log);
+        var made = disks.Count == 0 ? Task.FromResult(false) : Task.Run(() => MakeAsync(disks, host.Images, domain, owner, log));
+        return new ScratchImages(disks, host.Images, made, log);
     }
 
     /// <summary>The scratch files a &lt;domainbackup&gt; document (a running job's) names.</summary>
@@ -106,9 +107,9 @@ internal sealed class ScratchImages : IAsyncDisposable
 
         try
         {
-            Delete(disks);
+            await images.RemoveFilesAsync([.. disks.Select(d => d.Path)], CancellationToken.None);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Remote.RemoteException or ToolException)
         {
             // The backup's outcome stands; the next run overwrites the image anyway.
             log.Warning("could not remove a scratch image: {Message}", e.Message);
@@ -120,40 +121,26 @@ internal sealed class ScratchImages : IAsyncDisposable
     {
         try
         {
-            foreach (var (target, path) in disks)
-            {
-                await images.CreateAsync(path, "qcow2", domain.GetBlockCapacity(target), CancellationToken.None);
-                if (owner is { } ids)
-                {
-                    Platform.Posix.Chown(path, ids.Uid, ids.Gid);
-                }
-            }
-
+            await images.CreateScratchAsync([.. disks.Select(d => (d.Path, domain.GetBlockCapacity(d.Target)))], owner, CancellationToken.None);
+            log.Debug("made {Count} scratch images before the pause: {Paths}", disks.Count, string.Join(", ", disks.Select(d => d.Path)));
             return true;
         }
-        catch (Exception e) when (e is ToolException or Win32Exception or LibvirtException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ToolException or Win32Exception or LibvirtException or IOException or UnauthorizedAccessException
+                                      or Remote.RemoteException)
         {
             // Not a failure of the backup: libvirt makes them inside the pause window instead, as it always did.
             log.Debug("scratch images not made beforehand, libvirt makes them: {Message}", e.Message);
             try
             {
-                Delete(disks);
+                await images.RemoveFilesAsync([.. disks.Select(d => d.Path)], CancellationToken.None);
             }
-            catch (Exception d) when (d is IOException or UnauthorizedAccessException)
+            catch (Exception d) when (d is IOException or UnauthorizedAccessException or Remote.RemoteException or ToolException)
             {
                 // Nothing was made where nothing may be removed; backupBegin fails clearly if a half-made one is in the way.
                 log.Debug("scratch images not removed: {Message}", d.Message);
             }
 
             return false;
-        }
-    }
-
-    private static void Delete(IReadOnlyList<(string Target, string Path)> disks)
-    {
-        foreach (var (_, path) in disks)
-        {
-            File.Delete(path); // no error when it is not there
         }
     }
 }

@@ -31,6 +31,16 @@ public interface IHostImages
     Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Creates empty qcow2 images of the given virtual sizes (a backup job's scratch images), 0600 and, with
+    /// <paramref name="owner"/>, owned by that uid and gid: all of them in one go (one remote command on a remote host).
+    /// An existing file at a path is replaced.
+    /// </summary>
+    Task CreateScratchAsync(IReadOnlyList<(string Path, long VirtualSize)> images, (int Uid, int Gid)? owner, CancellationToken cancellationToken);
+
+    /// <summary>Removes the files at <paramref name="paths"/> (one remote command on a remote host); a missing one is no error.</summary>
+    Task RemoveFilesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Serves the image with qemu-nbd (writable unless <paramref name="readOnly"/>) on a private socket; with
     /// <paramref name="bitmap"/>, also that persistent bitmap as the meta context <c>qemu:dirty-bitmap:NAME</c>.
     /// </summary>
@@ -62,6 +72,28 @@ public sealed class LocalHostImages : IHostImages
     public Task AddBitmapAsync(string path, string name, CancellationToken cancellationToken) => QemuImg.AddBitmapAsync(path, name, cancellationToken);
 
     public Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken) => QemuImg.RemoveBitmapAsync(path, name, cancellationToken);
+
+    public async Task CreateScratchAsync(IReadOnlyList<(string Path, long VirtualSize)> images, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
+    {
+        foreach (var (path, virtualSize) in images)
+        {
+            await CreateAsync(path, "qcow2", virtualSize, cancellationToken);
+            if (owner is { } ids)
+            {
+                Platform.Posix.Chown(path, ids.Uid, ids.Gid);
+            }
+        }
+    }
+
+    public Task RemoveFilesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken)
+    {
+        foreach (var path in paths)
+        {
+            File.Delete(path); // no error when it is not there
+        }
+
+        return Task.CompletedTask;
+    }
 
     public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, string? bitmap, CancellationToken cancellationToken) =>
         await QemuNbdServer.StartAsync(path, format, readOnly, bitmap, cancellationToken);

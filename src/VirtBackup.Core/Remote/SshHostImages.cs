@@ -51,7 +51,52 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
         cat >/dev/null
         """;
 
+    /// <summary>$1 = "uid:gid" or "", then pairs of path and virtual size in bytes: empty qcow2 images, 0600, chowned.</summary>
+    private const string ScratchScript = """
+        umask 077
+        owner=$1
+        shift
+        while [ "$#" -ge 2 ]; do
+          rm -f -- "$1"
+          qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=off "$1" "$2" || exit 1
+          if [ -n "$owner" ]; then chown -- "$owner" "$1" || exit 1; fi
+          shift 2
+        done
+        """;
+
+    /// <summary>$@ = paths.</summary>
+    private const string RemoveScript = """
+        exec rm -f -- "$@"
+        """;
+
     private readonly ILogger log = log ?? Serilog.Core.Logger.None;
+
+    public async Task CreateScratchAsync(IReadOnlyList<(string Path, long VirtualSize)> images, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
+    {
+        var arguments = new List<string> { owner is { } ids ? $"{ids.Uid}:{ids.Gid}" : "" };
+        foreach (var (path, virtualSize) in images)
+        {
+            arguments.Add(path);
+            arguments.Add(virtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        try
+        {
+            await session.RunAsync(ShellQuote.ShScript(ScratchScript, arguments), null, "create the scratch images", cancellationToken);
+        }
+        catch (RemoteException e) when (e.ExitCode is not (null or 255))
+        {
+            throw new ToolException($"the scratch images could not be made on {session.Display} (exit {e.ExitCode}): {e.StandardError}", e);
+        }
+    }
+
+    public async Task RemoveFilesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken)
+    {
+        if (paths.Count > 0)
+        {
+            await session.RunAsync(ShellQuote.ShScript(RemoveScript, paths), null, "remove the scratch images", cancellationToken);
+        }
+    }
 
     public Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken) =>
         RunAsync(QemuImg.CreateArguments(path, format, virtualSize), $"create the image '{path}'", cancellationToken);
