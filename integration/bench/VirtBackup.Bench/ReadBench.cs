@@ -1,4 +1,5 @@
 using System.Globalization;
+using VirtBackup.Core.Nbd;
 
 namespace VirtBackup.Bench;
 
@@ -66,7 +67,7 @@ internal sealed class ReadBench(BenchContext context)
             ratio, ">= 0.80", ratio >= 0.8,
             [
                 "both timed as whole processes (start to exit); our process includes .NET start-up",
-                $"ours is the backup's read path (DiskStreamer.OpenAsync + ReadDataAsync: NbdReaderPool, {connections} connections, 1 MiB chunks, 32 MiB window)",
+                $"ours is the backup's read path (DiskStreamer.OpenAsync + ReadDataAsync: NbdReaderPool, {connections} connections, {NbdClient.DefaultReadChunkSize / 1024} KiB chunks, {NbdReaderPool.DefaultWindowBytes / 1048576} MiB window)",
                 $"ours inside the process (connect to last byte): {Samples.Format(oursInProcess.Median)} MiB/s median ({oursInProcess})",
                 $"nbdcopy seconds: {peerSeconds}",
             ]);

@@ -3,9 +3,11 @@ namespace VirtBackup.Core.Nbd;
 /// <summary>Streaming a large range: several READs in flight, chunks handed over in offset order.</summary>
 public sealed partial class NbdClient
 {
-    // 16 x 1 MiB in flight kept up with `nbdcopy URI null:` against qemu-nbd in measurements; 4 MiB requests
-    // were not faster (qemu-nbd reads a whole request before sending it).
-    public const int DefaultReadChunkSize = 1024 * 1024;
+    // 512 KiB: against the export of a libvirt pull-mode backup job (QEMU 7.2), reading the benchmark's 768 MiB over 4
+    // connections with a 32 MiB window took 0.41-0.45 s with 256-768 KiB requests, like `nbdcopy URI null:` (0.44-0.48 s),
+    // but 0.72-0.87 s with 1 MiB and 0.70-1.03 s with 2-4 MiB requests (integration/bench/RESULTS.md). qemu-nbd reads a
+    // whole request before sending it, so much larger requests do not help either.
+    public const int DefaultReadChunkSize = 512 * 1024;
     public const int DefaultReadsInFlight = 16;
 
     /// <summary>
