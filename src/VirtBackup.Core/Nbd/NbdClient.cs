@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Security.Authentication;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Core.Nbd;
@@ -73,15 +74,35 @@ public sealed partial class NbdClient : IAsyncDisposable
             var handshake = new NbdHandshake(transport, input);
             handshake.ReadGreeting();
             handshake.SendClientFlags();
-            var structured = options.StructuredReplies && handshake.NegotiateStructuredReplies();
-            if (!structured && options.MetaContexts.Count > 0)
-                throw new NbdException("NBD_OPT_STRUCTURED_REPLY: the server does not support structured replies, which block status (metadata contexts) requires.", "NBD_OPT_STRUCTURED_REPLY");
-            var contexts = options.MetaContexts.Count == 0
-                ? new Dictionary<string, uint>()
-                : handshake.SetMetaContexts(uri.ExportName, options.MetaContexts);
-            var export = handshake.Go(uri.ExportName);
-            return new NbdClient(uri, transport, input, export, structured, contexts);
+            if (options.Tls is null)
+                return Negotiate(uri, options, transport, input, handshake);
+            handshake.StartTls(options.Tls);
+            try
+            {
+                return Negotiate(uri, options, transport, input, handshake);
+            }
+            catch (Exception e) when (e is IOException or AuthenticationException)
+            {
+                // With TLS 1.3 the server checks our certificate after our side of the handshake finished: it hangs up on the first option.
+                throw new NbdException(
+                    $"NBD handshake with {uri}: the server ended the TLS connection right after the TLS handshake " +
+                    $"({(e is NbdConnectionClosedException ? "it closed the connection" : e.Message)}). " +
+                    NbdTransport.ClientCertificateHint(options.Tls), "TLS", inner: e);
+            }
         }, client => client.StartReplyReader());
+    }
+
+    /// <summary>The options after the client flags (and TLS): structured replies, metadata contexts, NBD_OPT_GO.</summary>
+    private static NbdClient Negotiate(NbdUri uri, NbdConnectOptions options, NbdTransport transport, NbdSocketReader input, NbdHandshake handshake)
+    {
+        var structured = options.StructuredReplies && handshake.NegotiateStructuredReplies();
+        if (!structured && options.MetaContexts.Count > 0)
+            throw new NbdException("NBD_OPT_STRUCTURED_REPLY: the server does not support structured replies, which block status (metadata contexts) requires.", "NBD_OPT_STRUCTURED_REPLY");
+        var contexts = options.MetaContexts.Count == 0
+            ? new Dictionary<string, uint>()
+            : handshake.SetMetaContexts(uri.ExportName, options.MetaContexts);
+        var export = handshake.Go(uri.ExportName);
+        return new NbdClient(uri, transport, input, export, structured, contexts);
     }
 
     /// <summary>Lists the exports a server announces (NBD_OPT_LIST), then hangs up politely.</summary>

@@ -17,8 +17,12 @@ public sealed record NbdConnectOptions
     /// <summary>Limit for connecting plus the whole handshake.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>TLS (NBD_OPT_STARTTLS) with these certificates; null: no TLS (unix sockets and trusted networks).</summary>
+    public NbdTls? Tls { get; init; }
+
     internal void Validate()
     {
+        Tls?.Validate();
         if (MetaContexts.Count > 0 && !StructuredReplies)
             throw new ArgumentException("Metadata contexts (block status) require structured replies.", nameof(MetaContexts));
         foreach (var context in MetaContexts)

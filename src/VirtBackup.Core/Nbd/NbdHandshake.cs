@@ -6,7 +6,7 @@ namespace VirtBackup.Core.Nbd;
 
 /// <summary>
 /// The fixed-newstyle handshake as named steps, one small method each. The caller decides the order:
-/// greeting, client flags, then options (structured replies, meta contexts, list, go).
+/// greeting, client flags, STARTTLS when asked, then options (structured replies, meta contexts, list, go).
 /// Every server reply is checked against what was asked. The calls block; the client runs them off the
 /// caller's thread and closes the socket when its deadline or cancellation strikes.
 /// </summary>
@@ -159,8 +159,10 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
 
     private readonly record struct OptionReply(uint Type, byte[] Data);
 
-    private static NbdException Refused(uint option, OptionReply reply)
+    private NbdException Refused(uint option, OptionReply reply)
     {
+        if (reply.Type == RepErrTlsReqd)
+            return TlsRequired(option, reply);
         var message = Encoding.UTF8.GetString(reply.Data).Trim();
         var detail = message.Length == 0 ? "" : $": {message}";
         return new NbdException($"{OptionName(option)} was refused by the server with {OptionErrorName(reply.Type)}{detail}.", OptionName(option));

@@ -161,7 +161,7 @@ internal static class NbdProtocol
         RepErrPolicy => "NBD_REP_ERR_POLICY (forbidden by server policy)",
         RepErrInvalid => "NBD_REP_ERR_INVALID (the server considers the request invalid)",
         RepErrPlatform => "NBD_REP_ERR_PLATFORM (not supported on the server's platform)",
-        RepErrTlsReqd => "NBD_REP_ERR_TLS_REQD (the server requires TLS, which this client does not support)",
+        RepErrTlsReqd => "NBD_REP_ERR_TLS_REQD (the server requires TLS)",
         RepErrUnknown => "NBD_REP_ERR_UNKNOWN (no such export)",
         RepErrShutdown => "NBD_REP_ERR_SHUTDOWN (the server is shutting down)",
         RepErrBlockSizeReqd => "NBD_REP_ERR_BLOCK_SIZE_REQD (the server requires block size negotiation)",

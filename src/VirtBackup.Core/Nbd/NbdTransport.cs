@@ -7,9 +7,10 @@ namespace VirtBackup.Core.Nbd;
 /// The byte pipe to the server: a unix-domain or TCP stream socket used only with blocking calls.
 /// The socket is never put into .NET's async mode, so a receive is one plain recv() on the reply thread:
 /// measurably faster for streaming than epoll-driven async receives (see <see cref="NbdClient"/>).
-/// Blocked calls are released by <see cref="Abort"/> or <see cref="Dispose"/> from another thread.
+/// A TLS connection (<see cref="StartTls"/>) goes through an <see cref="System.Net.Security.SslStream"/>, also blocking;
+/// a plain one never touches a stream. Blocked calls are released by <see cref="Abort"/> or <see cref="Dispose"/> from another thread.
 /// </summary>
-internal sealed class NbdTransport : IDisposable
+internal sealed partial class NbdTransport : IDisposable
 {
     private const int SocketBufferSize = 4 * 1024 * 1024;
     private readonly Socket _socket;
@@ -70,12 +71,18 @@ internal sealed class NbdTransport : IDisposable
 
     public void Send(ReadOnlySpan<byte> data)
     {
+        if (_tls is not null)
+        {
+            _tls.Write(data);
+            return;
+        }
+
         while (!data.IsEmpty)
             data = data[_socket.Send(data)..];
     }
 
     /// <summary>Receives what is available (at least one byte); 0 when the peer closed the connection.</summary>
-    public int Receive(Span<byte> buffer) => _socket.Receive(buffer);
+    public int Receive(Span<byte> buffer) => _tls is null ? _socket.Receive(buffer) : _tls.Read(buffer);
 
     /// <summary>Tells the server we will send nothing more (after NBD_CMD_DISC or NBD_OPT_ABORT).</summary>
     public void ShutdownSend() => Shutdown(SocketShutdown.Send);
@@ -98,6 +105,9 @@ internal sealed class NbdTransport : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _tls?.Dispose();
             _socket.Dispose();
+        }
     }
 }

@@ -40,5 +40,19 @@ internal sealed class QemuNbdServer : IAsyncDisposable
         return new QemuNbdServer(process, dir, image);
     }
 
+    /// <summary>Serves <paramref name="image"/> (qcow2) on a free TCP port of 127.0.0.1; TLS options go in <paramref name="extraArguments"/>.</summary>
+    public static async Task<QemuNbdServer> StartTcpAsync(TempDir dir, string image, string exportName, params string[] extraArguments)
+    {
+        var port = PeerProcess.FreeTcpPort();
+        var arguments = new List<string> { "-f", "qcow2", "--persistent", "-e", "64", "-b", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-x", exportName };
+        arguments.AddRange(extraArguments);
+        arguments.Add(image);
+        var process = await PeerProcess.StartAsync("qemu-nbd", NbdUri.Tcp("127.0.0.1", port, exportName), [.. arguments]);
+        return new QemuNbdServer(process, dir, image);
+    }
+
+    /// <summary>What the server printed (its error messages).</summary>
+    public string Output => _process.Output;
+
     public async ValueTask DisposeAsync() => await _process.DisposeAsync();
 }
