@@ -15,7 +15,7 @@ internal static class NbdRead
     /// <summary>Reads the export; returns the data bytes read and the number of connections used.</summary>
     public static async Task<(long Bytes, int Connections)> RunAsync(NbdUri uri, CancellationToken cancellationToken)
     {
-        var disk = await DiskStreamer.OpenAsync("vda", uri, dirtyBitmap: null, cancellationToken);
+        var disk = await DiskStreamer.OpenAsync("vda", uri, dirtyBitmap: null, tls: null, cancellationToken);
         await using (disk.Reader)
         {
             long bytes = 0;

@@ -2,6 +2,7 @@ using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Remote;
 using VirtBackup.Core.Stream;
 
@@ -23,10 +24,14 @@ internal sealed class BackupVerb : IVerb
         new("freeze", "auto (default): fsfreeze through the guest agent when one answers, else (no agent, or its freeze fails) go on crash-consistent with a warning; on: require a freeze, refuse before pausing otherwise; off", "MODE", ["auto", "on", "off"]),
         new("state-dir", $"where the checkpoint chain is remembered (default: the config file's state-dir, else {ChainStore.DefaultDirectory})", "DIR"),
         new("scratch-dir", $"where QEMU keeps copy-before-write data during the backup (default {BackupOptions.DefaultScratchDirectory})", "DIR"),
-        new("nbd-transport", "how disk data travels: ssh (default): the job's private unix socket, forwarded over the SSH connection for a qemu+ssh:// host; tcp: libvirt's NBD server on a TCP port of the host (not encrypted: trusted networks only)", "MODE", ["ssh", "tcp"]),
+        new("nbd-transport", "how disk data travels: ssh (default): the job's private unix socket, forwarded over the SSH connection for a qemu+ssh:// host; tcp: libvirt's NBD server on a TCP port of the host (not encrypted unless --nbd-tls-dir: trusted networks only)", "MODE", ["ssh", "tcp"]),
         new("nbd-host", "with --nbd-transport tcp: the address QEMU listens on and virtbackup connects to (default: the SSH host's address, localhost for a local URI)", "ADDRESS"),
         new("nbd-port", $"with --nbd-transport tcp: the TCP port (default {BackupOptions.DefaultNbdPort})", "PORT"),
+        new("nbd-tls-dir", $"with --nbd-transport tcp: encrypt with TLS (the host needs backup_tls_x509_cert_dir in qemu.conf); DIR holds {NbdTls.CaCertificateFileName}, {NbdTls.ClientCertificateFileName} and {NbdTls.ClientKeyFileName}; the server's certificate must name the NBD host (default: the config file's {NbdTlsDirKey})", "DIR"),
     ];
+
+    /// <summary>The config file key that gives --nbd-tls-dir for every TCP backup.</summary>
+    public const string NbdTlsDirKey = "nbd-tls-dir";
 
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
     {
@@ -56,6 +61,18 @@ internal sealed class BackupVerb : IVerb
         if (backupOptions.NbdTransport != NbdTransport.Tcp && (options.Value("nbd-host") ?? options.Value("nbd-port")) is not null)
         {
             throw new UsageException("--nbd-host and --nbd-port go with --nbd-transport tcp");
+        }
+
+        if (backupOptions.NbdTransport != NbdTransport.Tcp && options.Value("nbd-tls-dir") is not null)
+        {
+            throw new UsageException("--nbd-tls-dir goes with --nbd-transport tcp (the ssh transport is encrypted by SSH already)");
+        }
+
+        if (backupOptions.NbdTransport == NbdTransport.Tcp
+            && (options.Value("nbd-tls-dir") ?? Settings.Config(options, context)[NbdTlsDirKey]) is { } tlsDir)
+        {
+            // Checked now, long before the VM is paused: the CA is required, the client certificate comes with its key.
+            backupOptions = backupOptions with { NbdTls = NbdTls.FromDirectory(tlsDir) };
         }
 
         // SSH first: connecting and authenticating happen here, long before the VM is paused.

@@ -1,5 +1,6 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Backup;
@@ -26,6 +27,12 @@ public sealed record BackupOptions(
 
     /// <summary>With <see cref="NbdTransport.Tcp"/>: the port QEMU listens on.</summary>
     public int NbdTcpPort { get; init; } = DefaultNbdPort;
+
+    /// <summary>
+    /// With <see cref="NbdTransport.Tcp"/>: TLS with these certificates (the job's server gets tls='yes'; libvirt uses the
+    /// host's backup_tls_x509_cert_dir); null: plain TCP.
+    /// </summary>
+    public NbdTls? NbdTls { get; init; }
 }
 
 /// <summary>How a backup reads the disks from the backup job's NBD server.</summary>
@@ -34,8 +41,8 @@ public enum NbdTransport
     /// <summary>A private unix socket on the host (reached through the SSH connection when the host is remote).</summary>
     Socket,
 
-    /// <summary>libvirt's NBD server on a TCP port of the host, reached directly (unencrypted, unauthenticated:
-    /// for trusted networks only).</summary>
+    /// <summary>libvirt's NBD server on a TCP port of the host, reached directly: unencrypted and unauthenticated
+    /// (trusted networks only) unless <see cref="BackupOptions.NbdTls"/> is set.</summary>
     Tcp,
 }
 

@@ -54,7 +54,7 @@ public sealed partial class BackupRun
                 var bitmap = plan.Level == BackupLevel.Inc && disk.DriverType == "qcow2" ? plan.Parent : null;
                 var server = await host.Images.ServeAsync(disk.SourcePath!, disk.DriverType!, readOnly: true, bitmap, cancellationToken);
                 servers.Add(server);
-                disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(server.SocketPath), bitmap, cancellationToken));
+                disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(server.SocketPath), bitmap, tls: null, cancellationToken));
             }
 
             if (domain.IsActive())

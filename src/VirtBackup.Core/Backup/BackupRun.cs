@@ -99,7 +99,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             foreach (var disk in jobDisks)
             {
                 var bitmap = plan.Level == BackupLevel.Inc && disk.Bitmaps ? $"backup-{disk.Target}" : null;
-                disks.Add(await DiskStreamer.OpenAsync(disk.Target, endpoint.Export(disk.Target), bitmap, cancellationToken));
+                disks.Add(await DiskStreamer.OpenAsync(disk.Target, endpoint.Export(disk.Target), bitmap, endpoint.Tls, cancellationToken));
             }
 
             log.Debug("phase: disks connected and mapped");

@@ -22,12 +22,13 @@ public static class DiskStreamer
     /// <summary>
     /// Connects to <paramref name="uri"/> and plans the disk: every range for a full read, or only the
     /// ranges <paramref name="dirtyBitmap"/> marks when it is given. Then opens more connections to the export for
-    /// the read when the server allows multi-conn and there is enough data to be worth them.
+    /// the read when the server allows multi-conn and there is enough data to be worth them. Every connection uses
+    /// <paramref name="tls"/> when it is given.
     /// </summary>
-    public static async Task<DiskSource> OpenAsync(string target, NbdUri uri, string? dirtyBitmap, CancellationToken cancellationToken)
+    public static async Task<DiskSource> OpenAsync(string target, NbdUri uri, string? dirtyBitmap, NbdTls? tls, CancellationToken cancellationToken)
     {
         var contexts = dirtyBitmap is null ? new[] { AllocationContext } : [AllocationContext, DirtyBitmapContext(dirtyBitmap)];
-        var options = new NbdConnectOptions { MetaContexts = contexts };
+        var options = new NbdConnectOptions { MetaContexts = contexts, Tls = tls };
         var client = await NbdClient.ConnectAsync(uri, options, cancellationToken);
         try
         {

@@ -15,14 +15,18 @@ internal sealed class JobEndpoint : IAsyncDisposable
     private readonly IJobSocket? socket;
     private readonly Func<string, NbdUri> uri;
 
-    private JobEndpoint(JobServer server, IJobSocket? socket, Func<string, NbdUri> uri)
+    private JobEndpoint(JobServer server, IJobSocket? socket, Func<string, NbdUri> uri, NbdTls? tls = null)
     {
         Server = server;
         this.socket = socket;
         this.uri = uri;
+        Tls = tls;
     }
 
     public JobServer Server { get; }
+
+    /// <summary>TLS for every connection to the exports (TCP with TLS only).</summary>
+    public NbdTls? Tls { get; }
 
     public static async Task<JobEndpoint> OpenAsync(
         IHypervisorHost host, BackupOptions options, string domainUuid, (int Uid, int Gid)? qemuIds, ILogger log, CancellationToken cancellationToken)
@@ -31,6 +35,13 @@ internal sealed class JobEndpoint : IAsyncDisposable
         {
             var name = options.NbdTcpHost ?? host.Address;
             var port = options.NbdTcpPort;
+            if (options.NbdTls is { } tls)
+            {
+                // The server's certificate must be issued for the address we connect to (unless the caller named another).
+                log.Information("disk data comes from libvirt's NBD server on {Name}:{Port} over TCP with TLS (CA {Ca})", name, port, tls.CaCertificateFile);
+                return new JobEndpoint(JobServer.Tcp(name, port, tls: true), null, target => NbdUri.Tcp(name, port, target), tls);
+            }
+
             log.Information("disk data comes from libvirt's NBD server on {Name}:{Port} over TCP (not encrypted)", name, port);
             return new JobEndpoint(JobServer.Tcp(name, port), null, target => NbdUri.Tcp(name, port, target));
         }

@@ -8,12 +8,18 @@ namespace VirtBackup.Core.Capture;
 /// <param name="Bitmaps">Whether the disk can carry dirty bitmaps (qcow2); a raw disk is always copied whole.</param>
 public sealed record BackupJobDisk(string Target, string ScratchFile, bool Bitmaps);
 
-/// <summary>Where the pull-mode job's NBD server listens: a unix socket, or a TCP address and port on the host.</summary>
+/// <summary>
+/// Where the pull-mode job's NBD server listens: a unix socket, or a TCP address and port on the host, with TLS when
+/// <see cref="Tls"/> (libvirt then uses the host's backup_tls_x509_cert_dir).
+/// </summary>
 public sealed record JobServer(string? SocketPath, string? Name, int Port)
 {
+    /// <summary>TCP only: QEMU's NBD server requires TLS (tls='yes').</summary>
+    public bool Tls { get; init; }
+
     public static JobServer Unix(string socketPath) => new(socketPath, null, 0);
 
-    public static JobServer Tcp(string name, int port) => new(null, name, port);
+    public static JobServer Tcp(string name, int port, bool tls = false) => new(null, name, port) { Tls = tls };
 
     /// <summary>Whether the running job that <paramref name="backupXml"/> (virDomainBackupGetXMLDesc) describes listens here.</summary>
     public bool Serves(string backupXml)
@@ -26,7 +32,11 @@ public sealed record JobServer(string? SocketPath, string? Name, int Port)
 
     internal XElement ToXml() => SocketPath is not null
         ? new XElement("server", new XAttribute("transport", "unix"), new XAttribute("socket", SocketPath))
-        : new XElement("server", new XAttribute("transport", "tcp"), new XAttribute("name", Name!), new XAttribute("port", Port));
+        : new XElement("server",
+            new XAttribute("transport", "tcp"),
+            Tls ? new XAttribute("tls", "yes") : null,
+            new XAttribute("name", Name!),
+            new XAttribute("port", Port));
 }
 
 /// <summary>

@@ -96,6 +96,18 @@ public class RemoteHostParsingTests
     }
 
     [Fact]
+    public void A_tls_job_asks_libvirt_for_tls_on_its_tcp_server()
+    {
+        var xml = BackupJobXml.Backup(JobServer.Tcp("10.0.0.5", 10809, tls: true), [new BackupJobDisk("vda", "/s/vda.scratch", true)], [], null);
+
+        Assert.Equal(
+            "<domainbackup mode=\"pull\"><server transport=\"tcp\" tls=\"yes\" name=\"10.0.0.5\" port=\"10809\" /><disks>" +
+            "<disk name=\"vda\" backup=\"yes\" type=\"file\"><scratch file=\"/s/vda.scratch\" /></disk></disks></domainbackup>",
+            xml);
+        Assert.True(JobServer.Tcp("10.0.0.5", 10809, tls: true).Serves("<domainbackup mode='pull'><server transport='tcp' tls='yes' name='10.0.0.5' port='10809'/><disks/></domainbackup>"));
+    }
+
+    [Fact]
     public void A_failed_runs_recovery_knows_its_own_job_by_socket_or_tcp_port_and_no_other()
     {
         const string unixJob = "<domainbackup mode='pull'><server transport='unix' socket='/run/virtbackup/u-1/nbd.sock'/><disks/></domainbackup>";
@@ -118,6 +130,33 @@ public class RemoteHostParsingTests
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--nbd-host and --nbd-port go with --nbd-transport tcp", result.StandardError);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_tls_directory_without_the_tcp_transport_exits_2()
+    {
+        var result = await VirtBackupCli.RunAsync(["backup", "--domain", "vm", "--nbd-tls-dir", "/etc/pki/virtbackup"]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--nbd-tls-dir goes with --nbd-transport tcp (the ssh transport is encrypted by SSH already)", result.StandardError);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_tls_directory_without_ca_cert_pem_fails_before_connecting_and_names_the_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("vbtls-").FullName;
+        try
+        {
+            var result = await VirtBackupCli.RunAsync(
+                ["backup", "--domain", "vm", "--connect", "qemu:///nonexistent", "--nbd-transport", "tcp", "--nbd-tls-dir", dir]);
+
+            Assert.NotEqual(0, result.ExitCode);
+            Assert.Contains($"NBD TLS: '{dir}/ca-cert.pem' does not exist", result.StandardError);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
 
     private static async Task<byte[]> TarAsync(params (string Name, TarEntryType Type, byte[] Content)[] entries)
