@@ -27,7 +27,7 @@ public sealed class NbdTlsTests(QemuNbdTlsFixture fixture) : IClassFixture<QemuN
 
         Assert.Equal(4, pool.Clients.Count);
         Assert.Equal(QemuNbdLayoutFixture.ExpectedAllocation, extents.Select(e => (e.Offset, e.Length, e.Flags)));
-        Assert.True(back.AsSpan().SequenceEqual(new QemuNbdLayoutFixture().Expected));
+        Assert.True(back.AsSpan().SequenceEqual(QemuNbdLayoutFixture.BuildExpected()));
     }
 
     [Fact(Timeout = 60000)]

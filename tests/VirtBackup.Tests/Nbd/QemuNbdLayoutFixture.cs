@@ -36,7 +36,7 @@ public sealed class QemuNbdLayoutFixture : IAsyncLifetime
         (40 * Mi + 64 * Ki, 24 * Mi - 64 * Ki, 3),
     ];
 
-    private static byte[] BuildExpected()
+    internal static byte[] BuildExpected()
     {
         var bytes = new byte[Size];
         bytes.AsSpan(0, (int)Mi).Fill(0x11);

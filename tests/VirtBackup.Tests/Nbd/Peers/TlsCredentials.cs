@@ -15,24 +15,32 @@ internal sealed class TlsCredentials : IDisposable
 
     public TlsCredentials()
     {
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        using var ca = CreateAuthority("VirtBackup test CA", caKey);
-        using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        using var otherCa = CreateAuthority("Some other CA", otherKey);
+        try
+        {
+            using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            using var ca = CreateAuthority("VirtBackup test CA", caKey);
+            using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            using var otherCa = CreateAuthority("Some other CA", otherKey);
 
-        ServerDir = Directory.CreateDirectory(_dir.File("server")).FullName;
-        ClientDir = Directory.CreateDirectory(_dir.File("client")).FullName;
-        NoClientCertDir = Directory.CreateDirectory(_dir.File("noclient")).FullName;
-        WrongCaDir = Directory.CreateDirectory(_dir.File("wrongca")).FullName;
+            ServerDir = Directory.CreateDirectory(_dir.File("server")).FullName;
+            ClientDir = Directory.CreateDirectory(_dir.File("client")).FullName;
+            NoClientCertDir = Directory.CreateDirectory(_dir.File("noclient")).FullName;
+            WrongCaDir = Directory.CreateDirectory(_dir.File("wrongca")).FullName;
 
-        WritePem(ServerDir, NbdTls.CaCertificateFileName, ca.ExportCertificatePem());
-        WriteLeaf(ServerDir, "server", ca, caKey, "127.0.0.1", serverAuth: true);
-        WritePem(ClientDir, NbdTls.CaCertificateFileName, ca.ExportCertificatePem());
-        WriteLeaf(ClientDir, "client", ca, caKey, "virtbackup client", serverAuth: false);
-        WritePem(NoClientCertDir, NbdTls.CaCertificateFileName, ca.ExportCertificatePem());
-        WritePem(WrongCaDir, NbdTls.CaCertificateFileName, otherCa.ExportCertificatePem());
-        File.Copy(Path.Combine(ClientDir, NbdTls.ClientCertificateFileName), Path.Combine(WrongCaDir, NbdTls.ClientCertificateFileName));
-        File.Copy(Path.Combine(ClientDir, NbdTls.ClientKeyFileName), Path.Combine(WrongCaDir, NbdTls.ClientKeyFileName));
+            WritePem(ServerDir, NbdTls.CaCertificateFileName, ca.ExportCertificatePem());
+            WriteLeaf(ServerDir, "server", ca, caKey, "127.0.0.1", serverAuth: true);
+            WritePem(ClientDir, NbdTls.CaCertificateFileName, ca.ExportCertificatePem());
+            WriteLeaf(ClientDir, "client", ca, caKey, "virtbackup client", serverAuth: false);
+            WritePem(NoClientCertDir, NbdTls.CaCertificateFileName, ca.ExportCertificatePem());
+            WritePem(WrongCaDir, NbdTls.CaCertificateFileName, otherCa.ExportCertificatePem());
+            File.Copy(Path.Combine(ClientDir, NbdTls.ClientCertificateFileName), Path.Combine(WrongCaDir, NbdTls.ClientCertificateFileName));
+            File.Copy(Path.Combine(ClientDir, NbdTls.ClientKeyFileName), Path.Combine(WrongCaDir, NbdTls.ClientKeyFileName));
+        }
+        catch
+        {
+            _dir.Dispose();
+            throw;
+        }
     }
 
     /// <summary>ca-cert.pem, server-cert.pem, server-key.pem: for qemu-nbd's and nbdkit's --tls-creds / --tls-certificates.</summary>
