@@ -13,6 +13,7 @@ cd "$root"
 command -v dotnet >/dev/null || { echo "run-tests: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
 bash integration/lab/install.sh
 bash integration/hosts/install.sh
+bash integration/lab/backup-tls.sh # before libvirtd starts: it reads backup_tls_x509_cert_dir then
 bash integration/lab/start-daemons.sh
 bash integration/lab/sshd.sh
 bash integration/lab/agent-guest.sh >/dev/null # the guest-agent VM's kernel and initramfs (built once, cached)
