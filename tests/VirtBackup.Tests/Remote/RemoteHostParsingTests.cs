@@ -159,6 +159,29 @@ public class RemoteHostParsingTests
         }
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task The_config_files_nbd_tls_dir_is_used_by_tcp_backups_only()
+    {
+        var dir = Directory.CreateTempSubdirectory("vbtls-").FullName;
+        try
+        {
+            var config = Path.Combine(dir, "virtbackup.conf");
+            await File.WriteAllTextAsync(config, $"nbd-tls-dir = {dir}/tls\n");
+
+            var tcp = await VirtBackupCli.RunAsync(
+                ["backup", "--domain", "vm", "--config", config, "--connect", "qemu:///nonexistent", "--nbd-transport", "tcp"]);
+            var ssh = await VirtBackupCli.RunAsync(["backup", "--domain", "vm", "--config", config, "--connect", "qemu:///nonexistent"]);
+
+            Assert.Contains($"NBD TLS: the directory '{dir}/tls' does not exist", tcp.StandardError);
+            Assert.NotEqual(2, ssh.ExitCode);
+            Assert.DoesNotContain("NBD TLS", ssh.StandardError);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private static async Task<byte[]> TarAsync(params (string Name, TarEntryType Type, byte[] Content)[] entries)
     {
         var buffer = new MemoryStream();
