@@ -27,13 +27,13 @@ status=0
 dotnet test VirtBackup.Plugin.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$log" || status=$?
 
 # The executable as it ships (contrib/install.sh: Native AOT) runs the backup (running and shut-off), restore,
-# restic and signal integration tests once more. Skipped when arguments narrow the run, or with VIRTBACKUP_SKIP_INSTALLED=1.
+# restic, signal and NBD-over-TLS integration tests once more. Skipped when arguments narrow the run, or with VIRTBACKUP_SKIP_INSTALLED=1.
 if (($# == 0)) && [[ ${VIRTBACKUP_SKIP_INSTALLED:-0} != 1 ]]; then
   installed=$(mktemp -d /tmp/virtbackup-installed.XXXXXX)
   trap 'rm -f "$log"; rm -rf "$installed"' EXIT
   if bash contrib/install.sh --prefix "$installed"; then
     VIRTBACKUP_TEST_EXECUTABLE=$installed/bin/virtbackup dotnet test integration/VirtBackup.IntegrationTests -c Release --no-build -nologo \
-      --filter "FullyQualifiedName~VirtBackup.IntegrationTests.Backup.BackupTests|FullyQualifiedName~VirtBackup.IntegrationTests.Backup.OfflineBackupTests|FullyQualifiedName~VirtBackup.IntegrationTests.Restore.RestoreLabTests|FullyQualifiedName~VirtBackup.IntegrationTests.Hosts.ResticHostTests|FullyQualifiedName~VirtBackup.IntegrationTests.Reliability.SignalTests" \
+      --filter "FullyQualifiedName~VirtBackup.IntegrationTests.Backup.BackupTests|FullyQualifiedName~VirtBackup.IntegrationTests.Backup.OfflineBackupTests|FullyQualifiedName~VirtBackup.IntegrationTests.Restore.RestoreLabTests|FullyQualifiedName~VirtBackup.IntegrationTests.Hosts.ResticHostTests|FullyQualifiedName~VirtBackup.IntegrationTests.Reliability.SignalTests|FullyQualifiedName~VirtBackup.IntegrationTests.Remote.TlsBackupTests" \
       2>&1 | tee -a "$log" || status=$?
   else
     echo "run-tests: contrib/install.sh failed" | tee -a "$log"

@@ -7,8 +7,8 @@
 # Once: makes a throwaway CA (its key in /etc/pki/virtbackup-lab-ca, 0700), a server certificate for 127.0.0.1 and
 # localhost in /etc/pki/libvirt-backup (ca-cert.pem, server-cert.pem, server-key.pem: QEMU's tls-creds-x509 server
 # layout) and a client certificate in /etc/pki/virtbackup-client (ca-cert.pem, client-cert.pem, client-key.pem: what
-# --nbd-tls-dir reads). Sets backup_tls_x509_cert_dir in /etc/libvirt/qemu.conf only when it is not set; says when a
-# running libvirtd must be restarted (integration/lab/restart-libvirtd.sh) to read it. Idempotent.
+# --nbd-tls-dir reads). Sets backup_tls_x509_cert_dir in /etc/libvirt/qemu.conf only when it is not set, and then
+# restarts a running libvirtd (integration/lab/restart-libvirtd.sh) so that it reads it. Idempotent.
 set -euo pipefail
 
 CA_DIR=/etc/pki/virtbackup-lab-ca
@@ -60,5 +60,6 @@ fi
 printf '\n# integration/lab/backup-tls.sh: TLS for backup jobs with <server tls="yes">\nbackup_tls_x509_cert_dir = "%s"\n' "$SERVER_DIR" >>"$QEMU_CONF"
 echo "backup-tls.sh: set backup_tls_x509_cert_dir = \"$SERVER_DIR\" in $QEMU_CONF"
 if [[ -s /run/libvirtd.pid && -e /proc/$(<"/run/libvirtd.pid") ]]; then
-  echo "backup-tls.sh: libvirtd is running: restart it (integration/lab/restart-libvirtd.sh) to read it"
+  echo "backup-tls.sh: libvirtd is running: restarting it so that it reads the new setting"
+  bash "$(dirname "${BASH_SOURCE[0]}")/restart-libvirtd.sh"
 fi
