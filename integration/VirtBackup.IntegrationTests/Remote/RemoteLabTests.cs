@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
@@ -23,7 +21,7 @@ namespace VirtBackup.IntegrationTests.Remote;
 public sealed class RemoteLabTests : IDisposable
 {
     private const string Host = "root@127.0.0.1:22";
-    private static readonly string Uri = $"qemu+ssh://root@127.0.0.1/system?keyfile={SshLab.RootKey}";
+    private static readonly string Uri = SshLab.RootLibvirtUri;
     private readonly string work = Directory.CreateTempSubdirectory("vbt-remote-").FullName;
     private readonly List<string> rawImages = [];
 
@@ -43,7 +41,7 @@ public sealed class RemoteLabTests : IDisposable
         // Paused (by us, so the capture does not pause it again) the firmware cannot touch the NVRAM and TPM state
         // during and after this backup: the files as they are afterwards are what the backup must hold.
         await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "suspend", vm.Name]);
-        var tcp = await BackupAsync(vm, "--level", "copy", "--nbd-transport", "tcp", "--nbd-port", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var tcp = await BackupAsync(vm, "--level", "copy", "--nbd-transport", "tcp", "--nbd-port", SshLab.FreePort());
         var nvramNow = await File.ReadAllBytesAsync(vm.NvramPath);
         var tpmNow = Directory.EnumerateFiles(vm.TpmStateDirectory).Order(StringComparer.Ordinal)
             .ToDictionary(p => Path.GetFileName(p), File.ReadAllBytes);
@@ -166,12 +164,6 @@ public sealed class RemoteLabTests : IDisposable
 
     private static string RawImage(string name, string target) => $"{LabVm.ImagesDirectory}/{name}-{target}.img";
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static async Task<string> CompareAsync(string format, string image, string source) =>
         (await LabHost.RunAsync("qemu-img", ["compare", "-f", format, "-F", "qcow2", image, source])).Trim();

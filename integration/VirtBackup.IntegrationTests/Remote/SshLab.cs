@@ -27,6 +27,17 @@ internal static class SshLab
     /// <summary>root@127.0.0.1 with the lab key and nothing else (IdentitiesOnly: no agent, no other keys).</summary>
     public static SshTarget Root { get; } = new("127.0.0.1", "root", null, RootKey, Options: ["-o", "IdentitiesOnly=yes"]);
 
+    /// <summary>libvirt on this machine reached as a remote host: over the loopback sshd, as root, with the test key.</summary>
+    public static string RootLibvirtUri { get; } = $"qemu+ssh://root@127.0.0.1/system?keyfile={RootKey}";
+
+    /// <summary>A TCP port on 127.0.0.1 that nothing listens on now (for a backup job's NBD server), as text.</summary>
+    public static string FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public static SshTarget User { get; } = new("127.0.0.1", UnprivilegedUser, null, UserKey, Options: ["-o", "IdentitiesOnly=yes"]);
 
     public static string RepositoryRoot { get; } = FindRepositoryRoot();

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using VirtBackup.IntegrationTests.Backup;
@@ -18,7 +16,7 @@ public sealed class TlsBackupTests : IDisposable
 {
     private const string ClientDir = "/etc/pki/virtbackup-client";
     private const long M = 1024 * 1024;
-    private static readonly string Uri = $"qemu+ssh://root@127.0.0.1/system?keyfile={SshLab.RootKey}";
+    private static readonly string Uri = SshLab.RootLibvirtUri;
     private readonly string work = Directory.CreateTempSubdirectory("vbt-tls-").FullName;
 
     [Fact(Timeout = 240_000)]
@@ -69,16 +67,10 @@ public sealed class TlsBackupTests : IDisposable
 
     public void Dispose() => Directory.Delete(work, recursive: true);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private Task<CliResult> BackupAsync(LabVm vm, string tlsDir) => VirtBackupCli.RunAsync(
     [
         "backup", "--connect", Uri, "--domain", vm.Name, "--state-dir", Path.Combine(work, "state"), "--level", "copy",
-        "--nbd-transport", "tcp", "--nbd-port", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--nbd-tls-dir", tlsDir,
+        "--nbd-transport", "tcp", "--nbd-port", SshLab.FreePort(), "--nbd-tls-dir", tlsDir,
     ]);
 }
