@@ -68,7 +68,8 @@ public sealed class GuestStopTests(ITestOutputHelper output)
         }
 
         var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (BackupFixture.Observe(domain).State != DomainState.Shutoff)
+        // domstate, not Observe: its job query fails while the domain is half gone.
+        while ((await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "domstate", domain])).Trim() != "shut off")
         {
             Assert.True(DateTime.UtcNow < deadline, $"{domain} did not shut off after '{string.Join(' ', command)}'");
             await Task.Delay(50);
