@@ -10,13 +10,16 @@ namespace VirtBackup.Core.Capture;
 /// VM if this run's paused marker is still there, thaw the guest if its frozen marker is, abort the job if it is this run's (its NBD socket, or its TCP port), delete this
 /// run's checkpoint if no completed stream carried it. That cleanup fails when libvirtd restarted meanwhile (every
 /// call on the old connection fails), so this opens a new connection when the old one is gone, waiting up to
-/// <see cref="ReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
+/// <see cref="DefaultReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
 /// own error is the one reported.
 /// </summary>
-public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUuid, string domainName, CaptureMarkers markers, ChainStore store, ILogger log)
+public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUuid, string domainName, CaptureMarkers markers, ChainStore store, ILogger log)
     : IAsyncDisposable
 {
-    public static readonly TimeSpan ReconnectTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultReconnectTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to wait for libvirtd to answer a new connection (<see cref="DefaultReconnectTimeout"/>).</summary>
+    public TimeSpan ReconnectTimeout { get; init; } = DefaultReconnectTimeout;
 
     private bool _succeeded;
     private JobServer? _server;
@@ -66,9 +69,9 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private async Task RecoverAsync(LibvirtConnection connection)
+    private async Task RecoverAsync(IDomainConnection connection)
     {
-        using var domain = connection.LookupByUuid(domainUuid);
+        using var domain = connection.LookupDomainByUuid(domainUuid);
         foreach (var line in markers.Undo(domain, "this run", log))
         {
             log.Warning("{Recovery}", line);
@@ -102,7 +105,7 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private bool IsThisRunsJob(Domain domain)
+    private bool IsThisRunsJob(IDomain domain)
     {
         try
         {
@@ -115,14 +118,14 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private async Task<LibvirtConnection> ReconnectAsync()
+    private async Task<IDomainConnection> ReconnectAsync()
     {
         var deadline = DateTime.UtcNow + ReconnectTimeout;
         while (true)
         {
             try
             {
-                return LibvirtConnection.Open(libvirt.Uri);
+                return libvirt.Reopen();
             }
             catch (LibvirtException) when (DateTime.UtcNow < deadline)
             {
