@@ -8,7 +8,7 @@ namespace VirtBackup.Core.Capture;
 /// The last line of a backup that failed or was interrupted, run under the domain lock after the run's own
 /// cleanup (resume, thaw, abort the job, roll back the checkpoint) and undoing only what this run did: resume the
 /// VM if this run's paused marker is still there, thaw the guest if its frozen marker is, abort the job if it is this run's (its NBD socket, or its TCP port), delete this
-/// run's checkpoint if no completed stream carried it. That cleanup fails when libvirtd restarted meanwhile (every
+/// run's checkpoint if no completed stream carried it; of a domain that no longer exists, only the markers go. That cleanup fails when libvirtd restarted meanwhile (every
 /// call on the old connection fails), so this opens a new connection when the old one is gone, waiting up to
 /// <see cref="DefaultReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
 /// own error is the one reported.
@@ -71,7 +71,12 @@ public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUu
 
     private async Task RecoverAsync(IDomainConnection connection)
     {
-        using var domain = connection.LookupDomainByUuid(domainUuid);
+        using var domain = LookUp(connection);
+        if (domain is null)
+        {
+            return;
+        }
+
         foreach (var line in markers.Undo(domain, "this run", log))
         {
             log.Warning("{Recovery}", line);
@@ -102,6 +107,23 @@ public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUu
                 log.Warning("{Domain} is not running, so its uncommitted checkpoint stays until the next virtbackup run for it ({Message})",
                     domainName, e.LibvirtMessage);
             }
+        }
+    }
+
+    /// <summary>The domain, or null when it no longer exists: then its markers go, as a domain that does not run is neither paused nor frozen.</summary>
+    private IDomain? LookUp(IDomainConnection connection)
+    {
+        try
+        {
+            return connection.LookupDomainByUuid(domainUuid);
+        }
+        catch (DomainNotFoundException)
+        {
+            // Undefined while stopped (a transient domain destroyed, say): nothing of it is left to put back in order.
+            markers.Paused.Clear();
+            markers.Frozen.Clear();
+            log.Warning("{Domain} no longer exists: it is neither paused nor frozen, and libvirt keeps no job or checkpoint of it", domainName);
+            return null;
         }
     }
 
