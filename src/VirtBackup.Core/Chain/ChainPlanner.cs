@@ -38,7 +38,8 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
             {
                 Requested = requested,
                 Cleanup = cleanup,
-                Redefinitions = [.. state.Checkpoints.Where(c => !existing.Contains(c.Name))],
+                // libvirt lost the chain's metadata when it lost the last checkpoint's (a domain undefined and defined again).
+                Redefinitions = existing.Contains(last.Name) ? [] : [.. state.Checkpoints.Where(c => !existing.Contains(c.Name))],
             };
         }
 

@@ -187,6 +187,20 @@ public class ChainPlannerTests
     }
 
     [Fact(Timeout = 10_000)]
+    public async Task Nothing_is_redefined_while_libvirt_still_has_the_last_checkpoint()
+    {
+        using var scene = new ChainScene();
+        var state = scene.Committed(2, inLibvirt: false);
+        scene.Domain.AddCheckpoint(Ours(2), state.Checkpoints[1].Xml);
+
+        var plan = await scene.PlanAndApplyAsync(RequestedLevel.Auto);
+
+        Assert.Equal((BackupLevel.Inc, Ours(3), Ours(2)), (plan.Level, plan.Checkpoint, plan.Parent));
+        Assert.Empty(plan.Redefinitions);
+        Assert.Equal([Ours(2)], scene.Domain.CheckpointNames);
+    }
+
+    [Fact(Timeout = 10_000)]
     public async Task A_checkpoint_libvirt_refuses_to_redefine_starts_a_new_chain_and_removes_what_was_redefined()
     {
         using var scene = new ChainScene();
