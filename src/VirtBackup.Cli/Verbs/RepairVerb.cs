@@ -28,7 +28,8 @@ internal sealed class RepairVerb : IVerb
         var repaired = await new DomainRepair(domain, new CaptureMarkers(directory), context.Log).RunAsync(cancellationToken);
         await using var host = await HostConnection.ConnectAsync(Settings.ConnectUri(options, context), null, context.Log, cancellationToken);
         var checkpoints = CheckpointBitmaps.For(domain, host.Images, context.Log);
-        var removed = await new ChainPlanner(domain, store, checkpoints, context.Log).RemoveUncommittedAsync(cancellationToken);
+        var cleanup = new ChainPlanner(domain, store, checkpoints, context.Log).PlanCleanup();
+        var removed = await new ChainPlanApplier(domain, store, checkpoints, context.Log).CleanUpAsync(cleanup, cancellationToken);
         if (repaired.Count == 0 && removed.Count == 0)
         {
             context.Log.Information("{Domain} needed no repair", domain.Name);

@@ -32,8 +32,10 @@ public sealed partial class BackupRun
         var elapsed = Stopwatch.StartNew();
         var qcow2 = selection.Included.Where(d => d.DriverType == "qcow2").ToList();
         var checkpoints = new OfflineCheckpoints(domain, host.Images, qcow2, log);
-        var planner = new ChainPlanner(domain, store, checkpoints, log);
-        var plan = await planner.PlanAsync(options.Level, selection.BitmapTargets, cancellationToken);
+        var chain = new ChainPlanApplier(domain, store, checkpoints, log);
+        var plan = await chain.ApplyAsync(
+            await new ChainPlanner(domain, store, checkpoints, log).PlanAsync(options.Level, selection.BitmapTargets, cancellationToken),
+            cancellationToken);
         log.Information("backing up shut-off {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
         var captured = await ReadStateFilesAsync(state, cancellationToken);
@@ -68,7 +70,7 @@ public sealed partial class BackupRun
             await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job: null, cancellationToken);
             if (plan.Checkpoint is not null)
             {
-                planner.Commit(plan, selection.BitmapTargets);
+                chain.Commit(plan, selection.BitmapTargets);
                 checkpoint.Commit();
             }
 

@@ -69,8 +69,11 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         await using var scratch = ScratchImages.Start(
             host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, log);
         await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
-        var planner = new ChainPlanner(domain, store, new LiveCheckpoints(domain), log);
-        var plan = await planner.PlanAsync(options.Level, selection.BitmapTargets, cancellationToken);
+        var checkpoints = new LiveCheckpoints(domain);
+        var chain = new ChainPlanApplier(domain, store, checkpoints, log);
+        var plan = await chain.ApplyAsync(
+            await new ChainPlanner(domain, store, checkpoints, log).PlanAsync(options.Level, selection.BitmapTargets, cancellationToken),
+            cancellationToken);
         log.Debug("phase: chain planned");
         recovery.Track(endpoint.Server, plan.Checkpoint);
         log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
@@ -108,7 +111,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             log.Debug("phase: stream written, job ended");
             if (plan.Checkpoint is not null)
             {
-                planner.Commit(plan, selection.BitmapTargets);
+                chain.Commit(plan, selection.BitmapTargets);
                 job.Commit();
             }
 

@@ -9,14 +9,14 @@ namespace VirtBackup.Core.Capture;
 /// checkpoint, so libvirt merges its bitmap into the parent and the next incremental still covers
 /// every change since the last completed stream.
 /// </summary>
-public sealed class BackupJob(Domain domain, string? checkpointName, ILogger log) : IAsyncDisposable
+public sealed class BackupJob(IDomain domain, string? checkpointName, ILogger log) : IAsyncDisposable
 {
     private static readonly TimeSpan EndTimeout = TimeSpan.FromSeconds(60);
     private bool _started;
     private bool _ended;
     private bool _committed;
 
-    public Domain Domain => domain;
+    public IDomain Domain => domain;
 
     public string? CheckpointName => checkpointName;
 

@@ -44,7 +44,7 @@ public sealed class CaptureMarkers(string domainStateDirectory)
     /// the next run. <paramref name="by"/> names who changed the VM ("an interrupted virtbackup", "this run").
     /// Returns what was done, one line each.
     /// </summary>
-    public IReadOnlyList<string> Undo(Domain domain, string by, ILogger log)
+    public IReadOnlyList<string> Undo(IDomain domain, string by, ILogger log)
     {
         var done = new List<string>();
         if (Paused.Exists)

@@ -7,7 +7,7 @@ namespace VirtBackup.Core.Capture;
 /// <param name="CheckpointXml">The &lt;domaincheckpoint&gt; created with the job, or null for a copy.</param>
 /// <param name="CheckpointName">That checkpoint's name, or null.</param>
 public sealed record CaptureRequest(
-    Domain Domain,
+    IDomain Domain,
     StateLocation State,
     string BackupXml,
     string? CheckpointXml,

@@ -113,7 +113,7 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
         cancellationToken.ThrowIfCancellationRequested(); // what follows (planning) may remove checkpoints
     }
 
-    private FreezeState Freeze(Domain domain, FreezeMode mode)
+    private FreezeState Freeze(IDomain domain, FreezeMode mode)
     {
         if (mode == FreezeMode.Off)
         {
@@ -161,7 +161,7 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
         return FreezeState.Frozen;
     }
 
-    private void Thaw(Domain domain)
+    private void Thaw(IDomain domain)
     {
         try
         {

@@ -8,15 +8,18 @@ namespace VirtBackup.Core.Capture;
 /// The last line of a backup that failed or was interrupted, run under the domain lock after the run's own
 /// cleanup (resume, thaw, abort the job, roll back the checkpoint) and undoing only what this run did: resume the
 /// VM if this run's paused marker is still there, thaw the guest if its frozen marker is, abort the job if it is this run's (its NBD socket, or its TCP port), delete this
-/// run's checkpoint if no completed stream carried it. That cleanup fails when libvirtd restarted meanwhile (every
+/// run's checkpoint if no completed stream carried it; of a domain that no longer exists, only the markers go. That cleanup fails when libvirtd restarted meanwhile (every
 /// call on the old connection fails), so this opens a new connection when the old one is gone, waiting up to
-/// <see cref="ReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
+/// <see cref="DefaultReconnectTimeout"/> for libvirtd to answer. Nothing here is cancellable and nothing throws: the run's
 /// own error is the one reported.
 /// </summary>
-public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUuid, string domainName, CaptureMarkers markers, ChainStore store, ILogger log)
+public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUuid, string domainName, CaptureMarkers markers, ChainStore store, ILogger log)
     : IAsyncDisposable
 {
-    public static readonly TimeSpan ReconnectTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultReconnectTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to wait for libvirtd to answer a new connection (<see cref="DefaultReconnectTimeout"/>).</summary>
+    public TimeSpan ReconnectTimeout { get; init; } = DefaultReconnectTimeout;
 
     private bool _succeeded;
     private JobServer? _server;
@@ -66,9 +69,14 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private async Task RecoverAsync(LibvirtConnection connection)
+    private async Task RecoverAsync(IDomainConnection connection)
     {
-        using var domain = connection.LookupByUuid(domainUuid);
+        using var domain = LookUp(connection);
+        if (domain is null)
+        {
+            return;
+        }
+
         foreach (var line in markers.Undo(domain, "this run", log))
         {
             log.Warning("{Recovery}", line);
@@ -102,7 +110,24 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private bool IsThisRunsJob(Domain domain)
+    /// <summary>The domain, or null when it no longer exists: then its markers go, as a domain that does not run is neither paused nor frozen.</summary>
+    private IDomain? LookUp(IDomainConnection connection)
+    {
+        try
+        {
+            return connection.LookupDomainByUuid(domainUuid);
+        }
+        catch (DomainNotFoundException)
+        {
+            // Undefined while stopped (a transient domain destroyed, say): nothing of it is left to put back in order.
+            markers.Paused.Clear();
+            markers.Frozen.Clear();
+            log.Warning("{Domain} no longer exists: it is neither paused nor frozen, and libvirt keeps no job or checkpoint of it", domainName);
+            return null;
+        }
+    }
+
+    private bool IsThisRunsJob(IDomain domain)
     {
         try
         {
@@ -115,14 +140,14 @@ public sealed class FailedRunRecovery(LibvirtConnection libvirt, string domainUu
         }
     }
 
-    private async Task<LibvirtConnection> ReconnectAsync()
+    private async Task<IDomainConnection> ReconnectAsync()
     {
         var deadline = DateTime.UtcNow + ReconnectTimeout;
         while (true)
         {
             try
             {
-                return LibvirtConnection.Open(libvirt.Uri);
+                return libvirt.Reopen();
             }
             catch (LibvirtException) when (DateTime.UtcNow < deadline)
             {

@@ -3,7 +3,7 @@ using VirtBackup.Core.Libvirt;
 namespace VirtBackup.Core.Chain;
 
 /// <summary>A running domain: libvirt deletes a checkpoint with its bitmaps, validates a redefined one, and checks the bitmaps at backupBegin.</summary>
-public sealed class LiveCheckpoints(Domain domain) : ICheckpointBitmaps
+public sealed class LiveCheckpoints(IDomain domain) : ICheckpointBitmaps
 {
     public CheckpointCreateFlags RedefineFlags => CheckpointCreateFlags.Redefine | CheckpointCreateFlags.RedefineValidate;
 

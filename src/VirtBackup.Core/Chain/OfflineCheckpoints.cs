@@ -14,7 +14,7 @@ namespace VirtBackup.Core.Chain;
 /// while the images are read).
 /// </summary>
 /// <param name="disks">The qcow2 disks of the backup (the ones that carry bitmaps).</param>
-public sealed class OfflineCheckpoints(Domain domain, IHostImages images, IReadOnlyList<DomainDisk> disks, ILogger log) : ICheckpointBitmaps
+public sealed class OfflineCheckpoints(IDomain domain, IHostImages images, IReadOnlyList<DomainDisk> disks, ILogger log) : ICheckpointBitmaps
 {
     /// <summary>_REDEFINE_VALIDATE needs a running domain ("domain is not running"): <see cref="ProblemAsync"/> checks instead.</summary>
     public CheckpointCreateFlags RedefineFlags => CheckpointCreateFlags.Redefine;
@@ -70,7 +70,7 @@ public sealed class OfflineCheckpoints(Domain domain, IHostImages images, IReadO
             await images.AddBitmapAsync(disk.SourcePath!, checkpoint, cancellationToken);
         }
 
-        domain.CheckpointCreateXml(redefinitionXml, RedefineFlags).Dispose();
+        domain.CheckpointCreate(redefinitionXml, RedefineFlags);
         log.Debug("created checkpoint {Checkpoint} of shut-off {Domain}: bitmaps added to {Disks}, checkpoint redefined",
             checkpoint, domain.Name, string.Join(",", disks.Select(d => d.Target)));
     }

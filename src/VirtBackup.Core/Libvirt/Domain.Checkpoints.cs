@@ -37,6 +37,8 @@ public sealed partial class Domain
     public DomainCheckpoint CheckpointCreateXml(string xml, CheckpointCreateFlags flags = CheckpointCreateFlags.None) =>
         new(Check(LibvirtNative.virDomainCheckpointCreateXML(handle, xml, (uint)flags), "virDomainCheckpointCreateXML", Name), Name);
 
+    void IDomain.CheckpointCreate(string xml, CheckpointCreateFlags flags) => CheckpointCreateXml(xml, flags).Dispose();
+
     /// <summary>The checkpoint called <paramref name="name"/>, or <see cref="CheckpointNotFoundException"/>.</summary>
     public DomainCheckpoint CheckpointLookupByName(string name) =>
         new(Check(LibvirtNative.virDomainCheckpointLookupByName(handle, name, 0), "virDomainCheckpointLookupByName", Name), Name);

@@ -9,7 +9,7 @@ namespace VirtBackup.Core.Libvirt;
 /// monitor (<c>Domain.Guest.cs</c>). Every failure is a <see cref="LibvirtException"/> naming the call
 /// and this domain. Calls are synchronous: each is one libvirt round trip, nothing more.
 /// </summary>
-public sealed partial class Domain : IDisposable
+public sealed partial class Domain : IDomain
 {
     private readonly DomainHandle handle;
 

@@ -8,7 +8,7 @@ namespace VirtBackup.Core.Libvirt;
 /// Thread-safe; closed on dispose. Domains looked up through it stay usable after it is disposed
 /// (libvirt keeps the connection alive until the last domain handle is freed).
 /// </summary>
-public sealed class LibvirtConnection : IDisposable
+public sealed class LibvirtConnection : IDomainConnection
 {
     public const string SystemUri = "qemu:///system";
 
@@ -45,6 +45,10 @@ public sealed class LibvirtConnection : IDisposable
     /// <summary>The domain with <paramref name="uuid"/> (canonical text form), or <see cref="DomainNotFoundException"/>.</summary>
     public Domain LookupByUuid(string uuid) =>
         new(Check(LibvirtNative.virDomainLookupByUUIDString(handle, uuid), "virDomainLookupByUUIDString", uuid));
+
+    IDomain IDomainConnection.LookupDomainByUuid(string uuid) => LookupByUuid(uuid);
+
+    IDomainConnection IDomainConnection.Reopen() => Open(Uri);
 
     /// <summary>The domain called <paramref name="name"/>, or null when there is none.</summary>
     public Domain? TryLookupByName(string name)

@@ -113,7 +113,12 @@ internal static unsafe class LibvirtErrors
         var code = (LibvirtErrorCode)error->Code;
         var from = (LibvirtErrorDomain)error->Domain;
         var message = error->Message == 0 ? "(no message)" : PeekString(error->Message);
-        return code switch
+        return Of(operation, domainName, code, from, message);
+    }
+
+    /// <summary>libvirt's error <paramref name="code"/> from <paramref name="from"/> as an exception of the most specific type.</summary>
+    public static LibvirtException Of(string operation, string? domainName, LibvirtErrorCode code, LibvirtErrorDomain from, string message) =>
+        code switch
         {
             LibvirtErrorCode.NoDomain => new DomainNotFoundException(operation, domainName, from, message),
             LibvirtErrorCode.NoDomainCheckpoint => new CheckpointNotFoundException(operation, domainName, from, message),
@@ -123,5 +128,4 @@ internal static unsafe class LibvirtErrors
                 new LibvirtException(operation, domainName, code, from, message, ConnectionLostHint),
             _ => new LibvirtException(operation, domainName, code, from, message),
         };
-    }
 }

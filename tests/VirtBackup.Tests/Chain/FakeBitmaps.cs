@@ -1,0 +1,42 @@
+using VirtBackup.Core.Chain;
+using VirtBackup.Core.Libvirt;
+using VirtBackup.Tests.Fakes;
+
+namespace VirtBackup.Tests.Chain;
+
+/// <summary>
+/// Checkpoints as <see cref="LiveCheckpoints"/> reaches them (libvirt deletes the checkpoint with its bitmaps), plus what
+/// only a shut-off domain's images can say: a broken bitmap (<see cref="Problem"/>) and bitmaps no checkpoint names
+/// (<see cref="Orphans"/>), removed by <see cref="RemoveOrphanBitmapsAsync"/>.
+/// </summary>
+internal sealed class FakeBitmaps(FakeDomain domain) : ICheckpointBitmaps
+{
+    private readonly LiveCheckpoints live = new(domain);
+
+    public string? Problem { get; set; }
+
+    public List<string> Orphans { get; } = [];
+
+    public List<string> Deleted { get; } = [];
+
+    public IReadOnlySet<string>? OrphanCheckWith { get; private set; }
+
+    public CheckpointCreateFlags RedefineFlags => live.RedefineFlags;
+
+    public Task<string?> ProblemAsync(string checkpoint, CancellationToken cancellationToken) => Task.FromResult(Problem);
+
+    public async Task DeleteAsync(string checkpoint, CancellationToken cancellationToken)
+    {
+        await live.DeleteAsync(checkpoint, cancellationToken);
+        Deleted.Add(checkpoint);
+    }
+
+    public Task<IReadOnlyList<string>> RemoveOrphanBitmapsAsync(IReadOnlySet<string> committed, CancellationToken cancellationToken)
+    {
+        OrphanCheckWith = committed;
+        var known = domain.CheckpointNames.Concat(committed).ToHashSet();
+        IReadOnlyList<string> removed = [.. Orphans.Where(o => !known.Contains(o))];
+        Orphans.Clear();
+        return Task.FromResult(removed);
+    }
+}
