@@ -39,7 +39,7 @@ public sealed class RewrittenStreamTests : IDisposable
         Assert.Equal(await FingerprintAsync(original, ReaderOptions.ListOnly), await FingerprintAsync(repacked, ReaderOptions.ListOnly));
     }
 
-    [Fact(Timeout = 60_000)]
+    [Fact(Timeout = 120_000)]
     public async Task A_borg_import_tar_then_export_tar_round_trip_reads_back_the_same_members_with_the_same_content()
     {
         var original = (await StreamFixtures.BuildAsync(Compression.Zstd)).Stream;
@@ -51,7 +51,7 @@ public sealed class RewrittenStreamTests : IDisposable
         Assert.Equal(await FingerprintAsync(original), await FingerprintAsync(exported));
     }
 
-    [Theory(Timeout = 120_000)]
+    [Theory(Timeout = 180_000)]
     [InlineData("gnu")]
     [InlineData("pax")]
     [InlineData("ustar")]
