@@ -6,9 +6,9 @@ namespace VirtBackup.Core.Stream;
 
 /// <summary>
 /// Reads a VirtBackup stream sequentially from an unseekable input and checks everything it can as it goes:
-/// tar headers must be the canonical ustar headers the writer makes (regular files only, mode 0600, fixed owner
-/// and time), names must be well formed and in the required order, sizes bounded, data members exactly where
-/// the disk maps put them, zstd frames single, checksummed and of the declared size (never decoded past it).
+/// tar headers must be well formed regular-file headers of the ustar, GNU or pax flavour (the writer's canonical
+/// ustar headers, or another tar tool's repack of the same members: BackupStreamReader.Headers.cs), names must be
+/// well formed and in the required order, sizes bounded, data members exactly where the disk maps put them, zstd frames single, checksummed and of the declared size (never decoded past it).
 /// At the end the trailer must list every member in order with matching sizes and SHA-256, and only zero
 /// blocks may follow. Any violation throws <see cref="StreamFormatException"/> naming the member.
 /// <para>
@@ -127,43 +127,17 @@ public sealed partial class BackupStreamReader
         if (_stage == Stage.Done)
             return null;
 
-        long headerAt = _position;
-        int got = await ReadUpToAsync(_block, ct).ConfigureAwait(false);
-        if (got == 0)
-            throw Fail(ExpectedNext(), $"missing: the stream ends at byte {headerAt}, after '{_lastMember ?? "nothing"}', without a trailer: it is truncated", headerAt);
-        if (got < TarHeader.BlockSize)
-        {
-            _block.AsSpan(got).Clear();
-            var partial = TarHeader.Inspect(_block);
-            string truncated = got >= TarHeader.NameLength && partial.NameIsPrintableAscii && partial.Name.Length > 0 ? partial.Name : After();
-            throw Fail(truncated, $"the stream ends inside a tar header (at byte {headerAt}, {got} of 512 bytes): it is truncated", headerAt);
-        }
-        if (TarHeader.IsZeroBlock(_block))
-            throw Fail(ExpectedNext(), $"missing: an end-of-archive block at byte {headerAt}, after '{_lastMember ?? "nothing"}', comes before the trailer: the stream is incomplete", headerAt);
-
-        var raw = TarHeader.Inspect(_block);
-        string who = raw.NameIsPrintableAscii && raw.Name.Length > 0 ? raw.Name : After();
-        if (!raw.ChecksumOk)
-            throw Fail(who, headerAt == 0
-                ? "the input is not a VirtBackup tar stream (no valid tar header at the start)"
-                : "tar header checksum mismatch (corrupt header)", headerAt);
-        if (!raw.IsUstar)
-            throw Fail(who, "not a POSIX ustar header", headerAt);
-        if (raw.TypeFlag != TarHeader.RegularFileType)
-            throw Fail(who, $"is a {TarHeader.DescribeType(raw.TypeFlag)} entry (type '{(char)raw.TypeFlag}'); only regular files are allowed", headerAt);
-        if (!raw.NameIsPrintableAscii)
-            throw Fail(who, $"member name '{raw.Name}' contains non-printable or non-ASCII bytes", headerAt);
-        if (!MemberNames.TryParse(raw.Name, out var parsed, out var problem))
-            throw Fail(raw.Name, problem, headerAt);
+        var header = await ReadMemberHeaderAsync(ct).ConfigureAwait(false);
+        long headerAt = header.At;
+        if (!header.NameIsPrintableAscii)
+            throw Fail(After(), $"member name '{header.Name}' contains non-printable or non-ASCII bytes", headerAt);
+        if (!MemberNames.TryParse(header.Name, out var parsed, out var problem))
+            throw Fail(header.Name, problem, headerAt);
         string name = parsed.Name;
-        if (raw.Size < 0)
-            throw Fail(name, "size field is not 11 octal digits", headerAt);
-        if (TarHeader.FirstNonCanonicalField(_block, name, raw.Size) is { } field)
-            throw Fail(name, $"tar header field '{field}' differs from the canonical VirtBackup header", headerAt);
         if (!_names.Add(name))
             throw Fail(name, "duplicate member: this name appeared before", headerAt);
 
-        long size = raw.Size;
+        long size = header.Size;
         var member = parsed.Kind switch
         {
             MemberKind.Manifest => await ReadManifestAsync(name, size, ct).ConfigureAwait(false),

@@ -99,14 +99,14 @@ internal static class StreamFixtures
     /// <summary>Writes a complete synthetic backup; disk data is passed in calls of <paramref name="writeChunk"/> bytes.</summary>
     public static async Task<SyntheticBackup> BuildAsync(Compression compression, int memberSize = SmallMemberSize,
         IReadOnlyList<SyntheticDisk>? disks = null, DateTime? created = null, int writeChunk = 50_000, int seed = 7,
-        BackupLevel level = BackupLevel.Full, int nvramSize = 540_672)
+        BackupLevel level = BackupLevel.Full, int nvramSize = 540_672, IReadOnlyList<(string, byte[])>? tpmFiles = null)
     {
         var options = Options(compression, memberSize);
         disks ??= TwoDisks(seed);
         var manifest = Manifest(options, disks, created, level);
         string xml = "<domain type='kvm'><name>win11</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid></domain>\n";
         byte[] nvram = Content(nvramSize, seed + 100);
-        (string, byte[])[] tpm =
+        var tpm = tpmFiles ??
         [
             ("tpm2/tpm2-00.permall", Content(9_000, seed + 200)),
             ("tpm2/tpm2-00.volatilestate", Content(1_234, seed + 300)),

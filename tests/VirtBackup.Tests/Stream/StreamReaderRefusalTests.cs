@@ -162,19 +162,19 @@ public class StreamReaderRefusalTests
     }
 
     [Fact(Timeout = 10_000)]
-    public async Task A_header_with_a_valid_checksum_but_other_metadata_is_refused()
+    public async Task A_header_with_a_valid_checksum_but_a_mode_that_is_not_a_number_is_refused()
     {
         var backup = await ZstdBackup();
         var records = TarSurgery.Records(backup.Stream);
         var nvram = records.First(r => r.Name == "state/nvram/win11_VARS.fd");
         var header = TarSurgery.Bytes(backup.Stream, nvram);
-        header[TarHeader.ModeOffset + 4] = (byte)'7'; // 0000700... then fix the checksum
+        header[TarHeader.ModeOffset + 4] = (byte)'9'; // 0000900: not octal; then fix the checksum
         Encoding.ASCII.GetBytes(Convert.ToString(TarHeader.ComputeChecksum(header), 8).PadLeft(6, '0')).CopyTo(header, TarHeader.ChecksumOffset);
 
         var e = await StreamFixtures.RefusedAsync(TarSurgery.Join(records.Select(r => r == nvram ? header : TarSurgery.Bytes(backup.Stream, r))));
 
         Assert.Equal("state/nvram/win11_VARS.fd", e.Member);
-        Assert.Contains("tar header field 'mode' differs from the canonical VirtBackup header", e.Message);
+        Assert.Equal("tar header field 'mode' is not an octal or base-256 number", e.Problem);
     }
 
     [Fact(Timeout = 10_000)]
@@ -366,21 +366,7 @@ public class StreamReaderRefusalTests
     }
 
     [Fact(Timeout = 10_000)]
-    public async Task A_pax_extended_header_is_refused()
-    {
-        var backup = await ZstdBackup();
-        var ms = new MemoryStream();
-        using (var writer = new TarWriter(ms, TarEntryFormat.Pax, leaveOpen: true))
-            writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "state/tpm/x", new Dictionary<string, string> { ["path"] = "/etc/passwd" }));
-
-        var e = await StreamFixtures.RefusedAsync(AfterPrologue(backup.Stream, ms.ToArray()[..^1024]));
-
-        Assert.Contains("is a pax extended header entry (type 'x'); only regular files are allowed", e.Message);
-        Assert.Contains("PaxHeaders.", e.Member);
-    }
-
-    [Fact(Timeout = 10_000)]
-    public async Task A_gnu_format_header_is_refused()
+    public async Task A_gnu_format_header_is_judged_by_its_member_like_a_ustar_one()
     {
         var backup = await ZstdBackup();
         var ms = new MemoryStream();
@@ -390,7 +376,7 @@ public class StreamReaderRefusalTests
         var e = await StreamFixtures.RefusedAsync(AfterPrologue(backup.Stream, ms.ToArray()[..^1024]));
 
         Assert.Equal("state/tpm/x", e.Member);
-        Assert.Equal("not a POSIX ustar header", e.Problem);
+        Assert.Equal("the NVRAM member the manifest announces is missing (it must come before the TPM files)", e.Problem);
     }
 
     // ---- sizes and bombs ----------------------------------------------------------------------------
