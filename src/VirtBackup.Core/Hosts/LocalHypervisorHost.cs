@@ -30,6 +30,9 @@ public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? i
     public Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken) =>
         Task.FromResult((Posix.LookupUser(user)?.Uid, Posix.LookupGroup(group)));
 
+    public Task<IReadOnlyList<int>> LookupGroupListAsync(string user, int gid, CancellationToken cancellationToken) =>
+        Task.FromResult(Posix.GroupList(user, gid));
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     private sealed class LocalJobSocket(JobRuntimeDirectory directory) : IJobSocket
