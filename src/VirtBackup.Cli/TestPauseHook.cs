@@ -47,7 +47,7 @@ internal sealed class TestPauseHook : IDisposable
     /// <summary>What waiting at <paramref name="phase"/> holds up, for the warning that the hook is active.</summary>
     public static string Holds(BackupPhase? phase) => phase switch
     {
-        BackupPhase.Freeze => "the guest's file systems frozen",
+        BackupPhase.Freeze => "the guest's file-system freeze, if any",
         BackupPhase.Paused or BackupPhase.BackupBegin or BackupPhase.StateRead => "the VM paused",
         BackupPhase.Streaming or BackupPhase.Finishing => "the backup job and its scratch images",
         _ => "the domain's backup lock",

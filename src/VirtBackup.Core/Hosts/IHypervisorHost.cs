@@ -41,8 +41,8 @@ public interface IHypervisorHost : IAsyncDisposable
 
     /// <summary>
     /// The groups a process runs in that libvirt starts as <paramref name="user"/> with group <paramref name="gid"/>, as it
-    /// starts QEMU: <paramref name="gid"/> and the user's supplementary groups (getgrouplist here; on a remote host the
-    /// groups <c>id -G</c> names, which also counts the user's own primary group).
+    /// starts QEMU (libvirt's virGetGroupList): <paramref name="gid"/>, the user's primary group and every group listing
+    /// the user, as <c>id -G</c> names them; just <paramref name="gid"/> when there is no such user.
     /// </summary>
     Task<IReadOnlyList<int>> LookupGroupListAsync(string user, int gid, CancellationToken cancellationToken);
 }

@@ -31,7 +31,9 @@ public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? i
         Task.FromResult((Posix.LookupUser(user)?.Uid, Posix.LookupGroup(group)));
 
     public Task<IReadOnlyList<int>> LookupGroupListAsync(string user, int gid, CancellationToken cancellationToken) =>
-        Task.FromResult(Posix.GroupList(user, gid));
+        Task.FromResult<IReadOnlyList<int>>(Posix.LookupUser(user) is { } account
+            ? [gid, .. Posix.GroupList(user, account.Gid).Where(g => g != gid)]
+            : [gid]);
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 

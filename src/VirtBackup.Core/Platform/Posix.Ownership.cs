@@ -25,7 +25,7 @@ internal static partial class Posix
         return ((int)*(uint*)(buffer + 20), (int)*(uint*)(buffer + 24), *(ushort*)(buffer + 28));
     }
 
-    /// <summary>getgrouplist(3): <paramref name="gid"/> and every group that lists <paramref name="user"/> as a member.</summary>
+    /// <summary>getgrouplist(3): <paramref name="gid"/> (the user's primary group, as <c>id -G</c> counts it) and every group that lists <paramref name="user"/> as a member.</summary>
     public static unsafe IReadOnlyList<int> GroupList(string user, int gid)
     {
         for (var size = 64; size <= 1 << 16; size *= 4)
