@@ -88,6 +88,12 @@ public sealed partial class DiskDirAccess(IHypervisorHost host, QemuConf qemuCon
         {
             foreach (var group in qemuConf.Group is { } configuredGroup ? [configuredGroup] : DefaultAccounts)
             {
+                if (!AccountSpec().IsMatch(user) || !AccountSpec().IsMatch(group))
+                {
+                    log.Debug("qemu.conf's user '{User}' or group '{Group}' is no account name or id: QEMU's access is not checked", user, group);
+                    return null;
+                }
+
                 var (uidByName, gidByName) = await host.LookupAccountAsync(user.TrimStart('+'), group.TrimStart('+'), cancellationToken);
                 if (Id(user, uidByName) is not { } uid || Id(group, gidByName) is not { } gid)
                 {
@@ -112,6 +118,9 @@ public sealed partial class DiskDirAccess(IHypervisorHost host, QemuConf qemuCon
             : byName;
 
     private static string ShellWord(string path) => PlainWord().IsMatch(path) ? path : "'" + path.Replace("'", "'\\''") + "'";
+
+    [GeneratedRegex(@"^(\+[0-9]+|[A-Za-z0-9_][A-Za-z0-9._-]*\$?)$")]
+    private static partial Regex AccountSpec();
 
     [GeneratedRegex("^[A-Za-z0-9_./+:@-]+$")]
     private static partial Regex PlainWord();

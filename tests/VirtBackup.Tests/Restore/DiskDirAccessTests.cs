@@ -89,6 +89,26 @@ public class DiskDirAccessTests
         Assert.Equal([expected + ". The restore goes on (without --define): fix this before defining and starting the domain"], sink.Warnings);
     }
 
+    [Theory(Timeout = 60_000)]
+    [InlineData("+64999", "+64999", false, "dynamic_ownership = 0 in qemu.conf on this host: libvirt will not give the restored images (this user's, mode 0600) to QEMU's user +64999: chown them to it before starting the domain")]
+    [InlineData("+64999", "+64999", true, null)]
+    [InlineData("+0", "+0", false, null)] // QEMU as root reads any image
+    [InlineData("no user", "+1", false, null)] // not an account: nothing is checked
+    public async Task Only_dynamic_ownership_off_with_qemu_not_root_adds_a_warning_about_the_images_of_a_reachable_directory(string user, string group, bool dynamic, string? warning)
+    {
+        using var temp = new TempDir();
+        File.SetUnixFileMode(temp.Path, (UnixFileMode)0b111_101_101);
+        var sink = new WarningSink();
+        var access = new DiskDirAccess(
+            new LocalHypervisorHost(),
+            new QemuConf("tss", "tss") { User = user, Group = group, DynamicOwnership = dynamic },
+            new LoggerConfiguration().WriteTo.Sink(sink).CreateLogger());
+
+        await access.CheckAsync(Path.Combine(temp.Path, "disks"), define: true, CancellationToken.None);
+
+        Assert.Equal(warning is null ? [] : [warning], sink.Warnings);
+    }
+
     private static string Owner(string path) => VirtBackup.Core.Platform.Posix.Ownership(path) is { } owned ? $"{owned.Uid}:{owned.Gid}" : "none";
 
     private sealed class WarningSink : ILogEventSink
