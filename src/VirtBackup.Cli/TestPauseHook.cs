@@ -37,9 +37,21 @@ internal sealed class TestPauseHook : IDisposable
 
         var phase = BackupPhases.Parse(name)
             ?? throw new UsageException($"{PhaseVariable}='{name}' is not a phase: {string.Join(", ", BackupPhases.All.Select(BackupPhases.Name))}");
-        var seconds = environment(SecondsVariable) is { Length: > 0 } text && int.TryParse(text, out var s) && s > 0 ? s : 60;
-        return new TestPauseHook(phase, TimeSpan.FromSeconds(seconds));
+        return new TestPauseHook(phase, TimeSpan.FromSeconds(Seconds(environment)));
     }
+
+    /// <summary>How long the hook waits at its phase: <c>VIRTBACKUP_TEST_PAUSE_SECONDS</c>, 60 when unset or not a positive number.</summary>
+    public static int Seconds(Func<string, string?> environment) =>
+        environment(SecondsVariable) is { Length: > 0 } text && int.TryParse(text, out var s) && s > 0 ? s : 60;
+
+    /// <summary>What waiting at <paramref name="phase"/> holds up, for the warning that the hook is active.</summary>
+    public static string Holds(BackupPhase? phase) => phase switch
+    {
+        BackupPhase.Freeze => "the guest's file-system freeze, if any",
+        BackupPhase.Paused or BackupPhase.BackupBegin or BackupPhase.StateRead => "the VM paused",
+        BackupPhase.Streaming or BackupPhase.Finishing => "the backup job and its scratch images",
+        _ => "the domain's backup lock",
+    };
 
     public PhaseHook Hook => ReachAsync;
 

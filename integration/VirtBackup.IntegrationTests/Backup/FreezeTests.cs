@@ -62,6 +62,11 @@ public sealed partial class FreezeTests(AgentVmFixture agent, ITestOutputHelper 
         await AssertThawedAndRunningAsync(backups);
         var stream = await ParsedStream.ReadAsync(outcome.StandardOutput);
         Assert.Equal(FreezeState.Off, stream.Manifest.Freeze);
+        // The pause hook these tests use is announced, in the log and in the manifest (a production VM must never wait on it unnoticed).
+        const string hook = "test hook VIRTBACKUP_TEST_PAUSE_AT=freeze is set (TEST ONLY): the backup waits at phase 'freeze' for up to 120 s, "
+            + "holding the guest's file-system freeze, if any; unset it outside tests";
+        Assert.Contains(hook, outcome.StandardError);
+        Assert.Contains(hook, stream.Manifest.Warnings);
         using var images = new Ext4Image();
         var restored = await images.RestoreAsync(Vm, outcome.StandardOutput);
         Assert.Contains("needs_recovery", await Ext4Image.FeaturesAsync(restored));

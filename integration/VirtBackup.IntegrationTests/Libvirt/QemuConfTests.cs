@@ -32,7 +32,21 @@ public class QemuConfTests
             swtpm_user = "root" is not a valid line
             """);
 
-        Assert.Equal(new QemuConf("swtpm", "swtpm#1"), conf);
+        Assert.Equal(new QemuConf("swtpm", "swtpm#1") { User = "libvirt-qemu" }, conf);
+    }
+
+    [Fact]
+    public void Qemu_s_user_group_and_dynamic_ownership_are_read_and_default_to_unset_and_on()
+    {
+        var conf = QemuConf.Parse("""
+            user = "+107"
+            group = "kvm"   # QEMU's group
+            dynamic_ownership = 0
+            """);
+
+        Assert.Equal(("+107", "kvm", false), (conf.User, conf.Group, conf.DynamicOwnership));
+        Assert.Equal(((string?)null, (string?)null, true), (QemuConf.Defaults.User, QemuConf.Defaults.Group, QemuConf.Defaults.DynamicOwnership));
+        Assert.True(QemuConf.Parse("dynamic_ownership = 1").DynamicOwnership);
     }
 
     [Fact]

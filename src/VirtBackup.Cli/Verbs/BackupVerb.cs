@@ -75,6 +75,14 @@ internal sealed class BackupVerb : IVerb
             backupOptions = backupOptions with { NbdTls = NbdTls.FromDirectory(tlsDir) };
         }
 
+        var testHooks = TestHooks.Active(context.Environment);
+        foreach (var hook in testHooks)
+        {
+            context.Log.Warning("{TestHook}", hook);
+        }
+
+        backupOptions = backupOptions with { Warnings = testHooks };
+
         // SSH first: connecting and authenticating happen here, long before the VM is paused.
         var uri = Settings.ConnectUri(options, context);
         await using var host = await HostConnection.ConnectAsync(uri, null, context.Log, cancellationToken);

@@ -14,7 +14,7 @@ internal sealed class RestoreVerb : IVerb
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
         new("as", "restore as a new domain: new name, new UUID, new MAC addresses (default: the stream's name and UUID)", "NEWNAME"),
-        new("disk-dir", $"where disk images go (default {RestoreOptions.DefaultDiskDirectory}); the chain position is kept in DIR/.virtbackup", "DIR"),
+        new("disk-dir", $"where disk images go (default {RestoreOptions.DefaultDiskDirectory}); the chain position is kept in DIR/.virtbackup; QEMU's user must be able to enter DIR (checked: refused with --define, else a warning)", "DIR"),
         new("format", "image format of a full or copy restore: qcow2 (default) or raw; an incremental keeps the chain's", "FORMAT", ["qcow2", "raw"]),
         new("define", "define (or redefine) the domain in libvirt, pointing at the restored files"),
         new("force", "replace existing images, NVRAM, TPM state and a shut-off domain of the same name"),

@@ -33,6 +33,9 @@ public sealed record BackupOptions(
     /// host's backup_tls_x509_cert_dir); null: plain TCP.
     /// </summary>
     public NbdTls? NbdTls { get; init; }
+
+    /// <summary>Warnings the manifest carries besides those the backup finds itself (an active test hook).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
 /// <summary>How a backup reads the disks from the backup job's NBD server.</summary>

@@ -65,7 +65,7 @@ public sealed partial class BackupRun
                     $"'{domain.Name}' was started while its shut-off backup began: run the backup again (it will take the running domain's way)");
             }
 
-            var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
+            var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream, options.Warnings);
             manifest = manifest with { Warnings = [.. manifest.Warnings, OfflineWarning(plan)] };
             await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job: null, cancellationToken);
             if (plan.Checkpoint is not null)

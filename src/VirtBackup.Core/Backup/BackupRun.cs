@@ -106,7 +106,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
             }
 
             log.Debug("phase: disks connected and mapped");
-            var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream);
+            var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream, options.Warnings);
             await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job, cancellationToken);
             log.Debug("phase: stream written, job ended");
             if (plan.Checkpoint is not null)

@@ -19,9 +19,10 @@ public static class ManifestBuilder
         ChainPlan plan,
         StateLocation state,
         CapturedState captured,
-        StreamWriterOptions streamOptions)
+        StreamWriterOptions streamOptions,
+        IReadOnlyList<string> extraWarnings)
     {
-        var warnings = new List<string>();
+        var warnings = new List<string>(extraWarnings);
         var tpm = state.Tpm;
         if (tpm?.EncryptionSecret is { } secret)
         {

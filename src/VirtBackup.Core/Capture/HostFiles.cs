@@ -46,6 +46,10 @@ public interface IHostFiles
     /// <summary>What is at <paramref name="path"/> (symlinks followed), or null when nothing is.</summary>
     Task<HostFileStatus?> StatAsync(string path, CancellationToken cancellationToken);
 
+    /// <summary>Owner, group and permission bits of "/" and of every directory below it down to <paramref name="path"/>,
+    /// outermost first, as far as they exist (symlinks followed): who can traverse to <paramref name="path"/>.</summary>
+    Task<IReadOnlyList<HostPathOwnership>> StatAncestorsAsync(string path, CancellationToken cancellationToken);
+
     /// <summary>
     /// Puts <paramref name="content"/> at <paramref name="path"/> (an absolute path whose directory
     /// exists), replacing a file there, owned by <paramref name="owner"/>:<paramref name="group"/> (names

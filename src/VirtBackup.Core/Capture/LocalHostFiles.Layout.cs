@@ -44,6 +44,8 @@ public sealed partial class LocalHostFiles
         foreach (var directory in missing)
         {
             Directory.CreateDirectory(directory, mode);
+            // mkdir(2) applies the umask: a restored disk directory must be 0711 (QEMU traverses it) even under umask 077.
+            File.SetUnixFileMode(directory, mode);
         }
 
         return Task.CompletedTask;

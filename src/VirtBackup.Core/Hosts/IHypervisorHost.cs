@@ -38,6 +38,13 @@ public interface IHypervisorHost : IAsyncDisposable
 
     /// <summary>The uid of <paramref name="user"/> and the gid of <paramref name="group"/> on the host; null for each that does not exist.</summary>
     Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The groups a process runs in that libvirt starts as <paramref name="user"/> with group <paramref name="gid"/>, as it
+    /// starts QEMU (libvirt's virGetGroupList): <paramref name="gid"/>, the user's primary group and every group listing
+    /// the user, as <c>id -G</c> names them; just <paramref name="gid"/> when there is no such user.
+    /// </summary>
+    Task<IReadOnlyList<int>> LookupGroupListAsync(string user, int gid, CancellationToken cancellationToken);
 }
 
 /// <summary>One backup job's NBD socket: where QEMU creates it on the host, and where to connect to it here.

@@ -30,6 +30,11 @@ public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? i
     public Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken) =>
         Task.FromResult((Posix.LookupUser(user)?.Uid, Posix.LookupGroup(group)));
 
+    public Task<IReadOnlyList<int>> LookupGroupListAsync(string user, int gid, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<int>>(Posix.LookupUser(user) is { } account
+            ? [gid, .. Posix.GroupList(user, account.Gid).Where(g => g != gid)]
+            : [gid]);
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     private sealed class LocalJobSocket(JobRuntimeDirectory directory) : IJobSocket

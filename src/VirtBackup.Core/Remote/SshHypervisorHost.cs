@@ -30,6 +30,11 @@ public sealed class SshHypervisorHost : IHypervisorHost
         printf '%s %s %s\n' "$(id -u)" "$u" "${g:--}"
         """;
 
+    /// <summary>$1 = user. Its group ids (none when there is no such user).</summary>
+    private const string GroupListScript = """
+        id -G -- "$1" 2>/dev/null || true
+        """;
+
     /// <summary>$1 root, $2 name prefix, $3 owner, $4 group (empty: unchanged). Prints the new directory.</summary>
     private const string CreateJobDirectoryScript = """
         set -eu
@@ -139,6 +144,21 @@ public sealed class SshHypervisorHost : IHypervisorHost
     {
         var (_, uid, gid) = await AccountsAsync(user, group, cancellationToken);
         return (uid, gid);
+    }
+
+    public async Task<IReadOnlyList<int>> LookupGroupListAsync(string user, int gid, CancellationToken cancellationToken)
+    {
+        var operation = $"look up the groups of user '{user}'";
+        var output = await Session.RunAsync(ShellQuote.ShScript(GroupListScript, HostPaths.Account(user, nameof(user))), null, operation, cancellationToken);
+        var groups = new List<int> { gid };
+        foreach (var field in Encoding.ASCII.GetString(output).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries))
+        {
+            groups.Add(int.TryParse(field, NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+                ? id
+                : throw new RemoteException(Display, operation, 0, string.Empty, $"{operation} on {Display}: unexpected answer '{field}'"));
+        }
+
+        return groups.Distinct().ToList();
     }
 
     public ValueTask DisposeAsync() => Session.DisposeAsync();

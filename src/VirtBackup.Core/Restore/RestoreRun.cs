@@ -48,6 +48,12 @@ public sealed class RestoreRun(LibvirtConnection? libvirt, IHypervisorHost host,
                 {
                     case ManifestMember manifest:
                         var plan = await new RestorePlanner(libvirt, host, qemuConf, log).PlanAsync(manifest.Manifest, options, cancellationToken);
+                        if (options.TargetRoot is null)
+                        {
+                            // Below a target root the files are not where libvirt will look for them: nothing to check there.
+                            await new DiskDirAccess(host, qemuConf, log).CheckAsync(plan.Layout.DiskDirectory, options.Define, cancellationToken);
+                        }
+
                         log.Information("restoring {Level} stream of {Source} ({Checkpoint}, taken {Created:u}) as {Name} ({Uuid}) on {Host}",
                             StreamRules.LevelName(manifest.Manifest.Level), manifest.Manifest.DomainName,
                             manifest.Manifest.Checkpoint ?? "no checkpoint", manifest.Manifest.CreatedUtc, plan.Name, plan.Uuid, host.Display);
