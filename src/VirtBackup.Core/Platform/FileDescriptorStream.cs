@@ -28,7 +28,7 @@ public sealed class FileDescriptorStream : System.IO.Stream
         _fd = fd;
         _access = access;
         _name = name;
-        CanSeek = Posix.Seek(fd, 0, SeekOrigin.Current, name) is not null;
+        CanSeek = Posix.IsSeekable(fd); // a bad descriptor fails at its first read or write, with errno's text
     }
 
     public override bool CanRead => _access.HasFlag(FileAccess.Read);

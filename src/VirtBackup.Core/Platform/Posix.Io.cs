@@ -69,6 +69,9 @@ internal static partial class Posix
         return errno == Espipe ? null : throw new IOException($"seeking {what} failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
     }
 
+    /// <summary>Whether lseek(2) works on <paramref name="fd"/>: a regular file or block device, not a pipe, socket or terminal.</summary>
+    public static bool IsSeekable(int fd) => NativeLseek(fd, 0, (int)SeekOrigin.Current) >= 0;
+
     /// <summary>After a failed call: returns to retry it (EINTR; EAGAIN once poll says it is ready), else throws.</summary>
     private static unsafe void WaitOrThrow(int fd, short events, string what)
     {

@@ -100,6 +100,19 @@ public sealed class SharedStdioCliTests : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task List_to_a_pipe_whose_reader_is_gone_exits_7_for_the_broken_pipe()
+    {
+        var (full, _) = await TwoStreamsAsync();
+        Save("full.tar", full);
+
+        // fd 4: the write end of a FIFO whose only reader (fd 3) is closed before list starts.
+        var shell = await ShellAsync("mkfifo fifo; exec 3<>fifo 4>fifo 3<&-; \"$VB\" list < full.tar >&4 2>e1; echo \"list $?\"");
+
+        Assert.Equal("list 7\n", shell);
+        Assert.Contains("virtbackup list failed: writing stdout failed: Broken pipe", Read("e1"));
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Restore_applies_a_full_and_its_incremental_read_in_turn_from_one_stdin_file()
     {
         var full = ChainFixtures.Full();
