@@ -6,6 +6,8 @@ namespace VirtBackup.CliApp;
 /// call's token or <paramref name="interrupt"/> (the process's signal token) is cancelled. .NET cannot interrupt
 /// the blocked system call itself, so it is abandoned on its thread pool thread: the verb then cleans up (resume,
 /// abort the job, remove staging) and the process exits, which ends the call. After that the stream refuses use.
+/// Seeking (lseek, which never blocks) passes through, so a reader of a regular file can give back what it read past
+/// the end of its stream.
 /// </summary>
 internal sealed class InterruptibleStream(Stream inner, CancellationToken interrupt) : Stream
 {
@@ -15,14 +17,14 @@ internal sealed class InterruptibleStream(Stream inner, CancellationToken interr
 
     public override bool CanWrite => inner.CanWrite;
 
-    public override bool CanSeek => false;
+    public override bool CanSeek => inner.CanSeek;
 
-    public override long Length => throw new NotSupportedException();
+    public override long Length => inner.Length;
 
     public override long Position
     {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
+        get => inner.Position;
+        set => Seek(value, SeekOrigin.Begin);
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -57,7 +59,11 @@ internal sealed class InterruptibleStream(Stream inner, CancellationToken interr
 
     public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
 
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        ThrowIfAbandoned(CancellationToken.None);
+        return inner.Seek(offset, origin);
+    }
 
     public override void SetLength(long value) => throw new NotSupportedException();
 

@@ -1,9 +1,9 @@
-using Microsoft.Win32.SafeHandles;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
 using VirtBackup.CliApp;
 using VirtBackup.CliApp.Verbs;
+using VirtBackup.Core.Platform;
 
 IReadOnlyList<IVerb> verbs = VerbCatalog.All;
 var levelSwitch = new LoggingLevelSwitch(LogEventLevel.Information);
@@ -56,11 +56,13 @@ levelSwitch.MinimumLevel = GlobalOptions.LogLevel(options);
 using var cancellation = new CancellationTokenSource();
 using var signals = new SignalHandling(cancellation, log);
 // Not Console.OpenStandardOutput(): .NET's console stream pretends a write to a closed pipe (EPIPE)
-// succeeded, which would turn a consumer that went away into a "complete" backup. Plain file streams on
-// fds 0 and 1 report it as an IOException.
+// succeeded, which would turn a consumer that went away into a "complete" backup. Not a FileStream either: on a
+// regular file it reads and writes with pread/pwrite at a position of its own, so `( a; b ) > file` kept only one
+// stream and `{ a; b; } < file` could not read two in turn. Plain read(2)/write(2) at the shared offset, which
+// report EPIPE as an IOException (.NET ignores SIGPIPE).
 // Both are interruptible: a signal ends a read or write blocked on a stalled peer, so the cleanup runs.
-await using var standardInput = new InterruptibleStream(new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0), cancellation.Token);
-await using var standardOutput = new InterruptibleStream(new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0), cancellation.Token);
+await using var standardInput = new InterruptibleStream(new FileDescriptorStream(0, FileAccess.Read, "stdin"), cancellation.Token);
+await using var standardOutput = new InterruptibleStream(new FileDescriptorStream(1, FileAccess.Write, "stdout"), cancellation.Token);
 var context = new VerbContext(
     standardInput,
     standardOutput,

@@ -19,7 +19,7 @@ internal sealed class ListVerb : IVerb
         var output = context.StandardOutput;
         if (options.Flag("json"))
         {
-            var summary = await StreamListing.ReadAsync(input, _ => { }, cancellationToken);
+            var summary = await StreamListing.ReadAsync(input, StreamInput.StopAtEndOfArchive, _ => { }, cancellationToken);
             await output.WriteAsync(StreamListing.ToJson(summary), cancellationToken);
             await output.FlushAsync(cancellationToken);
             return ExitCodes.Success;
@@ -27,7 +27,7 @@ internal sealed class ListVerb : IVerb
 
         // Lines go out as members are read, so a long stream shows progress and a broken one shows where it broke.
         await using var text = new StreamWriter(output, leaveOpen: true) { NewLine = "\n", AutoFlush = true };
-        var table = await StreamListing.ReadAsync(input, member =>
+        var table = await StreamListing.ReadAsync(input, StreamInput.StopAtEndOfArchive, member =>
         {
             foreach (var line in StreamTable.Lines(member))
             {

@@ -34,7 +34,10 @@ internal sealed class RestoreVerb : IVerb
             },
             options.Flag("define"),
             options.Flag("force"),
-            options.Value("target-root"));
+            options.Value("target-root"))
+        {
+            StopAtEndOfArchive = StreamInput.StopAtEndOfArchive,
+        };
         try
         {
             restore.Validate();

@@ -13,7 +13,7 @@ internal sealed class VerifyVerb : IVerb
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
     {
         var input = StreamInput.Open(context, Name);
-        var summary = await new BackupStreamReader(input).VerifyAsync(cancellationToken);
+        var summary = await new BackupStreamReader(input, new ReaderOptions { StopAtEndOfArchive = StreamInput.StopAtEndOfArchive }).VerifyAsync(cancellationToken);
         var m = summary.Manifest;
         var t = summary.Trailer;
         context.Log.Information(

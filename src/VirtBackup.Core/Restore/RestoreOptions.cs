@@ -20,6 +20,10 @@ public sealed record RestoreOptions(
     string? TargetRoot = null)
 {
     public const string DefaultDiskDirectory = "/var/lib/libvirt/images";
+
+    /// <summary>The input may go on after the stream (stdin): see <see cref="ReaderOptions.StopAtEndOfArchive"/>.</summary>
+    public bool StopAtEndOfArchive { get; init; }
+
     public const string NvramDirectory = "/var/lib/libvirt/qemu/nvram";
     public const string SwtpmDirectory = "/var/lib/libvirt/swtpm";
 

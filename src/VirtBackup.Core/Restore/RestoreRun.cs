@@ -38,7 +38,7 @@ public sealed class RestoreRun(LibvirtConnection? libvirt, IHypervisorHost host,
         }
 
         var elapsed = Stopwatch.StartNew();
-        var reader = new BackupStreamReader(input);
+        var reader = new BackupStreamReader(input, new ReaderOptions { StopAtEndOfArchive = options.StopAtEndOfArchive });
         RestoreSession? session = null;
         try
         {

@@ -10,9 +10,13 @@ namespace VirtBackup.Core.Restore;
 /// </summary>
 public static class StreamListing
 {
-    public static async Task<StreamSummary> ReadAsync(System.IO.Stream input, Action<StreamMember> onMember, CancellationToken cancellationToken)
+    public static Task<StreamSummary> ReadAsync(System.IO.Stream input, Action<StreamMember> onMember, CancellationToken cancellationToken) =>
+        ReadAsync(input, stopAtEndOfArchive: false, onMember, cancellationToken);
+
+    /// <param name="stopAtEndOfArchive">The input may go on after the stream (stdin): see <see cref="ReaderOptions.StopAtEndOfArchive"/>.</param>
+    public static async Task<StreamSummary> ReadAsync(System.IO.Stream input, bool stopAtEndOfArchive, Action<StreamMember> onMember, CancellationToken cancellationToken)
     {
-        var reader = new BackupStreamReader(input, ReaderOptions.ListOnly);
+        var reader = new BackupStreamReader(input, ReaderOptions.ListOnly with { StopAtEndOfArchive = stopAtEndOfArchive });
         Manifest? manifest = null;
         Trailer? trailer = null;
         await foreach (var member in reader.ReadAsync(cancellationToken))

@@ -330,6 +330,11 @@ public sealed partial class BackupStreamReader
     /// <summary>After the trailer: at least the two zero blocks of the end-of-archive, then only zero blocks.</summary>
     private async Task ReadEndOfArchiveAsync(CancellationToken ct)
     {
+        if (_options.StopAtEndOfArchive)
+        {
+            await ReadEndOfThisArchiveAsync(ct).ConfigureAwait(false);
+            return;
+        }
         const string who = MemberNames.Trailer;
         long start = _position;
         var buffer = new byte[64 * 1024];

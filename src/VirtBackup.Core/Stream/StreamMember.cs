@@ -54,6 +54,16 @@ public sealed record ReaderOptions
     public int MaxTrailingZeroBytes { get; init; } = 1024 * 1024;
 
     /// <summary>
+    /// The input may go on after this stream (stdin shared with the next command, streams concatenated with
+    /// <c>cat</c>): the stream ends with its two end-of-archive blocks and the reader consumes nothing past it. On a
+    /// seekable input it also consumes zero blocks that follow (record padding) and leaves the position at the first
+    /// non-zero block, which must be a tar header (the next stream); on a pipe it stops right after the two blocks
+    /// and what follows is not read (nor checked). Default false: the stream must be the whole input, and anything
+    /// but zero blocks after the trailer is refused.
+    /// </summary>
+    public bool StopAtEndOfArchive { get; init; }
+
+    /// <summary>
     /// Data members decoded at once, ahead of the one the consumer holds (at most 64 MiB of them). Default: the
     /// processor count plus one, 2 to 8.
     /// </summary>
