@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# install.sh: install what the host-glue tests need on a Debian 12 host (run as root): restic, the
+# install.sh: install what the host-glue tests need on a Debian 12 host (run as root): restic, borg, the
 # Bacula director (with its SQLite catalog backend), storage daemon, file daemon (bpipe plugin) and
 # console, plus tar, zstd, jq and sqlite3 used by the scripts and the lab, and systemd for
 # `systemd-analyze verify` of the example units.
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  restic
+  restic borgbackup
   bacula-director bacula-director-sqlite3 bacula-sd bacula-fd bacula-console
   tar zstd jq sqlite3
   systemd
