@@ -111,6 +111,29 @@ public sealed class ChainRetentionTests : IDisposable
         Assert.Equal([b[8].Id], await ChainAsync(host, b[8]));
     }
 
+    [Fact(Timeout = Timeout)]
+    public async Task Restic_snapshots_taken_under_different_utc_offsets_are_ordered_by_their_instant_not_by_their_time_text()
+    {
+        var restic = new ResticRepository(_work.Path, new HostVirtBackup(_work.Path));
+        await restic.InitAsync();
+        // The full at 10:00+02:00 (08:00 UTC) precedes the inc at 09:00Z, though its text sorts after it.
+        foreach (var (level, zone, time) in new[] { ("full", "Etc/GMT-2", "2026-01-01 10:00:00"), ("inc", "UTC", "2026-01-01 09:00:00") })
+        {
+            await HostTools.RunCheckedAsync("restic", ["backup", "--stdin", "--stdin-filename", $"{Domain}.tar", "--tag", "virtbackup",
+                "--tag", $"domain={Domain}", "--tag", $"level={level}", "--time", time],
+                new Dictionary<string, string?>(restic.Environment()) { ["TZ"] = zone }, level);
+        }
+
+        var host = new ResticChainHost(restic);
+        var b = await host.ListAsync(Domain);
+        var forget = await host.PruneAsync(Domain, "--keep-last", "1");
+
+        Assert.Equal(["2026-01-01T10:00:00+02:00", "2026-01-01T09:00:00Z"], b.Select(x => x.Time));
+        Assert.True(forget.ExitCode == 0, forget.ToString());
+        Assert.Equal([b[0].PlanLine($"needed by {b[1].Label}"), b[1].PlanLine("kept by policy")], Lines(forget.StandardOutput));
+        Assert.Equal([b[0].Id, b[1].Id], await ChainAsync(host, b[1]));
+    }
+
     private async Task<IChainHost> CreateAsync(string name)
     {
         var host = ChainHosts.Create(name, _work.Path, new HostVirtBackup(_work.Path));
