@@ -57,9 +57,10 @@ public static class HostTools
     public static async Task<ToolResult> RunCheckedAsync(
         string executable,
         IEnumerable<string> arguments,
-        IReadOnlyDictionary<string, string?>? environment = null)
+        IReadOnlyDictionary<string, string?>? environment = null,
+        string? standardInput = null)
     {
-        var result = await RunAsync(executable, arguments, environment);
+        var result = await RunAsync(executable, arguments, environment, standardInput);
         Assert.True(result.ExitCode == 0, $"{executable} {string.Join(' ', arguments)}: {result}");
         return result;
     }

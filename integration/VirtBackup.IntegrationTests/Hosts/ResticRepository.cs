@@ -17,6 +17,8 @@ public sealed class ResticRepository(string workDirectory, HostVirtBackup virtba
 
     public static string RestoreScript { get; } = HostTools.Contrib("restic", "virtbackup-restic-restore");
 
+    public static string ForgetScript { get; } = HostTools.Contrib("restic", "virtbackup-restic-forget");
+
     public string Location { get; } = Path.Combine(workDirectory, "repo");
 
     public string WrapperState { get; } = Path.Combine(workDirectory, "wrapper-state");
@@ -30,6 +32,7 @@ public sealed class ResticRepository(string workDirectory, HostVirtBackup virtba
             ["RESTIC_CACHE_DIR"] = Path.Combine(workDirectory, "restic-cache"),
             ["VIRTBACKUP_RESTIC_STATE"] = WrapperState,
             ["RESTIC"] = null,
+            ["TZ"] = "UTC",
         };
 
     public async Task InitAsync()
@@ -44,6 +47,10 @@ public sealed class ResticRepository(string workDirectory, HostVirtBackup virtba
 
     public Task<ToolResult> RestoreAsync(string domain, params string[] arguments) =>
         HostTools.RunAsync(RestoreScript, ["--domain", domain, .. arguments], Environment());
+
+    /// <summary>Runs the chain-aware forget wrapper with <paramref name="arguments"/> after <c>--domain</c>.</summary>
+    public Task<ToolResult> ForgetAsync(string domain, params string[] arguments) =>
+        HostTools.RunAsync(ForgetScript, ["--domain", domain, .. arguments], Environment());
 
     public async Task<IReadOnlyList<ResticSnapshot>> SnapshotsAsync()
     {

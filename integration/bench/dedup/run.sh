@@ -15,22 +15,25 @@
 #   4. one 16 MiB random write (random data at a random offset in a random-data extent), a fourth full;
 # and reports the repository's growth (`du -sb` of the repository directory) at each step.
 # Producers: virtbackup --level full --compression none; virtbackup --level full --compression zstd;
-# `virtnbdbackup -l copy -o -` (its zip stream; Debian package virtnbdbackup).
+# `virtnbdbackup -l copy -o -` (its zip stream; Debian package virtnbdbackup); and "borg": virtbackup
+# --compression none into a fresh borg repository instead (`borg create --compression zstd,3
+# --stdin-name NAME.tar ::ARCHIVE -`, unencrypted), whose data_added column is borg's
+# deduplicated_size (after borg's compression, unlike restic's data_added).
 # Target (issue 5), for --compression none: step 3 adds at most 8 MiB, step 4 at most 24 MiB. The
 # exit code is 1 when it is missed.
 #
 # Environment: VIRTBACKUP (default: build src/VirtBackup.Cli in Release into the work directory),
 # VBT_DEDUP_WORK (default /var/tmp/vbt-dedup-PID; removed at the end unless --keep),
-# VBT_DEDUP_MODES (default "none zstd virtnbdbackup"), VBT_DEDUP_SEED (offsets; default 1),
+# VBT_DEDUP_MODES (default "none zstd virtnbdbackup borg"), VBT_DEDUP_SEED (offsets; default 1),
 # VBT_DEDUP_WRITES_IN (which extents the writes go to: mixed, the default, as above; random, the
 # worst case: restic cannot compress the chunks they change; text; any: wherever the seed says).
 # Prints the results as a Markdown table on stdout (progress on stderr); the VM is always removed.
-# Needs: restic, virtnbdbackup, qemu-img, jq (installed with apt-get when missing), dotnet.
+# Needs: restic, virtnbdbackup, borg, qemu-img, jq (installed with apt-get when missing), dotnet.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 WORK=${VBT_DEDUP_WORK:-/var/tmp/vbt-dedup-$$}
-MODES=${VBT_DEDUP_MODES:-none zstd virtnbdbackup}
+MODES=${VBT_DEDUP_MODES:-none zstd virtnbdbackup borg}
 RANDOM=${VBT_DEDUP_SEED:-1}
 KEEP=no
 [[ ${1:-} == --keep ]] && KEEP=yes
@@ -48,7 +51,8 @@ virsh_() { virsh -q -c "$URI" "$@"; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root"
 missing=()
-for tool in restic virtnbdbackup qemu-img jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in restic virtnbdbackup borg qemu-img jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+missing=("${missing[@]/#borg/borgbackup}")
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
@@ -134,7 +138,7 @@ random_write() {
 
 produce() { # produce MODE: one backup stream on stdout
   case $1 in
-    none | zstd) "$VIRTBACKUP" backup --domain "$NAME" --level full --compression "$1" --state-dir "$WORK/state" ;;
+    none | zstd | borg) "$VIRTBACKUP" backup --domain "$NAME" --level full --compression "${1/borg/none}" --state-dir "$WORK/state" ;;
     virtnbdbackup) (cd "$WORK/nbd" && virtnbdbackup -d "$NAME" -l copy -o - -n -S "$WORK/nbd") ;;
   esac
 }
@@ -145,11 +149,19 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 declare -A result
 verdict=0 members='' repo_version=''
 
+# store_borg STEP: stdin into the borg repository as one archive; borg's --json stats, as restic's summary.
+store_borg() {
+  borg create --json --compression zstd,3 --stdin-name "$NAME.tar" "::step$1" - |
+    jq -c '{message_type: "summary", total_bytes_processed: .archive.stats.original_size, data_added: .archive.stats.deduplicated_size}'
+}
+
 for mode in $MODES; do
+  export BORG_REPO=$WORK/borg-repo BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
   export RESTIC_REPOSITORY=$WORK/repo-$mode RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/cache
-  rm -rf "$RESTIC_REPOSITORY" "$WORK/nbd" && mkdir -p "$WORK/nbd"
-  restic init -q >/dev/null
-  before=$(size_of "$RESTIC_REPOSITORY")
+  rm -rf "$RESTIC_REPOSITORY" "$BORG_REPO" "$WORK/nbd" && mkdir -p "$WORK/nbd"
+  repository=$RESTIC_REPOSITORY
+  if [[ $mode == borg ]]; then repository=$BORG_REPO && borg init -e none; else restic init -q >/dev/null; fi
+  before=$(size_of "$repository")
   for step in 1 2 3 4; do
     case $step in
       3) for kind in random text random text; do random_write 4096 "$kind"; done ;;
@@ -157,11 +169,15 @@ for mode in $MODES; do
     esac
     log "$mode: backup $step"
     start=$(date +%s.%N)
-    produce "$mode" 2>"$WORK/producer.log" | restic backup --stdin --stdin-filename "$NAME.tar" --json > "$WORK/restic.json"
+    if [[ $mode == borg ]]; then
+      produce "$mode" 2>"$WORK/producer.log" | store_borg "$step" > "$WORK/restic.json"
+    else
+      produce "$mode" 2>"$WORK/producer.log" | restic backup --stdin --stdin-filename "$NAME.tar" --json > "$WORK/restic.json"
+    fi
     codes=("${PIPESTATUS[@]}")
     [[ ${codes[0]} -eq 0 && ${codes[1]} -eq 0 ]] || { cat "$WORK/producer.log" >&2; die "$mode backup $step failed: ${codes[*]}"; }
     seconds=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-    after=$(size_of "$RESTIC_REPOSITORY")
+    after=$(size_of "$repository")
     stream=$(jq -r 'select(.message_type == "summary") | .total_bytes_processed' "$WORK/restic.json")
     added=$(jq -r 'select(.message_type == "summary") | .data_added' "$WORK/restic.json")
     result[$mode,$step]="$(mib $((after - before))) | $(mib "$added") | $(mib "$stream") | $seconds"
@@ -170,6 +186,7 @@ for mode in $MODES; do
     if [[ $mode == none && $step == 4 && $((after - before)) -gt $((24 * MIB)) ]]; then verdict=1; fi
     before=$after
   done
+  [[ $mode == borg ]] && continue
   repo_version=$(restic cat config --no-lock 2>/dev/null | jq .version)
   if [[ $mode == none || $mode == zstd ]]; then
     manifest=$(set +o pipefail; restic dump --no-lock latest "/$NAME.tar" 2>/dev/null | head -c 65536 |
@@ -183,6 +200,7 @@ echo "| --- | --- | ---: | ---: | ---: | ---: |"
 for mode in $MODES; do
   case $mode in
     none | zstd) label="virtbackup --compression $mode" ;;
+    borg) label="virtbackup --compression none into borg" ;;
     *) label="virtnbdbackup -l copy -o - (zip)" ;;
   esac
   echo "| $label | 1. first full | ${result[$mode,1]} |"
@@ -194,5 +212,8 @@ echo
 echo "restic $(restic version | cut -d' ' -f2), repository version $repo_version (restic compresses: auto);" \
   "virtbackup members: ${members:-?}; disk: 4 GiB, $((allocated / MIB)) MiB allocated;" \
   "writes: ${VBT_DEDUP_WRITES_IN:-mixed}, seed ${VBT_DEDUP_SEED:-1}"
+if [[ " $MODES " == *" borg "* ]]; then
+  echo "borg $(borg --version | cut -d' ' -f2), unencrypted, --compression zstd,3; its data_added is borg's deduplicated_size (compressed)"
+fi
 if ((verdict)); then log "MISSED: with --compression none a run must add <= 8 MiB after 4 x 4 KiB and <= 24 MiB after 16 MiB"; fi
 exit "$verdict"
