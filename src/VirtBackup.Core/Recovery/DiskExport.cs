@@ -1,0 +1,87 @@
+using VirtBackup.Core.Nbd;
+
+namespace VirtBackup.Core.Recovery;
+
+/// <summary>One disk of a chain as an NBD export: reads served from the members its extent map names, through the cache.</summary>
+internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string description) : INbdExport
+{
+    public string Name => layout.Target;
+
+    public string Description { get; } = description;
+
+    public long Size => layout.Size;
+
+    public async Task<IReadOnlyList<ExportPiece>> ReadAsync(long offset, int length)
+    {
+        var spans = layout.Spans;
+        long end = offset + length;
+        var parts = new List<(long Offset, int Length, DiskSpan Span, Task<byte[]>? Content)>();
+        for (int i = layout.Find(offset); i < spans.Count && spans[i].Offset < end; i++)
+        {
+            var span = spans[i];
+            long from = Math.Max(offset, span.Offset);
+            int take = (int)(Math.Min(end, span.End) - from);
+            // Start every member's decode before waiting for any: a read across members decodes them in parallel.
+            var content = span.Kind == SpanKind.Data ? cache.GetAsync(span.Member!) : null;
+            parts.Add((from, take, span, content));
+        }
+
+        var pieces = new List<ExportPiece>(parts.Count);
+        foreach (var (from, take, span, content) in parts)
+        {
+            if (content is null)
+            {
+                if (pieces.Count > 0 && pieces[^1].IsZero)
+                    pieces[^1] = pieces[^1] with { Length = pieces[^1].Length + take };
+                else
+                    pieces.Add(new ExportPiece(from, take, ReadOnlyMemory<byte>.Empty, IsZero: true));
+                continue;
+            }
+
+            var bytes = await content.ConfigureAwait(false);
+            pieces.Add(new ExportPiece(from, take, bytes.AsMemory((int)(from - span.Member!.DiskOffset), take), IsZero: false));
+        }
+
+        return pieces;
+    }
+
+    public void Extents(long offset, long length, int max, List<ExportExtent> into)
+    {
+        var spans = layout.Spans;
+        long end = Math.Min(offset + length, layout.Size);
+        long position = offset;
+        for (int i = layout.Find(offset); i < spans.Count && position < end && into.Count < max; i++)
+        {
+            var span = spans[i];
+            uint flags = span.Kind switch
+            {
+                SpanKind.Hole => NbdProtocol.StateHole | NbdProtocol.StateZero,
+                SpanKind.Zero => NbdProtocol.StateZero,
+                _ => 0,
+            };
+            long take = Math.Min(end, span.End) - position;
+            if (into.Count > 0 && into[^1].Flags == flags && into[^1].Length + take <= MaxExtent)
+            {
+                into[^1] = into[^1] with { Length = (uint)(into[^1].Length + take) };
+            }
+            else
+            {
+                while (take > MaxExtent && into.Count < max)
+                {
+                    into.Add(new ExportExtent(MaxExtent, flags));
+                    take -= MaxExtent;
+                    position += MaxExtent;
+                }
+
+                if (into.Count >= max)
+                    break;
+                into.Add(new ExportExtent((uint)take, flags));
+            }
+
+            position += take;
+        }
+    }
+
+    /// <summary>Largest extent length in a reply (32-bit field), kept a multiple of 4 KiB.</summary>
+    private const uint MaxExtent = 0xFFFF_F000;
+}

@@ -1,0 +1,26 @@
+namespace VirtBackup.Core.Recovery;
+
+/// <summary>
+/// Part of a READ reply: <see cref="Length"/> bytes at disk offset <see cref="Offset"/>, either
+/// <see cref="Data"/> (borrowed from the cache: never modified, kept alive by this reference) or zeros.
+/// </summary>
+internal readonly record struct ExportPiece(long Offset, int Length, ReadOnlyMemory<byte> Data, bool IsZero);
+
+/// <summary>One block-status extent in <c>base:allocation</c> terms (NBD_STATE_HOLE / NBD_STATE_ZERO flags).</summary>
+internal readonly record struct ExportExtent(uint Length, uint Flags);
+
+/// <summary>A read-only export the NBD server serves: a name, a size, reads and allocation status.</summary>
+internal interface INbdExport
+{
+    string Name { get; }
+
+    string Description { get; }
+
+    long Size { get; }
+
+    /// <summary>The bytes of [offset, offset + length) (inside the export) as pieces in order; throws <see cref="ExportReadException"/>.</summary>
+    Task<IReadOnlyList<ExportPiece>> ReadAsync(long offset, int length);
+
+    /// <summary>Allocation extents from <paramref name="offset"/>, covering at most <paramref name="length"/> bytes, at most <paramref name="max"/> of them.</summary>
+    void Extents(long offset, long length, int max, List<ExportExtent> into);
+}
