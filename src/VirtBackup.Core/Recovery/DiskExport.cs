@@ -11,38 +11,74 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
 
     public long Size => layout.Size;
 
-    public async Task<IReadOnlyList<ExportPiece>> ReadAsync(long offset, int length)
+    public async Task<ExportRead> ReadAsync(long offset, int length)
     {
         var spans = layout.Spans;
         long end = offset + length;
-        var parts = new List<(long Offset, int Length, DiskSpan Span, Task<byte[]>? Content)>();
+        var parts = new List<(long Offset, int Length, DiskSpan Span, Task<DecodedMember>? Content)>();
         for (int i = layout.Find(offset); i < spans.Count && spans[i].Offset < end; i++)
         {
             var span = spans[i];
             long from = Math.Max(offset, span.Offset);
             int take = (int)(Math.Min(end, span.End) - from);
             // Start every member's decode before waiting for any: a read across members decodes them in parallel.
-            var content = span.Kind == SpanKind.Data ? cache.GetAsync(span.Member!) : null;
+            var content = span.Kind == SpanKind.Data ? cache.AcquireAsync(span.Member!) : null;
             parts.Add((from, take, span, content));
         }
 
+        Prefetch(parts.Count > 0 ? parts[^1].Span : default, end);
         var pieces = new List<ExportPiece>(parts.Count);
-        foreach (var (from, take, span, content) in parts)
+        var holds = new List<IDisposable>();
+        try
         {
-            if (content is null)
+            foreach (var (from, take, span, content) in parts)
             {
-                if (pieces.Count > 0 && pieces[^1].IsZero)
-                    pieces[^1] = pieces[^1] with { Length = pieces[^1].Length + take };
-                else
-                    pieces.Add(new ExportPiece(from, take, ReadOnlyMemory<byte>.Empty, IsZero: true));
-                continue;
+                if (content is null)
+                {
+                    if (pieces.Count > 0 && pieces[^1].IsZero)
+                        pieces[^1] = pieces[^1] with { Length = pieces[^1].Length + take };
+                    else
+                        pieces.Add(new ExportPiece(from, take, ReadOnlyMemory<byte>.Empty, IsZero: true));
+                    continue;
+                }
+
+                var decoded = await content.ConfigureAwait(false);
+                holds.Add(decoded);
+                pieces.Add(new ExportPiece(from, take, decoded.Buffer.AsMemory((int)(from - span.Member!.DiskOffset), take), IsZero: false));
+            }
+        }
+        catch
+        {
+            // Give back every member this read acquired, those still decoding included (once each).
+            foreach (var (_, _, _, content) in parts)
+            {
+                _ = content?.ContinueWith(static t => t.Result.Release(), CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
 
-            var bytes = await content.ConfigureAwait(false);
-            pieces.Add(new ExportPiece(from, take, bytes.AsMemory((int)(from - span.Member!.DiskOffset), take), IsZero: false));
+            throw;
         }
 
-        return pieces;
+        return new ExportRead(pieces, holds);
+    }
+
+    /// <summary>
+    /// A sequential reader past the middle of a member will want the next one: its decode starts now, so it
+    /// overlaps the sending of this one.
+    /// </summary>
+    private void Prefetch(DiskSpan last, long end)
+    {
+        if (last.Member is not { } member || end < member.DiskOffset + member.Length / 2)
+            return;
+        var spans = layout.Spans;
+        for (int i = layout.Find(last.Offset) + 1; i < spans.Count && i <= layout.Find(last.Offset) + 4; i++)
+        {
+            if (spans[i].Member is { } next && next != member)
+            {
+                cache.Prefetch(next);
+                return;
+            }
+        }
     }
 
     public void Extents(long offset, long length, int max, List<ExportExtent> into)

@@ -120,10 +120,10 @@ internal sealed partial class NbdServerSession
             return;
         }
 
-        IReadOnlyList<ExportPiece> pieces;
+        ExportRead read;
         try
         {
-            pieces = await export.ReadAsync((long)request.Offset, (int)request.Length).ConfigureAwait(false);
+            read = await export.ReadAsync((long)request.Offset, (int)request.Length).ConfigureAwait(false);
         }
         catch (ExportReadException e)
         {
@@ -131,17 +131,20 @@ internal sealed partial class NbdServerSession
             return;
         }
 
-        await _sendLock.WaitAsync(_closed.Token).ConfigureAwait(false);
-        try
+        using (read)
         {
-            if (_structured)
-                await SendChunksAsync(request.Handle, pieces).ConfigureAwait(false);
-            else
-                await SendSimpleDataAsync(request.Handle, pieces).ConfigureAwait(false);
-        }
-        finally
-        {
-            _sendLock.Release();
+            await _sendLock.WaitAsync(_closed.Token).ConfigureAwait(false);
+            try
+            {
+                if (_structured)
+                    await SendChunksAsync(request.Handle, read.Pieces).ConfigureAwait(false);
+                else
+                    await SendSimpleDataAsync(request.Handle, read.Pieces).ConfigureAwait(false);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
         }
     }
 
