@@ -71,6 +71,48 @@ public sealed class ServePeerTests
         Assert.DoesNotContain("Pattern verification failed", output);
     }
 
+    [Fact(Timeout = 120000)]
+    public async Task Serve_on_tcp_port_0_prints_the_real_port_and_sigint_exits_0()
+    {
+        await using var chain = await ServedChain.StartAsync();
+        await using var serve = await ServeProcess.StartAsync(["--listen", "127.0.0.1:0", .. chain.Streams]);
+        await using (var client = await VirtBackup.Core.Nbd.NbdClient.ConnectAsync(VirtBackup.Core.Nbd.NbdUri.Parse(serve.Uri("vdb"))))
+        {
+            var buffer = new byte[client.ExportSize];
+            await client.ReadAsync(0, buffer);
+            Assert.Equal(chain.Expected["vdb"], buffer);
+        }
+
+        Assert.Matches(@"^nbd://127\.0\.0\.1:[1-9][0-9]*/vda$", serve.Uris[0]);
+        Assert.Equal(0, await serve.StopAsync(signal: 2));
+    }
+
+    [Theory(Timeout = 60000)]
+    [InlineData("--socket", "/tmp/x.sock")]
+    [InlineData("--socket", "/tmp/x.sock", "--listen", "127.0.0.1:0", "a.tar")]
+    [InlineData("--listen", "localhost", "a.tar")]
+    [InlineData("a.tar")]
+    public async Task Serve_without_streams_or_without_exactly_one_valid_endpoint_exits_2(params string[] args)
+    {
+        var result = await VirtBackup.Testing.VirtBackupCli.RunAsync(["serve", .. args]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Matches("give the chain's stream files|give exactly one of --socket PATH or --listen ADDR:PORT|--listen takes ADDR:PORT", result.StandardError);
+    }
+
+    [Fact(Timeout = 60000)]
+    public async Task Serve_of_a_chain_with_a_gap_exits_4_and_leaves_no_socket()
+    {
+        await using var chain = await ServedChain.StartAsync();
+        var socket = Path.Combine(chain.Dir, "gap.sock");
+
+        var result = await VirtBackup.Testing.VirtBackupCli.RunAsync(["serve", "--socket", socket, chain.Streams[0], chain.Streams[2]]);
+
+        Assert.Equal(4, result.ExitCode);
+        Assert.Contains("it continues from checkpoint", result.StandardError);
+        Assert.False(File.Exists(socket));
+    }
+
     private static List<string> Lines(string map) =>
         map.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => string.Join(' ', l.Split(' ', StringSplitOptions.RemoveEmptyEntries)))
