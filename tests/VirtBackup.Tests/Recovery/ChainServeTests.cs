@@ -150,6 +150,42 @@ public sealed class ChainServeTests
         Assert.Equal("virtbackup/trailer.json", e.Member);
     }
 
+    [Fact(Timeout = 60000)]
+    public async Task A_one_tebibyte_disk_with_64_KiB_of_data_serves_its_last_bytes_and_one_hole_without_reading_the_rest()
+    {
+        const long Size = 1L << 40;
+        var data = StreamFixtures.Content(65_536, 9);
+        var options = StreamFixtures.Options(VirtBackup.Core.Stream.Compression.Zstd);
+        var disk = new SyntheticDisk("vda", [], [new(Size - 65_536, 65_536, false)]);
+        var manifest = StreamFixtures.Manifest(options, [disk], tpm: false, nvram: false) with
+        {
+            Disks = [new VirtBackup.Core.Stream.ManifestDisk("vda", VirtBackup.Core.Stream.DiskFormat.Raw, Size, false, null)],
+        };
+        using var dir = new VirtBackup.Tests.Nbd.Peers.TempDir();
+        var path = dir.File("big.tar");
+        await using (var file = File.Create(path))
+        await using (var writer = new VirtBackup.Core.Stream.BackupStreamWriter(file, options))
+        {
+            await writer.WriteManifestAsync(manifest, default);
+            await writer.WriteDomainXmlAsync("<domain/>\n", default);
+            await writer.WriteDiskMapAsync("vda", disk.Extents, default);
+            await writer.WriteDiskDataAsync("vda", Size - 65_536, data, default);
+            await writer.CompleteAsync(default);
+        }
+
+        await using var server = ChainServer.Start([path], ServeEndpoint.Unix(dir.File("s")), Serilog.Core.Logger.None);
+        await using var client = await NbdClient.ConnectAsync(NbdUri.Parse(server.Exports[0].Uri), WithAllocation);
+        var tail = new byte[65_536];
+        await client.ReadAsync(Size - 65_536, tail);
+        var extents = await client.GetExtentsAsync("base:allocation", 0, Size).ToListAsync();
+
+        Assert.Equal(Size, client.ExportSize);
+        Assert.Equal(data, tail);
+        Assert.Equal(0u, extents[^1].Flags);
+        Assert.Equal(Size - 65_536, extents[^1].Offset);
+        Assert.All(extents.SkipLast(1), e => Assert.Equal(3u, e.Flags));
+    }
+
     internal static byte[] FlipInMember(byte[] stream, string member)
     {
         var record = TarSurgery.Records(stream).Single(r => r.Name == member);
