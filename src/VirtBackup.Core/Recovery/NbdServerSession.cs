@@ -13,6 +13,7 @@ internal sealed partial class NbdServerSession(Socket socket, IReadOnlyList<INbd
     : IAsyncDisposable
 {
     private readonly NetworkStream _stream = new(socket, ownsSocket: true);
+    private BufferedStream? _input;
     private readonly CancellationTokenSource _closed = new();
 
     public async Task RunAsync(CancellationToken serverStopping)
@@ -48,7 +49,9 @@ internal sealed partial class NbdServerSession(Socket socket, IReadOnlyList<INbd
     {
         try
         {
-            await _stream.ReadExactlyAsync(into, _closed.Token).ConfigureAwait(false);
+            // Buffered: pipelined 28-byte requests arrive many to one receive.
+            _input ??= new BufferedStream(_stream, 64 * 1024);
+            await _input.ReadExactlyAsync(into, _closed.Token).ConfigureAwait(false);
             return true;
         }
         catch (EndOfStreamException)

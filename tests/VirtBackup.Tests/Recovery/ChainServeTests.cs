@@ -186,6 +186,33 @@ public sealed class ChainServeTests
         Assert.All(extents.SkipLast(1), e => Assert.Equal(3u, e.Flags));
     }
 
+    [Fact(Timeout = 60000)]
+    public async Task A_stream_rewritten_with_a_pax_header_is_located_header_to_header_and_reads_the_same_bytes()
+    {
+        await using var chain = await ServedChain.StartAsync((i, bytes) => i == 0 ? WithPaxHeaderBefore(bytes, "disks/vdb/0000000000010000.zst") : bytes);
+        await using var client = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri("vdb")), WithAllocation);
+        var buffer = new byte[client.ExportSize];
+
+        await client.ReadAsync(0, buffer);
+
+        Assert.Equal(chain.Expected["vdb"], buffer);
+    }
+
+    /// <summary>Inserts a pax extended header entry (type 'x') before <paramref name="member"/>, as a tar rewriter might.</summary>
+    private static byte[] WithPaxHeaderBefore(byte[] stream, string member)
+    {
+        var record = TarSurgery.Records(stream).Single(r => r.Name == member);
+        var content = System.Text.Encoding.ASCII.GetBytes("19 comment=rewrite\n");
+        var header = VirtBackup.Core.Stream.TarHeader.Create("PaxHeaders/x", content.Length);
+        header[VirtBackup.Core.Stream.TarHeader.TypeFlagOffset] = (byte)'x';
+        var checksum = Convert.ToString(VirtBackup.Core.Stream.TarHeader.ComputeChecksum(header), 8).PadLeft(6, '0');
+        System.Text.Encoding.ASCII.GetBytes(checksum, header.AsSpan(VirtBackup.Core.Stream.TarHeader.ChecksumOffset));
+        header[VirtBackup.Core.Stream.TarHeader.ChecksumOffset + 6] = 0;
+        var padded = new byte[512];
+        content.CopyTo(padded, 0);
+        return [.. stream.AsSpan(0, (int)record.HeaderOffset), .. header, .. padded, .. stream.AsSpan((int)record.HeaderOffset)];
+    }
+
     internal static byte[] FlipInMember(byte[] stream, string member)
     {
         var record = TarSurgery.Records(stream).Single(r => r.Name == member);

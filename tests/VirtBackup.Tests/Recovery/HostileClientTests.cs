@@ -16,9 +16,10 @@ public sealed class HostileClientTests
         await c.SendAsync(new byte[4096]);
         await c.SendRequestAsync(CmdTrim, 2, 0, 4096);
         await c.SendRequestAsync(CmdWriteZeroes, 3, 0, 4096);
-        var errors = new[] { await c.ReceiveErrorAsync(1), await c.ReceiveErrorAsync(2), await c.ReceiveErrorAsync(3) };
+        var errors = await c.ReceiveErrorsAsync(3);
 
-        Assert.Equal([EPerm, EPerm, EPerm], errors);
+        Assert.Equal([1UL, 2UL, 3UL], errors.Keys);
+        Assert.Equal([EPerm, EPerm, EPerm], errors.Values);
         await AssertServesAsync(chain);
     }
 
@@ -35,11 +36,10 @@ public sealed class HostileClientTests
         await c.SendRequestAsync(CmdRead, 4, 0, uint.MaxValue);
         await c.SendRequestAsync(CmdBlockStatus, 5, 0, 4096);
         await c.SendRequestAsync(77, 6, 0, 4096);
-        var errors = new List<uint>();
-        for (ulong h = 1; h <= 6; h++)
-            errors.Add(await c.ReceiveErrorAsync(h, structured: false));
+        var errors = await c.ReceiveErrorsAsync(6, structured: false);
 
-        Assert.Equal([EInval, EInval, EInval, EInval, EInval, EInval], errors);
+        Assert.Equal([1UL, 2UL, 3UL, 4UL, 5UL, 6UL], errors.Keys);
+        Assert.Equal([EInval, EInval, EInval, EInval, EInval, EInval], errors.Values);
         await AssertServesAsync(chain);
     }
 

@@ -84,22 +84,31 @@ internal sealed class RawNbdConnection : IDisposable
         return buffer;
     }
 
-    /// <summary>A structured error chunk (or simple reply) for <paramref name="handle"/>: its errno.</summary>
-    public async Task<uint> ReceiveErrorAsync(ulong handle, bool structured = true)
+    /// <summary>
+    /// The errors of the next <paramref name="count"/> replies (structured error chunks, or simple replies), by
+    /// handle: replies to pipelined requests may come in any order.
+    /// </summary>
+    public async Task<SortedDictionary<ulong, uint>> ReceiveErrorsAsync(int count, bool structured = true)
     {
-        if (!structured)
+        var errors = new SortedDictionary<ulong, uint>();
+        for (int i = 0; i < count; i++)
         {
-            var simple = await ReceiveAsync(SimpleReplyHeaderSize);
-            Assert.Equal(handle, BinaryPrimitives.ReadUInt64BigEndian(simple.AsSpan(8)));
-            return BinaryPrimitives.ReadUInt32BigEndian(simple.AsSpan(4));
+            if (!structured)
+            {
+                var simple = await ReceiveAsync(SimpleReplyHeaderSize);
+                Assert.Equal(SimpleReplyMagic, BinaryPrimitives.ReadUInt32BigEndian(simple));
+                errors.Add(BinaryPrimitives.ReadUInt64BigEndian(simple.AsSpan(8)), BinaryPrimitives.ReadUInt32BigEndian(simple.AsSpan(4)));
+                continue;
+            }
+
+            var header = await ReceiveAsync(StructuredReplyHeaderSize);
+            Assert.Equal(StructuredReplyMagic, BinaryPrimitives.ReadUInt32BigEndian(header));
+            Assert.Equal(ReplyTypeError, BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6)));
+            var payload = await ReceiveAsync((int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(16)));
+            errors.Add(BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8)), BinaryPrimitives.ReadUInt32BigEndian(payload));
         }
 
-        var header = await ReceiveAsync(StructuredReplyHeaderSize);
-        Assert.Equal(StructuredReplyMagic, BinaryPrimitives.ReadUInt32BigEndian(header));
-        Assert.Equal(ReplyTypeError, BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6)));
-        Assert.Equal(handle, BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8)));
-        var payload = await ReceiveAsync((int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(16)));
-        return BinaryPrimitives.ReadUInt32BigEndian(payload);
+        return errors;
     }
 
     /// <summary>True when the server has closed the connection (a receive returns end of stream).</summary>
