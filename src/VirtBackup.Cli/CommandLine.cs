@@ -18,6 +18,9 @@ internal sealed class ParsedOptions
         _flags = flags;
     }
 
+    /// <summary>The arguments that are not options, in order (only for verbs that declare <see cref="Verbs.IVerb.Operands"/>).</summary>
+    public IReadOnlyList<string> Operands { get; init; } = [];
+
     public string? Value(string name) => _values.GetValueOrDefault(name);
 
     public bool Flag(string name) => _flags.Contains(name);
@@ -49,12 +52,20 @@ internal static class CommandLine
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
+        var operands = new List<string>();
+        var acceptsOperands = Verbs.VerbCatalog.All.FirstOrDefault(v => v.Name == verb)?.Operands is not null;
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
             if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
             {
-                throw new UsageException($"'{verb}' takes no argument '{arg}'");
+                if (!acceptsOperands || arg.Length == 0 || arg == "--")
+                {
+                    throw new UsageException($"'{verb}' takes no argument '{arg}'");
+                }
+
+                operands.Add(arg);
+                continue;
             }
 
             var eq = arg.IndexOf('=', StringComparison.Ordinal);
@@ -97,6 +108,6 @@ internal static class CommandLine
             }
         }
 
-        return new ParsedOptions(values, flags);
+        return new ParsedOptions(values, flags) { Operands = operands };
     }
 }

@@ -28,7 +28,7 @@ internal static class Help
     public static string ForVerb(IVerb verb)
     {
         var b = new StringBuilder();
-        b.AppendLine($"Usage: virtbackup {verb.Name} [OPTIONS]");
+        b.AppendLine($"Usage: virtbackup {verb.Name} [OPTIONS]{(verb.Operands is { } operands ? " " + operands : "")}");
         b.AppendLine();
         b.AppendLine(verb.Summary);
         b.AppendLine();

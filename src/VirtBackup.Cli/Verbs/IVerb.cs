@@ -21,5 +21,8 @@ internal interface IVerb
 
     IReadOnlyList<OptionSpec> Options { get; }
 
+    /// <summary>What the verb's non-option arguments are, for help (e.g. "STREAM..."); null: it takes none.</summary>
+    string? Operands => null;
+
     Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken);
 }

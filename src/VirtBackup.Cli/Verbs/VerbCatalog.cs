@@ -10,5 +10,6 @@ internal static class VerbCatalog
         new ListVerb(),
         new VerifyVerb(),
         new RepairVerb(),
+        new ServeVerb(),
     ];
 }

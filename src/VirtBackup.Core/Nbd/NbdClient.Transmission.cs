@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Core.Nbd;
@@ -80,13 +79,7 @@ public sealed partial class NbdClient
 
         try
         {
-            var header = _requestHeader.AsSpan();
-            BinaryPrimitives.WriteUInt32BigEndian(header, RequestMagic);
-            BinaryPrimitives.WriteUInt16BigEndian(header[4..], request.Flags);
-            BinaryPrimitives.WriteUInt16BigEndian(header[6..], request.Command);
-            BinaryPrimitives.WriteUInt64BigEndian(header[8..], request.Handle);
-            BinaryPrimitives.WriteUInt64BigEndian(header[16..], (ulong)request.Offset);
-            BinaryPrimitives.WriteUInt32BigEndian(header[24..], request.Length);
+            NbdRequestHeader.For(request.Command, request.Flags, request.Handle, request.Offset, request.Length).Write(_requestHeader);
             // Blocking and not cancellable: a half-sent request would garble the stream. Abort() unblocks it.
             _transport.Send(_requestHeader);
             if (!payload.IsEmpty)
@@ -159,9 +152,7 @@ public sealed partial class NbdClient
                 {
                     try
                     {
-                        _requestHeader.AsSpan().Clear();
-                        BinaryPrimitives.WriteUInt32BigEndian(_requestHeader, RequestMagic);
-                        BinaryPrimitives.WriteUInt16BigEndian(_requestHeader.AsSpan(6), CmdDisc);
+                        NbdRequestHeader.For(CmdDisc, 0, 0, 0, 0).Write(_requestHeader);
                         _transport.Send(_requestHeader);
                         _transport.ShutdownSend();
                     }

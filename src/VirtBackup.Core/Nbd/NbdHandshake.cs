@@ -132,11 +132,9 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
 
     private void SendOption(uint option, byte[] data)
     {
-        var message = new byte[16 + data.Length];
-        BinaryPrimitives.WriteUInt64BigEndian(message, OptsMagic);
-        BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(8), option);
-        BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(12), (uint)data.Length);
-        data.CopyTo(message, 16);
+        var message = new byte[NbdWire.OptionHeaderSize + data.Length];
+        NbdWire.WriteOptionHeader(message, option, (uint)data.Length);
+        data.CopyTo(message, NbdWire.OptionHeaderSize);
         transport.Send(message);
     }
 

@@ -1,0 +1,37 @@
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Recovery;
+
+/// <summary>
+/// One member of a stream file and where it lies: its header at <see cref="HeaderOffset"/>, its stored bytes
+/// right after. Sizes and hashes are the trailer's. <see cref="CanonicalHeader"/>: the header is VirtBackup's own
+/// (false when the tar was rewritten: then only its name and size are checked).
+/// </summary>
+internal sealed record StoredMember(string Name, long HeaderOffset, long StoredSize, long Size, string Sha256, bool CanonicalHeader = true)
+{
+    public long DataOffset => HeaderOffset + TarHeader.BlockSize;
+}
+
+/// <summary>
+/// A data member of a disk as the server reads it: <see cref="Length"/> bytes of the disk from
+/// <see cref="DiskOffset"/>, stored in <see cref="Member"/> of <see cref="Source"/>. <see cref="State"/> remembers
+/// whether its content was checked against the trailer's SHA-256 (once, the first time it is decoded).
+/// </summary>
+internal sealed class DataMember(StreamFile source, StoredMember member, long diskOffset, int length, Compression compression)
+{
+    public const int Unchecked = 0, Verified = 1, Corrupt = 2;
+
+    public StreamFile Source { get; } = source;
+    public StoredMember Member { get; } = member;
+    public long DiskOffset { get; } = diskOffset;
+    public int Length { get; } = length;
+    public Compression Compression { get; } = compression;
+
+    /// <summary><see cref="Unchecked"/>, <see cref="Verified"/> or <see cref="Corrupt"/>.</summary>
+    public int State;
+
+    /// <summary>Why the member is corrupt, once it is.</summary>
+    public string? Problem { get; set; }
+
+    public string Describe => $"member '{Member.Name}' of '{Source.Path}'";
+}

@@ -1,0 +1,179 @@
+using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Recovery;
+
+/// <summary>
+/// One seekable stream file, opened for positional reads from any thread. Opening reads only its end (the
+/// trailer), its manifest and its disk maps; where every other member lies follows from the trailer (§6 of
+/// FORMAT.md: canonical 512-byte headers, content padded to 512), so opening costs the same whatever the disk size.
+/// </summary>
+internal sealed class StreamFile : IDisposable
+{
+    private StreamFile(string path, SafeFileHandle handle, long length, Manifest manifest, Trailer trailer,
+        IReadOnlyList<StoredMember> members, IReadOnlyDictionary<string, StreamDisk> disks)
+    {
+        Members = members;
+        Path = path;
+        Handle = handle;
+        Length = length;
+        Manifest = manifest;
+        Trailer = trailer;
+        Disks = disks;
+    }
+
+    public string Path { get; }
+    public SafeFileHandle Handle { get; }
+    public long Length { get; }
+    public Manifest Manifest { get; }
+    public Trailer Trailer { get; }
+
+    /// <summary>The disks this stream carries (not excluded), by target.</summary>
+    public IReadOnlyDictionary<string, StreamDisk> Disks { get; }
+
+    public string Describe => $"'{Path}' ({StreamRules.LevelName(Manifest.Level)} {Manifest.Checkpoint ?? "copy"}, taken {Manifest.CreatedUtc:u})";
+
+    public static StreamFile Open(string path)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StreamFileException($"cannot open stream file '{path}': {e.Message}", e);
+        }
+
+        try
+        {
+            long length = RandomAccess.GetLength(handle);
+            var (trailerOffset, trailerSize) = TrailerLocator.Find(handle, length, path);
+            var trailerBytes = ReadContent(handle, path, new StoredMember(MemberNames.Trailer, trailerOffset, trailerSize, trailerSize, ""));
+            var trailer = StreamJson.DeserializeTrailer(trailerBytes, MemberNames.Trailer);
+            if (trailer.FormatVersion != Manifest.CurrentFormatVersion || trailer.Members is null || trailer.MemberCount != trailer.Members.Count)
+                throw Bad(path, MemberNames.Trailer, "format version or member count is wrong");
+            var members = MemberLayout.Locate(handle, path, trailer, trailerOffset);
+            var manifest = ReadManifest(handle, path, trailer, members);
+            var disks = ReadDisks(handle, path, manifest, members);
+            return new StreamFile(path, handle, length, manifest, trailer, members, disks);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static Manifest ReadManifest(SafeFileHandle handle, string path, Trailer trailer, IReadOnlyList<StoredMember> members)
+    {
+        if (members.Count == 0 || members[0].Name != MemberNames.Manifest)
+            throw Bad(path, MemberNames.Manifest, "the trailer does not list the manifest first");
+        var entry = members[0];
+        if (entry.Size > StreamRules.MaxManifestSize)
+            throw Bad(path, entry.Name, $"{entry.Size} bytes is more than the {StreamRules.MaxManifestSize} allowed");
+        var bytes = ReadChecked(handle, path, entry);
+        if (entry.Sha256 != trailer.ManifestSha256)
+            throw Bad(path, MemberNames.Trailer, "manifestSha256 is not the manifest's SHA-256");
+        var manifest = StreamJson.DeserializeManifest(bytes, entry.Name);
+        if (StreamRules.ManifestProblem(manifest) is { } problem)
+            throw Bad(path, entry.Name, problem);
+        if (trailer.DomainUuid != manifest.DomainUuid || trailer.ChainId != manifest.ChainId || trailer.Checkpoint != manifest.Checkpoint)
+            throw Bad(path, MemberNames.Trailer, "domainUuid, chainId or checkpoint differ from the manifest's");
+        return manifest;
+    }
+
+    private static Dictionary<string, StreamDisk> ReadDisks(SafeFileHandle handle, string path, Manifest manifest, IReadOnlyList<StoredMember> members)
+    {
+        var byName = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < members.Count; i++)
+            byName.TryAdd(members[i].Name, i);
+        var disks = new Dictionary<string, StreamDisk>(StringComparer.Ordinal);
+        foreach (var disk in manifest.Disks.Where(d => !d.Excluded))
+        {
+            var mapName = MemberNames.DiskMap(disk.Target);
+            if (!byName.TryGetValue(mapName, out int index))
+                throw Bad(path, mapName, "the trailer does not list this disk's map");
+            var mapEntry = members[index];
+            if (mapEntry.Size > StreamRules.MaxMapSize)
+                throw Bad(path, mapName, $"{mapEntry.Size} bytes is more than the {StreamRules.MaxMapSize} allowed");
+            var map = StreamJson.DeserializeMap(ReadChecked(handle, path, mapEntry), mapName);
+            if (map.Target != disk.Target || map.VirtualSize != disk.VirtualSize)
+                throw Bad(path, mapName, "target or virtualSize differ from the manifest's");
+            if (StreamRules.CanonicalMapProblem(map.Extents, map.VirtualSize) is { } problem)
+                throw Bad(path, mapName, problem);
+            disks[disk.Target] = new StreamDisk(disk, map, index + 1);
+        }
+
+        return disks;
+    }
+
+    /// <summary>The data members of <paramref name="disk"/>, as the map and member size imply them, checked against the trailer.</summary>
+    public IReadOnlyList<DataMember> DataMembers(StreamDisk disk)
+    {
+        var compression = Manifest.Compression;
+        var members = Members;
+        var result = new List<DataMember>();
+        int index = disk.FirstDataIndex;
+        foreach (var (offset, length, _) in StreamRules.Pieces(disk.Map.Extents, compression.MemberSize))
+        {
+            var name = MemberNames.DiskData(disk.Disk.Target, offset, compression.Algorithm);
+            if (index >= members.Count || members[index].Name != name)
+                throw Bad(Path, name, "the trailer does not list this member where the map puts it");
+            var entry = members[index++];
+            bool sizeOk = compression.Algorithm == Compression.Zstd
+                ? entry.StoredSize >= 4 && entry.StoredSize <= ZstdFrames.CompressBound(length)
+                : entry.StoredSize == length;
+            if (entry.Size != length || !sizeOk)
+                throw Bad(Path, name, $"the trailer's sizes ({entry.StoredSize} stored, {entry.Size}) do not fit {length} bytes of content");
+            result.Add(new DataMember(this, entry, offset, length, compression.Algorithm));
+        }
+
+        return result;
+    }
+
+    /// <summary>Every member but the trailer, in stream order, with its position.</summary>
+    public IReadOnlyList<StoredMember> Members { get; }
+
+    private static byte[] ReadChecked(SafeFileHandle handle, string path, StoredMember entry)
+    {
+        var bytes = ReadContent(handle, path, entry);
+        if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != entry.Sha256)
+            throw Bad(path, entry.Name, "its SHA-256 differs from the trailer's (the stream file is corrupted)");
+        return bytes;
+    }
+
+    /// <summary>Reads a member's header and content and checks that the header is the canonical one for its name and size.</summary>
+    public static byte[] ReadContent(SafeFileHandle handle, string path, StoredMember entry)
+    {
+        var header = new byte[TarHeader.BlockSize];
+        TrailerLocator.ReadExactly(handle, header, entry.HeaderOffset, path);
+        if (HeaderProblem(header, entry) is { } problem)
+            throw Bad(path, entry.Name, $"its tar header at byte {entry.HeaderOffset} is not the expected one ({problem})");
+        var content = new byte[entry.StoredSize];
+        TrailerLocator.ReadExactly(handle, content, entry.DataOffset, path);
+        return content;
+    }
+
+    public static string? HeaderProblem(ReadOnlySpan<byte> header, StoredMember entry)
+    {
+        if (entry.CanonicalHeader)
+            return TarHeader.FirstNonCanonicalField(header, entry.Name, entry.StoredSize) is { } field ? $"{field} differs" : null;
+        var raw = TarHeader.Inspect(header);
+        return raw.ChecksumOk && raw.Name == entry.Name && raw.Size == entry.StoredSize ? null : "name, size or checksum differ";
+    }
+
+    internal static StreamFormatException Bad(string path, string member, string problem) => new(member, $"in '{path}': {problem}");
+
+    public void Dispose() => Handle.Dispose();
+}
+
+/// <summary>A disk a stream carries: its manifest entry, its map, and where its data members start in the trailer.</summary>
+internal sealed record StreamDisk(ManifestDisk Disk, DiskMap Map, int FirstDataIndex);
+
+/// <summary>A stream file cannot be opened or read.</summary>
+public sealed class StreamFileException(string message, Exception? inner = null) : VirtBackupException(message, inner)
+{
+    public override ErrorCategory Category => ErrorCategory.Refused;
+}
