@@ -20,12 +20,11 @@ public sealed record RestoreOptions(
     string? TargetRoot = null)
 {
     public const string DefaultDiskDirectory = "/var/lib/libvirt/images";
+    public const string NvramDirectory = "/var/lib/libvirt/qemu/nvram";
+    public const string SwtpmDirectory = "/var/lib/libvirt/swtpm";
 
     /// <summary>The input may go on after the stream (stdin): see <see cref="ReaderOptions.StopAtEndOfArchive"/>.</summary>
     public bool StopAtEndOfArchive { get; init; }
-
-    public const string NvramDirectory = "/var/lib/libvirt/qemu/nvram";
-    public const string SwtpmDirectory = "/var/lib/libvirt/swtpm";
 
     /// <summary>Throws <see cref="ArgumentException"/> for combinations that cannot work.</summary>
     public void Validate()
