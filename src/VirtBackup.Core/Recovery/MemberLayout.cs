@@ -51,7 +51,7 @@ internal static class MemberLayout
                 {
                     if (raw.Name != entry.Name || raw.Size != entry.StoredSize)
                         throw StreamFile.Bad(path, entry.Name, $"the tar member at byte {position} is '{raw.Name}' of {raw.Size} bytes, not what the trailer lists next");
-                    result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256, CanonicalHeader: false));
+                    result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256));
                     position = next;
                     break;
                 }

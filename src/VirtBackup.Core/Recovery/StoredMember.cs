@@ -4,10 +4,9 @@ namespace VirtBackup.Core.Recovery;
 
 /// <summary>
 /// One member of a stream file and where it lies: its header at <see cref="HeaderOffset"/>, its stored bytes
-/// right after. Sizes and hashes are the trailer's. <see cref="CanonicalHeader"/>: the header is VirtBackup's own
-/// (false when the tar was rewritten: then only its name and size are checked).
+/// right after. Sizes and hashes are the trailer's; the header may be of any flavour the stream reader accepts.
 /// </summary>
-internal sealed record StoredMember(string Name, long HeaderOffset, long StoredSize, long Size, string Sha256, bool CanonicalHeader = true)
+internal sealed record StoredMember(string Name, long HeaderOffset, long StoredSize, long Size, string Sha256)
 {
     public long DataOffset => HeaderOffset + TarHeader.BlockSize;
 }

@@ -156,12 +156,14 @@ internal sealed class StreamFile : IDisposable
         return content;
     }
 
+    /// <summary>Any header flavour the stream reader accepts (docs/FORMAT.md, "Rewritten streams") whose name and size are the member's.</summary>
     public static string? HeaderProblem(ReadOnlySpan<byte> header, StoredMember entry)
     {
-        if (entry.CanonicalHeader)
-            return TarHeader.FirstNonCanonicalField(header, entry.Name, entry.StoredSize) is { } field ? $"{field} differs" : null;
         var raw = TarHeader.Inspect(header);
-        return raw.ChecksumOk && raw.Name == entry.Name && raw.Size == entry.StoredSize ? null : "name, size or checksum differ";
+        return raw.ChecksumOk && raw.Flavour != TarFlavour.Unknown && raw.Name == entry.Name && raw.Size == entry.StoredSize
+            && raw.TypeFlag is TarHeader.RegularFileType or TarHeader.OldRegularFileType && !raw.HasLinkName
+            ? null
+            : "name, size, type or checksum differ";
     }
 
     internal static StreamFormatException Bad(string path, string member, string problem) => new(member, $"in '{path}': {problem}");

@@ -50,7 +50,7 @@ internal static class TrailerLocator
                 }
 
                 var header = TarHeader.Inspect(block);
-                if (header.Name != MemberNames.Trailer || !header.ChecksumOk || !header.IsUstar || header.Size < 0)
+                if (header.Name != MemberNames.Trailer || !header.ChecksumOk || header.Flavour == TarFlavour.Unknown || header.Size < 0)
                     continue;
                 long padded = header.Size + TarHeader.PaddingFor(header.Size);
                 if (blockOffset + TarHeader.BlockSize + padded == contentEnd)
