@@ -3,6 +3,10 @@
 # under TCG in seconds, mounts the ext4 file system on its first virtio disk (/dev/vda) at /mnt and runs the
 # real qemu-guest-agent on the virtio-serial port org.qemu.guest_agent.0, so --freeze has something to freeze.
 #
+# With `vboracle=DEVICE` on the kernel command line (domain.sh create --oracle), /init also mounts efivarfs and
+# starts the consistency oracle (integration/lab/oracle/oracle.c, built here statically) on DEVICE: it moves a TPM
+# NV counter, a UEFI variable and a disk block in lockstep and logs to the serial console.
+#
 # Usage: bash integration/lab/agent-guest.sh [--rebuild]
 #   Prints two lines: the kernel path, then the initramfs path, under /var/lib/virtbackup-lab/agent-guest/.
 #   A second run finds them built (for this version of the script) and only prints them.
@@ -23,8 +27,9 @@
 set -euo pipefail
 
 CACHE=/var/lib/virtbackup-lab/agent-guest
-MODULES=(virtio_pci virtio_blk virtio_console)
+MODULES=(virtio_pci virtio_blk virtio_console efivarfs)
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
+ORACLE_SOURCE=$(dirname "$SELF")/oracle/oracle.c
 
 die() {
   echo "agent-guest.sh: $*" >&2
@@ -34,6 +39,7 @@ die() {
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 command -v busybox >/dev/null || die "busybox not found; run integration/lab/install.sh first (busybox-static)"
 command -v cpio >/dev/null || die "cpio not found; run integration/lab/install.sh first"
+command -v gcc >/dev/null || die "gcc not found; run integration/lab/install.sh first (gcc, libc6-dev)"
 
 mkdir -p "$CACHE"
 chmod 0755 /var/lib/virtbackup-lab "$CACHE"
@@ -41,7 +47,7 @@ exec 9>"$CACHE/.lock"
 flock 9
 
 # The build is current when it was made by this very script.
-stamp=$(sha256sum "$SELF" | cut -d' ' -f1)
+stamp=$(cat "$SELF" "$ORACLE_SOURCE" | sha256sum | cut -d' ' -f1)
 if [[ ${1:-} != --rebuild && -s $CACHE/vmlinuz && -s $CACHE/initrd.img && $(cat "$CACHE/stamp" 2>/dev/null) == "$stamp" ]]; then
   echo "$CACHE/vmlinuz"
   echo "$CACHE/initrd.img"
@@ -75,6 +81,7 @@ ln -s ../run "$root/var/run"
 cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 cp "$work/pkg/usr/sbin/qemu-ga" "$root/usr/sbin/qemu-ga"
+gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/oracle" "$ORACLE_SOURCE"
 # Each shared library ldd resolves, at the path the loader looks it up, and the loader itself.
 if ldd "$root/usr/sbin/qemu-ga" | grep -q 'not found'; then
   die "qemu-ga needs libraries this host lacks: $(ldd "$root/usr/sbin/qemu-ga" | grep 'not found' | tr -s ' \t\n' ' ')"
@@ -124,6 +131,14 @@ done
 mkdir -p /dev/virtio-ports
 [ -n "\$port" ] && ln -sf "\$port" /dev/virtio-ports/org.qemu.guest_agent.0
 log "guest agent port: \${port:-none}"
+oracle_disk=\$(sed -n 's/.*vboracle=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+if [ -n "\$oracle_disk" ]; then
+  mkdir -p /sys/firmware/efi/efivars
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars || log "mounting efivarfs failed"
+  i=0
+  while [ ! -b "\$oracle_disk" ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done
+  oracle "\$oracle_disk" &
+fi
 while true; do
   qemu-ga -m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 -f /run/qemu-ga.pid >/dev/console 2>&1
   log "qemu-ga exited (\$?); restarting"
