@@ -183,7 +183,7 @@ cmd_create() {
   fi
   local boot=()
   if [[ $agent == yes ]]; then
-    mapfile -t boot < <(bash "$LAB/agent-guest.sh")
+    mapfile -t boot < <(bash "$LAB/agent-guest.sh" ${oracle:+--oracle})
     ((${#boot[@]} == 2)) || die "agent-guest.sh did not print a kernel and an initramfs"
     [[ -z $oracle ]] || boot+=("$oracle")
   fi

@@ -1,8 +1,6 @@
-using System.Globalization;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.IntegrationTests.Remote;
 using VirtBackup.IntegrationTests.Restore;
-using VirtBackup.Testing;
 using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Consistency;
@@ -16,17 +14,15 @@ namespace VirtBackup.IntegrationTests.Consistency;
 [Collection(LabCollection.Name)]
 public sealed class OracleTests(ITestOutputHelper output) : IDisposable
 {
-    private static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(3);
     private readonly string work = Directory.CreateTempSubdirectory("vbt-oracle-").FullName;
-    private readonly System.Text.StringBuilder lastLog = new();
-    private int streamsTaken;
 
     [Fact(Timeout = 1_500_000)]
     public async Task Every_backup_taken_while_the_guest_moves_tpm_nvram_and_disk_restores_to_a_copy_that_boots_with_them_at_one_instant()
     {
         await SshLab.EnsureAsync();
+        var lab = new OracleLab(work);
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
-        await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, BootTimeout);
+        await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, OracleLab.BootTimeout);
         // Eleven backups: full and inc, running, with and without the guest agent's freeze, one over qemu+ssh.
         (string Level, string[] Options)[] plan =
         [
@@ -37,28 +33,27 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
         var streams = new List<(string Level, string Path)>();
         foreach (var (level, options) in plan)
         {
-            streams.Add((level, await BackupAsync(vm, level, options)));
+            streams.Add((level, await lab.BackupAsync(vm, level, options)));
         }
 
         var rates = await OracleConsole.RatesAsync(vm.ConsoleLogPath);
         await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "suspend", vm.Name]); // its part is done: the copies get the CPU
-        // Two copies at a time: each boots a TCG guest on one core.
-        using var slots = new SemaphoreSlim(2);
-        var results = await Task.WhenAll(streams.Select(async (stream, i) =>
+
+        var results = await OracleLab.TwoAtATimeAsync(streams.Select((stream, i) => (Func<Task<(int Index, string Level, OracleBoot Boot)>>)(async () =>
         {
             // The chain up to stream i: from its full (a copy stands alone) through every inc after it.
             var first = stream.Level == "copy" ? i : streams.FindLastIndex(i, s => s.Level == "full");
-            var chain = Enumerable.Range(first, i - first + 1).Where(j => j == i || streams[j].Level != "copy").Select(j => streams[j].Path).ToList();
-            await slots.WaitAsync();
-            try
+            var name = $"{vm.Name}-{i}";
+            await using var copy = new RestoredLabDomain(name);
+            foreach (var j in Enumerable.Range(first, i - first + 1).Where(j => j == i || streams[j].Level != "copy"))
             {
-                return (Index: i, stream.Level, Boot: await RestoreAndBootAsync(vm, $"{vm.Name}-{i}", chain));
+                await OracleLab.RestoreAsync(streams[j].Path, "--as", name);
             }
-            finally
-            {
-                slots.Release();
-            }
-        }));
+
+            var boot = await OracleConsole.WaitForBootAsync(await OracleLab.StartCopyAsync(vm, name), OracleLab.BootTimeout);
+            await OracleLab.DestroyAsync(name);
+            return (i, stream.Level, boot);
+        })));
 
         foreach (var (index, level, boot) in results)
         {
@@ -74,29 +69,28 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
     [Fact(Timeout = 600_000)]
     public async Task Disks_backed_up_first_and_the_nvram_and_tpm_state_copied_right_after_restore_to_a_copy_whose_tpm_ran_ahead_of_its_disk()
     {
+        var lab = new OracleLab(work);
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
-        var started = await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, BootTimeout);
+        var started = await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, OracleLab.BootTimeout);
         // What a user of the peer tools does: the disks through a backup, then the state files by hand once it finished.
-        var disks = await BackupAsync(vm, "copy", []);
+        var disks = await lab.BackupAsync(vm, "copy");
         // The copy follows as soon as the guest reported a few more steps, so the contrast cannot vanish on a slow machine.
         var (steps, _) = await OracleConsole.LatestAsync(vm.ConsoleLogPath);
-        await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, steps + 3, BootTimeout);
+        await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, steps + 3, OracleLab.BootTimeout);
         var nvram = await File.ReadAllBytesAsync(vm.NvramPath);
         var tpm = Directory.EnumerateFiles(vm.TpmStateDirectory).ToDictionary(p => Path.GetFileName(p), File.ReadAllBytes);
         var name = $"{vm.Name}-n";
         await using var copy = new RestoredLabDomain(name);
-        await RestoreAsync(disks, name);
-        using (var libvirt = Core.Libvirt.LibvirtConnection.Open())
-        using (var restored = libvirt.LookupByName(name))
+        await OracleLab.RestoreAsync(disks, "--as", name);
+        await File.WriteAllBytesAsync(copy.NvramPath, nvram);
+        var tpmDirectory = await OracleLab.TpmStateDirectoryAsync(name);
+        foreach (var (file, content) in tpm)
         {
-            await File.WriteAllBytesAsync(copy.NvramPath, nvram);
-            foreach (var (file, content) in tpm)
-            {
-                await File.WriteAllBytesAsync($"/var/lib/libvirt/swtpm/{restored.Uuid}/tpm2/{file}", content);
-            }
+            await File.WriteAllBytesAsync(Path.Combine(tpmDirectory, file), content);
         }
 
-        var boot = await BootAsync(vm, name);
+        var boot = await OracleConsole.WaitForBootAsync(await OracleLab.StartCopyAsync(vm, name), OracleLab.BootTimeout);
+        await OracleLab.DestroyAsync(name);
 
         output.WriteLine($"naive copy restored to {boot}: the TPM ran {boot.Spread} steps ahead of the disk (workload at {started} before the backup began)");
         Assert.False(boot.IsOneInstant, $"the naive copy restored to {boot}, which looks like one instant: the oracle cannot tell");
@@ -104,58 +98,6 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
     }
 
     public void Dispose() => Directory.Delete(work, recursive: true);
-
-    private async Task<string> BackupAsync(LabVm vm, string level, string[] options)
-    {
-        var path = Path.Combine(work, $"{streamsTaken++:D2}-{level}.tar");
-        await using var file = File.Create(path);
-        var result = await VirtBackupCli.Command(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(work, "state"), .. options])
-            .WithStandardOutputPipe(CliWrap.PipeTarget.ToStream(file))
-            .WithStandardErrorPipe(CliWrap.PipeTarget.ToStringBuilder(lastLog.Clear()))
-            .ExecuteAsync();
-        Assert.True(result.ExitCode == 0, $"backup --level {level} {string.Join(' ', options)} failed ({result.ExitCode}): {lastLog}");
-        return path;
-    }
-
-    private async Task<OracleBoot> RestoreAndBootAsync(LabVm vm, string name, IReadOnlyList<string> chain)
-    {
-        await using var copy = new RestoredLabDomain(name);
-        foreach (var stream in chain)
-        {
-            await RestoreAsync(stream, name);
-        }
-
-        return await BootAsync(vm, name);
-    }
-
-    private static async Task RestoreAsync(string stream, string name)
-    {
-        await using var input = File.OpenRead(stream);
-        var result = await VirtBackupCli.RunAsync(["restore", "--as", name, "--define"], input);
-        Assert.True(result.ExitCode == 0, $"restore of {Path.GetFileName(stream)} as {name} failed ({result.ExitCode}): {result.StandardError}");
-    }
-
-    /// <summary>Starts the restored <paramref name="name"/> with its own console log and returns what its oracle read at boot.</summary>
-    private static async Task<OracleBoot> BootAsync(LabVm vm, string name)
-    {
-        var console = $"{LabVm.ImagesDirectory}/{name}-console.log";
-        var definition = await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "dumpxml", "--inactive", name]);
-        var xml = Path.Combine(Path.GetTempPath(), $"{name}.xml");
-        await File.WriteAllTextAsync(xml, definition.Replace(vm.ConsoleLogPath, console, StringComparison.Ordinal));
-        try
-        {
-            await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "define", xml]);
-        }
-        finally
-        {
-            File.Delete(xml);
-        }
-
-        await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "start", name]);
-        var boot = await OracleConsole.WaitForBootAsync(console, BootTimeout);
-        await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "destroy", name]);
-        return boot;
-    }
 
     private static double Median(IReadOnlyList<double> values) =>
         values.Count == 0 ? double.NaN : values.Order().ElementAt(values.Count / 2);

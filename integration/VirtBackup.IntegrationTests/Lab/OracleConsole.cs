@@ -66,6 +66,20 @@ public static partial class OracleConsole
         return rates.Count == 0 ? (0, 0) : (Value(rates[^1], "steps"), Value(rates[^1], "value"));
     }
 
+    /// <summary>The secret the first boot sealed ("ORACLE sealed secret=S").</summary>
+    public static async Task<string> WaitForSealedAsync(string consoleLog, TimeSpan timeout) =>
+        SealedLine().Match(await WaitForLineAsync(consoleLog, SealedLine(), timeout, CancellationToken.None)).Groups["secret"].Value;
+
+    /// <summary>
+    /// What a later boot unsealed ("ORACLE unseal pcr0+7=S|refused:RC pcr0+1+7=S|refused:RC"): the secret under the policy
+    /// of PCRs 0 and 7, and under 0, 1 and 7; "refused:0x..." with the TPM's response code when it would not unseal.
+    /// </summary>
+    public static async Task<(string Pcr07, string Pcr017)> WaitForUnsealAsync(string consoleLog, TimeSpan timeout)
+    {
+        var match = UnsealLine().Match(await WaitForLineAsync(consoleLog, UnsealLine(), timeout, CancellationToken.None));
+        return (match.Groups["pcr07"].Value, match.Groups["pcr017"].Value);
+    }
+
     /// <summary>The rates (steps per second) the workload reported so far.</summary>
     public static async Task<IReadOnlyList<double>> RatesAsync(string consoleLog) =>
         [.. RateLine().Matches(await ReadAsync(consoleLog, CancellationToken.None))
@@ -126,6 +140,12 @@ public static partial class OracleConsole
 
     [GeneratedRegex(@"ORACLE rate steps=(?<steps>\d+) per_s=(?<per_s>[0-9.]+) value=(?<value>\d+)")]
     private static partial Regex RateLine();
+
+    [GeneratedRegex(@"ORACLE sealed secret=(?<secret>\S+)")]
+    private static partial Regex SealedLine();
+
+    [GeneratedRegex(@"ORACLE unseal pcr0\+7=(?<pcr07>\S+) pcr0\+1\+7=(?<pcr017>\S+)")]
+    private static partial Regex UnsealLine();
 
     [GeneratedRegex(@"ORACLE stop [^\r\n]*")]
     private static partial Regex StopLine();

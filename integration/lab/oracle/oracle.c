@@ -16,6 +16,10 @@
  * fills up after a few thousand writes; it is reclaimed at the next boot): then it stops stepping, so the three
  * stay consistent.
  *
+ * Before the loop it also keeps a secret sealed to PCRs (sealed_secrets): the first boot seals it and prints
+ * "ORACLE sealed secret=S"; every later boot (a restored copy) unseals and prints "ORACLE unseal pcr0+7=S|refused:RC
+ * pcr0+1+7=S|refused:RC".
+ *
  * Usage: oracle DISK [MAX_STEPS]   (DISK: the block device, e.g. /dev/vdb; MAX_STEPS: 0 or absent for no limit)
  * Raw TPM2 commands go to /dev/tpm0 (password sessions, empty auth): no tpm2-tools needed in the guest.
  */
@@ -97,6 +101,34 @@ static uint32_t tpm_command(uint32_t code, const uint32_t *handles, int handle_c
         exit(1);
     }
     return get32(out + 6);
+}
+
+/* A command with no authorization area (TPM_ST_NO_SESSIONS) or one session (password or policy, empty HMAC). */
+static uint32_t tpm_run(uint32_t code, const uint32_t *handles, int handle_count, uint32_t session,
+                        const uint8_t *params, size_t params_length, uint8_t *out, size_t out_size)
+{
+    uint8_t command[1024], *p = command + 10;
+    for (int i = 0; i < handle_count; i++)
+        put32(&p, handles[i]);
+    if (session != 0) {
+        put32(&p, 9);
+        put32(&p, session);
+        put16(&p, 0);
+        *p++ = 0;
+        put16(&p, 0);
+    }
+    if (params_length > sizeof command - (size_t)(p - command))
+        return 0xFFFFFFFFu;
+    memcpy(p, params, params_length);
+    p += params_length;
+    uint8_t *h = command;
+    put16(&h, session != 0 ? TPM_ST_SESSIONS : 0x8001);
+    put32(&h, (uint32_t)(p - command));
+    put32(&h, code);
+    if (write(tpm, command, p - command) != p - command)
+        return 0xFFFFFFFEu;
+    ssize_t n = read(tpm, out, out_size);
+    return n < 10 ? 0xFFFFFFFDu : get32(out + 6);
 }
 
 static uint32_t nv_read(uint64_t *value)
@@ -197,6 +229,224 @@ static int write_disk(int disk, uint64_t value)
     return pwrite(disk, block, BLOCK, 0) == BLOCK ? 0 : -1;
 }
 
+/* ---- A secret sealed to PCRs, as a disk-encryption tool does: kept on vdb's second block, unsealed at each boot. ---- */
+#define TPM_CC_CREATE_PRIMARY 0x00000131u
+#define TPM_CC_CREATE 0x00000153u
+#define TPM_CC_LOAD 0x00000157u
+#define TPM_CC_UNSEAL 0x0000015Eu
+#define TPM_CC_FLUSH_CONTEXT 0x00000165u
+#define TPM_CC_START_AUTH_SESSION 0x00000176u
+#define TPM_CC_POLICY_PCR 0x0000017Fu
+#define TPM_CC_POLICY_GET_DIGEST 0x00000189u
+#define TPM_RH_NULL 0x40000007u
+static const char seal_magic[8] = {'V', 'B', 'S', 'E', 'A', 'L', 'E', 'D'};
+
+static void put_pcrs(uint8_t **p, uint8_t select0)
+{
+    put32(p, 1);      /* one bank */
+    put16(p, 0x000B); /* SHA-256 */
+    *(*p)++ = 3;      /* sizeofSelect */
+    *(*p)++ = select0;
+    *(*p)++ = 0;
+    *(*p)++ = 0;
+}
+
+/* The owner hierarchy's ECC P-256 storage key: the same template gives the same key from the same (restored) seed. */
+static uint32_t create_primary(uint32_t *handle)
+{
+    uint8_t params[128], *p = params, out[1024];
+    put16(&p, 4); put16(&p, 0); put16(&p, 0); /* inSensitive: no auth, no data */
+    uint8_t *size = p;
+    put16(&p, 0);
+    put16(&p, 0x0023); /* ECC */
+    put16(&p, 0x000B);
+    put32(&p, 0x00030072u); /* fixedTPM fixedParent sensitiveDataOrigin userWithAuth restricted decrypt */
+    put16(&p, 0);
+    put16(&p, 0x0006); put16(&p, 128); put16(&p, 0x0043); /* AES-128-CFB */
+    put16(&p, 0x0010); put16(&p, 0x0003); put16(&p, 0x0010); /* no scheme, P-256, no KDF */
+    put16(&p, 0); put16(&p, 0);
+    uint8_t *end = p;
+    p = size;
+    put16(&p, (uint16_t)(end - size - 2));
+    p = end;
+    put16(&p, 0);   /* outsideInfo */
+    put32(&p, 0);   /* creationPCR: none */
+    uint32_t handles[1] = {TPM_RH_OWNER};
+    uint32_t rc = tpm_run(TPM_CC_CREATE_PRIMARY, handles, 1, TPM_RS_PW, params, p - params, out, sizeof out);
+    if (rc == 0)
+        *handle = get32(out + 10);
+    return rc;
+}
+
+static void flush(uint32_t handle)
+{
+    uint8_t params[4], *p = params, out[64];
+    put32(&p, handle);
+    tpm_run(TPM_CC_FLUSH_CONTEXT, NULL, 0, 0, params, 4, out, sizeof out);
+}
+
+/* A policy (0x01) or trial (0x03) session with PolicyPCR on the PCRs of select0 (bit n: PCR n) already run in it. */
+static uint32_t pcr_session(uint8_t type, uint8_t select0, uint32_t *session)
+{
+    uint8_t params[64], *p = params, out[256];
+    put16(&p, 32);
+    memset(p, 0x5A, 32); /* nonceCaller */
+    p += 32;
+    put16(&p, 0);      /* no salt */
+    *p++ = type;
+    put16(&p, 0x0010); /* no parameter encryption */
+    put16(&p, 0x000B);
+    uint32_t handles[2] = {TPM_RH_NULL, TPM_RH_NULL};
+    uint32_t rc = tpm_run(TPM_CC_START_AUTH_SESSION, handles, 2, 0, params, p - params, out, sizeof out);
+    if (rc != 0)
+        return rc;
+    *session = get32(out + 10);
+    p = params;
+    put16(&p, 0); /* the PCRs as they are now */
+    put_pcrs(&p, select0);
+    uint32_t policy[1] = {*session};
+    rc = tpm_run(TPM_CC_POLICY_PCR, policy, 1, 0, params, p - params, out, sizeof out);
+    if (rc != 0)
+        flush(*session);
+    return rc;
+}
+
+/* Seals secret under the primary to a policy of the current values of the PCRs in select0; blob: TPM2B private, TPM2B public. */
+static uint32_t seal_secret(uint32_t primary, uint8_t select0, const char *secret, uint8_t *blob, size_t *blob_length)
+{
+    uint32_t session, rc = pcr_session(0x03, select0, &session);
+    if (rc != 0)
+        return rc;
+    uint8_t out[1024], digest[32];
+    uint32_t handles[1] = {session};
+    rc = tpm_run(TPM_CC_POLICY_GET_DIGEST, handles, 1, 0, NULL, 0, out, sizeof out);
+    flush(session);
+    if (rc != 0)
+        return rc;
+    memcpy(digest, out + 12, 32);
+    uint8_t params[256], *p = params;
+    size_t length = strlen(secret);
+    put16(&p, (uint16_t)(4 + length)); put16(&p, 0); put16(&p, (uint16_t)length);
+    memcpy(p, secret, length);
+    p += length;
+    put16(&p, 2 + 2 + 4 + 2 + 32 + 2 + 2);
+    put16(&p, 0x0008); /* KEYEDHASH: a sealed data object */
+    put16(&p, 0x000B);
+    put32(&p, 0x00000012u); /* fixedTPM fixedParent; no userWithAuth: the policy only */
+    put16(&p, 32);
+    memcpy(p, digest, 32);
+    p += 32;
+    put16(&p, 0x0010);
+    put16(&p, 0);
+    put16(&p, 0);
+    put32(&p, 0);
+    uint32_t parent[1] = {primary};
+    rc = tpm_run(TPM_CC_CREATE, parent, 1, TPM_RS_PW, params, p - params, out, sizeof out);
+    if (rc != 0)
+        return rc;
+    const uint8_t *q = out + 14;
+    size_t private_length = 2 + (q[0] << 8 | q[1]);
+    size_t public_length = 2 + (q[private_length] << 8 | q[private_length + 1]);
+    memcpy(blob, q, private_length + public_length);
+    *blob_length = private_length + public_length;
+    return 0;
+}
+
+static uint32_t unseal_secret(uint32_t primary, uint8_t select0, const uint8_t *blob, size_t blob_length, char *secret, size_t secret_size)
+{
+    uint8_t out[1024];
+    uint32_t parent[1] = {primary};
+    uint32_t rc = tpm_run(TPM_CC_LOAD, parent, 1, TPM_RS_PW, blob, blob_length, out, sizeof out);
+    if (rc != 0)
+        return rc;
+    uint32_t object = get32(out + 10), session;
+    rc = pcr_session(0x01, select0, &session);
+    if (rc == 0) {
+        uint32_t item[1] = {object};
+        rc = tpm_run(TPM_CC_UNSEAL, item, 1, session, NULL, 0, out, sizeof out);
+        if (rc == 0) {
+            size_t length = out[14] << 8 | out[15];
+            length = length < secret_size - 1 ? length : secret_size - 1;
+            memcpy(secret, out + 16, length);
+            secret[length] = 0;
+        } else {
+            flush(session);
+        }
+    }
+    flush(object);
+    return rc;
+}
+
+/* Two secrets, one to PCRs 0+7 (firmware, Secure Boot state) and one to 0+1+7 (also the platform configuration:
+ * SMBIOS, with the VM's UUID, and the boot variables). The first boot seals; every later boot unseals and says so. */
+static void sealed_secrets(int disk)
+{
+    static const uint8_t selects[2] = {0x81, 0x83};
+    static const char *names[2] = {"pcr0+7", "pcr0+1+7"};
+    uint32_t primary, rc = create_primary(&primary);
+    if (rc != 0) {
+        say("seal error=create-primary rc=0x%x", rc);
+        return;
+    }
+    if (pread(disk, block, BLOCK, BLOCK) != BLOCK) {
+        say("seal error=read errno=%d", errno);
+        flush(primary);
+        return;
+    }
+    if (memcmp(block, seal_magic, 8) == 0) {
+        const uint8_t *p = block + 8;
+        char line[256] = "", secret[64];
+        for (int i = 0; i < 2; i++) {
+            size_t length = p[0] << 8 | p[1];
+            if (length > 1024) {
+                say("seal error=blob-size");
+                break;
+            }
+            rc = unseal_secret(primary, selects[i], p + 2, length, secret, sizeof secret);
+            size_t used = strlen(line);
+            if (rc == 0)
+                snprintf(line + used, sizeof line - used, " %s=%s", names[i], secret);
+            else
+                snprintf(line + used, sizeof line - used, " %s=refused:0x%x", names[i], rc);
+            p += 2 + length;
+        }
+        say("unseal%s", line);
+    } else {
+        char secret[40];
+        uint8_t random_bytes[8];
+        int urandom = open("/dev/urandom", O_RDONLY);
+        if (urandom < 0 || read(urandom, random_bytes, 8) != 8) {
+            say("seal error=random");
+            flush(primary);
+            return;
+        }
+        close(urandom);
+        snprintf(secret, sizeof secret, "vb-%02x%02x%02x%02x%02x%02x%02x%02x", random_bytes[0], random_bytes[1], random_bytes[2],
+                 random_bytes[3], random_bytes[4], random_bytes[5], random_bytes[6], random_bytes[7]);
+        memset(block, 0, BLOCK);
+        memcpy(block, seal_magic, 8);
+        uint8_t *p = block + 8;
+        for (int i = 0; i < 2; i++) {
+            size_t length = 0;
+            rc = seal_secret(primary, selects[i], secret, p + 2, &length);
+            if (rc != 0) {
+                say("seal error=%s rc=0x%x", names[i], rc);
+                flush(primary);
+                return;
+            }
+            p[0] = length >> 8;
+            p[1] = length;
+            p += 2 + length;
+        }
+        if (pwrite(disk, block, BLOCK, BLOCK) != BLOCK) {
+            say("seal error=write errno=%d", errno);
+        } else {
+            say("sealed secret=%s", secret);
+        }
+    }
+    flush(primary);
+}
+
 static double now(void)
 {
     struct timespec t;
@@ -237,6 +487,8 @@ int main(int argc, char **argv)
     }
     say("boot tpm=%llu nvram=%llu disk=%llu", (unsigned long long)tpm_value, (unsigned long long)nvram_value,
         (unsigned long long)disk_value);
+
+    sealed_secrets(disk);
 
     /* A first boot defines the counter (it reads only once incremented); then all three start from one value. */
     if (rc != 0) {
