@@ -17,6 +17,7 @@ bash integration/lab/backup-tls.sh # before libvirtd starts: it reads backup_tls
 bash integration/lab/start-daemons.sh
 bash integration/lab/sshd.sh
 bash integration/lab/agent-guest.sh >/dev/null # the guest-agent VM's kernel and initramfs (built once, cached)
+bash integration/lab/agent-guest.sh --oracle >/dev/null # the oracle guest (OracleTests): the same plus the consistency workload
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build VirtBackup.Plugin.sln -c Release -nologo -clp:ErrorsOnly

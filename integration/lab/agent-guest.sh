@@ -3,7 +3,12 @@
 # under TCG in seconds, mounts the ext4 file system on its first virtio disk (/dev/vda) at /mnt and runs the
 # real qemu-guest-agent on the virtio-serial port org.qemu.guest_agent.0, so --freeze has something to freeze.
 #
-# Usage: bash integration/lab/agent-guest.sh [--rebuild]
+# With --oracle it builds the oracle guest instead (its own cache, /var/lib/virtbackup-lab/oracle-guest): the same
+# guest plus efivarfs and the consistency oracle (integration/lab/oracle/oracle.c, built here statically), which
+# /init starts on DEVICE when the kernel command line has `vboracle=DEVICE` (domain.sh create --oracle): it moves a
+# TPM NV counter, a UEFI variable and a disk block in lockstep and logs to the serial console.
+#
+# Usage: bash integration/lab/agent-guest.sh [--oracle] [--rebuild]
 #   Prints two lines: the kernel path, then the initramfs path, under /var/lib/virtbackup-lab/agent-guest/.
 #   A second run finds them built (for this version of the script) and only prints them.
 #
@@ -24,7 +29,21 @@ set -euo pipefail
 
 CACHE=/var/lib/virtbackup-lab/agent-guest
 MODULES=(virtio_pci virtio_blk virtio_console)
+oracle=no
+rebuild=no
+for argument in "$@"; do
+  case $argument in
+    --oracle) oracle=yes ;;
+    --rebuild) rebuild=yes ;;
+    *) echo "agent-guest.sh: unknown option '$argument'" >&2; exit 2 ;;
+  esac
+done
+if [[ $oracle == yes ]]; then
+  CACHE=/var/lib/virtbackup-lab/oracle-guest
+  MODULES+=(efivarfs)
+fi
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
+ORACLE_SOURCE=$(dirname "$SELF")/oracle/oracle.c
 
 die() {
   echo "agent-guest.sh: $*" >&2
@@ -34,6 +53,7 @@ die() {
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 command -v busybox >/dev/null || die "busybox not found; run integration/lab/install.sh first (busybox-static)"
 command -v cpio >/dev/null || die "cpio not found; run integration/lab/install.sh first"
+[[ $oracle == no ]] || command -v gcc >/dev/null || die "gcc not found; run integration/lab/install.sh first (gcc, libc6-dev)"
 
 mkdir -p "$CACHE"
 chmod 0755 /var/lib/virtbackup-lab "$CACHE"
@@ -41,8 +61,8 @@ exec 9>"$CACHE/.lock"
 flock 9
 
 # The build is current when it was made by this very script.
-stamp=$(sha256sum "$SELF" | cut -d' ' -f1)
-if [[ ${1:-} != --rebuild && -s $CACHE/vmlinuz && -s $CACHE/initrd.img && $(cat "$CACHE/stamp" 2>/dev/null) == "$stamp" ]]; then
+stamp=$(cat "$SELF" "$ORACLE_SOURCE" | sha256sum | cut -d' ' -f1)
+if [[ $rebuild != yes && -s $CACHE/vmlinuz && -s $CACHE/initrd.img && $(cat "$CACHE/stamp" 2>/dev/null) == "$stamp" ]]; then
   echo "$CACHE/vmlinuz"
   echo "$CACHE/initrd.img"
   exit 0
@@ -75,6 +95,9 @@ ln -s ../run "$root/var/run"
 cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 cp "$work/pkg/usr/sbin/qemu-ga" "$root/usr/sbin/qemu-ga"
+if [[ $oracle == yes ]]; then
+  gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/oracle" "$ORACLE_SOURCE"
+fi
 # Each shared library ldd resolves, at the path the loader looks it up, and the loader itself.
 if ldd "$root/usr/sbin/qemu-ga" | grep -q 'not found'; then
   die "qemu-ga needs libraries this host lacks: $(ldd "$root/usr/sbin/qemu-ga" | grep 'not found' | tr -s ' \t\n' ' ')"
@@ -124,6 +147,22 @@ done
 mkdir -p /dev/virtio-ports
 [ -n "\$port" ] && ln -sf "\$port" /dev/virtio-ports/org.qemu.guest_agent.0
 log "guest agent port: \${port:-none}"
+oracle_disk=\$(sed -n 's/.*vboracle=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+if [ -n "\$oracle_disk" ]; then
+  mkdir -p /sys/firmware/efi/efivars
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars || log "mounting efivarfs failed"
+  i=0
+  while [ ! -b "\$oracle_disk" ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done
+  # Under a loaded host the TPM's first commands can time out and the driver gives up: probe it again.
+  i=0
+  while [ ! -c /dev/tpm0 ] && [ \$i -lt 10 ]; do
+    log "no /dev/tpm0 yet: probing the TPM again"
+    echo MSFT0101:00 >/sys/bus/acpi/drivers/tpm_crb/bind 2>/dev/null
+    sleep 1
+    i=\$((i + 1))
+  done
+  oracle "\$oracle_disk" &
+fi
 while true; do
   qemu-ga -m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 -f /run/qemu-ga.pid >/dev/console 2>&1
   log "qemu-ga exited (\$?); restarting"

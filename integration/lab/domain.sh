@@ -3,7 +3,7 @@
 # real guest agent).
 #
 # Usage:
-#   domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout SECONDS]] [--force]
+#   domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout SECONDS]] [--oracle] [--force]
 #       Defines and starts NAME: q35, TCG (type='qemu'), 128 MiB, OVMF_CODE_4M with an NVRAM from the
 #       OVMF_VARS_4M template, a TPM 2.0 (tpm-crb, swtpm emulator) and N (1..8, default 1) qcow2 disks
 #       vda, vdb, ... at /var/lib/libvirt/images/NAME-vdX.qcow2 of SIZE bytes (qemu-img syntax, default
@@ -16,6 +16,9 @@
 #       org.qemu.guest_agent.0, the serial console logged to /var/lib/libvirt/images/NAME-console.log.
 #       create returns once the agent answers guest-ping (within --agent-timeout, default 120 s) and
 #       reports on stderr how long that took. --agent excludes --fill.
+#       --oracle (implies --agent, needs --disks 2 or more): the guest also runs the consistency oracle on
+#       /dev/vdb (agent-guest.sh: a TPM NV counter, a UEFI variable and vdb's first block moved in lockstep),
+#       logging "ORACLE ..." lines to the serial console.
 #   domain.sh write NAME NODE_OR_DISK OFFSET LENGTH PATTERN
 #       A guest-like write into the running VM through HMP `qemu-io` followed by `flush` (so the qcow2
 #       metadata reaches the file). NODE_OR_DISK is a block node name (libvirt-1-format) or a target
@@ -91,15 +94,15 @@ fill_image() {
   qemu-io -f qcow2 "${commands[@]}" "$image" >/dev/null
 }
 
-# domain_xml NAME DISKS [KERNEL INITRD]: with a kernel, the guest-agent VM of --agent.
+# domain_xml NAME DISKS [KERNEL INITRD [EXTRA_CMDLINE]]: with a kernel, the guest-agent VM of --agent.
 domain_xml() {
-  local name=$1 disks=$2 kernel=${3:-} initrd=${4:-} i dev memory=128 boot=""
+  local name=$1 disks=$2 kernel=${3:-} initrd=${4:-} extra=${5:-} i dev memory=128 boot=""
   if [[ -n $kernel ]]; then
     memory=256
     boot="
     <kernel>$kernel</kernel>
     <initrd>$initrd</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>"
+    <cmdline>console=ttyS0 quiet panic=-1$extra</cmdline>"
   fi
   cat <<XML
 <domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
@@ -149,7 +152,7 @@ XML
 }
 
 cmd_create() {
-  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=120
+  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=120 oracle=
   [[ -n $name ]] || die "usage: domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout S]] [--force]"
   shift
   while (($#)); do
@@ -158,6 +161,7 @@ cmd_create() {
       --disk-size) size=${2:?--disk-size needs a value}; shift 2 ;;
       --fill) fill=yes; shift ;;
       --agent) agent=yes; shift ;;
+      --oracle) agent=yes; oracle=" vboracle=/dev/vdb"; shift ;;
       --agent-timeout) agent_timeout=${2:?--agent-timeout needs a value}; shift 2 ;;
       --force) force=yes; shift ;;
       *) die "create: unknown option '$1'" ;;
@@ -173,13 +177,15 @@ cmd_create() {
   fi
   [[ $agent == no || $fill == no ]] || die "--agent and --fill exclude each other"
   [[ $agent_timeout =~ ^[0-9]+$ ]] || die "--agent-timeout must be seconds"
+  [[ -z $oracle ]] || ((disks >= 2)) || die "--oracle needs --disks 2 or more (the oracle writes vdb)"
   if domain_exists "$name"; then
     die "domain '$name' already exists; remove it first"
   fi
   local boot=()
   if [[ $agent == yes ]]; then
-    mapfile -t boot < <(bash "$LAB/agent-guest.sh")
+    mapfile -t boot < <(bash "$LAB/agent-guest.sh" ${oracle:+--oracle})
     ((${#boot[@]} == 2)) || die "agent-guest.sh did not print a kernel and an initramfs"
+    [[ -z $oracle ]] || boot+=("$oracle")
   fi
 
   # From here on, a failure removes whatever was made.

@@ -59,9 +59,11 @@ public sealed partial class LabVm : IAsyncDisposable
     /// (qemu-img syntax); with <paramref name="fill"/> each disk holds the runs of <see cref="FillLayoutAsync"/>.
     /// With <paramref name="agent"/> (excludes <paramref name="fill"/>) it is a Linux guest running qemu-guest-agent,
     /// vda an ext4 file system mounted at /mnt, and this returns once the agent answers guest-ping.
+    /// With <paramref name="oracle"/> (implies <paramref name="agent"/>, needs 2 disks) the guest also runs the consistency
+    /// oracle on vdb (see <see cref="OracleConsole"/>).
     /// </summary>
     public static async Task<LabVm> CreateAsync(int disks = 1, string diskSize = "256M", bool fill = false, bool agent = false,
-        CancellationToken cancellationToken = default)
+        bool oracle = false, CancellationToken cancellationToken = default)
     {
         await LabHost.EnsureDaemonsAsync();
         var name = $"vbt-{Guid.NewGuid():N}"[..14];
@@ -74,6 +76,11 @@ public sealed partial class LabVm : IAsyncDisposable
         if (agent)
         {
             arguments.Add("--agent");
+        }
+
+        if (oracle)
+        {
+            arguments.Add("--oracle");
         }
 
         Live[name] = 0;
