@@ -16,7 +16,10 @@ internal sealed class OracleLab(string work)
     private int streamsTaken;
 
     /// <summary>`virtbackup backup --level LEVEL OPTIONS` of <paramref name="vm"/> into a new stream file; its path.</summary>
-    public async Task<string> BackupAsync(LabVm vm, string level, params string[] options)
+    public Task<string> BackupAsync(LabVm vm, string level, params string[] options) => BackupAsync(vm, level, new Dictionary<string, string?>(), options);
+
+    /// <summary>The same with these environment variables set.</summary>
+    public async Task<string> BackupAsync(LabVm vm, string level, IReadOnlyDictionary<string, string?> environment, params string[] options)
     {
         var path = Path.Combine(work, $"{Interlocked.Increment(ref streamsTaken):D2}-{level}.tar");
         var log = new StringBuilder();
@@ -25,6 +28,7 @@ internal sealed class OracleLab(string work)
             var result = await VirtBackupCli.Command(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(work, "state"), .. options])
                 .WithStandardOutputPipe(PipeTarget.ToStream(file))
                 .WithStandardErrorPipe(PipeTarget.ToStringBuilder(log))
+                .WithEnvironmentVariables(environment)
                 .ExecuteAsync();
             Assert.True(result.ExitCode == 0, $"backup --level {level} {string.Join(' ', options)} failed ({result.ExitCode}): {log}");
         }

@@ -97,6 +97,25 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
         Assert.True(boot.Tpm > boot.Disk + 1, $"expected the TPM ahead of the disk: {boot}");
     }
 
+    [Fact(Timeout = 600_000)]
+    public async Task The_oracle_rejects_a_backup_whose_nvram_and_tpm_state_were_read_after_the_resume()
+    {
+        // The test of the test: the same capture with its order deliberately broken must fail the check above.
+        var lab = new OracleLab(work);
+        await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
+        await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, OracleLab.BootTimeout);
+        var broken = await lab.BackupAsync(vm, "full", new Dictionary<string, string?> { ["VIRTBACKUP_TEST_STATE_AFTER_RESUME"] = "3" });
+        var name = $"{vm.Name}-b";
+        await using var copy = new RestoredLabDomain(name);
+        await OracleLab.RestoreAsync(broken, "--as", name);
+
+        var boot = await OracleConsole.WaitForBootAsync(await OracleLab.StartCopyAsync(vm, name), OracleLab.BootTimeout);
+        await OracleLab.DestroyAsync(name);
+
+        output.WriteLine($"state read 3 s after the resume: restored to {boot}, the TPM {boot.Spread} steps ahead of the disk");
+        Assert.False(boot.IsOneInstant, $"a backup whose state was read after the resume restored to {boot}: the oracle did not notice");
+    }
+
     public void Dispose() => Directory.Delete(work, recursive: true);
 
     private static double Median(IReadOnlyList<double> values) =>

@@ -90,7 +90,12 @@ internal sealed class BackupVerb : IVerb
         context.Log.Debug("phase: libvirt connected");
         using var progress = new ProgressReporter(context.Log, context.ErrorIsTerminal);
         using var testPause = TestPauseHook.FromEnvironment(context.Environment);
-        var run = new BackupRun(libvirt, host, context.Log) { Progress = progress, Phases = testPause?.Hook };
+        var run = new BackupRun(libvirt, host, context.Log)
+        {
+            Progress = progress,
+            Phases = testPause?.Hook,
+            BrokenOrderStateReadDelay = TestHooks.StateAfterResume(context.Environment),
+        };
         await run.RunAsync(backupOptions, context.StandardOutput, cancellationToken);
         return ExitCodes.Success;
     }

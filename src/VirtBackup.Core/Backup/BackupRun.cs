@@ -28,6 +28,9 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
     /// <summary>Called at each phase boundary; tests stop the process there (VIRTBACKUP_TEST_PAUSE_AT).</summary>
     public PhaseHook? Phases { get; init; }
 
+    /// <summary>TEST ONLY: see <see cref="ConsistentCapture.BrokenOrderStateReadDelay"/>.</summary>
+    public TimeSpan? BrokenOrderStateReadDelay { get; init; }
+
     public async Task<BackupResult> RunAsync(BackupOptions options, System.IO.Stream output, CancellationToken cancellationToken)
     {
         var warmUp = BackupStreamWriter.WarmUpAsync();
@@ -55,7 +58,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, markers, store, log);
         await new DomainRepair(domain, markers, log).RunAsync(cancellationToken);
         var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
-        var capture = new ConsistentCapture(host.Files, markers, log) { Phases = Phases };
+        var capture = new ConsistentCapture(host.Files, markers, log) { Phases = Phases, BrokenOrderStateReadDelay = BrokenOrderStateReadDelay };
         await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
         await capture.PreflightAsync(state, cancellationToken);
         log.Debug("phase: repair checked, preflight passed");

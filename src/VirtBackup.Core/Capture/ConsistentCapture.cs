@@ -22,6 +22,12 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
     public PhaseHook? Phases { get; init; }
 
     /// <summary>
+    /// TEST ONLY (VIRTBACKUP_TEST_STATE_AFTER_RESUME): read NVRAM and TPM state this long after the resume instead of
+    /// while paused. A deliberately broken capture order, so that the consistency oracle can show it catches one.
+    /// </summary>
+    public TimeSpan? BrokenOrderStateReadDelay { get; init; }
+
+    /// <summary>
     /// Runs the protocol. On return the backup job is running (the caller streams and ends it) and the
     /// VM is in the state it was in before. On failure the VM has been resumed and thawed; the caller
     /// still owns aborting a job that did start (<paramref name="jobStarted"/> says so).
@@ -59,7 +65,11 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
                 begun = Stopwatch.GetTimestamp();
                 jobStarted();
                 await Phases.ReachAsync(BackupPhase.BackupBegin, cancellationToken);
-                state = await stateRead.ReadAsync(cancellationToken);
+                if (BrokenOrderStateReadDelay is null)
+                {
+                    state = await stateRead.ReadAsync(cancellationToken);
+                }
+
                 read = Stopwatch.GetTimestamp();
                 await Phases.ReachAsync(BackupPhase.StateRead, cancellationToken);
             }
@@ -71,6 +81,13 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
                     paused = Stopwatch.GetElapsedTime(pausedAt);
                     markers.Paused.Clear();
                 }
+            }
+
+            if (BrokenOrderStateReadDelay is { } delay)
+            {
+                await Task.Delay(delay, cancellationToken);
+                state = await stateRead.ReadAsync(cancellationToken);
+                log.Warning("TEST ONLY: NVRAM and TPM state read {Seconds} s after the resume: this backup is not of one instant", delay.TotalSeconds);
             }
 
             if (running)
