@@ -1,7 +1,7 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.CliApp.Verbs;
 

@@ -6,6 +6,7 @@ using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Backup;
 

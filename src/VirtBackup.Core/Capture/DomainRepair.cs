@@ -1,12 +1,14 @@
 using Serilog;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Capture;
 
 /// <summary>
 /// Puts a domain back in order after a virtbackup that was killed (SIGKILL: no cleanup ran): resumes a
 /// VM that virtbackup paused and thaws the guest file systems it froze (the durable markers say so; a VM someone
-/// else paused or froze is left alone) and aborts a backup job that virtbackup started (its NBD socket lives in a <see cref="Backup.JobRuntimeDirectory"/>) and
+/// else paused or froze is left alone) and aborts a backup job that virtbackup started (its NBD socket lives in a <see cref="Hosts.Local.JobRuntimeDirectory"/>) and
 /// removes the job directories killed runs left.
 /// Uncommitted checkpoints are removed by the chain planner before the next backup. Run under the domain lock.
 /// </summary>
@@ -20,7 +22,7 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
         var scratch = new List<string>();
         if (domain.IsActive() && domain.GetJobStats().IsBackupActive && OurJobXml() is { } jobXml)
         {
-            scratch.AddRange(Backup.ScratchImages.In(jobXml));
+            scratch.AddRange(Hosts.ScratchImages.In(jobXml));
             await using (var job = new BackupJob(domain, checkpointName: null, log))
             {
                 job.Started();
@@ -32,7 +34,7 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
 
         // Scratch images virtbackup made before a pause are not libvirt's to remove: those of an interrupted run go here
         // (the job's, and any in the default scratch directory; one elsewhere is replaced and removed by the next backup).
-        var (removedScratch, keptScratch) = Backup.ScratchImages.RemoveStale(domain.Uuid, scratch);
+        var (removedScratch, keptScratch) = Hosts.ScratchImages.RemoveStale(domain.Uuid, scratch);
         foreach (var stale in removedScratch)
         {
             log.Debug("removed {Scratch}, left by a virtbackup that no longer runs", stale);
@@ -43,7 +45,7 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
             log.Warning("could not remove the scratch image {Scratch}, left by a virtbackup that no longer runs: remove it by hand", kept);
         }
 
-        foreach (var stale in Backup.JobRuntimeDirectory.RemoveStale(domain.Uuid))
+        foreach (var stale in Hosts.Local.JobRuntimeDirectory.RemoveStale(domain.Uuid))
         {
             log.Debug("removed {Directory}, left by a virtbackup that no longer runs", stale);
         }
@@ -67,7 +69,7 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
         try
         {
             var xml = domain.BackupGetXml();
-            return Backup.JobRuntimeDirectory.IsOurs(xml) ? xml : null;
+            return Hosts.Local.JobRuntimeDirectory.IsOurs(xml) ? xml : null;
         }
         catch (LibvirtException)
         {

@@ -1,5 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Hosts;

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using VirtBackup.Core.Capture;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Restore;
 

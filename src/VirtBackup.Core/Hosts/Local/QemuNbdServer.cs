@@ -1,7 +1,7 @@
 using System.Text;
 using CliWrap;
 
-namespace VirtBackup.Core.Disks;
+namespace VirtBackup.Core.Hosts.Local;
 
 /// <summary>
 /// A <c>qemu-nbd</c> serving one image on a private unix socket, for as long as this object lives:

@@ -1,6 +1,6 @@
 using CliWrap;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 public sealed partial class SshSession
 {

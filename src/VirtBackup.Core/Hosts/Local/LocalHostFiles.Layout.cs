@@ -1,6 +1,6 @@
 using VirtBackup.Core.Platform;
 
-namespace VirtBackup.Core.Capture;
+namespace VirtBackup.Core.Hosts.Local;
 
 /// <summary>The prepared state read and the directory operations the restore needs, on this machine.</summary>
 public sealed partial class LocalHostFiles
@@ -13,7 +13,7 @@ public sealed partial class LocalHostFiles
         return read;
     }
 
-    public Task<HostFileStatus?> StatAsync(string path, CancellationToken cancellationToken)
+    private Task<HostFileStatus?> StatCoreAsync(string path, CancellationToken cancellationToken)
     {
         HostPaths.Absolute(path, nameof(path));
         HostFileStatus? status = null;
@@ -30,7 +30,7 @@ public sealed partial class LocalHostFiles
         return Task.FromResult(status);
     }
 
-    public Task CreateDirectoryAsync(string path, UnixFileMode mode, CancellationToken cancellationToken)
+    private Task CreateDirectoryCoreAsync(string path, UnixFileMode mode, CancellationToken cancellationToken)
     {
         HostPaths.Absolute(path, nameof(path));
         HostPaths.Octal(mode, nameof(mode));
@@ -49,7 +49,7 @@ public sealed partial class LocalHostFiles
         return Task.CompletedTask;
     }
 
-    public Task<string> CreatePrivateDirectoryAsync(string parent, string prefix, CancellationToken cancellationToken)
+    private Task<string> CreatePrivateDirectoryCoreAsync(string parent, string prefix, CancellationToken cancellationToken)
     {
         HostPaths.Absolute(parent, nameof(parent));
         if (prefix.Length == 0 || prefix.Contains('/') || prefix.Contains('\0'))
@@ -60,13 +60,13 @@ public sealed partial class LocalHostFiles
         return Task.FromResult(Posix.CreateTemporaryDirectory(Path.Combine(parent, prefix)));
     }
 
-    public Task MoveAsync(string source, string destination, CancellationToken cancellationToken)
+    private Task MoveCoreAsync(string source, string destination, CancellationToken cancellationToken)
     {
         Posix.Rename(HostPaths.Absolute(source, nameof(source)), HostPaths.Absolute(destination, nameof(destination)));
         return Task.CompletedTask;
     }
 
-    public Task SyncAsync(string path, CancellationToken cancellationToken)
+    private Task SyncCoreAsync(string path, CancellationToken cancellationToken)
     {
         Platform.Posix.FsyncDirectory(HostPaths.Absolute(path, nameof(path)));
         return Task.CompletedTask;

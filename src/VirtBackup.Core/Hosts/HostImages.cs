@@ -1,4 +1,4 @@
-namespace VirtBackup.Core.Disks;
+namespace VirtBackup.Core.Hosts;
 
 /// <summary>An image served by qemu-nbd, reachable here at <see cref="SocketPath"/> until disposed.</summary>
 public interface IServedImage : IAsyncDisposable
@@ -45,56 +45,4 @@ public interface IHostImages
     /// <paramref name="bitmap"/>, also that persistent bitmap as the meta context <c>qemu:dirty-bitmap:NAME</c>.
     /// </summary>
     Task<IServedImage> ServeAsync(string path, string format, bool readOnly, string? bitmap, CancellationToken cancellationToken);
-}
-
-/// <summary><see cref="IHostImages"/> on this machine.</summary>
-public sealed class LocalHostImages : IHostImages
-{
-    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-
-    public async Task CreateAsync(string path, string format, long virtualSize, CancellationToken cancellationToken)
-    {
-        await QemuImg.CreateAsync(path, format, virtualSize, cancellationToken);
-        File.SetUnixFileMode(path, Private);
-    }
-
-    public async Task CreateOverlayAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken)
-    {
-        await QemuImg.CreateOverlayAsync(path, backingPath, backingFormat, cancellationToken);
-        File.SetUnixFileMode(path, Private);
-    }
-
-    public Task CommitAsync(string overlayPath, CancellationToken cancellationToken) => QemuImg.CommitAsync(overlayPath, cancellationToken);
-
-    public Task<ImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken) =>
-        QemuImg.InfoAsync(path, forceShare, cancellationToken);
-
-    public Task AddBitmapAsync(string path, string name, CancellationToken cancellationToken) => QemuImg.AddBitmapAsync(path, name, cancellationToken);
-
-    public Task RemoveBitmapAsync(string path, string name, CancellationToken cancellationToken) => QemuImg.RemoveBitmapAsync(path, name, cancellationToken);
-
-    public async Task CreateScratchAsync(IReadOnlyList<(string Path, long VirtualSize)> images, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
-    {
-        foreach (var (path, virtualSize) in images)
-        {
-            await CreateAsync(path, "qcow2", virtualSize, cancellationToken);
-            if (owner is { } ids)
-            {
-                Platform.Posix.Chown(path, ids.Uid, ids.Gid);
-            }
-        }
-    }
-
-    public Task RemoveFilesAsync(IReadOnlyList<string> paths, CancellationToken cancellationToken)
-    {
-        foreach (var path in paths)
-        {
-            File.Delete(path); // no error when it is not there
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public async Task<IServedImage> ServeAsync(string path, string format, bool readOnly, string? bitmap, CancellationToken cancellationToken) =>
-        await QemuNbdServer.StartAsync(path, format, readOnly, bitmap, cancellationToken);
 }

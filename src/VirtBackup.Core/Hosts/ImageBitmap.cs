@@ -1,4 +1,4 @@
-namespace VirtBackup.Core.Disks;
+namespace VirtBackup.Core.Hosts;
 
 /// <summary>
 /// A persistent dirty bitmap stored in a qcow2 image, as <c>qemu-img info</c> lists it (format-specific data, bitmaps).

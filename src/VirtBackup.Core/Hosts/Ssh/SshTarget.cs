@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>
 /// Where and how to reach a remote hypervisor with the system OpenSSH client, as libvirt's

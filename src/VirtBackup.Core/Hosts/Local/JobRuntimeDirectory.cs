@@ -1,8 +1,7 @@
 using System.Text.RegularExpressions;
-using VirtBackup.Core.Capture;
 using VirtBackup.Core.Platform;
 
-namespace VirtBackup.Core.Backup;
+namespace VirtBackup.Core.Hosts.Local;
 
 /// <summary>
 /// A private directory for one backup job's NBD socket, removed afterwards. QEMU creates the socket,

@@ -2,7 +2,7 @@ using System.Text;
 using System.Threading.Channels;
 using CliWrap;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>
 /// A remote command that keeps running on the master connection while we talk to it. It announces

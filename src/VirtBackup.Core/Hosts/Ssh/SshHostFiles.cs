@@ -1,9 +1,8 @@
 using System.Formats.Tar;
 using System.Text;
 using Serilog;
-using VirtBackup.Core.Capture;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>
 /// <see cref="IHostFiles"/> on a remote hypervisor, through an <see cref="SshSession"/>'s master

@@ -1,13 +1,10 @@
 using System.Globalization;
 using System.Text;
 using Serilog;
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Disks;
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Hosts.Local;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>
 /// A remote hypervisor reached over one authenticated, multiplexed <see cref="SshSession"/>: its files

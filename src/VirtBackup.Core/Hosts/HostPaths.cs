@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace VirtBackup.Core.Capture;
+namespace VirtBackup.Core.Hosts;
 
 /// <summary>Checks of what the write side is given, shared by the local and the remote host files.</summary>
 internal static partial class HostPaths

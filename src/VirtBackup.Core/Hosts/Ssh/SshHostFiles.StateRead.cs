@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.Text;
-using VirtBackup.Core.Capture;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>
 /// The state read of a capture over SSH. Every remote command starts the remote user's login shell, which

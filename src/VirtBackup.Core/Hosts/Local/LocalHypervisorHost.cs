@@ -1,10 +1,7 @@
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Platform;
 
-namespace VirtBackup.Core.Hosts;
+namespace VirtBackup.Core.Hosts.Local;
 
 /// <summary>This machine as the hypervisor host (<c>qemu:///system</c>): plain files, local tools.</summary>
 public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? images = null, string qemuConfPath = QemuConf.DefaultPath)

@@ -1,4 +1,4 @@
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>POSIX shell quoting for words that travel to a remote shell.</summary>
 public static class ShellQuote

@@ -1,7 +1,7 @@
 using Serilog;
-using VirtBackup.Core.Disks;
+using VirtBackup.Core.Hosts.Local;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>
 /// <see cref="IHostImages"/> on a remote hypervisor: qemu-img runs there as one remote command (under umask

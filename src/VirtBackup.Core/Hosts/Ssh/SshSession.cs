@@ -5,10 +5,9 @@ using System.Text;
 using System.Text.RegularExpressions;
 using CliWrap;
 using Serilog;
-using VirtBackup.Core.Capture;
 using VirtBackup.Core.Platform;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>How <see cref="SshSession"/> runs ssh; the defaults suit a backup.</summary>
 public sealed record SshSessionOptions

@@ -1,10 +1,11 @@
 using System.ComponentModel;
 using Serilog;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Hosts.Ssh;
 
-namespace VirtBackup.Core.Backup;
+namespace VirtBackup.Core.Hosts;
 
 /// <summary>
 /// The job's scratch images (where QEMU keeps copy-before-write data while the job runs), made before the pause so
@@ -17,6 +18,9 @@ namespace VirtBackup.Core.Backup;
 /// </summary>
 internal sealed class ScratchImages : IAsyncDisposable
 {
+    /// <summary>Where libvirt keeps scratch images itself, and virtbackup by default.</summary>
+    public const string DefaultDirectory = "/var/lib/libvirt/images";
+
     private readonly IReadOnlyList<(string Target, string Path)> disks;
     private readonly IHostImages images;
     private readonly Task<bool> made;
@@ -84,8 +88,8 @@ internal sealed class ScratchImages : IAsyncDisposable
     {
         try
         {
-            return Directory.Exists(BackupOptions.DefaultScratchDirectory)
-                ? [.. Directory.EnumerateFiles(BackupOptions.DefaultScratchDirectory, $"{prefix}*.scratch")]
+            return Directory.Exists(DefaultDirectory)
+                ? [.. Directory.EnumerateFiles(DefaultDirectory, $"{prefix}*.scratch")]
                 : [];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -109,7 +113,7 @@ internal sealed class ScratchImages : IAsyncDisposable
         {
             await images.RemoveFilesAsync([.. disks.Select(d => d.Path)], CancellationToken.None);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Remote.RemoteException or ToolException)
+        catch (HostException e)
         {
             // The backup's outcome stands; the next run overwrites the image anyway.
             log.Warning("could not remove a scratch image: {Message}", e.Message);
@@ -125,8 +129,7 @@ internal sealed class ScratchImages : IAsyncDisposable
             log.Debug("made {Count} scratch images before the pause: {Paths}", disks.Count, string.Join(", ", disks.Select(d => d.Path)));
             return true;
         }
-        catch (Exception e) when (e is ToolException or Win32Exception or LibvirtException or IOException or UnauthorizedAccessException
-                                      or Remote.RemoteException)
+        catch (Exception e) when (e is HostException or LibvirtException)
         {
             // Not a failure of the backup: libvirt makes them inside the pause window instead, as it always did.
             log.Debug("scratch images not made beforehand, libvirt makes them: {Message}", e.Message);
@@ -134,7 +137,7 @@ internal sealed class ScratchImages : IAsyncDisposable
             {
                 await images.RemoveFilesAsync([.. disks.Select(d => d.Path)], CancellationToken.None);
             }
-            catch (Exception d) when (d is IOException or UnauthorizedAccessException or Remote.RemoteException or ToolException)
+            catch (HostException d)
             {
                 // Nothing was made where nothing may be removed; backupBegin fails clearly if a half-made one is in the way.
                 log.Debug("scratch images not removed: {Message}", d.Message);

@@ -1,4 +1,4 @@
-namespace VirtBackup.Core.Capture;
+namespace VirtBackup.Core.Hosts;
 
 /// <summary>One file of a state tree (NVRAM or swtpm state), read into memory.</summary>
 /// <param name="RelativePath">Path below the tree's root, with '/' separators.</param>

@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text;
-using VirtBackup.Core.Capture;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts.Ssh;
 
 /// <summary>The directory operations the restore needs, each one remote <c>/bin/sh</c> script.</summary>
 public sealed partial class SshHostFiles

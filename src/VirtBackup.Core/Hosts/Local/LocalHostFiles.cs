@@ -1,6 +1,6 @@
 using VirtBackup.Core.Platform;
 
-namespace VirtBackup.Core.Capture;
+namespace VirtBackup.Core.Hosts.Local;
 
 /// <summary><see cref="IHostFiles"/> on this machine.</summary>
 public sealed partial class LocalHostFiles : IHostFiles
@@ -30,10 +30,10 @@ public sealed partial class LocalHostFiles : IHostFiles
         return Task.CompletedTask;
     }
 
-    public Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken) =>
+    private Task<byte[]> ReadFileCoreAsync(string path, CancellationToken cancellationToken) =>
         File.ReadAllBytesAsync(path, cancellationToken);
 
-    public async Task<IReadOnlyList<HostFile>> ReadTreeAsync(string directory, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<HostFile>> ReadTreeCoreAsync(string directory, CancellationToken cancellationToken)
     {
         var files = new List<HostFile>();
         foreach (var path in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -45,7 +45,7 @@ public sealed partial class LocalHostFiles : IHostFiles
         return files;
     }
 
-    public async Task WriteFileAsync(
+    private async Task WriteFileCoreAsync(
         string path, ReadOnlyMemory<byte> content, UnixFileMode mode, string? owner, string? group, CancellationToken cancellationToken)
     {
         var (parent, name) = HostPaths.Split(path, nameof(path));
@@ -73,7 +73,7 @@ public sealed partial class LocalHostFiles : IHostFiles
         }
     }
 
-    public async Task WriteTreeAsync(
+    private async Task WriteTreeCoreAsync(
         string directory,
         IReadOnlyList<HostFile> files,
         UnixFileMode fileMode,
@@ -151,10 +151,10 @@ public sealed partial class LocalHostFiles : IHostFiles
         }
     }
 
-    public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) =>
+    private Task<bool> ExistsCoreAsync(string path, CancellationToken cancellationToken) =>
         Task.FromResult(Exists(HostPaths.Absolute(path, nameof(path))));
 
-    public Task DeleteTreeAsync(string path, CancellationToken cancellationToken)
+    private Task DeleteTreeCoreAsync(string path, CancellationToken cancellationToken)
     {
         DeleteIfPresent(HostPaths.Absolute(path, nameof(path)));
         return Task.CompletedTask;

@@ -1,8 +1,9 @@
 using Serilog;
-using VirtBackup.Core.Capture;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Hosts.Ssh;
 
-namespace VirtBackup.Core.Remote;
+namespace VirtBackup.Core.Hosts;
 
 /// <summary>Which <see cref="IHypervisorHost"/> a libvirt URI means, connected.</summary>
 public static class HostConnection
