@@ -59,7 +59,7 @@ public interface IHostFiles
     /// Makes <paramref name="directory"/> (absolute) hold exactly <paramref name="files"/> (their
     /// <see cref="HostFile.Mode"/> is ignored): every file gets <paramref name="fileMode"/>, the directory
     /// and every sub-directory <paramref name="directoryMode"/>, all owned by
-    /// <paramref name="owner"/>:<paramref name="group"/>. The tree is built in a 0700 temporary
+    /// <paramref name="owner"/>:<paramref name="group"/> (names or numeric ids; null: the writing user's). The tree is built in a 0700 temporary
     /// directory next to the target and renamed into place; an existing target is moved aside and
     /// removed afterwards. Missing parent directories are created (0755, root's ownership).
     /// </summary>
@@ -68,8 +68,8 @@ public interface IHostFiles
         IReadOnlyList<HostFile> files,
         UnixFileMode fileMode,
         UnixFileMode directoryMode,
-        string owner,
-        string group,
+        string? owner,
+        string? group,
         CancellationToken cancellationToken);
 
     /// <summary>Whether anything (file, directory, even a dangling symlink) is at <paramref name="path"/>.</summary>

@@ -22,8 +22,8 @@ public sealed partial class LocalHostFiles
         IReadOnlyList<HostFile> files,
         UnixFileMode fileMode,
         UnixFileMode directoryMode,
-        string owner,
-        string group,
+        string? owner,
+        string? group,
         CancellationToken cancellationToken) =>
         OnThisHost(
             $"write the files below '{directory}'",

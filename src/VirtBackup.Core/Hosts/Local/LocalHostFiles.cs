@@ -78,16 +78,16 @@ public sealed partial class LocalHostFiles : IHostFiles
         IReadOnlyList<HostFile> files,
         UnixFileMode fileMode,
         UnixFileMode directoryMode,
-        string owner,
-        string group,
+        string? owner,
+        string? group,
         CancellationToken cancellationToken)
     {
         var (parent, name) = HostPaths.Split(directory, nameof(directory));
         var (directories, ordered) = HostPaths.Layout(files);
         HostPaths.Octal(fileMode, nameof(fileMode));
         HostPaths.Octal(directoryMode, nameof(directoryMode));
-        var userId = Posix.UserId(HostPaths.Account(owner, nameof(owner)));
-        var groupId = Posix.GroupId(HostPaths.Account(group, nameof(group)));
+        var userId = owner is null ? Posix.NoChange : Posix.UserId(HostPaths.Account(owner, nameof(owner)));
+        var groupId = group is null ? Posix.NoChange : Posix.GroupId(HostPaths.Account(group, nameof(group)));
         Directory.CreateDirectory(parent, (UnixFileMode)0b111_101_101);
 
         var temporary = Posix.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbtmp-"));

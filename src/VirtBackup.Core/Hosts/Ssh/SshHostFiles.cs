@@ -64,7 +64,7 @@ public sealed partial class SshHostFiles(SshSession session, ILogger? log = null
         trap - EXIT
         """;
 
-    /// <summary>$1 parent, $2 name, $3 owner, $4 group, $5 file mode, $6 directory mode, $7 file count; a
+    /// <summary>$1 parent, $2 name, $3 owner, $4 group (both empty: unchanged), $5 file mode, $6 directory mode, $7 file count; a
     /// tar of 0600 files and 0700 directories on stdin. Extracted (umask 077, our ownership) into a 0700
     /// directory next to the target, checked, synced, given owner and modes, renamed into place; an
     /// existing target is moved into a 0700 directory first and removed last.</summary>
@@ -80,7 +80,7 @@ public sealed partial class SshHostFiles(SshSession session, ILogger? log = null
         n=$(find "$tmp" -type f -printf x | wc -c)
         if [ "$n" -ne "$7" ]; then echo "received $n of $7 files" >&2; exit 1; fi
         find "$tmp" -type f -exec sync -- {} + 2>/dev/null || sync
-        find "$tmp" -exec chown -h -- "$3:$4" {} +
+        if [ -n "$3" ]; then find "$tmp" -exec chown -h -- "$3:$4" {} +; fi
         find "$tmp" -type f -exec chmod -- "$5" {} +
         find "$tmp" -depth -type d -exec chmod -- "$6" {} +
         if [ -e "$target" ] || [ -L "$target" ]; then
@@ -183,18 +183,23 @@ public sealed partial class SshHostFiles(SshSession session, ILogger? log = null
         IReadOnlyList<HostFile> files,
         UnixFileMode fileMode,
         UnixFileMode directoryMode,
-        string owner,
-        string group,
+        string? owner,
+        string? group,
         CancellationToken cancellationToken)
     {
         var (parent, name) = HostPaths.Split(directory, nameof(directory));
         var (directories, ordered) = HostPaths.Layout(files);
+        if ((owner is null) != (group is null))
+        {
+            throw new ArgumentException("give both an owner and a group, or neither", nameof(group));
+        }
+
         var script = ShellQuote.ShScript(
             WriteTreeScript,
             parent,
             name,
-            HostPaths.Account(owner, nameof(owner)),
-            HostPaths.Account(group, nameof(group)),
+            owner is null ? string.Empty : HostPaths.Account(owner, nameof(owner)),
+            group is null ? string.Empty : HostPaths.Account(group, nameof(group)),
             HostPaths.Octal(fileMode, nameof(fileMode)),
             HostPaths.Octal(directoryMode, nameof(directoryMode)),
             HostPaths.Decimal(ordered.Count));
