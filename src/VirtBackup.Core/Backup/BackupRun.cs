@@ -53,8 +53,10 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var markers = new CaptureMarkers(domainDirectory);
+        var leftovers = new HostLeftovers(domainDirectory);
         await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, markers, store, log);
-        await new DomainRepair(domain, markers, log).RunAsync(cancellationToken);
+        recovery.TrackHost(host, leftovers);
+        await new DomainRepair(domain, markers, leftovers, host, log).RunAsync(cancellationToken);
         var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
         var capture = new ConsistentCapture(host.Files, markers, log) { Phases = Phases };
         await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
@@ -68,8 +70,8 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
         // Made while the chain is planned; removed after the job ended (disposed after it).
         await using var scratch = ScratchImages.Start(
-            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, log);
-        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
+            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, leftovers, log);
+        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, leftovers, log, cancellationToken);
         var planner = new ChainPlanner(domain, store, new LiveCheckpoints(domain), log);
         var plan = await planner.PlanAsync(options.Level, selection.BitmapTargets, cancellationToken);
         log.Debug("phase: chain planned");
@@ -204,5 +206,5 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
     }
 
     private static string ScratchFile(BackupOptions options, Domain domain, string target) =>
-        Path.Combine(options.ScratchDirectory, $"virtbackup-{domain.Uuid}-{target}.scratch");
+        ScratchImages.PathFor(options.ScratchDirectory, domain.Uuid, target);
 }

@@ -1,9 +1,5 @@
-using System.ComponentModel;
 using Serilog;
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.Core.Hosts;
 
@@ -12,7 +8,8 @@ namespace VirtBackup.Core.Hosts;
 /// that <c>virDomainBackupBegin</c> only attaches them (<see cref="BackupBeginFlags.ReuseExternal"/>). Left to libvirt,
 /// they are made inside the pause window, by one QEMU blockdev-create job per disk: ~25 ms of a 50-110 ms window here.
 /// Each is an empty qcow2 image of its disk's virtual size (qemu-img), 0600 and owned by the QEMU process's user like
-/// the ones libvirt makes; they are removed on dispose, which must come after the job ended. On a remote host all of
+/// the ones libvirt makes; they are removed on dispose, which must come after the job ended, and noted in the run's <see cref="HostLeftovers"/>
+/// until then. On a remote host all of
 /// them are made by one remote command (and removed by another), still before the pause. When they cannot be made
 /// (no qemu-img), libvirt makes them, as it always did.
 /// </summary>
@@ -22,29 +19,38 @@ internal sealed class ScratchImages : IAsyncDisposable
     public const string DefaultDirectory = "/var/lib/libvirt/images";
 
     private readonly IReadOnlyList<(string Target, string Path)> disks;
-    private readonly IHostImages images;
+    private readonly IHypervisorHost host;
+    private readonly HostLeftovers leftovers;
     private readonly Task<bool> made;
     private readonly ILogger log;
 
-    private ScratchImages(IReadOnlyList<(string Target, string Path)> disks, IHostImages images, Task<bool> made, ILogger log)
+    private ScratchImages(
+        IReadOnlyList<(string Target, string Path)> disks, IHypervisorHost host, HostLeftovers leftovers, Task<bool> made, ILogger log)
     {
         this.disks = disks;
-        this.images = images;
+        this.host = host;
+        this.leftovers = leftovers;
         this.made = made;
         this.log = log;
     }
 
     /// <summary>
-    /// Starts making the images on the thread pool while the caller plans. Call under the domain lock and after
-    /// <see cref="Capture.DomainRepair"/>: the job of an interrupted run may still be using the same paths until then.
+    /// Starts making the images on the thread pool while the caller plans, each noted in <paramref name="leftovers"/>
+    /// first. Call under the domain lock and after <see cref="Capture.DomainRepair"/>: the job of an interrupted run may
+    /// still be using the same paths until then.
     /// </summary>
     /// <param name="owner">The running QEMU's uid and gid (on its host), which writes the images.</param>
     public static ScratchImages Start(
-        IHypervisorHost host, Domain domain, IReadOnlyList<(string Target, string Path)> disks, (int Uid, int Gid)? owner, ILogger log)
+        IHypervisorHost host, Domain domain, IReadOnlyList<(string Target, string Path)> disks, (int Uid, int Gid)? owner, HostLeftovers leftovers, ILogger log)
     {
+        leftovers.Note(host, disks.Select(d => d.Path));
         var made = disks.Count == 0 ? Task.FromResult(false) : Task.Run(() => MakeAsync(disks, host.Images, domain, owner, log));
-        return new ScratchImages(disks, host.Images, made, log);
+        return new ScratchImages(disks, host, leftovers, made, log);
     }
+
+    /// <summary>The scratch image virtbackup names for disk <paramref name="target"/> of domain <paramref name="domainUuid"/>.</summary>
+    public static string PathFor(string scratchDirectory, string domainUuid, string target) =>
+        Path.Combine(scratchDirectory, $"virtbackup-{domainUuid}-{target}.scratch");
 
     /// <summary>The scratch files a &lt;domainbackup&gt; document (a running job's) names.</summary>
     public static IEnumerable<string> In(string backupXml) =>
@@ -52,48 +58,33 @@ internal sealed class ScratchImages : IAsyncDisposable
             .Select(e => (string?)e.Attribute("file")).OfType<string>();
 
     /// <summary>
-    /// Removes, of <paramref name="candidates"/> and the default scratch directory's files, the scratch images virtbackup
-    /// names for domain <paramref name="domainUuid"/>. Only with no job of virtbackup running on the domain (the repair's
-    /// part, under the domain lock). A directory this process may not list (the default one, for a non-root user) holds
-    /// none of its scratch images; a file it may not remove is reported in <c>Failed</c>, not thrown.
+    /// Removes, of <paramref name="candidates"/> (the files a job of an interrupted run named), the scratch images
+    /// virtbackup names for domain <paramref name="domainUuid"/>, on <paramref name="host"/>. Only with no job of
+    /// virtbackup running on the domain (the repair's part, under the domain lock). Those an interrupted run made
+    /// itself go with its <see cref="HostLeftovers"/>; these are the ones libvirt made for it. Returns the files removed;
+    /// a failure is logged, not thrown.
     /// </summary>
-    public static (IReadOnlyList<string> Removed, IReadOnlyList<string> Failed) RemoveStale(string domainUuid, IEnumerable<string> candidates)
+    public static async Task<IReadOnlyList<string>> RemoveStaleAsync(IHypervisorHost host, string domainUuid, IEnumerable<string> candidates, ILogger log)
     {
         var prefix = $"virtbackup-{domainUuid}-";
-        var removed = new List<string>();
-        var failed = new List<string>();
-        foreach (var path in candidates.Concat(InDefaultDirectory(prefix)).Distinct(StringComparer.Ordinal))
+        var ours = candidates
+            .Where(path => Path.GetFileName(path) is var name && name.StartsWith(prefix, StringComparison.Ordinal) && name.EndsWith(".scratch", StringComparison.Ordinal))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        if (ours.Count == 0)
         {
-            var name = Path.GetFileName(path);
-            if (!name.StartsWith(prefix, StringComparison.Ordinal) || !name.EndsWith(".scratch", StringComparison.Ordinal) || !File.Exists(path))
-            {
-                continue;
-            }
-
-            try
-            {
-                File.Delete(path);
-                removed.Add(path);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                failed.Add($"{path} ({e.Message})");
-            }
+            return [];
         }
 
-        return (removed, failed);
-    }
-
-    private static List<string> InDefaultDirectory(string prefix)
-    {
         try
         {
-            return Directory.Exists(DefaultDirectory)
-                ? [.. Directory.EnumerateFiles(DefaultDirectory, $"{prefix}*.scratch")]
-                : [];
+            await host.Images.RemoveFilesAsync(ours, CancellationToken.None);
+            return ours;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (HostException e)
         {
+            log.Warning("could not remove the scratch images {Paths} on {Host}, left by a virtbackup that no longer runs: {Message}. Remove them by hand",
+                string.Join(", ", ours), host.Display, e.Message);
             return [];
         }
     }
@@ -104,18 +95,22 @@ internal sealed class ScratchImages : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        var paths = disks.Select(d => d.Path).ToList();
         if (!await made)
         {
+            // libvirt made them, or nothing was made: libvirt removes its own when the job ends.
+            leftovers.Forget(host, paths);
             return;
         }
 
         try
         {
-            await images.RemoveFilesAsync([.. disks.Select(d => d.Path)], CancellationToken.None);
+            await host.Images.RemoveFilesAsync(paths, CancellationToken.None);
+            leftovers.Forget(host, paths);
         }
         catch (HostException e)
         {
-            // The backup's outcome stands; the next run overwrites the image anyway.
+            // The backup's outcome stands; the images stay noted, and the next run removes them.
             log.Warning("could not remove a scratch image: {Message}", e.Message);
         }
     }

@@ -31,12 +31,16 @@ public sealed partial class JobRuntimeDirectory : IDisposable
     public static string RootFor(int effectiveUserId) =>
         effectiveUserId == 0 ? Root : System.IO.Path.Combine("/tmp", $"virtbackup-{effectiveUserId}");
 
+    /// <summary>The directory <see cref="Create"/> makes for this process and <paramref name="domainUuid"/>.</summary>
+    public static string PathFor(string domainUuid) =>
+        System.IO.Path.Combine(RootFor(Posix.EffectiveUserId), $"{domainUuid}-{Environment.ProcessId}");
+
     /// <param name="qemuProcessIds">The running QEMU's uid and gid (from the live XML), which must create the socket.</param>
     public static JobRuntimeDirectory Create(string domainUuid, (int Uid, int Gid)? qemuProcessIds)
     {
         var euid = Posix.EffectiveUserId;
         var root = RootFor(euid);
-        var path = System.IO.Path.Combine(root, $"{domainUuid}-{Environment.ProcessId}");
+        var path = PathFor(domainUuid);
         if (euid == 0)
         {
             Directory.CreateDirectory(root, Traversable);
@@ -74,45 +78,9 @@ public sealed partial class JobRuntimeDirectory : IDisposable
 
     /// <summary>
     /// Whether a running job's <c>&lt;domainbackup&gt;</c> XML has its socket in a directory of ours: UUID-PID here, or
-    /// UUID-XXXXXX as made with mktemp on a remote host.
+    /// UUID-RANDOM on a remote host. Removing a killed run's directory is <see cref="HostLeftovers"/>' part.
     /// </summary>
     public static bool IsOurs(string backupXml) => OurSocket().IsMatch(backupXml);
-
-    /// <summary>
-    /// Removes the job directories of <paramref name="domainUuid"/> that virtbackup processes which no longer run
-    /// left behind (killed with SIGKILL). Run under the domain lock, after their job was aborted.
-    /// </summary>
-    public static IReadOnlyList<string> RemoveStale(string domainUuid)
-    {
-        var removed = new List<string>();
-        foreach (var root in new[] { Root, RootFor(Posix.EffectiveUserId) }.Distinct())
-        {
-            if (!Directory.Exists(root))
-            {
-                continue;
-            }
-
-            // /run/virtbackup is not listable for other users: their own leftovers are elsewhere.
-            foreach (var path in Directory.EnumerateDirectories(root, $"{domainUuid}-*", new EnumerationOptions { IgnoreInaccessible = true }))
-            {
-                var pid = System.IO.Path.GetFileName(path)[(domainUuid.Length + 1)..];
-                if (int.TryParse(pid, out var id) && id != Environment.ProcessId && !Directory.Exists($"/proc/{id}"))
-                {
-                    try
-                    {
-                        Directory.Delete(path, recursive: true);
-                        removed.Add(path);
-                    }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                    {
-                        // Another user's leftover: harmless (empty once its job ended), and not ours to remove.
-                    }
-                }
-            }
-        }
-
-        return removed;
-    }
 
     public void Dispose()
     {

@@ -19,8 +19,12 @@ public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? i
 
     public Task<QemuConf> ReadQemuConfAsync(CancellationToken cancellationToken) => Task.FromResult(QemuConf.Load(qemuConfPath));
 
-    public Task<IJobSocket> CreateJobSocketAsync(string domainUuid, (int Uid, int Gid)? owner, CancellationToken cancellationToken) =>
-        Task.FromResult<IJobSocket>(new LocalJobSocket(JobRuntimeDirectory.Create(domainUuid, owner)));
+    public Task<IJobSocket> CreateJobSocketAsync(
+        string domainUuid, (int Uid, int Gid)? owner, HostLeftovers leftovers, CancellationToken cancellationToken)
+    {
+        leftovers.Note(this, [JobRuntimeDirectory.PathFor(domainUuid)]);
+        return Task.FromResult<IJobSocket>(new LocalJobSocket(this, JobRuntimeDirectory.Create(domainUuid, owner), leftovers));
+    }
 
     public Task<bool> IsSuperuserAsync(CancellationToken cancellationToken) => Task.FromResult(Posix.EffectiveUserId == 0);
 
@@ -29,7 +33,7 @@ public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? i
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private sealed class LocalJobSocket(JobRuntimeDirectory directory) : IJobSocket
+    private sealed class LocalJobSocket(LocalHypervisorHost host, JobRuntimeDirectory directory, HostLeftovers leftovers) : IJobSocket
     {
         public string HostPath => directory.SocketPath;
 
@@ -38,6 +42,7 @@ public sealed class LocalHypervisorHost(IHostFiles? files = null, IHostImages? i
         public ValueTask DisposeAsync()
         {
             directory.Dispose();
+            leftovers.Forget(host, [directory.Path]);
             return ValueTask.CompletedTask;
         }
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using Serilog;
 using VirtBackup.Core.Libvirt;
@@ -27,13 +28,12 @@ public sealed class SshHypervisorHost : IHypervisorHost
         printf '%s %s %s\n' "$(id -u)" "$u" "${g:--}"
         """;
 
-    /// <summary>$1 root, $2 name prefix, $3 owner, $4 group (empty: unchanged). Prints the new directory.</summary>
+    /// <summary>$1 root, $2 the new directory (in the root; an existing one is an error), $3 owner, $4 group (empty: unchanged).</summary>
     private const string CreateJobDirectoryScript = """
         set -eu
         if [ ! -d "$1" ]; then mkdir -m 0711 -- "$1"; fi
-        dir=$(mktemp -d -- "$1/$2-XXXXXX")
-        if [ -n "$3" ]; then chown -- "$3:$4" "$dir"; fi
-        printf '%s\n' "$dir"
+        mkdir -m 0700 -- "$2"
+        if [ -n "$3" ]; then chown -- "$3:$4" "$2"; fi
         """;
 
     private const string RemoveDirectoryScript = """
@@ -94,25 +94,22 @@ public sealed class SshHypervisorHost : IHypervisorHost
         return qemuConf;
     }
 
-    public async Task<IJobSocket> CreateJobSocketAsync(string domainUuid, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
+    public async Task<IJobSocket> CreateJobSocketAsync(
+        string domainUuid, (int Uid, int Gid)? owner, HostLeftovers leftovers, CancellationToken cancellationToken)
     {
-        var operation = "create the backup job's socket directory";
-        var output = await Session.RunAsync(
+        // A name no other run picks (mkdir fails on an existing one), noted before it is made: a killed run's is removed later.
+        var directory = $"{JobRuntimeDirectory.Root}/{HostPaths.Account(domainUuid, nameof(domainUuid))}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+        leftovers.Note(this, [directory]);
+        await Session.RunAsync(
             ShellQuote.ShScript(
                 CreateJobDirectoryScript,
                 JobRuntimeDirectory.Root,
-                HostPaths.Account(domainUuid, nameof(domainUuid)),
+                directory,
                 owner is { } o ? o.Uid.ToString(CultureInfo.InvariantCulture) : string.Empty,
                 owner is { } g ? g.Gid.ToString(CultureInfo.InvariantCulture) : string.Empty),
             null,
-            operation,
+            "create the backup job's socket directory",
             cancellationToken);
-        var directory = Encoding.UTF8.GetString(output).TrimEnd('\n');
-        if (!directory.StartsWith(JobRuntimeDirectory.Root + "/", StringComparison.Ordinal) || directory.Contains('\n'))
-        {
-            throw new RemoteException(Display, operation, 0, string.Empty, $"{operation} on {Display}: unexpected answer '{directory}'");
-        }
-
         var socket = directory + "/nbd.sock";
         string local;
         try
@@ -121,12 +118,12 @@ public sealed class SshHypervisorHost : IHypervisorHost
         }
         catch
         {
-            await RemoveAsync(directory);
+            await RemoveAsync(directory, leftovers);
             throw;
         }
 
         log.Information("the backup job's NBD socket {Remote} on {Host} is forwarded over SSH to {Local}", socket, Display, local);
-        return new SshJobSocket(this, directory, socket, local);
+        return new SshJobSocket(this, directory, socket, local, leftovers);
     }
 
     public async Task<bool> IsSuperuserAsync(CancellationToken cancellationToken) =>
@@ -161,20 +158,22 @@ public sealed class SshHypervisorHost : IHypervisorHost
             int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
     }
 
-    private async Task RemoveAsync(string directory)
+    private async Task RemoveAsync(string directory, HostLeftovers leftovers)
     {
         try
         {
             await Session.RunAsync(ShellQuote.ShScript(RemoveDirectoryScript, directory), null, $"remove '{directory}'", CancellationToken.None);
+            leftovers.Forget(this, [directory]);
         }
         catch (RemoteException e)
         {
-            // Cleanup must not hide the run's outcome; an empty directory in /run is harmless.
+            // Cleanup must not hide the run's outcome; the directory stays noted, and the next run removes it.
             log.Warning("could not remove {Directory} on {Host}: {Message}", directory, Display, e.Message);
         }
     }
 
-    private sealed class SshJobSocket(SshHypervisorHost host, string directory, string hostPath, string localPath) : IJobSocket
+    private sealed class SshJobSocket(SshHypervisorHost host, string directory, string hostPath, string localPath, HostLeftovers leftovers)
+        : IJobSocket
     {
         public string HostPath => hostPath;
 
@@ -192,7 +191,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
                 host.log.Debug("cancelling the forward {Local}: {Message}", localPath, e.Message);
             }
 
-            await host.RemoveAsync(directory);
+            await host.RemoveAsync(directory, leftovers);
         }
     }
 }
