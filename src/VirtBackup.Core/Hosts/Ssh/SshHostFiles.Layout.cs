@@ -7,30 +7,17 @@ namespace VirtBackup.Core.Hosts.Ssh;
 public sealed partial class SshHostFiles
 {
     /// <summary>$1 = path. "d|f SIZE SECONDS.FRACTION" (symlinks followed); exit 3 when nothing is there.</summary>
-    private const string StatScript = """
-        if [ ! -e "$1" ]; then exit 3; fi
-        exec find -L "$1" -maxdepth 0 -printf '%y %s %T@\n'
-        """;
+    private static readonly string StatScript = RemoteScripts.Load("stat.sh");
 
     /// <summary>$1 = path, $2 = umask giving the mode. Creates it and its missing parents.</summary>
-    private const string CreateDirectoryScript = """
-        if [ -d "$1" ]; then exit 0; fi
-        umask "$2"
-        exec mkdir -p -- "$1"
-        """;
+    private static readonly string CreateDirectoryScript = RemoteScripts.Load("create-directory.sh");
 
     /// <summary>$1 = parent, $2 = name prefix. Prints the new 0700 directory.</summary>
-    private const string CreatePrivateDirectoryScript = """
-        exec mktemp -d -- "$1/$2XXXXXX"
-        """;
+    private static readonly string CreatePrivateDirectoryScript = RemoteScripts.Load("create-private-directory.sh");
 
-    private const string MoveScript = """
-        exec mv -f -T -- "$1" "$2"
-        """;
+    private static readonly string MoveScript = RemoteScripts.Load("move.sh");
 
-    private const string SyncScript = """
-        exec sync -- "$1"
-        """;
+    private static readonly string SyncScript = RemoteScripts.Load("sync.sh");
 
     public async Task<HostFileStatus?> StatAsync(string path, CancellationToken cancellationToken)
     {

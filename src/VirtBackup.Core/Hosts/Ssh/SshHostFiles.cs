@@ -17,93 +17,28 @@ public sealed partial class SshHostFiles(SshSession session, ILogger? log = null
 
     /// <summary>$1 = path. Prints (NUL-terminated) what the remote user cannot read or enter; exit 3 when
     /// nothing is there; otherwise find's own exit code (non-zero when it could not look somewhere).</summary>
-    private const string CheckScript = """
-        p=$1
-        if [ ! -e "$p" ]; then exit 3; fi
-        if [ -d "$p" ]; then
-          exec find -H "$p" \( ! -readable -o -type d ! -executable \) -print0
-        fi
-        [ -r "$p" ] || printf '%s\0' "$p"
-        """;
+    private static readonly string CheckScript = RemoteScripts.Load("check.sh");
 
     /// <summary>$1 = path. The bytes of one regular file (a symlink to one is followed).</summary>
-    private const string ReadFileScript = """
-        if [ ! -e "$1" ]; then echo "no such file" >&2; exit 3; fi
-        if [ ! -f "$1" ]; then echo "not a regular file" >&2; exit 1; fi
-        exec cat -- "$1"
-        """;
+    private static readonly string ReadFileScript = RemoteScripts.Load("read-file.sh");
 
     /// <summary>$1 = directory. Refuses anything but regular files and directories below it, then sends
     /// the tree as a pax tar (hard links as content, numeric owners).</summary>
-    private const string ReadTreeScript = """
-        if [ ! -e "$1" ]; then echo "no such directory" >&2; exit 3; fi
-        if [ ! -d "$1" ]; then echo "not a directory" >&2; exit 1; fi
-        odd=$(find -H "$1" ! -type f ! -type d -print | head -n 5)
-        if [ -n "$odd" ]; then
-          printf 'not a regular file or directory: %s\n' "$odd" >&2
-          exit 1
-        fi
-        exec tar -C "$1" --format=pax --hard-dereference --numeric-owner -cf - .
-        """;
+    private static readonly string ReadTreeScript = RemoteScripts.Load("read-tree.sh");
 
     /// <summary>$1 parent, $2 name, $3 owner, $4 group (both empty: unchanged), $5 mode, $6 size; content on stdin. A 0600 file
     /// (umask 077) next to the target, checked, synced, given owner and mode, renamed over the target.</summary>
-    private const string WriteFileScript = """
-        set -eu
-        umask 077
-        if [ ! -d "$1" ]; then printf 'there is no directory %s\n' "$1" >&2; exit 3; fi
-        tmp=$(mktemp -- "$1/.$2.vbtmp-XXXXXX")
-        trap 'rm -f -- "$tmp"' EXIT
-        cat >"$tmp"
-        n=$(wc -c <"$tmp")
-        if [ "$n" -ne "$6" ]; then echo "received $n of $6 bytes" >&2; exit 1; fi
-        sync -- "$tmp" 2>/dev/null || sync
-        if [ -n "$3" ]; then chown -- "$3:$4" "$tmp"; fi
-        chmod -- "$5" "$tmp"
-        mv -f -T -- "$tmp" "$1/$2"
-        trap - EXIT
-        """;
+    private static readonly string WriteFileScript = RemoteScripts.Load("write-file.sh");
 
     /// <summary>$1 parent, $2 name, $3 owner, $4 group (both empty: unchanged), $5 file mode, $6 directory mode, $7 file count; a
     /// tar of 0600 files and 0700 directories on stdin. Extracted (umask 077, our ownership) into a 0700
     /// directory next to the target, checked, synced, given owner and modes, renamed into place; an
     /// existing target is moved into a 0700 directory first and removed last.</summary>
-    private const string WriteTreeScript = """
-        set -eu
-        umask 077
-        if [ ! -d "$1" ]; then (umask 022 && mkdir -p -- "$1"); fi
-        target="$1/$2"
-        old=
-        tmp=$(mktemp -d -- "$1/.$2.vbtmp-XXXXXX")
-        trap 'rm -rf -- "$tmp"; if [ -n "$old" ]; then rm -rf -- "$old"; fi' EXIT
-        tar -x -f - -C "$tmp" --no-same-owner --no-same-permissions
-        n=$(find "$tmp" -type f -printf x | wc -c)
-        if [ "$n" -ne "$7" ]; then echo "received $n of $7 files" >&2; exit 1; fi
-        find "$tmp" -type f -exec sync -- {} + 2>/dev/null || sync
-        if [ -n "$3" ]; then find "$tmp" -exec chown -h -- "$3:$4" {} +; fi
-        find "$tmp" -type f -exec chmod -- "$5" {} +
-        find "$tmp" -depth -type d -exec chmod -- "$6" {} +
-        if [ -e "$target" ] || [ -L "$target" ]; then
-          old=$(mktemp -d -- "$1/.$2.vbold-XXXXXX")
-          mv -T -- "$target" "$old/old"
-          if ! mv -T -- "$tmp" "$target"; then
-            mv -T -- "$old/old" "$target"
-            rmdir -- "$old"
-            old=
-            exit 1
-          fi
-        else
-          mv -T -- "$tmp" "$target"
-        fi
-        """;
+    private static readonly string WriteTreeScript = RemoteScripts.Load("write-tree.sh");
 
-    private const string ExistsScript = """
-        if [ -e "$1" ] || [ -L "$1" ]; then echo yes; else echo no; fi
-        """;
+    private static readonly string ExistsScript = RemoteScripts.Load("exists.sh");
 
-    private const string DeleteScript = """
-        exec rm -rf -- "$1"
-        """;
+    private static readonly string DeleteScript = RemoteScripts.Load("delete.sh");
 
     public SshSession Session { get; } = session ?? throw new ArgumentNullException(nameof(session));
 

@@ -12,10 +12,7 @@ namespace VirtBackup.Core.Hosts.Ssh;
 public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHostImages
 {
     /// <summary>$@ = qemu-img arguments.</summary>
-    private const string QemuImgScript = """
-        umask 077
-        exec qemu-img "$@"
-        """;
+    private static readonly string QemuImgScript = RemoteScripts.Load("qemu-img.sh");
 
     /// <summary>
     /// $@ = qemu-nbd arguments but the socket. Starts qemu-nbd with --fork on a socket in a new private directory
@@ -24,50 +21,13 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
     /// forgets a SIGTERM that arrives while it is still starting up, so it is sent again each second, and the
     /// server is killed after 10 s.
     /// </summary>
-    private const string QemuNbdScript = """
-        umask 077
-        dir=$(mktemp -d "${TMPDIR:-/tmp}/virtbackup-nbd-XXXXXX") || exit 1
-        pid=
-        stop() {
-          if [ -n "$pid" ]; then
-            n=0
-            while kill -0 "$pid" 2>/dev/null; do
-              if [ $((n % 20)) -eq 0 ]; then kill "$pid" 2>/dev/null; fi
-              if [ "$n" -ge 200 ]; then kill -9 "$pid" 2>/dev/null; fi
-              n=$((n + 1))
-              sleep 0.05
-            done
-          fi
-          rm -rf -- "$dir"
-        }
-        trap stop EXIT
-        trap 'exit 1' HUP INT TERM
-        if ! qemu-nbd --fork --pid-file "$dir/pid" -k "$dir/nbd.sock" "$@" </dev/null 2>"$dir/err"; then
-          cat -- "$dir/err" >&2
-          exit 1
-        fi
-        pid=$(cat -- "$dir/pid")
-        printf '%s\n' "$dir/nbd.sock"
-        cat >/dev/null
-        """;
+    private static readonly string QemuNbdScript = RemoteScripts.Load("qemu-nbd.sh");
 
     /// <summary>$1 = "uid:gid" or "", then pairs of path and virtual size in bytes: empty qcow2 images, 0600, chowned.</summary>
-    private const string ScratchScript = """
-        umask 077
-        owner=$1
-        shift
-        while [ "$#" -ge 2 ]; do
-          rm -f -- "$1"
-          qemu-img create -q -f qcow2 -o compat=1.1,lazy_refcounts=off "$1" "$2" || exit 1
-          if [ -n "$owner" ]; then chown -- "$owner" "$1" || exit 1; fi
-          shift 2
-        done
-        """;
+    private static readonly string ScratchScript = RemoteScripts.Load("scratch.sh");
 
     /// <summary>$@ = paths.</summary>
-    private const string RemoveScript = """
-        exec rm -f -- "$@"
-        """;
+    private static readonly string RemoveScript = RemoteScripts.Load("remove.sh");
 
     private readonly ILogger log = log ?? Serilog.Core.Logger.None;
 

@@ -15,30 +15,15 @@ namespace VirtBackup.Core.Hosts.Ssh;
 public sealed class SshHypervisorHost : IHypervisorHost
 {
     /// <summary>Prints the file; exit 3: there is none, exit 4: the remote user cannot read it.</summary>
-    private const string ReadQemuConfScript = """
-        if [ ! -e "$1" ]; then exit 3; fi
-        if [ ! -r "$1" ]; then exit 4; fi
-        exec cat -- "$1"
-        """;
+    private static readonly string ReadQemuConfScript = RemoteScripts.Load("read-qemu-conf.sh");
 
     /// <summary>"EUID UID GID" with "-" for a user or group that does not exist.</summary>
-    private const string AccountsScript = """
-        u=$(id -u "$1" 2>/dev/null) || u=-
-        g=$(getent group "$2" 2>/dev/null | cut -d: -f3)
-        printf '%s %s %s\n' "$(id -u)" "$u" "${g:--}"
-        """;
+    private static readonly string AccountsScript = RemoteScripts.Load("accounts.sh");
 
     /// <summary>$1 root, $2 the new directory (in the root; an existing one is an error), $3 owner, $4 group (empty: unchanged).</summary>
-    private const string CreateJobDirectoryScript = """
-        set -eu
-        if [ ! -d "$1" ]; then mkdir -m 0711 -- "$1"; fi
-        mkdir -m 0700 -- "$2"
-        if [ -n "$3" ]; then chown -- "$3:$4" "$2"; fi
-        """;
+    private static readonly string CreateJobDirectoryScript = RemoteScripts.Load("create-job-directory.sh");
 
-    private const string RemoveDirectoryScript = """
-        exec rm -rf -- "$1"
-        """;
+    private static readonly string RemoveDirectoryScript = RemoteScripts.Load("remove-directory.sh");
 
     private readonly ILogger log;
     private QemuConf? qemuConf;
