@@ -6,6 +6,7 @@ using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

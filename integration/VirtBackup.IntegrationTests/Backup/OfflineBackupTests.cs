@@ -1,11 +1,12 @@
 using CliWrap;
 using CliWrap.Buffered;
 using VirtBackup.Core.Chain;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

@@ -73,10 +73,12 @@ public sealed partial class CliProcess : IDisposable
     /// Starts <c>virtbackup ARGS</c>. With <paramref name="readStdout"/> false nobody reads its stdout (a stalled
     /// consumer: the pipe fills and its writes block).
     /// </summary>
+    /// <param name="wrapper">A program and its arguments that exec virtbackup, given as the next argument, in a changed
+    /// environment (e.g. another mount namespace); null runs virtbackup directly.</param>
     public static CliProcess Start(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null, bool readStdout = true,
-        string? runAs = null)
+        string? runAs = null, IReadOnlyList<string>? wrapper = null)
     {
-        var start = new ProcessStartInfo(runAs is null ? VirtBackupCli.ExecutablePath : "setpriv")
+        var start = new ProcessStartInfo(wrapper?[0] ?? (runAs is null ? VirtBackupCli.ExecutablePath : "setpriv"))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -87,6 +89,15 @@ public sealed partial class CliProcess : IDisposable
         {
             // setpriv ARGS... virtbackup: the same process (exec), so signals and the exit code are virtbackup's own.
             foreach (var a in runAs.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            start.ArgumentList.Add(VirtBackupCli.ExecutablePath);
+        }
+        else if (wrapper is not null)
+        {
+            foreach (var a in wrapper.Skip(1))
             {
                 start.ArgumentList.Add(a);
             }

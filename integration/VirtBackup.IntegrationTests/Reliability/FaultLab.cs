@@ -7,6 +7,7 @@ using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 
@@ -41,6 +42,9 @@ internal sealed class FaultLab : IAsyncDisposable
 
     public string DomainStateDirectory => Path.Combine(StateDirectory, Vm.Uuid);
 
+    /// <summary>What <see cref="StartAtAsync"/> runs virtbackup through (see <see cref="CliProcess.Start"/>); null: directly.</summary>
+    public IReadOnlyList<string>? Wrapper { get; set; }
+
     public static async Task<FaultLab> CreateAsync(string? scratchDirectory = null)
     {
         var vm = await LabVm.CreateAsync(diskSize: "64M", fill: true);
@@ -60,7 +64,8 @@ internal sealed class FaultLab : IAsyncDisposable
                 ["VIRTBACKUP_TEST_PAUSE_AT"] = BackupPhases.Name(phase),
                 ["VIRTBACKUP_TEST_PAUSE_SECONDS"] = PauseSeconds.ToString(CultureInfo.InvariantCulture),
             },
-            readStdout);
+            readStdout,
+            wrapper: Wrapper);
         await process.WaitForStderrAsync($"reached {BackupPhases.Name(phase)}", TimeSpan.FromSeconds(60));
         return process;
     }

@@ -1,5 +1,6 @@
 using VirtBackup.Core.Backup;
 using VirtBackup.IntegrationTests.Lab;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

@@ -3,6 +3,7 @@ using VirtBackup.Core.Capture;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 
@@ -71,7 +72,7 @@ public sealed class SecretsTests
     private static IEnumerable<string> FilesWrittenByTheRun(FaultLab lab)
     {
         var since = DateTime.UtcNow.AddMinutes(-2);
-        foreach (var root in new[] { lab.StateDirectory, Core.Backup.JobRuntimeDirectory.Root, lab.ScratchDirectory, Path.GetTempPath() })
+        foreach (var root in new[] { lab.StateDirectory, Core.Hosts.Local.JobRuntimeDirectory.Root, lab.ScratchDirectory, Path.GetTempPath() })
         {
             var options = new EnumerationOptions { RecurseSubdirectories = root != Path.GetTempPath(), IgnoreInaccessible = true, AttributesToSkip = 0 };
             foreach (var file in Directory.EnumerateFiles(root, "*", options))

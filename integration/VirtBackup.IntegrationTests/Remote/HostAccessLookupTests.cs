@@ -1,7 +1,7 @@
-using VirtBackup.Core.Capture;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Platform;
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts.Ssh;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

@@ -1,7 +1,8 @@
 using System.Security.Cryptography;
 using CliWrap.Buffered;
 using VirtBackup.Core.Capture;
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

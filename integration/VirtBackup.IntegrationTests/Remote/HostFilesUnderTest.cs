@@ -1,5 +1,7 @@
 using VirtBackup.Core.Capture;
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

@@ -1,13 +1,14 @@
+using VirtBackup.Core;
 using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Remote;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.IntegrationTests.Restore;
 using VirtBackup.Testing;
+using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

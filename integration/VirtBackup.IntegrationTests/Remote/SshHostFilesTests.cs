@@ -1,8 +1,11 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using VirtBackup.Core;
 using VirtBackup.Core.Capture;
-using VirtBackup.Core.Remote;
 using Xunit.Abstractions;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 
@@ -350,10 +353,9 @@ public class SshHostFilesTests(ITestOutputHelper output)
         await Assert.ThrowsAsync<ArgumentException>(() => files.WriteFileAsync(scratch["f"], new byte[] { 1 }, Mode600, "tss:root", "tss", none));
         await Assert.ThrowsAsync<ArgumentException>(() => files.DeleteTreeAsync("/", none));
 
-        // An owner that does not exist fails, and leaves nothing behind.
-        var unknown = kind == "local"
-            ? await Assert.ThrowsAsync<IOException>(() => files.WriteTreeAsync(scratch["t"], [new("x", [1], 0)], Mode600, Mode700, "vbt-nobody", "tss", none))
-            : (Exception)await Assert.ThrowsAsync<RemoteException>(() => files.WriteTreeAsync(scratch["t"], [new("x", [1], 0)], Mode600, Mode700, "vbt-nobody", "tss", none));
+        // An owner that does not exist fails with the host layer's one failure type, here and remotely, and leaves nothing behind.
+        var unknown = await Assert.ThrowsAnyAsync<HostException>(
+            () => files.WriteTreeAsync(scratch["t"], [new("x", [1], 0)], Mode600, Mode700, "vbt-nobody", "tss", none));
         output.WriteLine(unknown.Message);
         Assert.Contains("vbt-nobody", unknown.Message);
         Assert.Empty(Directory.GetFileSystemEntries(scratch.Path));

@@ -1,7 +1,7 @@
 using System.Text;
 using CliWrap;
 using CliWrap.Buffered;
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

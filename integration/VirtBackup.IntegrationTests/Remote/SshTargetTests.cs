@@ -1,4 +1,5 @@
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts.Ssh;
+
 
 namespace VirtBackup.IntegrationTests.Remote;
 

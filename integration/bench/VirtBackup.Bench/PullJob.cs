@@ -3,6 +3,7 @@ using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Bench;
 

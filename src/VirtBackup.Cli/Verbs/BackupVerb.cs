@@ -3,8 +3,8 @@ using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
-using VirtBackup.Core.Remote;
 using VirtBackup.Core.Stream;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.CliApp.Verbs;
 

@@ -1,7 +1,7 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Remote;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.CliApp.Verbs;
 
@@ -9,7 +9,8 @@ internal sealed class RepairVerb : IVerb
 {
     public string Name => "repair";
 
-    public string Summary => "after a killed virtbackup: resume a VM it paused, thaw a guest it froze, abort its job, remove its uncommitted checkpoint";
+    public string Summary =>
+        "after a killed virtbackup: resume a VM it paused, thaw a guest it froze, abort its job, remove its uncommitted checkpoint, its job directory and scratch images";
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
@@ -25,8 +26,9 @@ internal sealed class RepairVerb : IVerb
         var store = new ChainStore(Settings.StateDirectory(options, context));
         var directory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(directory, domain.Name);
-        var repaired = await new DomainRepair(domain, new CaptureMarkers(directory), context.Log).RunAsync(cancellationToken);
         await using var host = await HostConnection.ConnectAsync(Settings.ConnectUri(options, context), null, context.Log, cancellationToken);
+        var repaired = await new DomainRepair(domain, new CaptureMarkers(directory), new HostLeftovers(directory), host, context.Log)
+            .RunAsync(cancellationToken);
         var checkpoints = CheckpointBitmaps.For(domain, host.Images, context.Log);
         var cleanup = new ChainPlanner(domain, store, checkpoints, context.Log).PlanCleanup();
         var removed = await new ChainPlanApplier(domain, store, checkpoints, context.Log).CleanUpAsync(cleanup, cancellationToken);

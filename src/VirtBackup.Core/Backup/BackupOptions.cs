@@ -15,7 +15,7 @@ public sealed record BackupOptions(
     string StateDirectory,
     string ScratchDirectory)
 {
-    public const string DefaultScratchDirectory = "/var/lib/libvirt/images";
+    public const string DefaultScratchDirectory = Hosts.ScratchImages.DefaultDirectory;
 
     public const int DefaultNbdPort = 10809;
 

@@ -6,6 +6,7 @@ using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Backup;
 
@@ -55,8 +56,10 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var markers = new CaptureMarkers(domainDirectory);
+        var leftovers = new HostLeftovers(domainDirectory);
         await using var recovery = new FailedRunRecovery(libvirt, domain.Uuid, domain.Name, markers, store, log);
-        await new DomainRepair(domain, markers, log).RunAsync(cancellationToken);
+        recovery.TrackHost(host, leftovers);
+        await new DomainRepair(domain, markers, leftovers, host, log).RunAsync(cancellationToken);
         var state = StateLocation.Of(xml, await host.ReadQemuConfAsync(cancellationToken));
         var capture = new ConsistentCapture(host.Files, markers, log) { Phases = Phases, BrokenOrderStateReadDelay = BrokenOrderStateReadDelay };
         await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
@@ -70,8 +73,8 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
         // Made while the chain is planned; removed after the job ended (disposed after it).
         await using var scratch = ScratchImages.Start(
-            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, log);
-        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, log, cancellationToken);
+            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, leftovers, log);
+        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, leftovers, log, cancellationToken);
         var checkpoints = new LiveCheckpoints(domain);
         var chain = new ChainPlanApplier(domain, store, checkpoints, log);
         var plan = await chain.ApplyAsync(
@@ -209,5 +212,5 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
     }
 
     private static string ScratchFile(BackupOptions options, Domain domain, string target) =>
-        Path.Combine(options.ScratchDirectory, $"virtbackup-{domain.Uuid}-{target}.scratch");
+        ScratchImages.PathFor(options.ScratchDirectory, domain.Uuid, target);
 }

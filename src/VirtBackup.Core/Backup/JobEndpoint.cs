@@ -29,7 +29,13 @@ internal sealed class JobEndpoint : IAsyncDisposable
     public NbdTls? Tls { get; }
 
     public static async Task<JobEndpoint> OpenAsync(
-        IHypervisorHost host, BackupOptions options, string domainUuid, (int Uid, int Gid)? qemuIds, ILogger log, CancellationToken cancellationToken)
+        IHypervisorHost host,
+        BackupOptions options,
+        string domainUuid,
+        (int Uid, int Gid)? qemuIds,
+        HostLeftovers leftovers,
+        ILogger log,
+        CancellationToken cancellationToken)
     {
         if (options.NbdTransport == NbdTransport.Tcp)
         {
@@ -46,7 +52,7 @@ internal sealed class JobEndpoint : IAsyncDisposable
             return new JobEndpoint(JobServer.Tcp(name, port), null, target => NbdUri.Tcp(name, port, target));
         }
 
-        var socket = await host.CreateJobSocketAsync(domainUuid, qemuIds, cancellationToken);
+        var socket = await host.CreateJobSocketAsync(domainUuid, qemuIds, leftovers, cancellationToken);
         return new JobEndpoint(JobServer.Unix(socket.HostPath), socket, target => NbdUri.Unix(socket.LocalPath, target));
     }
 

@@ -1,4 +1,5 @@
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Capture;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Serilog;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Capture;
 

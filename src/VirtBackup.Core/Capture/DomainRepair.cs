@@ -1,16 +1,20 @@
 using Serilog;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Capture;
 
 /// <summary>
 /// Puts a domain back in order after a virtbackup that was killed (SIGKILL: no cleanup ran): resumes a
 /// VM that virtbackup paused and thaws the guest file systems it froze (the durable markers say so; a VM someone
-/// else paused or froze is left alone) and aborts a backup job that virtbackup started (its NBD socket lives in a <see cref="Backup.JobRuntimeDirectory"/>) and
-/// removes the job directories killed runs left.
+/// else paused or froze is left alone), aborts a backup job that virtbackup started (its NBD socket lives in a
+/// <see cref="Hosts.Local.JobRuntimeDirectory"/>), and removes through <paramref name="host"/> (this machine, or a
+/// remote one over SSH) what killed runs made there: the job directories and scratch images their
+/// <see cref="HostLeftovers"/> note names, and the scratch images their job named.
 /// Uncommitted checkpoints are removed by the chain planner before the next backup. Run under the domain lock.
 /// </summary>
-public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger log)
+public sealed class DomainRepair(Domain domain, CaptureMarkers markers, HostLeftovers leftovers, IHypervisorHost host, ILogger log)
 {
     /// <summary>Returns what was repaired, one line each (empty when nothing was needed).</summary>
     public async Task<IReadOnlyList<string>> RunAsync(CancellationToken cancellationToken)
@@ -20,7 +24,7 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
         var scratch = new List<string>();
         if (domain.IsActive() && domain.GetJobStats().IsBackupActive && OurJobXml() is { } jobXml)
         {
-            scratch.AddRange(Backup.ScratchImages.In(jobXml));
+            scratch.AddRange(ScratchImages.In(jobXml));
             await using (var job = new BackupJob(domain, checkpointName: null, log))
             {
                 job.Started();
@@ -30,23 +34,13 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
             repaired.Add($"aborted the backup job an interrupted virtbackup had left on '{domain.Name}'");
         }
 
-        // Scratch images virtbackup made before a pause are not libvirt's to remove: those of an interrupted run go here
-        // (the job's, and any in the default scratch directory; one elsewhere is replaced and removed by the next backup).
-        var (removedScratch, keptScratch) = Backup.ScratchImages.RemoveStale(domain.Uuid, scratch);
-        foreach (var stale in removedScratch)
+        // Only now that no job of an interrupted run uses them: what it made on the host outside libvirt.
+        foreach (var stale in await ScratchImages.RemoveStaleAsync(host, domain.Uuid, scratch, log))
         {
-            log.Debug("removed {Scratch}, left by a virtbackup that no longer runs", stale);
+            log.Debug("removed {Scratch} on {Host}, left by a virtbackup that no longer runs", stale, host.Display);
         }
 
-        foreach (var kept in keptScratch)
-        {
-            log.Warning("could not remove the scratch image {Scratch}, left by a virtbackup that no longer runs: remove it by hand", kept);
-        }
-
-        foreach (var stale in Backup.JobRuntimeDirectory.RemoveStale(domain.Uuid))
-        {
-            log.Debug("removed {Directory}, left by a virtbackup that no longer runs", stale);
-        }
+        await leftovers.RemoveAsync(host, log);
 
         foreach (var line in repaired)
         {
@@ -67,7 +61,7 @@ public sealed class DomainRepair(Domain domain, CaptureMarkers markers, ILogger 
         try
         {
             var xml = domain.BackupGetXml();
-            return Backup.JobRuntimeDirectory.IsOurs(xml) ? xml : null;
+            return JobRuntimeDirectory.IsOurs(xml) ? xml : null;
         }
         catch (LibvirtException)
         {

@@ -1,5 +1,6 @@
 using Serilog;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Capture;
@@ -24,6 +25,8 @@ public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUu
     private bool _succeeded;
     private JobServer? _server;
     private string? _checkpoint;
+    private IHypervisorHost? _host;
+    private HostLeftovers? _leftovers;
 
     /// <summary>What this run is about to create: a job serving on <paramref name="server"/>, and <paramref name="checkpoint"/>.</summary>
     public void Track(JobServer server, string? checkpoint)
@@ -32,12 +35,23 @@ public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUu
         _checkpoint = checkpoint;
     }
 
+    /// <summary>
+    /// Where this run makes things outside libvirt (its job directory, its scratch images: noted in
+    /// <paramref name="leftovers"/>): what the run's own cleanup could not remove goes once its job is aborted.
+    /// </summary>
+    public void TrackHost(IHypervisorHost host, HostLeftovers leftovers)
+    {
+        _host = host;
+        _leftovers = leftovers;
+    }
+
     /// <summary>The run completed: nothing to recover.</summary>
     public void Succeeded() => _succeeded = true;
 
     public async ValueTask DisposeAsync()
     {
-        if (_succeeded || (!markers.Any && _server is null))
+        var leftOnHost = _host is not null && _leftovers is not null && _leftovers.On(_host).Count > 0;
+        if (_succeeded || (!markers.Any && _server is null && !leftOnHost))
         {
             return;
         }
@@ -91,6 +105,12 @@ public sealed class FailedRunRecovery(IDomainConnection libvirt, string domainUu
             }
 
             log.Warning("aborted the backup job of this run on '{Domain}'", domainName);
+        }
+
+        if (_host is not null && _leftovers is not null)
+        {
+            // After the abort: no job of this run uses them any more.
+            await _leftovers.RemoveAsync(_host, log);
         }
 
         var committed = store.Load(domainUuid)?.Checkpoints.Any(c => c.Name == _checkpoint) ?? false;

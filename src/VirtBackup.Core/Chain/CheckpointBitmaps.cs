@@ -1,6 +1,6 @@
 using Serilog;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Libvirt;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Chain;
 

@@ -1,5 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Hosts;
@@ -29,9 +27,10 @@ public interface IHypervisorHost : IAsyncDisposable
     /// <summary>
     /// A new private directory on the host for one backup job's NBD unix socket, owned by
     /// <paramref name="owner"/> (the running QEMU's uid and gid, which creates the socket), and a path that
-    /// reaches that socket from here: the socket itself locally, the local end of an SSH forward remotely.
+    /// reaches that socket from here: the socket itself locally, the local end of an SSH forward remotely. The
+    /// directory is noted in <paramref name="leftovers"/> before it is made, and forgotten once disposing removed it.
     /// </summary>
-    Task<IJobSocket> CreateJobSocketAsync(string domainUuid, (int Uid, int Gid)? owner, CancellationToken cancellationToken);
+    Task<IJobSocket> CreateJobSocketAsync(string domainUuid, (int Uid, int Gid)? owner, HostLeftovers leftovers, CancellationToken cancellationToken);
 
     /// <summary>Whether the host-side operations run as root (needed to give files to swtpm's user).</summary>
     Task<bool> IsSuperuserAsync(CancellationToken cancellationToken);

@@ -2,6 +2,8 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using VirtBackup.Core.Capture;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Restore;
 

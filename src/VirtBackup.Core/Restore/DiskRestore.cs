@@ -57,7 +57,7 @@ internal sealed class DiskRestore : IAsyncDisposable
             await host.Images.CreateAsync(image, FormatName(plan.Format), plan.VirtualSize, cancellationToken);
             return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, image, FormatName(plan.Format), cancellationToken), image, host);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or HostException)
         {
             throw new RestoreWriteException($"cannot create the image for disk {plan.Target} in '{staging.Path}': {e.Message}", e);
         }
@@ -107,7 +107,7 @@ internal sealed class DiskRestore : IAsyncDisposable
                 await _host.Files.MoveAsync(_stagedPath, Plan.WrittenPath, cancellationToken);
             }
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or HostException)
         {
             throw new RestoreWriteException($"putting disk {Target} in place at '{Plan.WrittenPath}' failed: {e.Message}", e);
         }
@@ -123,7 +123,7 @@ internal sealed class DiskRestore : IAsyncDisposable
         {
             await write();
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or HostException)
         {
             throw new RestoreWriteException($"writing disk {Target} failed: {e.Message}", e);
         }

@@ -1,6 +1,6 @@
 using System.Buffers;
-using VirtBackup.Core.Disks;
 using VirtBackup.Core.Nbd;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Restore;
 

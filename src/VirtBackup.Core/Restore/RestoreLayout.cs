@@ -1,5 +1,6 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Stream;
+using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Restore;
 

@@ -3,6 +3,7 @@ using Serilog;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Restore;
 

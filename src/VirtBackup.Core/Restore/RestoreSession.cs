@@ -17,7 +17,7 @@ internal sealed class RestoreSession : IAsyncDisposable
 
     private readonly ILogger _log;
     private readonly IHypervisorHost _host;
-    private readonly IStateWriter _state;
+    private readonly HostStateWriter _state;
     private readonly List<DiskRestore> _disks = [];
     private StagingDirectory? _diskStaging;
 
@@ -29,9 +29,7 @@ internal sealed class RestoreSession : IAsyncDisposable
         var layout = plan.Layout;
         var nvram = layout.Written(layout.NvramPath);
         var tpm = layout.Written(layout.TpmStateDirectory(plan.Manifest.Tpm.Version));
-        _state = host.IsRemote
-            ? new HostStateWriter(host.Files, nvram, tpm, plan.TpmOwner ?? throw new InvalidOperationException("a remote restore runs as root"))
-            : new StateFileWriter(nvram, tpm, plan.TpmOwner);
+        _state = new HostStateWriter(host.Files, nvram, tpm, plan.TpmOwner);
     }
 
     public RestorePlan Plan { get; }
@@ -109,8 +107,6 @@ internal sealed class RestoreSession : IAsyncDisposable
         {
             await _diskStaging.DisposeAsync();
         }
-
-        await _state.DisposeAsync();
     }
 
     private async Task FinishCurrentDiskAsync(CancellationToken cancellationToken)

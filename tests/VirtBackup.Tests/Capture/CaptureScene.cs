@@ -3,6 +3,7 @@ using VirtBackup.Core.Chain;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Tests.Fakes;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Capture;
 

@@ -1,6 +1,7 @@
 using VirtBackup.Core.Chain;
-using VirtBackup.Core.Disks;
 using VirtBackup.Tests.Nbd.Peers;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Disks;
 

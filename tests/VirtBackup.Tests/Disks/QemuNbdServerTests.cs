@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using VirtBackup.Core.Nbd;
 using VirtBackup.Tests.Nbd.Peers;
-using QemuNbdServer = VirtBackup.Core.Disks.QemuNbdServer;
+using QemuNbdServer = VirtBackup.Core.Hosts.Local.QemuNbdServer;
 
 namespace VirtBackup.Tests.Disks;
 

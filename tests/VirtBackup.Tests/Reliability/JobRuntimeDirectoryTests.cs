@@ -1,4 +1,5 @@
 using VirtBackup.Core.Backup;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Reliability;
 

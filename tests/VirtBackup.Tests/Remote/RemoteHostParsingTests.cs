@@ -1,7 +1,9 @@
 using System.Formats.Tar;
+using VirtBackup.Core;
 using VirtBackup.Core.Capture;
-using VirtBackup.Core.Remote;
 using VirtBackup.Testing;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.Tests.Remote;
 

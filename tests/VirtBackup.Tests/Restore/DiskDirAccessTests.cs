@@ -6,6 +6,7 @@ using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Restore;
 using VirtBackup.Tests.Nbd.Peers;
+using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Restore;
 
