@@ -1,3 +1,4 @@
+using VirtBackup.Core.Hosts;
 using Serilog.Events;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
@@ -80,7 +81,9 @@ public class CaptureFaultTests
             return Task.CompletedTask;
         };
 
-        await Assert.ThrowsAsync<FileNotFoundException>(() => scene.BackupAsync());
+        var failure = await Assert.ThrowsAsync<HostException>(() => scene.BackupAsync());
+
+        Assert.IsType<FileNotFoundException>(failure.InnerException);
 
         Assert.Equal(["virDomainResume", "virDomainFSThaw", "virDomainIsActive", "virDomainGetJobStats", "virDomainAbortJob"],
             scene.Domain.Calls.SkipWhile(c => c != "virDomainResume").Take(5));
