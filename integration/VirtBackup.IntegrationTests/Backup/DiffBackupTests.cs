@@ -87,7 +87,7 @@ public sealed class DiffBackupTests : IDisposable
         var names = new[] { full.Manifest.Checkpoint!, inc1.Manifest.Checkpoint!, diff.Manifest.Checkpoint! };
         Assert.Equal(names, BackupFixture.Observe(vm.Name).Checkpoints);
         Assert.Equal(names.Select(n => new ImageBitmap(n, Enabled: true, InUse: false)),
-            (await QemuImg.InfoAsync(vm.DiskPath("vda"), forceShare: false, CancellationToken.None)).Bitmaps);
+            (await QemuImg.InfoAsync(vm.DiskPath("vda"), forceShare: false, CancellationToken.None)).Bitmaps.OrderBy(b => b.Name, StringComparer.Ordinal));
         Assert.Equal(0, (await RestoreAsync(full, "root")).ExitCode);
         Assert.Equal(0, (await RestoreAsync(diff, "root")).ExitCode);
         Assert.Equal("Images are identical.", await CompareWithRestoredAsync(vm, "root"));
