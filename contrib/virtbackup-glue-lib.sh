@@ -7,7 +7,7 @@
 # 1. The chain state of a backup wrapper (vb_state_init, vb_choose_level, vb_stored): an incremental
 #    is only useful when every earlier stream of its chain is stored. Per domain and repository the
 #    wrapper keeps the last stored backup (STATE/DOMAIN.REPOHASH.last) and a "pending" marker
-#    (STATE/DOMAIN.REPOHASH.pending) written before each full/inc run and removed only once the
+#    (STATE/DOMAIN.REPOHASH.pending) written before each full/inc/diff run and removed only once the
 #    stream is stored and virtbackup succeeded; so after any failure the next auto/inc run is a full.
 # 2. Chains from a list of stored backups (vb_chain_upto, vb_chain_plan), one per line, oldest first:
 #    a chain is a full, then every inc after it up to the next full; a level=copy backup stands alone
@@ -29,16 +29,16 @@ vb_state_init() {
   vb_last=$1/$key.last vb_pending=$1/$key.pending
 }
 
-# vb_choose_level LEVEL DOMAIN: sets vb_run_level (full, inc or copy) and, unless copy, sets the
+# vb_choose_level LEVEL DOMAIN: sets vb_run_level (full, inc, diff or copy) and, unless copy, sets the
 # pending marker.
 vb_choose_level() {
   vb_run_level=$1
-  if [[ $1 == auto || $1 == inc ]]; then
+  if [[ $1 == auto || $1 == inc || $1 == diff ]]; then
     if [[ -f $vb_last && ! -f $vb_pending ]]; then
-      vb_run_level=inc
+      vb_run_level=${1/auto/inc}
     else
       vb_run_level=full
-      if [[ -f $vb_pending || $1 == inc ]]; then
+      if [[ -f $vb_pending || $1 != auto ]]; then
         log "the previous backup of '$2' was not stored in this repository: taking a full"
       fi
     fi

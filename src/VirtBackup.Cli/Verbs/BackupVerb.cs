@@ -17,7 +17,7 @@ internal sealed class BackupVerb : IVerb
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
         new("domain", "the domain to back up (required)", "NAME"),
-        new("level", "copy: no checkpoint; full: new chain; inc: changes since the last backup; auto (default): inc when the chain allows, else full", "LEVEL", ["copy", "full", "inc", "auto"]),
+        new("level", "copy: no checkpoint; full: new chain; inc: changes since the last backup; diff: changes since the chain's full (the next inc follows it); auto (default): inc when the chain allows, else full (never diff)", "LEVEL", ["copy", "full", "inc", "diff", "auto"]),
         new("exclude-disk", "disks (targets) to leave out", "vdb[,..]"),
         new("compression", "zstd (default): each member one zstd frame; none: raw members, for deduplicating hosts (restic)", "MODE", ["zstd", "none"]),
         new("zstd-level", $"zstd level 1-19 (default {StreamWriterOptions.DefaultZstdLevel})", "N"),

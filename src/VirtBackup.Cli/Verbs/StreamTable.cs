@@ -34,6 +34,7 @@ internal static class StreamTable
     {
         BackupLevel.Copy => "copy",
         BackupLevel.Full => "full",
+        BackupLevel.Diff => "diff",
         _ => "inc",
     };
 

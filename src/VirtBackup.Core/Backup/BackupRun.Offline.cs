@@ -13,7 +13,8 @@ namespace VirtBackup.Core.Backup;
 /// qemu-nbd on the domain's host (whose image lock also keeps the domain from starting while it is read), NVRAM and TPM
 /// state are read as they lie. The level is decided like a running domain's, from the chain and the persistent bitmaps
 /// libvirt left in the qcow2 images: an incremental reads the dirty ∩ allocated ranges of bitmap C (the last committed
-/// checkpoint), exported by qemu-nbd. A full or incremental first creates the next checkpoint the way libvirt would
+/// checkpoint), exported by qemu-nbd; a differential those of the chain's full's bitmap F, which, like every bitmap of the
+/// chain, stayed enabled and so recorded every write since F (no merge of bitmaps is needed). A full, incremental or diff first creates the next checkpoint the way libvirt would
 /// (<see cref="OfflineCheckpoints"/>: a new enabled bitmap in every qcow2 disk, then libvirt's record redefined), and the
 /// chain advances only once the stream is complete; otherwise <see cref="OfflineCheckpoint"/> removes both again.
 /// </summary>
@@ -43,8 +44,10 @@ public sealed partial class BackupRun
         if (plan.Checkpoint is { } name)
         {
             var others = xml.Disks.Where(d => d.Device == DiskDevice.Disk).Select(d => d.Target).Except(selection.BitmapTargets).ToList();
+            // libvirt's parent is the chain's last checkpoint, as libvirt makes it for a running domain (a diff's changes
+            // are relative to the full, but it still follows the last checkpoint in libvirt's tree).
             await checkpoint.CreateAsync(
-                CheckpointXml.Redefinition(name, plan.Parent, DateTimeOffset.UtcNow, selection.BitmapTargets, others), cancellationToken);
+                CheckpointXml.Redefinition(name, plan.Previous?.Last?.Name, DateTimeOffset.UtcNow, selection.BitmapTargets, others), cancellationToken);
         }
 
         var servers = new List<IServedImage>();
@@ -53,7 +56,7 @@ public sealed partial class BackupRun
         {
             foreach (var disk in selection.Included)
             {
-                var bitmap = plan.Level == BackupLevel.Inc && disk.DriverType == "qcow2" ? plan.Parent : null;
+                var bitmap = plan.Level is BackupLevel.Inc or BackupLevel.Diff && disk.DriverType == "qcow2" ? plan.Parent : null;
                 var server = await host.Images.ServeAsync(disk.SourcePath!, disk.DriverType!, readOnly: true, bitmap, cancellationToken);
                 servers.Add(server);
                 disks.Add(await DiskStreamer.OpenAsync(disk.Target, NbdUri.Unix(server.SocketPath), bitmap, tls: null, cancellationToken));
@@ -109,6 +112,7 @@ public sealed partial class BackupRun
     private static string OfflineWarning(ChainPlan plan) => plan.Level switch
     {
         BackupLevel.Inc => $"the domain was shut off: its disks were read through qemu-nbd, the changes since {plan.Parent} from the images' bitmaps; checkpoint {plan.Checkpoint} was added to them",
+        BackupLevel.Diff => $"the domain was shut off: its disks were read through qemu-nbd, the changes since the chain's full {plan.Parent} from the images' bitmaps; checkpoint {plan.Checkpoint} was added to them",
         BackupLevel.Full => $"the domain was shut off: its disks were read through qemu-nbd; checkpoint {plan.Checkpoint} was added to them",
         _ => "the domain was shut off: its disks were read through qemu-nbd, no checkpoint was made",
     };

@@ -107,7 +107,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         {
             foreach (var disk in jobDisks)
             {
-                var bitmap = plan.Level == BackupLevel.Inc && disk.Bitmaps ? $"backup-{disk.Target}" : null;
+                var bitmap = plan.Level is BackupLevel.Inc or BackupLevel.Diff && disk.Bitmaps ? $"backup-{disk.Target}" : null;
                 disks.Add(await DiskStreamer.OpenAsync(disk.Target, endpoint.Export(disk.Target), bitmap, endpoint.Tls, cancellationToken));
             }
 

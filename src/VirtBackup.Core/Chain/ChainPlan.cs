@@ -8,6 +8,7 @@ public enum RequestedLevel
     Copy,
     Full,
     Inc,
+    Diff,
     Auto,
 }
 
@@ -17,7 +18,7 @@ public enum RequestedLevel
 /// caller before the VM is touched.
 /// </summary>
 /// <param name="Checkpoint">The checkpoint to create with the job; null for a copy.</param>
-/// <param name="Parent">For an incremental, the checkpoint whose changes it carries.</param>
+/// <param name="Parent">For an incremental, the checkpoint whose changes it carries (the chain's last); for a diff, the chain's full.</param>
 /// <param name="Previous">The chain state the plan continues (null when a new chain starts or for a copy).</param>
 public sealed record ChainPlan(BackupLevel Level, string? ChainId, string? Checkpoint, string? Parent, ChainState? Previous, string Reason)
 {
@@ -28,13 +29,13 @@ public sealed record ChainPlan(BackupLevel Level, string? ChainId, string? Check
     public ChainCleanup Cleanup { get; init; } = ChainCleanup.None;
 
     /// <summary>
-    /// Non-null when no backup may be made (an incremental was asked for and the chain cannot continue): the reason,
+    /// Non-null when no backup may be made (an incremental or diff was asked for and the chain cannot continue): the reason,
     /// said as a <see cref="ChainStateException"/> once <see cref="Cleanup"/> is done.
     /// </summary>
     public string? Refusal { get; init; }
 
     /// <summary>
-    /// For an incremental: the chain's committed checkpoints libvirt lost (the domain was undefined and defined again),
+    /// For an incremental or diff: the chain's committed checkpoints libvirt lost (the domain was undefined and defined again),
     /// parents first, to redefine from the saved chain state. When libvirt refuses one, a new chain starts instead.
     /// </summary>
     public IReadOnlyList<CommittedCheckpoint> Redefinitions { get; init; } = [];

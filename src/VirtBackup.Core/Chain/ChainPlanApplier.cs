@@ -69,7 +69,7 @@ public sealed class ChainPlanApplier(IDomain domain, ChainStore store, ICheckpoi
         var checkpoint = new CommittedCheckpoint(
             plan.Checkpoint!,
             plan.Parent,
-            plan.Level == BackupLevel.Full ? "full" : "inc",
+            ChainState.LevelOf(plan.Level),
             DateTimeOffset.UtcNow,
             domain.CheckpointGetXml(plan.Checkpoint!));
         var state = plan.Previous is { } previous

@@ -29,17 +29,26 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
             };
         }
 
-        var problem = requested == RequestedLevel.Full ? "full requested" : await ChainProblemAsync(state, bitmapDisks, cancellationToken);
+        var diff = requested == RequestedLevel.Diff;
+        var problem = requested == RequestedLevel.Full ? "full requested" : await ChainProblemAsync(state, diff, bitmapDisks, cancellationToken);
         if (problem is null)
         {
             var last = state!.Last!;
+            // A diff carries the changes since the chain's full: libvirt reads them from the full's bitmap, which records
+            // every write since (all of a chain's bitmaps stay enabled); the checkpoints in between stay, the chain's history.
+            var parent = diff ? state.Full! : last;
             var name = ChainState.CheckpointName(state.ChainId, state.Checkpoints.Count + 1);
-            return new ChainPlan(BackupLevel.Inc, state.ChainId, name, last.Name, state, $"continuing chain {state.ChainId} from {last.Name}")
+            var reason = diff
+                ? $"differential of chain {state.ChainId}: the changes since its full {parent.Name}"
+                : $"continuing chain {state.ChainId} from {last.Name}";
+            return new ChainPlan(diff ? BackupLevel.Diff : BackupLevel.Inc, state.ChainId, name, parent.Name, state, reason)
             {
                 Requested = requested,
                 Cleanup = cleanup,
                 // libvirt lost the chain's metadata when it lost the last checkpoint's (a domain undefined and defined again).
-                Redefinitions = existing.Contains(last.Name) ? [] : [.. state.Checkpoints.Where(c => !existing.Contains(c.Name))],
+                Redefinitions = existing.Contains(last.Name) && existing.Contains(parent.Name)
+                    ? []
+                    : [.. state.Checkpoints.Where(c => !existing.Contains(c.Name))],
             };
         }
 
@@ -51,18 +60,19 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
 
     /// <summary>
     /// A new chain because of <paramref name="problem"/>, after <paramref name="cleanup"/>; removing
-    /// <paramref name="oldChain"/> first. When an incremental was asked for, the refusal instead.
+    /// <paramref name="oldChain"/> first. When an incremental or differential was asked for, the refusal instead.
     /// </summary>
     public static ChainPlan NewChain(
         RequestedLevel requested, string domainName, ChainCleanup cleanup, IReadOnlyList<string> oldChain, string problem)
     {
-        if (requested == RequestedLevel.Inc)
+        if (requested is RequestedLevel.Inc or RequestedLevel.Diff)
         {
-            return new ChainPlan(BackupLevel.Inc, null, null, null, null, problem)
+            var what = requested == RequestedLevel.Inc ? "an incremental" : "a differential";
+            return new ChainPlan(requested == RequestedLevel.Inc ? BackupLevel.Inc : BackupLevel.Diff, null, null, null, null, problem)
             {
                 Requested = requested,
                 Cleanup = cleanup,
-                Refusal = $"cannot make an incremental backup of '{domainName}': {problem}. Run a full backup (--level full or auto)",
+                Refusal = $"cannot make {what} backup of '{domainName}': {problem}. Run a full backup (--level full or auto)",
             };
         }
 
@@ -98,12 +108,20 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
         }
     }
 
-    /// <summary>Why the chain cannot continue, or null when an incremental is possible (perhaps after redefinitions).</summary>
-    private async Task<string?> ChainProblemAsync(ChainState? state, IReadOnlyList<string> bitmapDisks, CancellationToken cancellationToken)
+    /// <summary>
+    /// Why the chain cannot continue, or null when an incremental (a <paramref name="diff"/>: a differential) is possible
+    /// (perhaps after redefinitions).
+    /// </summary>
+    private async Task<string?> ChainProblemAsync(ChainState? state, bool diff, IReadOnlyList<string> bitmapDisks, CancellationToken cancellationToken)
     {
         if (state?.Last is null)
         {
             return "there is no chain yet";
+        }
+
+        if (diff && state.Full is null)
+        {
+            return $"chain {state.ChainId} records no full backup to take the differences from";
         }
 
         if (!state.Disks.SequenceEqual(bitmapDisks))
@@ -111,6 +129,6 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
             return $"the disk set changed ({string.Join(",", state.Disks)} then, {string.Join(",", bitmapDisks)} now)";
         }
 
-        return await bitmaps.ProblemAsync(state.Last.Name, cancellationToken);
+        return await bitmaps.ProblemAsync(diff ? state.Full!.Name : state.Last.Name, cancellationToken);
     }
 }

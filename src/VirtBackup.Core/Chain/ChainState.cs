@@ -1,10 +1,13 @@
 using System.Text.Json.Serialization;
+using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Chain;
 
 /// <summary>A checkpoint that a completed stream carried: the chain may continue from it.</summary>
 /// <param name="Name">libvirt checkpoint name (always starts with <see cref="ChainState.CheckpointPrefix"/>).</param>
-/// <param name="Parent">The checkpoint before it in the chain, or null for the chain's full backup.</param>
+/// <param name="Parent">The checkpoint its stream's changes are relative to (an inc's: the one before it; a diff's: the
+/// chain's full), or null for the chain's full backup.</param>
+/// <param name="Level">"full", "inc" or "diff" (<see cref="ChainState.LevelOf"/>).</param>
 /// <param name="Xml">The checkpoint XML libvirt gave after the backup, to redefine it if libvirt lost it.</param>
 public sealed record CommittedCheckpoint(string Name, string? Parent, string Level, DateTimeOffset CreatedUtc, string Xml);
 
@@ -24,6 +27,13 @@ public sealed record ChainState(
 
     [JsonIgnore]
     public CommittedCheckpoint? Last => Checkpoints.Count == 0 ? null : Checkpoints[^1];
+
+    /// <summary>The checkpoint of the chain's full backup (its first), which a diff takes the changes from.</summary>
+    [JsonIgnore]
+    public CommittedCheckpoint? Full => Checkpoints.Count > 0 && Checkpoints[0].Level == "full" ? Checkpoints[0] : null;
+
+    /// <summary>How <see cref="CommittedCheckpoint.Level"/> names a level.</summary>
+    public static string LevelOf(BackupLevel level) => StreamRules.LevelName(level);
 
     public static string NewChainId() => Guid.NewGuid().ToString("N")[..12];
 

@@ -29,7 +29,8 @@ public sealed record RestorePlan(
 
     public string Uuid => Layout.Uuid;
 
-    public bool IsIncremental => Manifest.Level == BackupLevel.Inc;
+    /// <summary>An incremental or differential: applied on top of the chain restored so far.</summary>
+    public bool IsIncremental => Manifest.Level is BackupLevel.Inc or BackupLevel.Diff;
 
     public string? NvramHostPath => Manifest.NvramPresent ? Layout.NvramPath : Previous?.NvramPath;
 

@@ -8,8 +8,9 @@ namespace VirtBackup.Core.Restore;
 /// <summary>
 /// Decides, from the manifest alone and before anything is written, what a restore will do, and refuses what it
 /// must not do: a name that cannot be a file name, existing images, state or domain without <c>--force</c>, a
-/// running domain (even with <c>--force</c>), and an incremental stream that does not continue the restored chain
-/// exactly (its parent must be the last checkpoint applied, in the same chain).
+/// running domain (even with <c>--force</c>), and an incremental or differential stream that does not continue the
+/// restored chain exactly (its parent must be the last checkpoint applied, in the same chain: for a differential, the
+/// chain's full, so it applies right after the full only).
 /// </summary>
 /// <param name="libvirt">Consulted for existing domains; null with a target root (nothing there is libvirt's).</param>
 /// <param name="host">Where the files go: this machine, or the remote host libvirt runs on.</param>
@@ -34,7 +35,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
             interrupted = null;
         }
 
-        return manifest.Level == BackupLevel.Inc
+        return manifest.Level is BackupLevel.Inc or BackupLevel.Diff
             ? await PlanIncrementalAsync(manifest, options, name, previous, chainStore, interrupted, owner, cancellationToken)
             : await PlanFullAsync(manifest, options, name, previous, chainStore, interrupted, owner, cancellationToken);
     }
@@ -108,7 +109,8 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
     private async Task<RestorePlan> PlanIncrementalAsync(Manifest manifest, RestoreOptions options, string name, ChainPosition? previous,
         ChainPositionStore chainStore, string? interrupted, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
     {
-        var stream = $"incremental stream '{manifest.Checkpoint}' (chain '{manifest.ChainId}', parent '{manifest.ParentCheckpoint}', taken {manifest.CreatedUtc:u})";
+        var kind = manifest.Level == BackupLevel.Diff ? "differential" : "incremental";
+        var stream = $"{kind} stream '{manifest.Checkpoint}' (chain '{manifest.ChainId}', parent '{manifest.ParentCheckpoint}', taken {manifest.CreatedUtc:u})";
         if (previous is null)
         {
             throw new ChainGapException(
@@ -146,6 +148,14 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
             throw new ChainGapException($"the {stream} was already applied to '{name}' (restored up to {previous.Describe})");
         }
 
+        if (manifest.Level == BackupLevel.Diff && previous.Checkpoint != manifest.ParentCheckpoint)
+        {
+            // Data-wise a diff covers whatever was applied since the full, but it applies only on the full as it was.
+            throw new ChainGapException(
+                $"cannot apply the {stream}: a differential applies only on its chain's full '{manifest.ParentCheckpoint}', but '{name}' was restored "
+                + $"up to {previous.Describe}. Restore the full stream again (with --force), then this differential, then the incrementals taken after it");
+        }
+
         if (previous.Checkpoint != manifest.ParentCheckpoint)
         {
             throw new ChainGapException(
@@ -176,7 +186,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
     {
         var restored = previous.Disks.FirstOrDefault(d => d.Target == disk.Target)
             ?? throw new RestoreRefusedException(
-                $"the incremental stream carries disk {disk.Target}, which the restored chain of '{layout.Name}' does not have: restore a full backup");
+                $"the stream carries disk {disk.Target}, which the restored chain of '{layout.Name}' does not have: restore a full backup");
         var written = layout.Written(restored.Path);
         if (await host.Files.StatAsync(written, cancellationToken) is not { IsDirectory: false } status)
         {
@@ -197,7 +207,7 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
         if (size != disk.VirtualSize && size != (disk.VirtualSize + 511) / 512 * 512)
         {
             throw new RestoreRefusedException(
-                $"disk {disk.Target} is {disk.VirtualSize} bytes in the incremental stream but the restored image '{written}' has {size}: "
+                $"disk {disk.Target} is {disk.VirtualSize} bytes in the stream but the restored image '{written}' has {size}: "
                 + "a resized disk needs a new full backup");
         }
 

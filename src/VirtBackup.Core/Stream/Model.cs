@@ -16,6 +16,8 @@ public enum BackupLevel
     [JsonStringEnumMemberName("full")] Full,
     /// <summary>Changes since the parent checkpoint.</summary>
     [JsonStringEnumMemberName("inc")] Inc,
+    /// <summary>Changes since the chain's full (its parent checkpoint); the next incremental continues from it.</summary>
+    [JsonStringEnumMemberName("diff")] Diff,
 }
 
 /// <summary>What the guest file systems were while the backup point was taken.</summary>
@@ -59,11 +61,11 @@ public sealed record Manifest
     /// <summary>libvirt domain UUID, lowercase 8-4-4-4-12 form.</summary>
     public required string DomainUuid { get; init; }
     public required BackupLevel Level { get; init; }
-    /// <summary>Checkpoint created by this backup (full, inc); null for copy.</summary>
+    /// <summary>Checkpoint created by this backup (full, inc, diff); null for copy.</summary>
     public string? Checkpoint { get; init; }
-    /// <summary>Checkpoint the increment is relative to (inc only).</summary>
+    /// <summary>Checkpoint the changes are relative to (inc: the chain's previous one; diff: the chain's full).</summary>
     public string? ParentCheckpoint { get; init; }
-    /// <summary>Identifies the chain a full starts and its increments continue (full, inc); null for copy.</summary>
+    /// <summary>Identifies the chain a full starts and its increments continue (full, inc, diff); null for copy.</summary>
     public string? ChainId { get; init; }
     /// <summary>When the backup point was taken, UTC (serialized ISO-8601 ending in Z).</summary>
     public required DateTime CreatedUtc { get; init; }

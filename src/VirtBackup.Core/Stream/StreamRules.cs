@@ -59,12 +59,12 @@ internal static class StreamRules
                 return "a copy has no parentCheckpoint";
             case BackupLevel.Full when m.ParentCheckpoint is not null:
                 return "a full backup has no parentCheckpoint";
-            case BackupLevel.Full or BackupLevel.Inc when string.IsNullOrEmpty(m.Checkpoint):
+            case BackupLevel.Full or BackupLevel.Inc or BackupLevel.Diff when string.IsNullOrEmpty(m.Checkpoint):
                 return $"a {LevelName(m.Level)} backup needs a checkpoint";
-            case BackupLevel.Full or BackupLevel.Inc when string.IsNullOrEmpty(m.ChainId):
+            case BackupLevel.Full or BackupLevel.Inc or BackupLevel.Diff when string.IsNullOrEmpty(m.ChainId):
                 return $"a {LevelName(m.Level)} backup needs a chainId";
-            case BackupLevel.Inc when string.IsNullOrEmpty(m.ParentCheckpoint):
-                return "an inc backup needs a parentCheckpoint";
+            case BackupLevel.Inc or BackupLevel.Diff when string.IsNullOrEmpty(m.ParentCheckpoint):
+                return $"a{(m.Level == BackupLevel.Inc ? "n" : "")} {LevelName(m.Level)} backup needs a parentCheckpoint";
         }
         if (m.CreatedUtc.Kind != DateTimeKind.Utc) return "createdUtc must be a UTC time (ending in Z)";
         if (m.PauseWindowMs < 0) return "pauseWindowMs is negative";
@@ -100,6 +100,7 @@ internal static class StreamRules
     {
         BackupLevel.Copy => "copy",
         BackupLevel.Full => "full",
+        BackupLevel.Diff => "diff",
         _ => "inc",
     };
 

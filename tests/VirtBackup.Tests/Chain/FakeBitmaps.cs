@@ -23,7 +23,14 @@ internal sealed class FakeBitmaps(FakeDomain domain) : ICheckpointBitmaps
 
     public CheckpointCreateFlags RedefineFlags => live.RedefineFlags;
 
-    public Task<string?> ProblemAsync(string checkpoint, CancellationToken cancellationToken) => Task.FromResult(Problem);
+    /// <summary>The checkpoints whose bitmaps <see cref="ProblemAsync"/> was asked about, in order.</summary>
+    public List<string> Checked { get; } = [];
+
+    public Task<string?> ProblemAsync(string checkpoint, CancellationToken cancellationToken)
+    {
+        Checked.Add(checkpoint);
+        return Task.FromResult(Problem);
+    }
 
     public async Task DeleteAsync(string checkpoint, CancellationToken cancellationToken)
     {

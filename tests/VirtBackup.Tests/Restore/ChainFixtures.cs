@@ -132,6 +132,42 @@ internal static class ChainFixtures
         };
     }
 
+    /// <summary>
+    /// The differential of <paramref name="full"/>'s chain taken after <paramref name="latest"/> (the full or a later
+    /// stream of its chain) plus new changes: vda's extents are every 4 KiB block that differs from the full, as data.
+    /// </summary>
+    public static StreamSpec Diff(StreamSpec full, StreamSpec latest, int sequence, int seed)
+    {
+        var next = Next(latest, sequence, seed);
+        var before = full.Disks[0].Image;
+        var after = next.Disks[0].Image;
+        var changed = new List<DiskExtent>();
+        for (var offset = 0; offset < after.Length; offset += 4096)
+        {
+            var length = Math.Min(4096, after.Length - offset);
+            if (after.AsSpan(offset, length).SequenceEqual(before.AsSpan(offset, length)))
+            {
+                continue;
+            }
+
+            if (changed.Count > 0 && changed[^1].End == offset)
+            {
+                changed[^1] = changed[^1] with { Length = changed[^1].Length + length };
+            }
+            else
+            {
+                changed.Add(new DiskExtent(offset, length, false));
+            }
+        }
+
+        return next with
+        {
+            Level = BackupLevel.Diff,
+            Parent = full.Checkpoint,
+            Disks = [new SyntheticDisk("vda", after, changed), next.Disks[1], next.Disks[2]],
+        };
+    }
+
     /// <summary>The whole image of each disk after <paramref name="spec"/> and its parents were applied.</summary>
     public static byte[] Image(StreamSpec spec, string target) => spec.Disks.First(d => d.Target == target).Image;
 

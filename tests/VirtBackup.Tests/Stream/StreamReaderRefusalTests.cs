@@ -554,6 +554,17 @@ public class StreamReaderRefusalTests
     }
 
     [Fact(Timeout = 10_000)]
+    public async Task A_diff_manifest_without_the_fulls_checkpoint_as_parent_is_refused()
+    {
+        var backup = await ZstdBackup();
+
+        var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest, j => j.Replace("\"level\": \"full\"", "\"level\": \"diff\"")));
+
+        Assert.Equal(MemberNames.Manifest, e.Member);
+        Assert.Equal("a diff backup needs a parentCheckpoint", e.Problem);
+    }
+
+    [Fact(Timeout = 10_000)]
     public async Task A_map_that_is_not_canonical_is_refused()
     {
         var backup = await ZstdBackup();

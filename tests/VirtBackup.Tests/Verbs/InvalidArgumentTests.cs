@@ -8,7 +8,7 @@ public class InvalidArgumentTests
     [Theory(Timeout = 60000)]
     [InlineData(new[] { "backup" }, "--domain NAME is required")]
     [InlineData(new[] { "repair" }, "--domain NAME is required")]
-    [InlineData(new[] { "backup", "--domain", "x", "--level", "weekly" }, "--level takes one of copy|full|inc|auto, not 'weekly'")]
+    [InlineData(new[] { "backup", "--domain", "x", "--level", "weekly" }, "--level takes one of copy|full|inc|diff|auto, not 'weekly'")]
     [InlineData(new[] { "backup", "--domain", "x", "--compression", "lz4" }, "--compression takes one of zstd|none, not 'lz4'")]
     [InlineData(new[] { "backup", "--domain", "x", "--zstd-level", "99" }, "--zstd-level")]
     [InlineData(new[] { "backup", "--domain", "x", "--zstd-level", "fast" }, "--zstd-level")]
