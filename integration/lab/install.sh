@@ -6,7 +6,7 @@
 # Installs, without recommends: libvirt (daemon, clients, QEMU driver), QEMU (x86 system, utils),
 # swtpm and its tools, OVMF, nbdkit, the libnbd tools, zstd, tar and the OpenSSH client, and for the
 # guest-agent VM (agent-guest.sh, domain.sh create --agent): busybox-static, cpio and e2fsprogs (mkfs.ext4
-# for its disk, dumpe2fs and debugfs for the tests). agent-guest.sh fetches the guest's kernel and
+# for its disk, dumpe2fs and debugfs for the tests), and shellcheck for integration/lint.sh. agent-guest.sh fetches the guest's kernel and
 # qemu-guest-agent itself (apt-get download, unpacked into its cache, not installed on the host).
 # Idempotent: when every package is already installed it returns at once, without touching apt.
 # Nothing is started here; see start-daemons.sh (no systemd is assumed).
@@ -19,6 +19,7 @@ PACKAGES=(
   nbdkit libnbd-bin
   zstd tar openssh-client
   busybox-static cpio e2fsprogs
+  shellcheck
 )
 
 if [[ $(id -u) -ne 0 ]]; then
