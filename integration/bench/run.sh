@@ -42,6 +42,7 @@ d4=$prefix-4g
 d32=$prefix-32g
 dp=$prefix-pause
 work=$(mktemp -d "/tmp/$prefix.XXXXXX")
+# shellcheck disable=SC2317 # run by the EXIT trap, which shellcheck does not follow
 cleanup() {
   for name in "$d4" "$d32" "$dp"; do
     bash "$lab/domain.sh" remove "$name" >/dev/null 2>&1 || echo "run.sh: could not remove $name" >&2

@@ -44,6 +44,7 @@ IMAGES=/var/lib/libvirt/images
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 MIB=$((1024 * 1024))
+DEVICE_LETTERS=abcdefgh # vda..vdh: --disks is 1..8
 LAB=$(dirname "${BASH_SOURCE[0]}")
 
 die() {
@@ -118,7 +119,7 @@ domain_xml() {
   <devices>
 XML
   for ((i = 0; i < disks; i++)); do
-    dev=vd$(printf "\\x$(printf %x $((97 + i)))")
+    dev=vd${DEVICE_LETTERS:i:1}
     cat <<XML
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
@@ -193,7 +194,7 @@ cmd_create() {
   mkdir -p "$IMAGES"
   local i dev image xml
   for ((i = 0; i < disks; i++)); do
-    dev=vd$(printf "\\x$(printf %x $((97 + i)))")
+    dev=vd${DEVICE_LETTERS:i:1}
     image=$IMAGES/$name-$dev.qcow2
     if [[ -e $image ]]; then
       die "$image already exists; remove it first"

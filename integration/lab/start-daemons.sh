@@ -50,8 +50,8 @@ set_conf() {
   if grep -qxF "$line" "$LIBVIRTD_CONF"; then
     return
   fi
-  if grep -qE "^[[:space:]]*$key[[:space:]]*=" "$LIBVIRTD_CONF"; then
-    sed -i -E "s|^[[:space:]]*$key[[:space:]]*=.*|$line|" "$LIBVIRTD_CONF"
+  if grep -qE "^[[:space:]]*${key}[[:space:]]*=" "$LIBVIRTD_CONF"; then
+    sed -i -E "s|^[[:space:]]*${key}[[:space:]]*=.*|$line|" "$LIBVIRTD_CONF"
   else
     printf '%s\n' "$line" >>"$LIBVIRTD_CONF"
   fi
@@ -77,7 +77,8 @@ running() {
 # it runs, and a libvirtd started under `flock LOCK ...` (the bench lock) held that lock until it was restarted.
 without_inherited_files() (
   local fd
-  for fd in $(ls /proc/$BASHPID/fd); do
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
     ((fd > 2)) && eval "exec $fd>&-"
   done
   exec "$@"

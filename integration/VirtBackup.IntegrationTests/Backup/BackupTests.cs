@@ -8,6 +8,8 @@ using Xunit.Abstractions;
 namespace VirtBackup.IntegrationTests.Backup;
 
 [Collection(LabCollection.Name)]
+// Installed=true: integration/run-tests.sh runs these again against the Native AOT executable contrib/install.sh builds.
+[Trait("Installed", "true")]
 public class BackupTests(ITestOutputHelper output)
 {
     private const int M = 1024 * 1024;

@@ -16,6 +16,8 @@ namespace VirtBackup.IntegrationTests.Backup;
 /// stream completed. Writes while the domain is off go straight into the image with qemu-io.
 /// </summary>
 [Collection(LabCollection.Name)]
+// Installed=true: integration/run-tests.sh runs these again against the Native AOT executable contrib/install.sh builds.
+[Trait("Installed", "true")]
 public sealed class OfflineBackupTests : IDisposable
 {
     private const int M = 1024 * 1024;

@@ -11,6 +11,8 @@ namespace VirtBackup.IntegrationTests.Hosts;
 /// source; a virtbackup that fails or is killed leaves no snapshot; after restic failed, the next run is a full.
 /// </summary>
 [Collection(LabCollection.Name)]
+// Installed=true: integration/run-tests.sh runs these again against the Native AOT executable contrib/install.sh builds.
+[Trait("Installed", "true")]
 public sealed class ResticHostTests : IDisposable
 {
     private const int Timeout = 180_000;

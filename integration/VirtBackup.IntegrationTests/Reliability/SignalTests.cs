@@ -9,6 +9,8 @@ namespace VirtBackup.IntegrationTests.Reliability;
 /// it), and a SIGTERM while stdout is blocked on a consumer that stopped reading.
 /// </summary>
 [Collection(LabCollection.Name)]
+// Installed=true: integration/run-tests.sh runs these again against the Native AOT executable contrib/install.sh builds.
+[Trait("Installed", "true")]
 public sealed class SignalTests
 {
     [Fact(Timeout = 180_000)]

@@ -12,6 +12,8 @@ namespace VirtBackup.IntegrationTests.Remote;
 /// <see cref="ClientDir"/>. The VM is reached through qemu+ssh like <see cref="RemoteLabTests"/>.
 /// </summary>
 [Collection(LabCollection.Name)]
+// Installed=true: integration/run-tests.sh runs these again against the Native AOT executable contrib/install.sh builds.
+[Trait("Installed", "true")]
 public sealed class TlsBackupTests : IDisposable
 {
     private const string ClientDir = "/etc/pki/virtbackup-client";

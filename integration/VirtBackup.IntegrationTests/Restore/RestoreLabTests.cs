@@ -12,6 +12,8 @@ namespace VirtBackup.IntegrationTests.Restore;
 /// copy boots with its TPM state; streams out of order or of another chain are refused.
 /// </summary>
 [Collection(LabCollection.Name)]
+// Installed=true: integration/run-tests.sh runs these again against the Native AOT executable contrib/install.sh builds.
+[Trait("Installed", "true")]
 public sealed class RestoreLabTests : IDisposable
 {
     private readonly string work = Directory.CreateTempSubdirectory("vbt-restore-").FullName;

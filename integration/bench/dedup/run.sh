@@ -58,6 +58,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 
+# shellcheck disable=SC2317 # run by the EXIT trap, which shellcheck does not follow
 cleanup() {
   local try domains
   for try in 1 2 3 4 5; do # libvirtd may be restarting (other users of the lab)
@@ -81,19 +82,20 @@ fi
 
 # 1. The disk: 768 MiB of random and text data in a 4 GiB image, every other extent of each kind.
 log "writing 768 MiB of data into a 4 GiB image"
-head -c $((EXTENTS / 2 * EXTENT_MIB * MIB)) /dev/urandom > "$WORK/random.bin"
+head -c $((EXTENTS * EXTENT_MIB * MIB / 2)) /dev/urandom > "$WORK/random.bin"
 (
   set +o pipefail
   files=$(find /usr/include /usr/lib/python3 /usr/lib/python3.11 /usr/share/perl /usr/share/doc /usr/share/dotnet \
     -type f \( -name '*.h' -o -name '*.py' -o -name '*.pm' -o -name '*.txt' -o -name '*.xml' -o -name '*.html' \
     -o -name '*.md' -o -name '*.json' \) 2>/dev/null | LC_ALL=C sort)
   # Not quite 384 MiB of text on a Debian 12 with the .NET SDK: the rest repeats it.
-  while :; do xargs -d '\n' cat <<< "$files"; done 2>/dev/null | head -c $((EXTENTS / 2 * EXTENT_MIB * MIB)) > "$WORK/text.bin"
+  while :; do xargs -d '\n' cat <<< "$files"; done 2>/dev/null | head -c $((EXTENTS * EXTENT_MIB * MIB / 2)) > "$WORK/text.bin"
 )
 truncate -s 4G "$WORK/disk.raw"
 for ((i = 0; i < EXTENTS; i++)); do
   source=$WORK/random.bin
   ((i % 2)) && source=$WORK/text.bin
+  # shellcheck disable=SC2017 # extents i and i+1 (random, text) take the same piece i/2 of their file: rounding down is the point
   dd if="$source" of="$WORK/disk.raw" bs=1M skip=$((i / 2 * EXTENT_MIB)) count=$EXTENT_MIB \
     seek=$((i * STRIDE_MIB)) conv=notrunc status=none
 done
