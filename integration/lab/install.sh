@@ -7,7 +7,7 @@
 # swtpm and its tools, OVMF, nbdkit, the libnbd tools, zstd, tar and the OpenSSH client, and for the
 # guest-agent VM (agent-guest.sh, domain.sh create --agent): busybox-static, cpio and e2fsprogs (mkfs.ext4
 # for its disk, dumpe2fs and debugfs for the tests), gcc with libc6-dev (the oracle guest's static workload), and
-# shellcheck for integration/lint.sh. agent-guest.sh fetches the guest's kernel and
+# the shell linter for integration/lint.sh. agent-guest.sh fetches the guest's kernel and
 # qemu-guest-agent itself (apt-get download, unpacked into its cache, not installed on the host).
 # Idempotent: when every package is already installed it returns at once, without touching apt.
 # Nothing is started here; see start-daemons.sh (no systemd is assumed).
