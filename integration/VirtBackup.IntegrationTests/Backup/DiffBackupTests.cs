@@ -1,6 +1,7 @@
 using System.Text;
 using VirtBackup.Core.Chain;
-using VirtBackup.Core.Disks;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
