@@ -10,7 +10,7 @@ internal sealed class ConsolidateVerb : IVerb
     public string Summary => "write a synthetic full stream on stdout from stream files (a full, then its incrementals in order): "
         + "what restoring them gives, at the newest checkpoint, so later incrementals apply on it; unchanged data members are copied byte for byte";
 
-    public string? Operands => "FULL INC...";
+    public string? Operands => "FULL [DIFF] INC...";
 
     public IReadOnlyList<OptionSpec> Options { get; } = [];
 

@@ -1,3 +1,4 @@
+using CliWrap.Buffered;
 using VirtBackup.Core.Stream;
 using VirtBackup.Testing;
 using VirtBackup.Tests.Nbd.Peers;
@@ -64,6 +65,21 @@ public class ConsolidateCliTests(ITestOutputHelper output)
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("give the chain's stream files", result.StandardError);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_terminal_on_stdout_is_refused_with_exit_4()
+    {
+        using var chain = await ConsolidatedChain.CreateAsync();
+
+        // script(1) runs the command with a pseudo-terminal as its stdout and exits with its exit code.
+        var result = await CliWrap.Cli.Wrap("script")
+            .WithArguments(["-qec", $"{VirtBackupCli.ExecutablePath} consolidate {chain.Paths[0]}", "/dev/null"])
+            .WithValidation(CliWrap.CommandResultValidation.None)
+            .ExecuteBufferedAsync();
+
+        Assert.Equal(4, result.ExitCode);
+        Assert.Contains("refusing to write a backup stream to a terminal", result.StandardOutput);
     }
 
     [Fact(Timeout = 180_000)]
