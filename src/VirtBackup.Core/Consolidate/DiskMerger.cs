@@ -4,13 +4,6 @@ using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Consolidate;
 
-/// <summary>What consolidating one disk wrote: members copied as stored, members encoded anew, and their content bytes.</summary>
-public readonly record struct MergedCounts(int CopiedMembers, long CopiedBytes, int EncodedMembers, long EncodedBytes)
-{
-    public static MergedCounts operator +(MergedCounts a, MergedCounts b) =>
-        new(a.CopiedMembers + b.CopiedMembers, a.CopiedBytes + b.CopiedBytes, a.EncodedMembers + b.EncodedMembers, a.EncodedBytes + b.EncodedBytes);
-}
-
 /// <summary>
 /// Writes one disk of the synthetic full: the map of the chain's merged layout (data, zeros, holes as restore
 /// leaves them), then each data member that map implies. A member whose range is exactly one surviving member

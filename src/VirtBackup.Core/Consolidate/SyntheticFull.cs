@@ -5,9 +5,6 @@ using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Consolidate;
 
-/// <summary>What <see cref="SyntheticFull.WriteAsync"/> wrote.</summary>
-public sealed record ConsolidateResult(Manifest Manifest, int Streams, MergedCounts Counts);
-
 /// <summary>
 /// <c>virtbackup consolidate</c>: from a chain of seekable stream files (a full, then its incrementals in order),
 /// writes one full stream equal to restoring the chain: the disks as the newest stream leaves them, and the domain
@@ -83,10 +80,4 @@ public static class SyntheticFull
     private static byte[] Read(StreamFile file, string name) =>
         MemberReader.Small(file, file.Members.FirstOrDefault(m => m.Name == name)
             ?? throw StreamFile.Bad(file.Path, name, "the trailer does not list it"));
-}
-
-/// <summary>The inputs cannot be consolidated (e.g. a copy, or a terminal on stdout).</summary>
-public sealed class ConsolidateRefusedException(string message) : VirtBackupException(message)
-{
-    public override ErrorCategory Category => ErrorCategory.Refused;
 }
