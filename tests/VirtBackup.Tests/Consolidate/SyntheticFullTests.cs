@@ -56,6 +56,25 @@ public class SyntheticFullTests
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task The_synthetic_map_is_the_merged_layout_with_zeros_where_the_newest_stream_zeroed_and_holes_where_none_wrote()
+    {
+        // The full leaves a 100-byte hole at 262144 (its zero extent ends there, its data starts at 262244): it stays a hole.
+        using var chain = await ConsolidatedChain.CreateAsync();
+
+        var (synthetic, _) = await chain.ConsolidateAsync();
+
+        var record = TarSurgery.Records(synthetic).Single(r => r.Name == MemberNames.DiskMap("vda"));
+        var map = StreamJson.DeserializeMap(TarSurgery.Content(synthetic, record), record.Name);
+        Assert.Equal(
+            [
+                new DiskExtent(0, 40_000, true), new DiskExtent(40_000, 164_000, false), new DiskExtent(204_000, 58_144, true),
+                new DiskExtent(262_244, 237_756, false), new DiskExtent(500_000, 65_536, true), new DiskExtent(565_536, 34_464, false),
+                new DiskExtent(708_192, 78_192, false), new DiskExtent(ChainFixtures.DiskSize - 5000, 5000, false),
+            ],
+            map.Extents);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task The_incremental_taken_after_the_chain_applies_on_its_synthetic_full()
     {
         using var chain = await ConsolidatedChain.CreateAsync();
