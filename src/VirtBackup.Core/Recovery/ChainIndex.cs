@@ -20,6 +20,9 @@ public sealed class ChainIndex : IDisposable
 
     internal IReadOnlyList<DiskLayout> Disks { get; }
 
+    /// <summary>The chain's stream files, the full first.</summary>
+    internal IReadOnlyList<StreamFile> Streams => _streams;
+
     /// <summary>The served disks' targets, in the full stream's order.</summary>
     public IReadOnlyList<string> Targets => Disks.Select(d => d.Target).ToList();
 

@@ -23,7 +23,7 @@ namespace VirtBackup.Core.Stream;
 /// failed backup can never look complete. The output stream is flushed but not disposed.
 /// </para>
 /// </summary>
-public sealed class BackupStreamWriter : IAsyncDisposable
+public sealed partial class BackupStreamWriter : IAsyncDisposable
 {
     private enum Stage { Start, Manifest, DomainXml, Nvram, Tpm, Disks, Completed }
 

@@ -1,0 +1,85 @@
+using System.Buffers;
+using VirtBackup.Core.Recovery;
+using VirtBackup.Core.Stream;
+
+namespace VirtBackup.Core.Consolidate;
+
+/// <summary>
+/// Writes one disk of the synthetic full: the map of the chain's merged layout (data, zeros, holes as restore
+/// leaves them), then each data member that map implies. A member whose range is exactly one surviving member
+/// of an input (same range, same compression) is copied as its stored bytes; any other (an input member cut by a
+/// newer stream, or pieces of several) is assembled from the decoded inputs and encoded by the writer.
+/// </summary>
+internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader, CompressionInfo compression)
+{
+    public async Task<MergedCounts> WriteAsync(DiskLayout layout, CancellationToken ct)
+    {
+        var extents = MergedExtents(layout);
+        await writer.WriteDiskMapAsync(layout.Target, extents, ct);
+        var spans = layout.Spans;
+        var counts = new MergedCounts();
+        var content = ArrayPool<byte>.Shared.Rent(compression.MemberSize);
+        try
+        {
+            int first = 0;
+            foreach (var (offset, length, _) in StreamRules.Pieces(extents, compression.MemberSize))
+            {
+                while (spans[first].End <= offset)
+                    first++;
+                var span = spans[first];
+                if (span.Member is { } whole && whole.Compression == compression.Algorithm
+                    && span.Offset == offset && span.Length == length && whole.DiskOffset == offset && whole.Length == length)
+                {
+                    var (stored, entry) = reader.Stored(whole);
+                    await writer.WriteStoredDiskDataAsync(layout.Target, offset, length, stored, entry.Sha256, entry.StoredSha256,
+                        $"'{whole.Source.Path}'", ct);
+                    counts = counts with { CopiedMembers = counts.CopiedMembers + 1, CopiedBytes = counts.CopiedBytes + length };
+                    continue;
+                }
+
+                Assemble(spans, first, offset, content.AsSpan(0, length));
+                await writer.WriteDiskDataAsync(layout.Target, offset, content.AsMemory(0, length), ct);
+                counts = counts with { EncodedMembers = counts.EncodedMembers + 1, EncodedBytes = counts.EncodedBytes + length };
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(content);
+        }
+
+        return counts;
+    }
+
+    /// <summary>The disk's map: data spans as data, zero spans as zeros, holes unlisted; adjacent ones merged.</summary>
+    public static List<DiskExtent> MergedExtents(DiskLayout layout)
+    {
+        var extents = new List<DiskExtent>();
+        foreach (var s in layout.Spans)
+        {
+            if (s.Kind == SpanKind.Hole || s.Length == 0) continue;
+            bool zero = s.Kind == SpanKind.Zero;
+            if (extents.Count > 0 && extents[^1].Zero == zero && extents[^1].End == s.Offset)
+                extents[^1] = extents[^1] with { Length = extents[^1].Length + s.Length };
+            else
+                extents.Add(new DiskExtent(s.Offset, s.Length, zero));
+        }
+
+        return extents;
+    }
+
+    /// <summary>Fills <paramref name="into"/> with the disk's bytes from <paramref name="offset"/>, all inside data spans.</summary>
+    private void Assemble(IReadOnlyList<DiskSpan> spans, int index, long offset, Span<byte> into)
+    {
+        long position = offset, end = offset + into.Length;
+        while (position < end)
+        {
+            var span = spans[index++];
+            var member = span.Member
+                ?? throw new InvalidOperationException($"The merged map puts data at {position}, but the chain has {span.Kind} there.");
+            long stop = Math.Min(span.End, end);
+            reader.Content(member).Slice((int)(position - member.DiskOffset), (int)(stop - position))
+                .CopyTo(into[(int)(position - offset)..]);
+            position = stop;
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using System.Security.Cryptography;
+
+namespace VirtBackup.Core.Stream;
+
+/// <summary>Pre-encoded data members: stored bytes of another stream copied as they are (no recompression).</summary>
+public sealed partial class BackupStreamWriter
+{
+    /// <summary>
+    /// Writes the next data member of the current disk from its stored bytes as another stream holds them (a zstd
+    /// frame, or the raw bytes), instead of content to encode. The member must be exactly the next piece the map
+    /// implies (starting at <paramref name="offset"/>, <paramref name="length"/> bytes of content), begun by no
+    /// <see cref="WriteDiskDataAsync"/> call. The trailer gets <paramref name="sha256"/> (content) and, for zstd,
+    /// the stored bytes' SHA-256, which the writer computes and compares with <paramref name="storedSha256"/> (raw:
+    /// with <paramref name="sha256"/>): a mismatch faults the writer with a <see cref="StreamFormatException"/> naming
+    /// <paramref name="source"/>. The bytes are copied, so the caller may reuse its buffer once the call returns.
+    /// </summary>
+    public Task WriteStoredDiskDataAsync(string target, long offset, int length, ReadOnlyMemory<byte> stored,
+        string sha256, string? storedSha256, string source, CancellationToken ct) => Run(() =>
+    {
+        ArgumentNullException.ThrowIfNull(sha256);
+        var disk = _disk;
+        if (disk is null || disk.Target != target || _stage != Stage.Disks || disk.IsComplete)
+            throw new InvalidOperationException($"A stored member of '{target}' must be the next data member of that disk (current disk: '{disk?.Target ?? "none"}').");
+        if (disk.Filled != 0 || offset != disk.Piece.Offset || length != disk.Piece.Length)
+        {
+            throw new ArgumentException(
+                $"A stored member of '{target}' at {offset} (+{length}) is not the next whole member ({disk.NextOffset}, +{disk.Piece.Length - disk.Filled}).", nameof(offset));
+        }
+
+        bool zstd = _options.Compression == Compression.Zstd;
+        if (zstd ? storedSha256 is null || stored.Length > ZstdFrames.CompressBound(length) : stored.Length != length)
+            throw new ArgumentException($"Stored bytes of {stored.Length} do not fit a {_options.Compression} member of {length} bytes.", nameof(stored));
+        string name = MemberNames.DiskData(target, offset, _options.Compression);
+        var pool = zstd ? _framePool! : _slotPool;
+        byte[] buffer = pool.Rent();
+        stored.Span.CopyTo(buffer.AsSpan(TarHeader.BlockSize));
+        int storedLength = stored.Length;
+        return () =>
+        {
+            disk.Advance();
+            var work = Task.Run(() =>
+            {
+                try
+                {
+                    var bytes = buffer.AsSpan(TarHeader.BlockSize, storedLength);
+                    string actual = Hex(SHA256.HashData(bytes));
+                    if (actual != (zstd ? storedSha256 : sha256))
+                        throw new StreamFormatException(name, $"in {source}: its stored bytes' SHA-256 differs from the trailer's (the stream file is corrupted)");
+                    if (zstd && ZstdFrames.FrameProblem(bytes, length) is { } problem)
+                        throw new StreamFormatException(name, $"in {source}: its stored frame {problem}");
+                    int total = Frame(buffer, name, storedLength);
+                    return new ReadyMember(buffer, total, new TrailerEntry(name, storedLength, length, sha256, zstd ? storedSha256 : null), pool);
+                }
+                catch
+                {
+                    pool.Return(buffer);
+                    throw;
+                }
+            }, CancellationToken.None);
+            return EnqueueAsync(work, ct);
+        };
+    });
+}

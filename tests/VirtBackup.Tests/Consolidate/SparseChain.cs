@@ -1,0 +1,67 @@
+using VirtBackup.Core.Stream;
+using VirtBackup.Tests.Restore;
+using VirtBackup.Tests.Stream;
+
+namespace VirtBackup.Tests.Consolidate;
+
+/// <summary>
+/// A full and two incrementals of one disk of any virtual size with 4 MiB of data (a few members at its start,
+/// middle and end), written with the stream writer without ever holding the disk image.
+/// </summary>
+internal static class SparseChain
+{
+    private const int Mi = 1024 * 1024;
+
+    public static async Task<IReadOnlyList<byte[]>> BuildAsync(long virtualSize)
+    {
+        long middle = virtualSize / 2;
+        return
+        [
+            await StreamAsync(BackupLevel.Full, 1, virtualSize,
+                [new(0, 2 * Mi, false), new(2 * Mi, Mi, true), new(middle, Mi, false), new(virtualSize - Mi, Mi, false)]),
+            await StreamAsync(BackupLevel.Inc, 2, virtualSize, [new(Mi / 2, 64 * 1024, false), new(middle + 4096, 8192, true)]),
+            await StreamAsync(BackupLevel.Inc, 3, virtualSize, [new(virtualSize / 4, 128 * 1024, false)]),
+        ];
+    }
+
+    private static async Task<byte[]> StreamAsync(BackupLevel level, int sequence, long virtualSize, DiskExtent[] extents)
+    {
+        var options = StreamFixtures.Options(Compression.Zstd, 1 * Mi);
+        var manifest = new Manifest
+        {
+            ToolVersion = "0.1.0-test",
+            DomainName = ChainFixtures.DomainName,
+            DomainUuid = ChainFixtures.DomainUuid,
+            Level = level,
+            Checkpoint = ChainFixtures.Checkpoint("sparse", sequence),
+            ParentCheckpoint = sequence == 1 ? null : ChainFixtures.Checkpoint("sparse", sequence - 1),
+            ChainId = "sparse",
+            CreatedUtc = StreamFixtures.FixedTime,
+            Freeze = FreezeState.Off,
+            Compression = CompressionInfo.From(options),
+            Disks = [new ManifestDisk("vda", DiskFormat.Raw, virtualSize, false, null)],
+            Tpm = TpmInfo.None,
+            NvramPresent = false,
+        };
+        var output = new MemoryStream();
+        await using (var writer = new BackupStreamWriter(output, options))
+        {
+            var ct = CancellationToken.None;
+            await writer.WriteManifestAsync(manifest, ct);
+            await writer.WriteDomainXmlAsync(ChainFixtures.DomainXml, ct);
+            await writer.WriteDiskMapAsync("vda", extents, ct);
+            foreach (var e in extents.Where(e => !e.Zero))
+            {
+                for (long pos = e.Offset; pos < e.End; pos += Mi)
+                {
+                    int n = (int)Math.Min(Mi, e.End - pos);
+                    await writer.WriteDiskDataAsync("vda", pos, StreamFixtures.Content(n, sequence * 1000 + (int)(pos / Mi % 1000)), ct);
+                }
+            }
+
+            await writer.CompleteAsync(ct);
+        }
+
+        return output.ToArray();
+    }
+}
