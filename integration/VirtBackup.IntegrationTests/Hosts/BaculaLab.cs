@@ -86,7 +86,7 @@ public sealed class BaculaLab : IAsyncLifetime
     /// <summary>
     /// contrib/bacula/virtbackup-dir.conf as a user would adapt it: the lab's resource names, the
     /// scripts from this checkout, the producer's options and the lab's client state directory,
-    /// for <paramref name="domain"/> (its Job is virtbackup-DOMAIN).
+    /// for <paramref name="domain"/> (its Job is virtbackup-DOMAIN; its JobDefs and Schedule are named after the domain too).
     /// </summary>
     public async Task DefineContribExampleAsync(string domain, IEnumerable<string> clientOptions)
     {
@@ -101,7 +101,11 @@ public sealed class BaculaLab : IAsyncLifetime
             .Replace("/usr/local/sbin/virtbackup-bacula-plugin vm1 %l %i", generator, StringComparison.Ordinal)
             .Replace("/usr/local/sbin/virtbackup-bacula-check --jobid %i", CheckScript, StringComparison.Ordinal)
             .Replace("virtbackup-vm1", $"virtbackup-{domain}", StringComparison.Ordinal)
-            .Replace("virtbackup-restore", $"virtbackup-restore-{domain}", StringComparison.Ordinal);
+            .Replace("virtbackup-restore", $"virtbackup-restore-{domain}", StringComparison.Ordinal)
+            // One lab director serves every test of the collection: the shared resources get per-domain names too.
+            .Replace("\"virtbackup-cycle\"", $"\"virtbackup-cycle-{domain}\"", StringComparison.Ordinal)
+            .Replace("Name = \"virtbackup\"", $"Name = \"virtbackup-defs-{domain}\"", StringComparison.Ordinal)
+            .Replace("JobDefs = \"virtbackup\"", $"JobDefs = \"virtbackup-defs-{domain}\"", StringComparison.Ordinal);
         Assert.DoesNotContain("/usr/local/sbin", adapted);
         var file = Path.Combine(Directory, $"contrib-{domain}.conf");
         await File.WriteAllTextAsync(file, adapted);
