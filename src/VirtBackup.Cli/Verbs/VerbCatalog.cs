@@ -11,5 +11,6 @@ internal static class VerbCatalog
         new VerifyVerb(),
         new RepairVerb(),
         new ServeVerb(),
+        new BootVerb(),
     ];
 }
