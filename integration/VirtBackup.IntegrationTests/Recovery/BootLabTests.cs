@@ -93,6 +93,25 @@ public sealed class BootLabTests : IDisposable
         await AssertNothingLeftAsync((string)report["name"]!, null, 0);
     }
 
+    [Fact(Timeout = 300_000)]
+    public async Task Verify_boot_of_a_chain_whose_tpm_state_is_garbage_exits_9_naming_the_tpm_and_leaves_nothing_behind()
+    {
+        await using var vm = await LabVm.CreateAsync(diskSize: "64M");
+        var full = await BackupAsync(vm, "full");
+        var damaged = Path.Combine(work, "damaged-tpm.tar");
+        await File.WriteAllBytesAsync(damaged, await StreamRewriter.WithTpmContentAsync(await File.ReadAllBytesAsync(full),
+            (_, content) => Enumerable.Range(0, content.Length).Select(i => (byte)(i * 7 + 1)).ToArray()));
+
+        var verified = await VirtBackupCli.RunAsync(["verify", "--boot", "--timeout", "20", "--json", damaged]);
+
+        Assert.Equal(9, verified.ExitCode);
+        var report = JsonNode.Parse(verified.StandardOutput)!;
+        var failure = (string?)report["failure"] ?? "";
+        Assert.True(failure.Contains("tpm", StringComparison.OrdinalIgnoreCase), $"the failure does not name the TPM: {failure}");
+        Assert.Contains("verify --boot FAILED", verified.StandardError);
+        await AssertNothingLeftAsync((string)report["name"]!, null, 0);
+    }
+
     public void Dispose() => Directory.Delete(work, recursive: true);
 
     private async Task<string> BackupAsync(LabVm vm, string level)
@@ -133,6 +152,20 @@ public sealed class BootLabTests : IDisposable
         return Encoding.UTF8.GetString(Convert.FromBase64String((string)read["buf-b64"]!));
     }
 
+    /// <summary>Alive and not a zombie: the stopped server may wait for whoever inherited it to reap it.</summary>
+    private static bool IsLive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private static async Task AssertNothingLeftAsync(string name, string? uuid, int servePid)
     {
         var domains = await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "list", "--all", "--name"]);
@@ -143,7 +176,7 @@ public sealed class BootLabTests : IDisposable
         if (uuid is not null)
             Assert.False(Directory.Exists($"/var/lib/libvirt/swtpm/{uuid}"), "the TPM state is left");
         if (servePid > 0)
-            Assert.False(Directory.Exists($"/proc/{servePid}"), $"serve (pid {servePid}) still runs");
+            Assert.False(IsLive(servePid), $"serve (pid {servePid}) still runs");
         var serving = await LabHost.RunAsync("sh", ["-c", $"pgrep -f '[b]oot-{name}/nbd.sock' || true"]);
         Assert.Equal("", serving.Trim());
     }
