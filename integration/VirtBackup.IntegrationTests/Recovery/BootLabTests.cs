@@ -112,6 +112,37 @@ public sealed class BootLabTests : IDisposable
         await AssertNothingLeftAsync((string)report["name"]!, null, 0);
     }
 
+    [Fact(Timeout = 400_000)]
+    public async Task When_the_server_dies_under_the_booted_vm_its_next_read_of_the_backup_pauses_it_with_an_io_error()
+    {
+        await using var vm = await LabVm.CreateAsync(diskSize: "64M", agent: true);
+        var name = $"{vm.Name}-k";
+        var full = await BackupAsync(vm, "full");
+        try
+        {
+            var booted = await VirtBackupCli.RunAsync(["boot", "--as", name, full]);
+            Assert.True(booted.ExitCode == 0, $"boot failed ({booted.ExitCode}): {booted.StandardError}");
+            await WaitForAgentAsync(name, TimeSpan.FromSeconds(240));
+            using var libvirt = LibvirtConnection.Open();
+            using var domain = libvirt.LookupByName(name);
+
+            await LabHost.RunAsync("kill", ["-KILL", ServePid(name).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            domain.QemuAgentCommand("""{"execute":"guest-exec","arguments":{"path":"/bin/dd","arg":["if=/dev/vda","of=/dev/null","bs=1M","iflag=direct"]}}""", 10);
+
+            var clock = Stopwatch.StartNew();
+            while (domain.GetState().State == DomainState.Running && clock.Elapsed < TimeSpan.FromSeconds(60))
+                await Task.Delay(200);
+            Assert.Equal(new DomainStateInfo(DomainState.Paused, (int)DomainPausedReason.IoError), domain.GetState());
+        }
+        finally
+        {
+            var stopped = await VirtBackupCli.RunAsync(["boot", "--stop", name]);
+            Assert.True(stopped.ExitCode == 0, $"boot --stop failed ({stopped.ExitCode}): {stopped.StandardError}");
+        }
+
+        await AssertNothingLeftAsync(name, null, 0);
+    }
+
     public void Dispose() => Directory.Delete(work, recursive: true);
 
     private async Task<string> BackupAsync(LabVm vm, string level)
