@@ -143,6 +143,26 @@ public sealed class BootLabTests : IDisposable
         await AssertNothingLeftAsync(name, null, 0);
     }
 
+    [Fact(Timeout = 300_000)]
+    public async Task Verify_boot_interrupted_by_sigint_while_the_copy_runs_exits_8_and_leaves_nothing_behind()
+    {
+        await using var vm = await LabVm.CreateAsync(diskSize: "64M");
+        var full = await BackupAsync(vm, "full");
+        using var verify = Reliability.CliProcess.Start(["verify", "--boot", "--timeout", "200", "--expect-console", "never-printed", full]);
+        await verify.WaitForStderrAsync("booted vbverify-", TimeSpan.FromSeconds(120));
+        var name = System.Text.RegularExpressions.Regex.Match(verify.StandardError, "booted (vbverify-[0-9a-f]{8})").Groups[1].Value;
+        using (var libvirt = LibvirtConnection.Open())
+        using (var domain = libvirt.LookupByName(name))
+            Assert.Equal(DomainState.Running, domain.GetState().State);
+
+        verify.Signal(Reliability.Signals.Int);
+        var outcome = await verify.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(8, outcome.ExitCode);
+        Assert.Contains($"removed boot {name}", outcome.StandardError);
+        await AssertNothingLeftAsync(name, null, 0);
+    }
+
     public void Dispose() => Directory.Delete(work, recursive: true);
 
     private async Task<string> BackupAsync(LabVm vm, string level)
