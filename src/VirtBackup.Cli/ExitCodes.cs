@@ -14,6 +14,7 @@ internal static class ExitCodes
     public const int InvalidStream = 6;
     public const int BrokenPipe = 7;
     public const int Interrupted = 8;
+    public const int BootFailed = 9;
 
     public static readonly IReadOnlyList<(int Code, string Meaning)> Documented =
     [
@@ -26,6 +27,7 @@ internal static class ExitCodes
         (InvalidStream, "the input stream is incomplete, corrupted or not a VirtBackup stream"),
         (BrokenPipe, "the consumer closed stdout (or the producer closed stdin) before the end"),
         (Interrupted, "interrupted by a signal; the VM was resumed and the job aborted"),
+        (BootFailed, "verify --boot: the backup did not come up (did not start or stopped, swtpm refused its TPM state, no agent answer or console match in time)"),
     ];
 
     /// <summary>Maps any exception that escaped a verb to its exit code.</summary>

@@ -12,5 +12,6 @@ internal static class VerbCatalog
         new RepairVerb(),
         new ServeVerb(),
         new ConsolidateVerb(),
+        new BootVerb(),
     ];
 }

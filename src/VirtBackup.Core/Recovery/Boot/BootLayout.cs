@@ -1,0 +1,50 @@
+using VirtBackup.Core.Restore;
+
+namespace VirtBackup.Core.Recovery.Boot;
+
+/// <summary>
+/// Where a booted domain's parts are. The run directory <c>/run/virtbackup/boot-NAME</c> (root, 0711: the qemu
+/// user traverses it to the socket) holds the serve socket <c>nbd.sock</c>, the serve log <c>serve.log</c> and the
+/// record <c>boot.json</c>; overlays are <c>DISK_DIR/NAME-TARGET.overlay.qcow2</c>; NVRAM and TPM state are where
+/// restore puts them (<c>/var/lib/libvirt/qemu/nvram/NAME_VARS.fd</c>, <c>/var/lib/libvirt/swtpm/UUID</c>).
+/// </summary>
+public sealed class BootLayout
+{
+    public const string DefaultRunRoot = "/run/virtbackup";
+
+    public BootLayout(string name, string uuid, string diskDirectory, string runRoot = DefaultRunRoot)
+    {
+        if (RestoreName.Problem(name) is { } problem)
+            throw new ArgumentException($"'{name}' cannot name a booted domain's files: {problem}", nameof(name));
+        Name = name;
+        Uuid = uuid;
+        DiskDirectory = Path.GetFullPath(diskDirectory);
+        RunDirectory = RunDirectoryFor(name, runRoot);
+    }
+
+    public string Name { get; }
+
+    public string Uuid { get; }
+
+    public string DiskDirectory { get; }
+
+    public string RunDirectory { get; }
+
+    public string SocketPath => Path.Combine(RunDirectory, "nbd.sock");
+
+    public string ServeLogPath => Path.Combine(RunDirectory, "serve.log");
+
+    public string RecordPath => RecordPathFor(RunDirectory);
+
+    public string NvramPath => Path.Combine(RestoreOptions.NvramDirectory, $"{Name}_VARS.fd");
+
+    public string SwtpmDomainDirectory => Path.Combine(RestoreOptions.SwtpmDirectory, Uuid);
+
+    public string TpmStateDirectory(string? version) => Path.Combine(SwtpmDomainDirectory, version == "1.2" ? "tpm1.2" : "tpm2");
+
+    public string OverlayPath(string target) => Path.Combine(DiskDirectory, $"{Name}-{target}.overlay.qcow2");
+
+    public static string RunDirectoryFor(string name, string runRoot = DefaultRunRoot) => Path.Combine(runRoot, $"boot-{name}");
+
+    public static string RecordPathFor(string runDirectory) => Path.Combine(runDirectory, "boot.json");
+}
