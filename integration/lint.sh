@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 # The C# checks are on once contrib/format.sh's bulk reformat is on main: flip to 1 in that same commit.
-check_csharp=0
+check_csharp=1
 
 failed=()
 

@@ -5,7 +5,7 @@ using VirtBackup.CliApp;
 using VirtBackup.CliApp.Verbs;
 using VirtBackup.Core.Platform;
 
-IReadOnlyList<IVerb> verbs = VerbCatalog.All;
+var verbs = VerbCatalog.All;
 var levelSwitch = new LoggingLevelSwitch(LogEventLevel.Information);
 await using var log = new LoggerConfiguration()
     .MinimumLevel.ControlledBy(levelSwitch)

@@ -2,11 +2,11 @@ using Serilog;
 using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

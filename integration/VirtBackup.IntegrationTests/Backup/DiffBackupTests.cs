@@ -19,7 +19,7 @@ public sealed class DiffBackupTests : IDisposable
 {
     private const int M = 1024 * 1024;
 
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-diff-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-diff-").FullName;
 
     [Fact(Timeout = 300_000)]
     public async Task A_diff_of_a_running_domain_carries_exactly_the_changes_since_the_full_and_full_diff_inc_restores_equal_to_the_source()
@@ -104,7 +104,7 @@ public sealed class DiffBackupTests : IDisposable
         Assert.Equal("Images are identical.", await CompareWithRestoredAsync(vm, "root"));
     }
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 
     /// <summary>What the stream's data members carry for vda's range at <paramref name="offset"/> (zeros where none does).</summary>
     private static byte[] DataOf(ParsedStream stream, int offset, int length)
@@ -124,9 +124,9 @@ public sealed class DiffBackupTests : IDisposable
     }
 
     private Task<CliResult> RestoreAsync(ParsedStream stream, string root) =>
-        VirtBackupCli.RunAsync(["restore", "--as", "vbt-diff-r", "--target-root", Path.Combine(work, root)], new MemoryStream(stream.Bytes));
+        VirtBackupCli.RunAsync(["restore", "--as", "vbt-diff-r", "--target-root", Path.Combine(_work, root)], new MemoryStream(stream.Bytes));
 
     private async Task<string> CompareWithRestoredAsync(LabVm vm, string root) =>
         (await LabHost.RunAsync("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2",
-            Path.Combine(work, root, "var/lib/libvirt/images/vbt-diff-r-vda.qcow2"), vm.DiskPath("vda")])).Trim();
+            Path.Combine(_work, root, "var/lib/libvirt/images/vbt-diff-r-vda.qcow2"), vm.DiskPath("vda")])).Trim();
 }

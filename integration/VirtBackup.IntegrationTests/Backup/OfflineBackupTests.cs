@@ -1,12 +1,12 @@
 using CliWrap;
 using CliWrap.Buffered;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Backup;
 
@@ -22,7 +22,7 @@ public sealed class OfflineBackupTests : IDisposable
 {
     private const int M = 1024 * 1024;
 
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-offline-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-offline-").FullName;
 
     [Fact(Timeout = 300_000)]
     public async Task An_incremental_of_a_shut_off_domain_carries_exactly_what_was_written_while_it_was_off_and_the_next_running_incremental_continues_from_it()
@@ -183,7 +183,7 @@ public sealed class OfflineBackupTests : IDisposable
         Assert.Equal([Recording(full.Manifest.Checkpoint!)], await BitmapsAsync(vm));
     }
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 
     private static Task ShutOffAsync(LabVm vm) => LabHost.RunAsync("virsh", ["-q", "destroy", vm.Name]);
 
@@ -205,8 +205,8 @@ public sealed class OfflineBackupTests : IDisposable
     }
 
     private Task<CliResult> RestoreAsync(ParsedStream stream) =>
-        VirtBackupCli.RunAsync(["restore", "--as", "vbt-offline-r", "--target-root", Path.Combine(work, "root")], new MemoryStream(stream.Bytes));
+        VirtBackupCli.RunAsync(["restore", "--as", "vbt-offline-r", "--target-root", Path.Combine(_work, "root")], new MemoryStream(stream.Bytes));
 
     private async Task<string> CompareWithRestoredAsync(LabVm vm) =>
-        (await LabHost.RunAsync("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", Path.Combine(work, "root", "var/lib/libvirt/images/vbt-offline-r-vda.qcow2"), vm.DiskPath("vda")])).Trim();
+        (await LabHost.RunAsync("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", Path.Combine(_work, "root", "var/lib/libvirt/images/vbt-offline-r-vda.qcow2"), vm.DiskPath("vda")])).Trim();
 }

@@ -13,7 +13,7 @@ internal sealed class OracleLab(string work)
 {
     public static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(4);
     private const string Uri = "qemu:///system";
-    private int streamsTaken;
+    private int _streamsTaken;
 
     /// <summary>`virtbackup backup --level LEVEL OPTIONS` of <paramref name="vm"/> into a new stream file; its path.</summary>
     public Task<string> BackupAsync(LabVm vm, string level, params string[] options) => BackupAsync(vm, level, new Dictionary<string, string?>(), options);
@@ -21,7 +21,7 @@ internal sealed class OracleLab(string work)
     /// <summary>The same with these environment variables set.</summary>
     public async Task<string> BackupAsync(LabVm vm, string level, IReadOnlyDictionary<string, string?> environment, params string[] options)
     {
-        var path = Path.Combine(work, $"{Interlocked.Increment(ref streamsTaken):D2}-{level}.tar");
+        var path = Path.Combine(work, $"{Interlocked.Increment(ref _streamsTaken):D2}-{level}.tar");
         var log = new StringBuilder();
         await using (var file = File.Create(path))
         {

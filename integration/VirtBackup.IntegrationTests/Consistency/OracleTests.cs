@@ -14,13 +14,13 @@ namespace VirtBackup.IntegrationTests.Consistency;
 [Collection(LabCollection.Name)]
 public sealed class OracleTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-oracle-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-oracle-").FullName;
 
     [Fact(Timeout = 1_500_000)]
     public async Task Every_backup_taken_while_the_guest_moves_tpm_nvram_and_disk_restores_to_a_copy_that_boots_with_them_at_one_instant()
     {
         await SshLab.EnsureAsync();
-        var lab = new OracleLab(work);
+        var lab = new OracleLab(_work);
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
         await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, OracleLab.BootTimeout);
         // Eleven backups: full and inc, running, with and without the guest agent's freeze, one over qemu+ssh.
@@ -69,7 +69,7 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
     [Fact(Timeout = 600_000)]
     public async Task Disks_backed_up_first_and_the_nvram_and_tpm_state_copied_right_after_restore_to_a_copy_whose_tpm_ran_ahead_of_its_disk()
     {
-        var lab = new OracleLab(work);
+        var lab = new OracleLab(_work);
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
         var started = await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, OracleLab.BootTimeout);
         // What a user of the peer tools does: the disks through a backup, then the state files by hand once it finished.
@@ -101,7 +101,7 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
     public async Task The_oracle_rejects_a_backup_whose_nvram_and_tpm_state_were_read_after_the_resume()
     {
         // The test of the test: the same capture with its order deliberately broken must fail the check above.
-        var lab = new OracleLab(work);
+        var lab = new OracleLab(_work);
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
         await OracleConsole.WaitForStepsAsync(vm.ConsoleLogPath, 20, OracleLab.BootTimeout);
         var broken = await lab.BackupAsync(vm, "full", new Dictionary<string, string?> { ["VIRTBACKUP_TEST_STATE_AFTER_RESUME"] = "3" });
@@ -116,7 +116,7 @@ public sealed class OracleTests(ITestOutputHelper output) : IDisposable
         Assert.False(boot.IsOneInstant, $"a backup whose state was read after the resume restored to {boot}: the oracle did not notice");
     }
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 
     private static double Median(IReadOnlyList<double> values) =>
         values.Count == 0 ? double.NaN : values.Order().ElementAt(values.Count / 2);

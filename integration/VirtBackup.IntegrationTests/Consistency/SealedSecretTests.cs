@@ -14,12 +14,12 @@ namespace VirtBackup.IntegrationTests.Consistency;
 [Collection(LabCollection.Name)]
 public sealed class SealedSecretTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-sealed-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-sealed-").FullName;
 
     [Fact(Timeout = 1_200_000)]
     public async Task A_secret_sealed_to_pcrs_unseals_after_a_restore_as_a_new_vm_in_place_and_with_a_fresh_nvram_but_not_without_the_tpm_state_or_on_other_firmware()
     {
-        var lab = new OracleLab(work);
+        var lab = new OracleLab(_work);
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", oracle: true);
         var secret = await OracleConsole.WaitForSealedAsync(vm.ConsoleLogPath, OracleLab.BootTimeout);
         var full = await lab.BackupAsync(vm, "full");
@@ -66,5 +66,5 @@ public sealed class SealedSecretTests(ITestOutputHelper output) : IDisposable
         .Replace("<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd", "<loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", StringComparison.Ordinal)
         .Replace("<features>", "<features><smm state='on'/>", StringComparison.Ordinal);
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 }

@@ -16,7 +16,7 @@ public sealed partial class LabVm : IAsyncDisposable
     public const string ImagesDirectory = "/var/lib/libvirt/images";
 
     private static readonly ConcurrentDictionary<string, byte> Live = new();
-    private int disposed;
+    private int _disposed;
 
     static LabVm() => AppDomain.CurrentDomain.ProcessExit += (_, _) => RemoveLeftovers();
 
@@ -116,7 +116,7 @@ public sealed partial class LabVm : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) == 0)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             await RemoveAsync(Name);
         }

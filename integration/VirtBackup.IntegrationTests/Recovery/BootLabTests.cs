@@ -16,7 +16,7 @@ namespace VirtBackup.IntegrationTests.Recovery;
 [Collection(LabCollection.Name)]
 public sealed class BootLabTests : IDisposable
 {
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-boot-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-boot-").FullName;
 
     [Fact(Timeout = 600_000)]
     public async Task The_agent_vm_booted_from_a_full_and_an_incremental_runs_with_its_tpm_state_reads_its_file_and_verify_boot_passes_with_a_png()
@@ -63,7 +63,7 @@ public sealed class BootLabTests : IDisposable
             await VirtBackupCli.RunAsync(["boot", "--stop", name]);
         }
 
-        var png = Path.Combine(work, "screen.png");
+        var png = Path.Combine(_work, "screen.png");
         var verified = await VirtBackupCli.RunAsync(["verify", "--boot", "--timeout", "240", "--screenshot", png, "--json", full, inc]);
 
         Assert.True(verified.ExitCode == 0, $"verify --boot failed ({verified.ExitCode}): {verified.StandardError}");
@@ -98,7 +98,7 @@ public sealed class BootLabTests : IDisposable
     {
         await using var vm = await LabVm.CreateAsync(diskSize: "64M");
         var full = await BackupAsync(vm, "full");
-        var damaged = Path.Combine(work, "damaged-tpm.tar");
+        var damaged = Path.Combine(_work, "damaged-tpm.tar");
         await File.WriteAllBytesAsync(damaged, await StreamRewriter.WithTpmContentAsync(await File.ReadAllBytesAsync(full),
             (_, content) => Enumerable.Range(0, content.Length).Select(i => (byte)(i * 7 + 1)).ToArray()));
 
@@ -131,7 +131,10 @@ public sealed class BootLabTests : IDisposable
 
             var clock = Stopwatch.StartNew();
             while (domain.GetState().State == DomainState.Running && clock.Elapsed < TimeSpan.FromSeconds(60))
+            {
                 await Task.Delay(200);
+            }
+
             Assert.Equal(new DomainStateInfo(DomainState.Paused, (int)DomainPausedReason.IoError), domain.GetState());
         }
         finally
@@ -153,7 +156,9 @@ public sealed class BootLabTests : IDisposable
         var name = System.Text.RegularExpressions.Regex.Match(verify.StandardError, "booted (vbverify-[0-9a-f]{8})").Groups[1].Value;
         using (var libvirt = LibvirtConnection.Open())
         using (var domain = libvirt.LookupByName(name))
+        {
             Assert.Equal(DomainState.Running, domain.GetState().State);
+        }
 
         verify.Signal(Reliability.Signals.Int);
         var outcome = await verify.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -163,13 +168,13 @@ public sealed class BootLabTests : IDisposable
         await AssertNothingLeftAsync(name, null, 0);
     }
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 
     private async Task<string> BackupAsync(LabVm vm, string level)
     {
-        var result = await VirtBackupCli.RunAsync(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(work, "state")]);
+        var result = await VirtBackupCli.RunAsync(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(_work, "state")]);
         Assert.True(result.ExitCode == 0, $"backup --level {level} failed ({result.ExitCode}): {result.StandardError}");
-        var path = Path.Combine(work, $"{level}-{Guid.NewGuid():N}.tar");
+        var path = Path.Combine(_work, $"{level}-{Guid.NewGuid():N}.tar");
         await File.WriteAllBytesAsync(path, result.StandardOutput);
         return path;
     }
@@ -225,9 +230,15 @@ public sealed class BootLabTests : IDisposable
         Assert.Empty(Directory.EnumerateFiles(LabVm.ImagesDirectory, $"{name}-*"));
         Assert.False(File.Exists($"/var/lib/libvirt/qemu/nvram/{name}_VARS.fd"), "the NVRAM is left");
         if (uuid is not null)
+        {
             Assert.False(Directory.Exists($"/var/lib/libvirt/swtpm/{uuid}"), "the TPM state is left");
+        }
+
         if (servePid > 0)
+        {
             Assert.False(IsLive(servePid), $"serve (pid {servePid}) still runs");
+        }
+
         var serving = await LabHost.RunAsync("sh", ["-c", $"pgrep -f '[b]oot-{name}/nbd.sock' || true"]);
         Assert.Equal("", serving.Trim());
     }

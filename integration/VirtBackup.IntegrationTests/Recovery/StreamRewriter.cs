@@ -48,7 +48,9 @@ internal static class StreamRewriter
         finally
         {
             if (writer is not null)
+            {
                 await writer.DisposeAsync();
+            }
         }
 
         return output.ToArray();

@@ -2,12 +2,12 @@ using System.Globalization;
 using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

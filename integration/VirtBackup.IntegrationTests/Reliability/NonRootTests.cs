@@ -1,6 +1,6 @@
 using VirtBackup.Core.Backup;
-using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Core.Hosts.Local;
+using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

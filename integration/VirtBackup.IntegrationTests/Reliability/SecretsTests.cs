@@ -1,9 +1,9 @@
 using System.Text;
 using VirtBackup.Core.Capture;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

@@ -1,7 +1,7 @@
 using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Platform;
-using VirtBackup.Core.Hosts.Ssh;
 using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Hosts.Ssh;
+using VirtBackup.Core.Platform;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

@@ -19,7 +19,7 @@ public sealed class RemoteKillRepairTests(ITestOutputHelper output) : IDisposabl
 {
     private const string Nothing = "nothing";
     private const string JobLeftovers = "1 job directory, 1 scratch image";
-    private readonly string scratch = CreateScratchDirectory();
+    private readonly string _scratch = CreateScratchDirectory();
 
     [Fact(Timeout = 900_000)]
     public async Task After_SIGKILL_of_a_remote_backup_in_any_phase_the_next_backup_leaves_no_job_directory_or_scratch_image_on_the_host()
@@ -57,7 +57,7 @@ public sealed class RemoteKillRepairTests(ITestOutputHelper output) : IDisposabl
         lab.AssertClean();
     }
 
-    public void Dispose() => Directory.Delete(scratch, recursive: true);
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
 
     /// <summary>A scratch directory QEMU can use (0755), unique to this test.</summary>
     private static string CreateScratchDirectory()
@@ -75,13 +75,13 @@ public sealed class RemoteKillRepairTests(ITestOutputHelper output) : IDisposabl
             Directory.CreateDirectory(JobRuntimeDirectory.Root, (UnixFileMode)0b111_001_001);
         }
 
-        var lab = await FaultLab.CreateAsync(scratch);
+        var lab = await FaultLab.CreateAsync(_scratch);
         // unshare without --fork, then exec: the process signalled and waited for is virtbackup itself.
         lab.Wrapper =
         [
             "unshare", "--mount", "--propagation", "private", "sh", "-c",
             "mount -t tmpfs -o mode=0711 vbt-local-view \"$1\" && mount -t tmpfs -o mode=0755 vbt-local-view \"$2\" && shift 2 && exec \"$@\"",
-            "sh", JobRuntimeDirectory.Root, scratch,
+            "sh", JobRuntimeDirectory.Root, _scratch,
         ];
         return lab;
     }

@@ -2,13 +2,13 @@ using VirtBackup.Core;
 using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts.Ssh;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.IntegrationTests.Restore;
 using VirtBackup.Testing;
-using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 
@@ -23,8 +23,8 @@ public sealed class RemoteLabTests : IDisposable
 {
     private const string Host = "root@127.0.0.1:22";
     private static readonly string Uri = SshLab.RootLibvirtUri;
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-remote-").FullName;
-    private readonly List<string> rawImages = [];
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-remote-").FullName;
+    private readonly List<string> _rawImages = [];
 
     [Fact(Timeout = 240_000)]
     public async Task A_vm_backed_up_over_ssh_and_restored_there_under_a_new_name_equals_the_source_disks_nvram_and_tpm_state()
@@ -33,7 +33,7 @@ public sealed class RemoteLabTests : IDisposable
         await using var vm = await LabVm.CreateAsync(disks: 2, diskSize: "64M", fill: true);
         await using var copy = new RestoredLabDomain($"{vm.Name}-r");
         await using var rawCopy = new RestoredLabDomain($"{vm.Name}-t");
-        rawImages.AddRange(vm.DiskTargets.Select(t => RawImage(rawCopy.Name, t)));
+        _rawImages.AddRange(vm.DiskTargets.Select(t => RawImage(rawCopy.Name, t)));
 
         var full = await BackupAsync(vm, "--level", "full", "--log-level", "debug");
         await vm.InjectWriteAsync("vda", "16M", "1M", "0x77");
@@ -130,12 +130,12 @@ public sealed class RemoteLabTests : IDisposable
         await using var vm = await LabVm.CreateAsync(diskSize: "64M");
         using var libvirt = LibvirtConnection.Open(Uri);
         await using var host = new SshHypervisorHost(await SshLab.ConnectAsync(SshLab.User));
-        var options = new BackupOptions(vm.Name, RequestedLevel.Full, [], StreamWriterOptions.Default, FreezeMode.Auto, Path.Combine(work, "state"), BackupOptions.DefaultScratchDirectory);
+        var options = new BackupOptions(vm.Name, RequestedLevel.Full, [], StreamWriterOptions.Default, FreezeMode.Auto, Path.Combine(_work, "state"), BackupOptions.DefaultScratchDirectory);
         var output = new MemoryStream();
 
         var refused = await Assert.ThrowsAsync<PreflightException>(
             () => new BackupRun(libvirt, host, Serilog.Core.Logger.None).RunAsync(options, output, CancellationToken.None));
-        var capture = new ConsistentCapture(host.Files, new CaptureMarkers(work), Serilog.Core.Logger.None);
+        var capture = new ConsistentCapture(host.Files, new CaptureMarkers(_work), Serilog.Core.Logger.None);
         var tpm = await Assert.ThrowsAsync<PreflightException>(
             () => capture.PreflightAsync(new StateLocation(null, vm.TpmStateDirectory, null, QemuConf.Defaults), CancellationToken.None));
 
@@ -155,12 +155,12 @@ public sealed class RemoteLabTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var image in rawImages)
+        foreach (var image in _rawImages)
         {
             File.Delete(image);
         }
 
-        Directory.Delete(work, recursive: true);
+        Directory.Delete(_work, recursive: true);
     }
 
     private static string RawImage(string name, string target) => $"{LabVm.ImagesDirectory}/{name}-{target}.img";
@@ -174,7 +174,7 @@ public sealed class RemoteLabTests : IDisposable
     private static Task<CliResult> RestoreAsync(byte[] stream, params string[] options) =>
         VirtBackupCli.RunAsync(["restore", "--connect", Uri, .. options], new MemoryStream(stream));
 
-    private string Source(string target) => Path.Combine(work, $"source-{target}.qcow2");
+    private string Source(string target) => Path.Combine(_work, $"source-{target}.qcow2");
 
     private Task<(ParsedStream Stream, byte[] Bytes, string Log)> BackupAsync(LabVm vm, params string[] options) =>
         BackupAsync(vm, viaEnvironment: false, options);
@@ -184,7 +184,7 @@ public sealed class RemoteLabTests : IDisposable
     {
         string[] connect = viaEnvironment ? [] : ["--connect", Uri];
         var result = await VirtBackupCli.RunAsync(
-            ["backup", .. connect, "--domain", vm.Name, "--state-dir", Path.Combine(work, "state"), .. options],
+            ["backup", .. connect, "--domain", vm.Name, "--state-dir", Path.Combine(_work, "state"), .. options],
             environment: viaEnvironment ? new Dictionary<string, string?> { ["VIRTBACKUP_CONNECT"] = Uri } : null);
         Assert.True(result.ExitCode == 0, $"backup {string.Join(' ', options)} failed ({result.ExitCode}): {result.StandardError}");
         return (await ParsedStream.ReadAsync(result.StandardOutput), result.StandardOutput, result.StandardError);

@@ -3,8 +3,8 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using VirtBackup.Core;
-using Xunit.Abstractions;
 using VirtBackup.Core.Hosts.Ssh;
+using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

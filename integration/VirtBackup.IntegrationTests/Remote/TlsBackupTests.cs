@@ -19,7 +19,7 @@ public sealed class TlsBackupTests : IDisposable
     private const string ClientDir = "/etc/pki/virtbackup-client";
     private const long M = 1024 * 1024;
     private static readonly string Uri = SshLab.RootLibvirtUri;
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-tls-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-tls-").FullName;
 
     [Fact(Timeout = 240_000)]
     public async Task A_backup_over_tls_tcp_carries_the_disk_exactly_and_says_the_data_was_encrypted()
@@ -47,7 +47,7 @@ public sealed class TlsBackupTests : IDisposable
     {
         await SshLab.EnsureAsync();
         await using var vm = await LabVm.CreateAsync(diskSize: "64M");
-        var wrongCa = Directory.CreateDirectory(Path.Combine(work, "wrong-ca")).FullName;
+        var wrongCa = Directory.CreateDirectory(Path.Combine(_work, "wrong-ca")).FullName;
         using (var key = ECDsa.Create(ECCurve.NamedCurves.nistP256))
         {
             var request = new CertificateRequest("CN=Some other CA", key, HashAlgorithmName.SHA256);
@@ -67,12 +67,12 @@ public sealed class TlsBackupTests : IDisposable
         Assert.Matches(@"Job type:\s+None", await LabHost.RunAsync("virsh", ["-c", "qemu:///system", "domjobinfo", vm.Name]));
     }
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 
 
     private Task<CliResult> BackupAsync(LabVm vm, string tlsDir) => VirtBackupCli.RunAsync(
     [
-        "backup", "--connect", Uri, "--domain", vm.Name, "--state-dir", Path.Combine(work, "state"), "--level", "copy",
+        "backup", "--connect", Uri, "--domain", vm.Name, "--state-dir", Path.Combine(_work, "state"), "--level", "copy",
         "--nbd-transport", "tcp", "--nbd-port", SshLab.FreePort(), "--nbd-tls-dir", tlsDir,
     ]);
 }

@@ -16,7 +16,7 @@ namespace VirtBackup.IntegrationTests.Restore;
 [Trait("Installed", "true")]
 public sealed class RestoreLabTests : IDisposable
 {
-    private readonly string work = Directory.CreateTempSubdirectory("vbt-restore-").FullName;
+    private readonly string _work = Directory.CreateTempSubdirectory("vbt-restore-").FullName;
 
     [Fact(Timeout = 240_000)]
     public async Task A_full_and_two_incrementals_restored_under_a_new_name_equal_the_source_and_the_copy_boots_with_its_tpm_state()
@@ -93,7 +93,7 @@ public sealed class RestoreLabTests : IDisposable
         var otherFull = await BackupAsync(vm, "full");
         await vm.InjectWriteAsync("vda", "16M", "1M", "0x77");
         var otherInc = await BackupAsync(vm, "inc");
-        var root = Path.Combine(work, "root");
+        var root = Path.Combine(_work, "root");
 
         var restored = await RestoreAsync(full, "--as", name, "--target-root", root);
         var refused = await RestoreAsync(otherInc, "--as", name, "--target-root", root);
@@ -117,13 +117,13 @@ public sealed class RestoreLabTests : IDisposable
         Assert.StartsWith("complete: ", lines[^2]);
     }
 
-    public void Dispose() => Directory.Delete(work, recursive: true);
+    public void Dispose() => Directory.Delete(_work, recursive: true);
 
-    private string Source(string target) => Path.Combine(work, $"source-{target}.qcow2");
+    private string Source(string target) => Path.Combine(_work, $"source-{target}.qcow2");
 
     private async Task<byte[]> BackupAsync(LabVm vm, string level)
     {
-        var result = await VirtBackupCli.RunAsync(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(work, "state")]);
+        var result = await VirtBackupCli.RunAsync(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(_work, "state")]);
         Assert.True(result.ExitCode == 0, $"backup --level {level} failed ({result.ExitCode}): {result.StandardError}");
         return result.StandardOutput;
     }

@@ -11,7 +11,7 @@ namespace VirtBackup.IntegrationTests.Restore;
 public sealed class RestoredLabDomain : IAsyncDisposable
 {
     private static readonly ConcurrentDictionary<string, byte> Live = new();
-    private int disposed;
+    private int _disposed;
 
     static RestoredLabDomain() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
     {
@@ -41,7 +41,7 @@ public sealed class RestoredLabDomain : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) == 0)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             await LabHost.RunScriptAsync("domain.sh", ["remove", Name], CancellationToken.None);
             DeleteChainFiles(Name);

@@ -1,9 +1,9 @@
 using Serilog.Core;
 using VirtBackup.Core.Backup;
 using VirtBackup.Core.Capture;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Bench;
 

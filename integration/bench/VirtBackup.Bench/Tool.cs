@@ -23,11 +23,11 @@ internal sealed class Tool(string workDirectory)
         var timeFile = Path.Combine(workDirectory, "time.out");
         var head = new MemoryStream();
         long bytes = 0;
-        var stdout = PipeTarget.Create(async (stream, ct) =>
+        var stdout = PipeTarget.Create(async (stream, cancellationToken) =>
         {
             var buffer = new byte[1024 * 1024];
             int n;
-            while ((n = await stream.ReadAsync(buffer, ct)) > 0)
+            while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0)
             {
                 if (head.Length < HeadSize)
                 {

@@ -27,14 +27,23 @@ internal sealed class BootVerb : IVerb
         if (options.Value("stop") is { } stop)
         {
             if (options.Operands.Count > 0 || options.Value("as") is not null)
+            {
                 throw new UsageException("--stop NAME takes no streams and no --as");
+            }
+
             if (!await new BootCleanup(libvirt, context.Log).StopAsync(stop))
+            {
                 throw new BootRefusedException($"no boot named '{stop}' is recorded (no {BootLayout.RecordPathFor(BootLayout.RunDirectoryFor(stop))})");
+            }
+
             return ExitCodes.Success;
         }
 
         if (options.Operands.Count == 0)
+        {
             throw new UsageException("give the chain's stream files: the full first, then its incrementals in order");
+        }
+
         var name = options.Value("as") ?? throw new UsageException("give the booted domain's name with --as NAME");
         var request = new BootRequest(name, options.Operands, options.Value("disk-dir") ?? RestoreOptions.DefaultDiskDirectory,
             KeepNetwork: options.Value("network") == "keep");
@@ -48,7 +57,10 @@ internal sealed class BootVerb : IVerb
     {
         var uri = Settings.ConnectUri(options, context);
         if (uri != LibvirtConnection.SystemUri)
+        {
             throw new UsageException($"boot and verify --boot run on the hypervisor host itself ({LibvirtConnection.SystemUri}), not '{uri}'");
+        }
+
         return uri;
     }
 

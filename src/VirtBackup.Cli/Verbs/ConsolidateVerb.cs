@@ -17,9 +17,14 @@ internal sealed class ConsolidateVerb : IVerb
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
     {
         if (options.Operands.Count == 0)
+        {
             throw new UsageException("give the chain's stream files: the full first, then its incrementals in order");
+        }
+
         if (context.OutputIsTerminal)
+        {
             throw new ConsolidateRefusedException("refusing to write a backup stream to a terminal: redirect stdout to a file or pipe it to your backup host");
+        }
 
         var result = await SyntheticFull.WriteAsync(options.Operands, context.StandardOutput, ManifestBuilder.ToolVersion, context.Log, cancellationToken);
         context.Log.Information("consolidate of {Domain} complete: full at checkpoint '{Checkpoint}' of chain '{Chain}' from {Streams} stream(s)",

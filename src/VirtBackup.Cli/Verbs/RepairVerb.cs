@@ -1,7 +1,7 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.CliApp.Verbs;
 

@@ -1,7 +1,7 @@
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Restore;
 using VirtBackup.Core.Stream;
-using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.CliApp.Verbs;
 

@@ -20,11 +20,17 @@ internal sealed class ServeVerb : IVerb
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
     {
         if (options.Operands.Count == 0)
+        {
             throw new UsageException("give the chain's stream files: the full first, then its incrementals in order");
+        }
+
         var socket = options.Value("socket");
         var listen = options.Value("listen");
         if ((socket is null) == (listen is null))
+        {
             throw new UsageException("give exactly one of --socket PATH or --listen ADDR:PORT");
+        }
+
         var endpoint = socket is not null
             ? ServeEndpoint.Unix(socket)
             : ServeEndpoint.TryTcp(listen!) ?? throw new UsageException($"--listen takes ADDR:PORT (e.g. 127.0.0.1:10809), not '{listen}'");

@@ -13,7 +13,10 @@ internal static class VerifyBoot
     public static async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
     {
         if (options.Operands.Count == 0)
+        {
             throw new UsageException("verify --boot takes the chain's stream files: the full first, then its incrementals in order");
+        }
+
         var timeout = TimeSpan.FromSeconds(options.IntValue("timeout", DefaultTimeoutSeconds, 1, 86400));
         Regex? expect;
         try
@@ -43,7 +46,10 @@ internal static class VerifyBoot
         }
 
         if (options.Flag("json"))
+        {
             WriteJson(context.StandardOutput, report);
+        }
+
         return report.Passed ? ExitCodes.Success : ExitCodes.BootFailed;
     }
 
@@ -76,8 +82,12 @@ internal static class VerifyBoot
     private static void WriteTriState(Utf8JsonWriter json, string name, bool? value)
     {
         if (value is { } v)
+        {
             json.WriteBoolean(name, v);
+        }
         else
+        {
             json.WriteNull(name);
+        }
     }
 }

@@ -22,10 +22,16 @@ internal sealed class VerifyVerb : IVerb
     public async Task<int> RunAsync(ParsedOptions options, VerbContext context, CancellationToken cancellationToken)
     {
         if (options.Flag("boot"))
+        {
             return await VerifyBoot.RunAsync(options, context, cancellationToken);
+        }
+
         if (options.Operands.Count > 0 || options.Flag("json") || options.Value("timeout") is not null
             || options.Value("expect-console") is not null || options.Value("screenshot") is not null)
+        {
             throw new UsageException("stream files, --timeout, --expect-console, --screenshot and --json go with --boot; without it the stream comes on stdin");
+        }
+
         var input = StreamInput.Open(context, Name);
         var summary = await new BackupStreamReader(input, new ReaderOptions { StopAtEndOfArchive = StreamInput.StopAtEndOfArchive }).VerifyAsync(cancellationToken);
         var m = summary.Manifest;

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
-using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Backup;
 

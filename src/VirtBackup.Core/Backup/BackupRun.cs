@@ -3,10 +3,10 @@ using Serilog;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Stream;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Backup;
 

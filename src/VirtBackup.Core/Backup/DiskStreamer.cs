@@ -71,7 +71,7 @@ public static class DiskStreamer
     public static Task ReadDataAsync(DiskSource disk, Func<long, ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken cancellationToken)
     {
         var data = disk.Plan.Where(e => !e.Zero).Select(e => new NbdRange(e.Offset, e.Length)).ToList();
-        return disk.Reader.ReadRangesAsync(data, sink, ct: cancellationToken);
+        return disk.Reader.ReadRangesAsync(data, sink, cancellationToken: cancellationToken);
     }
 
     /// <summary>

@@ -12,14 +12,14 @@ namespace VirtBackup.Core.Backup;
 /// </summary>
 internal sealed class JobEndpoint : IAsyncDisposable
 {
-    private readonly IJobSocket? socket;
-    private readonly Func<string, NbdUri> uri;
+    private readonly IJobSocket? _socket;
+    private readonly Func<string, NbdUri> _uri;
 
     private JobEndpoint(JobServer server, IJobSocket? socket, Func<string, NbdUri> uri, NbdTls? tls = null)
     {
         Server = server;
-        this.socket = socket;
-        this.uri = uri;
+        _socket = socket;
+        _uri = uri;
         Tls = tls;
     }
 
@@ -57,7 +57,7 @@ internal sealed class JobEndpoint : IAsyncDisposable
     }
 
     /// <summary>The export of disk <paramref name="target"/> as this machine connects to it.</summary>
-    public NbdUri Export(string target) => uri(target);
+    public NbdUri Export(string target) => _uri(target);
 
-    public ValueTask DisposeAsync() => socket?.DisposeAsync() ?? ValueTask.CompletedTask;
+    public ValueTask DisposeAsync() => _socket?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

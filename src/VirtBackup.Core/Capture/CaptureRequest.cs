@@ -1,5 +1,5 @@
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Capture;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Serilog;
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
-using VirtBackup.Core.Hosts;
 
 namespace VirtBackup.Core.Capture;
 

@@ -1,7 +1,7 @@
 using Serilog;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Capture;
 

@@ -1,6 +1,6 @@
 using Serilog;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Chain;
 

@@ -12,33 +12,36 @@ namespace VirtBackup.Core.Consolidate;
 /// </summary>
 internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader, CompressionInfo compression)
 {
-    public async Task<MergedCounts> WriteAsync(DiskLayout layout, CancellationToken ct)
+    public async Task<MergedCounts> WriteAsync(DiskLayout layout, CancellationToken cancellationToken)
     {
         var extents = MergedExtents(layout);
-        await writer.WriteDiskMapAsync(layout.Target, extents, ct);
+        await writer.WriteDiskMapAsync(layout.Target, extents, cancellationToken);
         var spans = layout.Spans;
         var counts = new MergedCounts();
         var content = ArrayPool<byte>.Shared.Rent(compression.MemberSize);
         try
         {
-            int first = 0;
+            var first = 0;
             foreach (var (offset, length, _) in StreamRules.Pieces(extents, compression.MemberSize))
             {
                 while (spans[first].End <= offset)
+                {
                     first++;
+                }
+
                 var span = spans[first];
                 if (span.Member is { } whole && whole.Compression == compression.Algorithm
                     && span.Offset == offset && span.Length == length && whole.DiskOffset == offset && whole.Length == length)
                 {
                     var (stored, entry) = reader.Stored(whole);
                     await writer.WriteStoredDiskDataAsync(layout.Target, offset, length, stored, entry.Sha256, entry.StoredSha256,
-                        $"'{whole.Source.Path}'", ct);
+                        $"'{whole.Source.Path}'", cancellationToken);
                     counts = counts with { CopiedMembers = counts.CopiedMembers + 1, CopiedBytes = counts.CopiedBytes + length };
                     continue;
                 }
 
                 Assemble(spans, first, offset, content.AsSpan(0, length));
-                await writer.WriteDiskDataAsync(layout.Target, offset, content.AsMemory(0, length), ct);
+                await writer.WriteDiskDataAsync(layout.Target, offset, content.AsMemory(0, length), cancellationToken);
                 counts = counts with { EncodedMembers = counts.EncodedMembers + 1, EncodedBytes = counts.EncodedBytes + length };
             }
         }
@@ -56,12 +59,20 @@ internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader,
         var extents = new List<DiskExtent>();
         foreach (var s in layout.Spans)
         {
-            if (s.Kind == SpanKind.Hole || s.Length == 0) continue;
-            bool zero = s.Kind == SpanKind.Zero;
+            if (s.Kind == SpanKind.Hole || s.Length == 0)
+            {
+                continue;
+            }
+
+            var zero = s.Kind == SpanKind.Zero;
             if (extents.Count > 0 && extents[^1].Zero == zero && extents[^1].End == s.Offset)
+            {
                 extents[^1] = extents[^1] with { Length = extents[^1].Length + s.Length };
+            }
             else
+            {
                 extents.Add(new DiskExtent(s.Offset, s.Length, zero));
+            }
         }
 
         return extents;
@@ -76,7 +87,7 @@ internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader,
             var span = spans[index++];
             var member = span.Member
                 ?? throw new InvalidOperationException($"The merged map puts data at {position}, but the chain has {span.Kind} there.");
-            long stop = Math.Min(span.End, end);
+            var stop = Math.Min(span.End, end);
             reader.Content(member).Slice((int)(position - member.DiskOffset), (int)(stop - position))
                 .CopyTo(into[(int)(position - offset)..]);
             position = stop;

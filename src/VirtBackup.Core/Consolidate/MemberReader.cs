@@ -21,11 +21,14 @@ internal sealed class MemberReader : IDisposable
     public (ReadOnlyMemory<byte> Stored, TrailerEntry Entry) Stored(DataMember member)
     {
         var entry = member.Member;
-        int total = TarHeader.BlockSize + (int)entry.StoredSize;
+        var total = TarHeader.BlockSize + (int)entry.StoredSize;
         Grow(ref _stored, total);
         TrailerLocator.ReadExactly(member.Source.Handle, _stored.AsSpan(0, total), entry.HeaderOffset, member.Source.Path);
         if (StreamFile.HeaderProblem(_stored.AsSpan(0, TarHeader.BlockSize), entry) is { } problem)
+        {
             throw Corrupt(member, $"its tar header is not the expected one ({problem})");
+        }
+
         return (_stored.AsMemory(TarHeader.BlockSize, (int)entry.StoredSize), Entry(member));
     }
 
@@ -33,7 +36,10 @@ internal sealed class MemberReader : IDisposable
     public ReadOnlySpan<byte> Content(DataMember member)
     {
         if (ReferenceEquals(_decoded, member))
+        {
             return _content.AsSpan(0, member.Length);
+        }
+
         _decoded = null;
         var (stored, _) = Stored(member);
         Grow(ref _content, member.Length);
@@ -41,7 +47,9 @@ internal sealed class MemberReader : IDisposable
         if (member.Compression == Compression.Zstd)
         {
             if ((ZstdFrames.FrameProblem(stored.Span, member.Length) ?? ZstdFrames.Decompress(stored.Span, content)) is { } problem)
+            {
                 throw Corrupt(member, problem);
+            }
         }
         else
         {
@@ -49,7 +57,10 @@ internal sealed class MemberReader : IDisposable
         }
 
         if (Convert.ToHexStringLower(SHA256.HashData(content)) != member.Member.Sha256)
+        {
             throw Corrupt(member, "its content's SHA-256 differs from the trailer's (the stream file is corrupted)");
+        }
+
         _decoded = member;
         return content;
     }
@@ -59,7 +70,10 @@ internal sealed class MemberReader : IDisposable
     {
         var bytes = StreamFile.ReadContent(file.Handle, file.Path, member);
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != member.Sha256)
+        {
             throw StreamFile.Bad(file.Path, member.Name, "its SHA-256 differs from the trailer's (the stream file is corrupted)");
+        }
+
         return bytes;
     }
 
@@ -69,7 +83,10 @@ internal sealed class MemberReader : IDisposable
         {
             byName = new Dictionary<string, TrailerEntry>(StringComparer.Ordinal);
             foreach (var e in member.Source.Trailer.Members)
+            {
                 byName.TryAdd(e.Name, e);
+            }
+
             _entries[member.Source] = byName;
         }
 
@@ -81,15 +98,31 @@ internal sealed class MemberReader : IDisposable
 
     private static void Grow(ref byte[] buffer, int size)
     {
-        if (buffer.Length >= size) return;
-        if (buffer.Length > 0) ArrayPool<byte>.Shared.Return(buffer);
+        if (buffer.Length >= size)
+        {
+            return;
+        }
+
+        if (buffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
         buffer = ArrayPool<byte>.Shared.Rent(size);
     }
 
     public void Dispose()
     {
-        if (_stored.Length > 0) ArrayPool<byte>.Shared.Return(_stored);
-        if (_content.Length > 0) ArrayPool<byte>.Shared.Return(_content);
+        if (_stored.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_stored);
+        }
+
+        if (_content.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_content);
+        }
+
         _stored = _content = [];
     }
 }

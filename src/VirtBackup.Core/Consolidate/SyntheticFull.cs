@@ -19,13 +19,16 @@ public static class SyntheticFull
     public const string WarningPrefix = "synthetic full: ";
 
     public static async Task<ConsolidateResult> WriteAsync(IReadOnlyList<string> paths, System.IO.Stream output, string toolVersion,
-        ILogger log, CancellationToken ct)
+        ILogger log, CancellationToken cancellationToken)
     {
         using var index = ChainIndex.Open(paths);
         var streams = index.Streams;
         var full = streams[0].Manifest;
         if (full.Level != BackupLevel.Full)
+        {
             throw new ConsolidateRefusedException($"'{streams[0].Path}' is a copy, which starts no chain: consolidate needs a full stream first, then its incrementals in order");
+        }
+
         var newest = streams[^1];
         var manifest = Manifest(index, toolVersion);
         var compression = manifest.Compression;
@@ -37,16 +40,25 @@ public static class SyntheticFull
         var counts = new MergedCounts();
         await using (var writer = new BackupStreamWriter(output, options))
         {
-            await writer.WriteManifestAsync(manifest, ct);
-            await writer.WriteDomainXmlAsync(Encoding.UTF8.GetString(Read(newest, MemberNames.DomainXml)), ct);
+            await writer.WriteManifestAsync(manifest, cancellationToken);
+            await writer.WriteDomainXmlAsync(Encoding.UTF8.GetString(Read(newest, MemberNames.DomainXml)), cancellationToken);
             foreach (var member in newest.Members.Where(m => m.Name.StartsWith(MemberNames.NvramPrefix, StringComparison.Ordinal)))
-                await writer.WriteNvramAsync(member.Name[MemberNames.NvramPrefix.Length..], MemberReader.Small(newest, member), ct);
+            {
+                await writer.WriteNvramAsync(member.Name[MemberNames.NvramPrefix.Length..], MemberReader.Small(newest, member), cancellationToken);
+            }
+
             foreach (var member in newest.Members.Where(m => m.Name.StartsWith(MemberNames.TpmPrefix, StringComparison.Ordinal)))
-                await writer.WriteTpmFileAsync(member.Name[MemberNames.TpmPrefix.Length..], MemberReader.Small(newest, member), ct);
+            {
+                await writer.WriteTpmFileAsync(member.Name[MemberNames.TpmPrefix.Length..], MemberReader.Small(newest, member), cancellationToken);
+            }
+
             var merger = new DiskMerger(writer, reader, compression);
             foreach (var disk in index.Disks)
-                counts += await merger.WriteAsync(disk, ct);
-            await writer.CompleteAsync(ct);
+            {
+                counts += await merger.WriteAsync(disk, cancellationToken);
+            }
+
+            await writer.CompleteAsync(cancellationToken);
         }
 
         log.Information("synthetic full written: {Copied} data member(s) copied as stored ({CopiedMiB:F1} MiB), {Encoded} encoded anew ({EncodedMiB:F1} MiB)",

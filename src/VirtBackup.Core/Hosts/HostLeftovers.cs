@@ -15,14 +15,14 @@ public sealed class HostLeftovers(string domainStateDirectory)
 {
     public const string FileName = "on-host-by-virtbackup";
 
-    private readonly Lock gate = new();
+    private readonly Lock _gate = new();
 
     public string Path { get; } = System.IO.Path.Combine(domainStateDirectory, FileName);
 
     /// <summary>Notes <paramref name="paths"/> on <paramref name="host"/>, durably, before they are made.</summary>
     public void Note(IHypervisorHost host, IEnumerable<string> paths)
     {
-        lock (gate)
+        lock (_gate)
         {
             Write([.. Read(), .. paths.Select(p => (host.Display, Checked(p)))]);
         }
@@ -32,7 +32,7 @@ public sealed class HostLeftovers(string domainStateDirectory)
     public void Forget(IHypervisorHost host, IEnumerable<string> paths)
     {
         var gone = paths.ToHashSet(StringComparer.Ordinal);
-        lock (gate)
+        lock (_gate)
         {
             Write([.. Read().Where(e => e.Host != host.Display || !gone.Contains(e.Path))]);
         }
@@ -41,7 +41,7 @@ public sealed class HostLeftovers(string domainStateDirectory)
     /// <summary>The paths noted on <paramref name="host"/>.</summary>
     public IReadOnlyList<string> On(IHypervisorHost host)
     {
-        lock (gate)
+        lock (_gate)
         {
             return [.. Read().Where(e => e.Host == host.Display).Select(e => e.Path).Distinct(StringComparer.Ordinal)];
         }

@@ -18,20 +18,20 @@ internal sealed class ScratchImages : IAsyncDisposable
     /// <summary>Where libvirt keeps scratch images itself, and virtbackup by default.</summary>
     public const string DefaultDirectory = "/var/lib/libvirt/images";
 
-    private readonly IReadOnlyList<(string Target, string Path)> disks;
-    private readonly IHypervisorHost host;
-    private readonly HostLeftovers leftovers;
-    private readonly Task<bool> made;
-    private readonly ILogger log;
+    private readonly IReadOnlyList<(string Target, string Path)> _disks;
+    private readonly IHypervisorHost _host;
+    private readonly HostLeftovers _leftovers;
+    private readonly Task<bool> _made;
+    private readonly ILogger _log;
 
     private ScratchImages(
         IReadOnlyList<(string Target, string Path)> disks, IHypervisorHost host, HostLeftovers leftovers, Task<bool> made, ILogger log)
     {
-        this.disks = disks;
-        this.host = host;
-        this.leftovers = leftovers;
-        this.made = made;
-        this.log = log;
+        _disks = disks;
+        _host = host;
+        _leftovers = leftovers;
+        _made = made;
+        _log = log;
     }
 
     /// <summary>
@@ -91,27 +91,27 @@ internal sealed class ScratchImages : IAsyncDisposable
 
     /// <summary>The flags for <c>virDomainBackupBegin</c>: reuse the images once they exist, else let libvirt make them.</summary>
     public async Task<BackupBeginFlags> BeginFlagsAsync() =>
-        await made ? BackupBeginFlags.ReuseExternal : BackupBeginFlags.None;
+        await _made ? BackupBeginFlags.ReuseExternal : BackupBeginFlags.None;
 
     public async ValueTask DisposeAsync()
     {
-        var paths = disks.Select(d => d.Path).ToList();
-        if (!await made)
+        var paths = _disks.Select(d => d.Path).ToList();
+        if (!await _made)
         {
             // libvirt made them, or nothing was made: libvirt removes its own when the job ends.
-            leftovers.Forget(host, paths);
+            _leftovers.Forget(_host, paths);
             return;
         }
 
         try
         {
-            await host.Images.RemoveFilesAsync(paths, CancellationToken.None);
-            leftovers.Forget(host, paths);
+            await _host.Images.RemoveFilesAsync(paths, CancellationToken.None);
+            _leftovers.Forget(_host, paths);
         }
         catch (HostException e)
         {
             // The backup's outcome stands; the images stay noted, and the next run removes them.
-            log.Warning("could not remove a scratch image: {Message}", e.Message);
+            _log.Warning("could not remove a scratch image: {Message}", e.Message);
         }
     }
 

@@ -22,7 +22,7 @@ public sealed partial class Domain
     /// JSON answer. <paramref name="timeoutSeconds"/> is seconds or one of the AgentTimeout constants.
     /// </summary>
     public string QemuAgentCommand(string json, int timeoutSeconds = AgentTimeoutDefault) =>
-        TakeString(LibvirtNative.virDomainQemuAgentCommand(handle, json, timeoutSeconds, 0), "virDomainQemuAgentCommand", Name);
+        TakeString(LibvirtNative.virDomainQemuAgentCommand(_handle, json, timeoutSeconds, 0), "virDomainQemuAgentCommand", Name);
 
     /// <summary>
     /// Whether the guest agent answers <c>guest-ping</c> within <paramref name="timeoutSeconds"/>. False
@@ -50,7 +50,7 @@ public sealed partial class Domain
     /// </summary>
     public string QemuMonitorCommand(string command, bool hmp = false)
     {
-        Check(LibvirtNative.virDomainQemuMonitorCommand(handle, command, out var result, hmp ? 1u : 0u),
+        Check(LibvirtNative.virDomainQemuMonitorCommand(_handle, command, out var result, hmp ? 1u : 0u),
             "virDomainQemuMonitorCommand", Name);
         return TakeString(result, "virDomainQemuMonitorCommand", Name);
     }
@@ -69,8 +69,8 @@ public sealed partial class Domain
             {
                 var list = paths.Length == 0 ? null : array;
                 return freeze
-                    ? Check(LibvirtNative.virDomainFSFreeze(handle, list, (uint)paths.Length, 0), "virDomainFSFreeze", Name)
-                    : Check(LibvirtNative.virDomainFSThaw(handle, list, (uint)paths.Length, 0), "virDomainFSThaw", Name);
+                    ? Check(LibvirtNative.virDomainFSFreeze(_handle, list, (uint)paths.Length, 0), "virDomainFSFreeze", Name)
+                    : Check(LibvirtNative.virDomainFSThaw(_handle, list, (uint)paths.Length, 0), "virDomainFSThaw", Name);
             }
         }
         finally

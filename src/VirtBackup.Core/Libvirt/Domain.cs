@@ -11,11 +11,11 @@ namespace VirtBackup.Core.Libvirt;
 /// </summary>
 public sealed partial class Domain : IDomain
 {
-    private readonly DomainHandle handle;
+    private readonly DomainHandle _handle;
 
     internal unsafe Domain(DomainHandle handle)
     {
-        this.handle = handle;
+        _handle = handle;
 
         // Both are read from the handle itself: no round trip to libvirtd.
         Name = PeekString(LibvirtNative.virDomainGetName(handle));
@@ -32,5 +32,5 @@ public sealed partial class Domain : IDomain
 
     public override string ToString() => $"{Name} ({Uuid})";
 
-    public void Dispose() => handle.Dispose();
+    public void Dispose() => _handle.Dispose();
 }

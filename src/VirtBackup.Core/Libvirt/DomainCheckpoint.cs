@@ -5,13 +5,13 @@ namespace VirtBackup.Core.Libvirt;
 /// <summary>One checkpoint of a domain (<c>virDomainCheckpointPtr</c>).</summary>
 public sealed class DomainCheckpoint : IDisposable
 {
-    private readonly CheckpointHandle handle;
-    private readonly string domainName;
+    private readonly CheckpointHandle _handle;
+    private readonly string _domainName;
 
     internal DomainCheckpoint(CheckpointHandle handle, string domainName)
     {
-        this.handle = handle;
-        this.domainName = domainName;
+        _handle = handle;
+        _domainName = domainName;
         Name = PeekString(LibvirtNative.virDomainCheckpointGetName(handle));
     }
 
@@ -20,16 +20,16 @@ public sealed class DomainCheckpoint : IDisposable
 
     /// <summary>The checkpoint's <c>&lt;domaincheckpoint&gt;</c> XML (<c>virDomainCheckpointGetXMLDesc</c>).</summary>
     public string GetXml(CheckpointXmlFlags flags = CheckpointXmlFlags.None) =>
-        TakeString(LibvirtNative.virDomainCheckpointGetXMLDesc(handle, (uint)flags), "virDomainCheckpointGetXMLDesc", domainName);
+        TakeString(LibvirtNative.virDomainCheckpointGetXMLDesc(_handle, (uint)flags), "virDomainCheckpointGetXMLDesc", _domainName);
 
     /// <summary>
     /// Deletes the checkpoint (<c>virDomainCheckpointDelete</c>): by default also its bitmaps, merging
     /// them into the parent's; with <see cref="CheckpointDeleteFlags.MetadataOnly"/> only libvirt's record.
     /// </summary>
     public void Delete(CheckpointDeleteFlags flags = CheckpointDeleteFlags.None) =>
-        Check(LibvirtNative.virDomainCheckpointDelete(handle, (uint)flags), "virDomainCheckpointDelete", domainName);
+        Check(LibvirtNative.virDomainCheckpointDelete(_handle, (uint)flags), "virDomainCheckpointDelete", _domainName);
 
-    public override string ToString() => $"{domainName}/{Name}";
+    public override string ToString() => $"{_domainName}/{Name}";
 
-    public void Dispose() => handle.Dispose();
+    public void Dispose() => _handle.Dispose();
 }

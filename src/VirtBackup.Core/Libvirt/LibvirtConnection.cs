@@ -12,11 +12,11 @@ public sealed class LibvirtConnection : IDomainConnection
 {
     public const string SystemUri = "qemu:///system";
 
-    private readonly ConnectHandle handle;
+    private readonly ConnectHandle _handle;
 
     private LibvirtConnection(ConnectHandle handle, string uri)
     {
-        this.handle = handle;
+        _handle = handle;
         Uri = uri;
     }
 
@@ -36,15 +36,15 @@ public sealed class LibvirtConnection : IDomainConnection
     /// Whether the connection still works as far as libvirt knows (<c>virConnectIsAlive</c>); false once a call
     /// found the daemon gone (libvirtd restarted), in which case only a new connection helps.
     /// </summary>
-    public bool IsAlive => LibvirtNative.virConnectIsAlive(handle) == 1;
+    public bool IsAlive => LibvirtNative.virConnectIsAlive(_handle) == 1;
 
     /// <summary>The domain called <paramref name="name"/>, or <see cref="DomainNotFoundException"/>.</summary>
     public Domain LookupByName(string name) =>
-        new(Check(LibvirtNative.virDomainLookupByName(handle, name), "virDomainLookupByName", name));
+        new(Check(LibvirtNative.virDomainLookupByName(_handle, name), "virDomainLookupByName", name));
 
     /// <summary>The domain with <paramref name="uuid"/> (canonical text form), or <see cref="DomainNotFoundException"/>.</summary>
     public Domain LookupByUuid(string uuid) =>
-        new(Check(LibvirtNative.virDomainLookupByUUIDString(handle, uuid), "virDomainLookupByUUIDString", uuid));
+        new(Check(LibvirtNative.virDomainLookupByUUIDString(_handle, uuid), "virDomainLookupByUUIDString", uuid));
 
     IDomain IDomainConnection.LookupDomainByUuid(string uuid) => LookupByUuid(uuid);
 
@@ -65,12 +65,12 @@ public sealed class LibvirtConnection : IDomainConnection
     }
 
     /// <summary>Defines (or redefines) a persistent domain from XML (<c>virDomainDefineXML</c>).</summary>
-    public Domain Define(string xml) => new(Check(LibvirtNative.virDomainDefineXML(handle, xml), "virDomainDefineXML", null));
+    public Domain Define(string xml) => new(Check(LibvirtNative.virDomainDefineXML(_handle, xml), "virDomainDefineXML", null));
 
     /// <summary>The names of all domains, running or not.</summary>
     public unsafe IReadOnlyList<string> ListDomainNames()
     {
-        var count = Check(LibvirtNative.virConnectListAllDomains(handle, out var domains, 0), "virConnectListAllDomains", null);
+        var count = Check(LibvirtNative.virConnectListAllDomains(_handle, out var domains, 0), "virConnectListAllDomains", null);
         var names = new List<string>(count);
         try
         {
@@ -92,5 +92,5 @@ public sealed class LibvirtConnection : IDomainConnection
         return names;
     }
 
-    public void Dispose() => handle.Dispose();
+    public void Dispose() => _handle.Dispose();
 }

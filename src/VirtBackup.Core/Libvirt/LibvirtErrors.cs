@@ -11,7 +11,7 @@ namespace VirtBackup.Core.Libvirt;
 internal static unsafe class LibvirtErrors
 {
     private static readonly Lock InitLock = new();
-    private static bool initialized;
+    private static bool _initialized;
 
     /// <summary>
     /// Initializes libvirt once and replaces its default error handler (which prints every error to
@@ -21,7 +21,7 @@ internal static unsafe class LibvirtErrors
     {
         lock (InitLock)
         {
-            if (initialized)
+            if (_initialized)
             {
                 return;
             }
@@ -32,7 +32,7 @@ internal static unsafe class LibvirtErrors
                 throw Last("virInitialize", null);
             }
 
-            initialized = true;
+            _initialized = true;
         }
     }
 

@@ -17,12 +17,20 @@ internal static class NbdBlockStatus
     public static void CheckLength(NbdRequest request, uint length)
     {
         if (length < 12 || (length - 4) % 8 != 0)
+        {
             throw new NbdProtocolViolation(request, $"block-status chunk of {length} bytes (must be 4 + a positive multiple of 8)");
+        }
+
         var descriptors = (length - 4) / 8;
         if (length > MaxPayloadLength || descriptors > request.Length)
+        {
             throw new NbdProtocolViolation(request, $"block-status chunk with {descriptors} descriptors for a {request.Length}-byte request");
+        }
+
         if ((request.Flags & CmdFlagReqOne) != 0 && descriptors != 1)
+        {
             throw new NbdProtocolViolation(request, $"block-status chunk with {descriptors} descriptors although NBD_CMD_FLAG_REQ_ONE asked for one");
+        }
     }
 
     /// <summary>Validates one chunk and keeps its extents when it is for the context the caller asked about.</summary>
@@ -30,10 +38,16 @@ internal static class NbdBlockStatus
     {
         var contextId = BinaryPrimitives.ReadUInt32BigEndian(payload);
         if (!contexts.ContainsKey(contextId))
+        {
             throw new NbdProtocolViolation(request, $"block-status chunk for context id {contextId}, which was never negotiated ({Negotiated(contexts)})");
+        }
+
         var seen = request.ContextsSeen ??= [];
         if (seen.Contains(contextId))
+        {
             throw new NbdProtocolViolation(request, $"second block-status chunk for context '{contexts[contextId]}' (id {contextId})");
+        }
+
         seen.Add(contextId);
 
         var keep = contextId == request.WantedContextId;
@@ -44,10 +58,16 @@ internal static class NbdBlockStatus
             var length = BinaryPrimitives.ReadUInt32BigEndian(payload[i..]);
             var flags = BinaryPrimitives.ReadUInt32BigEndian(payload[(i + 4)..]);
             if (length == 0)
+            {
                 throw new NbdProtocolViolation(request, $"block-status descriptor of length 0 at offset {position} for context '{contexts[contextId]}'");
+            }
+
             if (position + length > request.End)
+            {
                 throw new NbdProtocolViolation(request,
                     $"block-status descriptors for context '{contexts[contextId]}' extend to offset {position + length}, beyond the end of the request");
+            }
+
             extents?.Add(new NbdExtent(position, length, flags));
             position += length;
         }
@@ -58,8 +78,10 @@ internal static class NbdBlockStatus
     {
         var missing = contexts.Keys.Where(id => request.ContextsSeen?.Contains(id) != true).ToList();
         if (missing.Count > 0)
+        {
             throw new NbdProtocolViolation(request,
                 $"the reply ended without block status for context {string.Join(", ", missing.Select(id => $"'{contexts[id]}' (id {id})"))}");
+        }
     }
 
     private static string Negotiated(IReadOnlyDictionary<uint, string> contexts) =>

@@ -13,53 +13,62 @@ public sealed partial class NbdClient
     internal int MaxPayloadLength => (int)Math.Min(MaximumBlockSize, DefaultMaximumBlockSize);
 
     /// <summary>Fills <paramref name="buffer"/> with the export's bytes at <paramref name="offset"/> (holes read as zeroes).</summary>
-    public Task ReadAsync(long offset, Memory<byte> buffer, CancellationToken ct = default)
+    public Task ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         CheckRange("READ", offset, buffer.Length);
         return Split(offset, buffer.Length, MaxPayloadLength, (chunkOffset, length) =>
-            ExecuteAsync(CmdRead, 0, chunkOffset, length, buffer.Slice((int)(chunkOffset - offset), (int)length), default, 0, ct));
+            ExecuteAsync(CmdRead, 0, chunkOffset, length, buffer.Slice((int)(chunkOffset - offset), (int)length), default, 0, cancellationToken));
     }
 
-    public Task WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken ct = default)
+    public Task WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         CheckWritable("WRITE");
         CheckRange("WRITE", offset, data.Length);
         return Split(offset, data.Length, MaxPayloadLength, (chunkOffset, length) =>
-            ExecuteAsync(CmdWrite, 0, chunkOffset, length, default, data.Slice((int)(chunkOffset - offset), (int)length), 0, ct));
+            ExecuteAsync(CmdWrite, 0, chunkOffset, length, default, data.Slice((int)(chunkOffset - offset), (int)length), 0, cancellationToken));
     }
 
     /// <summary>
     /// Makes the range read as zeroes. Without <paramref name="noHole"/> the server may punch holes, which keeps
     /// thin images thin; with it the range stays allocated.
     /// </summary>
-    public Task WriteZeroesAsync(long offset, long length, bool noHole = false, CancellationToken ct = default)
+    public Task WriteZeroesAsync(long offset, long length, bool noHole = false, CancellationToken cancellationToken = default)
     {
         CheckWritable("WRITE_ZEROES");
         if (!CanWriteZeroes)
+        {
             throw Unsupported("WRITE_ZEROES", "NBD_FLAG_SEND_WRITE_ZEROES", "write zero-filled data instead");
+        }
+
         CheckRange("WRITE_ZEROES", offset, length);
         var flags = noHole ? CmdFlagNoHole : (ushort)0;
         return Split(offset, length, (int)MaxNonPayloadLength, (chunkOffset, count) =>
-            ExecuteAsync(CmdWriteZeroes, flags, chunkOffset, count, default, default, 0, ct));
+            ExecuteAsync(CmdWriteZeroes, flags, chunkOffset, count, default, default, 0, cancellationToken));
     }
 
     /// <summary>Tells the server the range is no longer needed (its contents become unspecified).</summary>
-    public Task TrimAsync(long offset, long length, CancellationToken ct = default)
+    public Task TrimAsync(long offset, long length, CancellationToken cancellationToken = default)
     {
         CheckWritable("TRIM");
         if (!CanTrim)
+        {
             throw Unsupported("TRIM", "NBD_FLAG_SEND_TRIM", "skip the trim");
+        }
+
         CheckRange("TRIM", offset, length);
         return Split(offset, length, (int)MaxNonPayloadLength, (chunkOffset, count) =>
-            ExecuteAsync(CmdTrim, 0, chunkOffset, count, default, default, 0, ct));
+            ExecuteAsync(CmdTrim, 0, chunkOffset, count, default, default, 0, cancellationToken));
     }
 
     /// <summary>Waits until every write the server has acknowledged is on stable storage.</summary>
-    public Task FlushAsync(CancellationToken ct = default)
+    public Task FlushAsync(CancellationToken cancellationToken = default)
     {
         if (!CanFlush)
+        {
             throw Unsupported("FLUSH", "NBD_FLAG_SEND_FLUSH", "the server offers no durability guarantee to wait for");
-        return ExecuteAsync(CmdFlush, 0, 0, 0, default, default, 0, ct);
+        }
+
+        return ExecuteAsync(CmdFlush, 0, 0, 0, default, default, 0, cancellationToken);
     }
 
     /// <summary>
@@ -67,22 +76,25 @@ public sealed partial class NbdClient
     /// 1 GiB). Returns the server's extents, validated: consecutive from <paramref name="offset"/>, possibly covering
     /// less than asked.
     /// </summary>
-    public Task<IReadOnlyList<NbdExtent>> BlockStatusAsync(string context, long offset, long length, CancellationToken ct = default) =>
-        BlockStatusAsync(context, offset, length, requestOne: false, ct);
+    public Task<IReadOnlyList<NbdExtent>> BlockStatusAsync(string context, long offset, long length, CancellationToken cancellationToken = default) =>
+        BlockStatusAsync(context, offset, length, requestOne: false, cancellationToken);
 
     /// <summary>As above; <paramref name="requestOne"/> sets NBD_CMD_FLAG_REQ_ONE (one extent per context).</summary>
     public async Task<IReadOnlyList<NbdExtent>> BlockStatusAsync(
-        string context, long offset, long length, bool requestOne, CancellationToken ct = default)
+        string context, long offset, long length, bool requestOne, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!MetaContexts.TryGetValue(context, out var contextId))
+        {
             throw new ArgumentException(
                 $"Metadata context '{context}' was not negotiated (negotiated: {(MetaContexts.Count == 0 ? "none" : string.Join(", ", MetaContexts.Keys))}); " +
                 "list it in NbdConnectOptions.MetaContexts.", nameof(context));
+        }
+
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
         CheckRange("BLOCK_STATUS", offset, length);
         var count = (uint)Math.Min(length, MaxNonPayloadLength);
-        var request = await ExecuteAsync(CmdBlockStatus, requestOne ? CmdFlagReqOne : (ushort)0, offset, count, default, default, contextId, ct)
+        var request = await ExecuteAsync(CmdBlockStatus, requestOne ? CmdFlagReqOne : (ushort)0, offset, count, default, default, contextId, cancellationToken)
             .ConfigureAwait(false);
         return request.Extents!;
     }
@@ -92,7 +104,7 @@ public sealed partial class NbdClient
     /// adjacent extents with equal flags are merged.
     /// </summary>
     public async IAsyncEnumerable<NbdExtent> GetExtentsAsync(
-        string context, long offset, long length, [EnumeratorCancellation] CancellationToken ct = default)
+        string context, long offset, long length, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         CheckRange("BLOCK_STATUS", offset, length);
         NbdExtent? pending = null;
@@ -100,7 +112,7 @@ public sealed partial class NbdClient
         var position = offset;
         while (position < end)
         {
-            var extents = await BlockStatusAsync(context, position, end - position, ct).ConfigureAwait(false);
+            var extents = await BlockStatusAsync(context, position, end - position, cancellationToken).ConfigureAwait(false);
             foreach (var extent in extents)
             {
                 if (pending is { } merged && merged.Flags == extent.Flags)
@@ -110,7 +122,10 @@ public sealed partial class NbdClient
                 else
                 {
                     if (pending is { } done)
+                    {
                         yield return done;
+                    }
+
                     pending = extent;
                 }
 
@@ -119,19 +134,30 @@ public sealed partial class NbdClient
         }
 
         if (pending is { } last)
+        {
             yield return last;
+        }
     }
 
     /// <summary>Issues one request per piece of at most <paramref name="maxLength"/> bytes, all in flight together.</summary>
     private static Task Split(long offset, long length, int maxLength, Func<long, uint, Task> send)
     {
         if (length == 0)
+        {
             return Task.CompletedTask;
+        }
+
         if (length <= maxLength)
+        {
             return send(offset, (uint)length);
+        }
+
         var pieces = new List<Task>((int)((length + maxLength - 1) / maxLength));
         for (var done = 0L; done < length; done += maxLength)
+        {
             pieces.Add(send(offset + done, (uint)Math.Min(maxLength, length - done)));
+        }
+
         return Task.WhenAll(pieces);
     }
 
@@ -140,18 +166,25 @@ public sealed partial class NbdClient
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (offset > ExportSize || length > ExportSize - offset)
+        {
             throw new ArgumentOutOfRangeException(nameof(length),
                 $"NBD {command} at offset {offset} (length {length}) goes beyond the end of the export ({ExportSize} bytes).");
+        }
+
         var min = MinimumBlockSize;
         if (min > 1 && (offset % min != 0 || (length % min != 0 && offset + length != ExportSize)))
+        {
             throw new ArgumentException(
                 $"NBD {command} at offset {offset} (length {length}) is not aligned to the server's minimum block size of {min} bytes.");
+        }
     }
 
     private void CheckWritable(string command)
     {
         if (ReadOnly)
+        {
             throw new NbdException($"NBD {command}: the export {Uri} is read-only.", command);
+        }
     }
 
     private NbdException Unsupported(string command, string flag, string hint) =>

@@ -22,8 +22,8 @@ public sealed partial class NbdClient
         Func<long, ReadOnlyMemory<byte>, ValueTask> sink,
         int chunkSize = DefaultReadChunkSize,
         int inFlight = DefaultReadsInFlight,
-        CancellationToken ct = default) =>
-        ReadRangesAsync([new NbdRange(offset, length)], sink, chunkSize, inFlight, ct);
+        CancellationToken cancellationToken = default) =>
+        ReadRangesAsync([new NbdRange(offset, length)], sink, chunkSize, inFlight, cancellationToken);
 
     /// <summary>
     /// Reads several ranges as one pipeline: like <see cref="ReadRangeAsync"/>, but the window of READs in flight
@@ -36,15 +36,18 @@ public sealed partial class NbdClient
         Func<long, ReadOnlyMemory<byte>, ValueTask> sink,
         int chunkSize = DefaultReadChunkSize,
         int inFlight = DefaultReadsInFlight,
-        CancellationToken ct = default)
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(ranges);
         ArgumentNullException.ThrowIfNull(sink);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inFlight);
         foreach (var range in ranges)
+        {
             CheckRange("READ", range.Offset, range.Length);
+        }
+
         chunkSize = OrderedChunkWindow.FitChunkSize(chunkSize, MaxPayloadLength, MinimumBlockSize);
-        return OrderedChunkWindow.RunAsync(ranges, chunkSize, inFlight, (offset, buffer) => ReadAsync(offset, buffer, ct), sink, ct);
+        return OrderedChunkWindow.RunAsync(ranges, chunkSize, inFlight, (offset, buffer) => ReadAsync(offset, buffer, cancellationToken), sink, cancellationToken);
     }
 }
 

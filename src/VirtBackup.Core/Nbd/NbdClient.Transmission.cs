@@ -45,34 +45,42 @@ public sealed partial class NbdClient
     /// <summary>Sends one request and waits for its complete, validated reply.</summary>
     private async Task<NbdRequest> ExecuteAsync(
         ushort command, ushort flags, long offset, uint length, Memory<byte> readBuffer,
-        ReadOnlyMemory<byte> payload, uint contextId, CancellationToken ct)
+        ReadOnlyMemory<byte> payload, uint contextId, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        ct.ThrowIfCancellationRequested();
+        cancellationToken.ThrowIfCancellationRequested();
         var request = new NbdRequest((ulong)Interlocked.Increment(ref _lastHandle), command, flags, offset, length, readBuffer, contextId)
         {
             CancelledWhileReceiving = _cancelledWhileReceiving,
         };
         if (_serverShuttingDown)
+        {
             throw new NbdException($"{request.Description}: the server is shutting down (it answered ESHUTDOWN); reconnect later.", request.Name, offset, length);
-        if (!_requests.TryAdd(request, out var refusal))
-            throw refusal!;
+        }
 
-        await SendAsync(request, payload, ct).ConfigureAwait(false);
-        using (ct.UnsafeRegister(static (state, token) => ((NbdRequest)state!).Cancel(token), request))
+        if (!_requests.TryAdd(request, out var refusal))
+        {
+            throw refusal!;
+        }
+
+        await SendAsync(request, payload, cancellationToken).ConfigureAwait(false);
+        using (cancellationToken.UnsafeRegister(static (state, token) => ((NbdRequest)state!).Cancel(token), request))
+        {
             await request.Task.ConfigureAwait(false);
+        }
+
         return request;
     }
 
-    private async Task SendAsync(NbdRequest request, ReadOnlyMemory<byte> payload, CancellationToken ct)
+    private async Task SendAsync(NbdRequest request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         try
         {
-            await _sendLock.WaitAsync(ct).ConfigureAwait(false);
+            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            request.Cancel(ct); // settles it, in case the reply loop fails it concurrently
+            request.Cancel(cancellationToken); // settles it, in case the reply loop fails it concurrently
             _requests.Remove(request.Handle);
             throw;
         }
@@ -83,7 +91,9 @@ public sealed partial class NbdClient
             // Blocking and not cancellable: a half-sent request would garble the stream. Abort() unblocks it.
             _transport.Send(_requestHeader);
             if (!payload.IsEmpty)
+            {
                 _transport.Send(payload.Span);
+            }
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
@@ -124,9 +134,14 @@ public sealed partial class NbdClient
         }
 
         if (_abortReason is { } reason)
+        {
             failure = r => new NbdException($"{r.Description}: {reason}.", r.Name, r.ReportedOffset, r.ReportedLength);
+        }
+
         foreach (var request in _requests.Close(failure))
+        {
             request.Fail(failure(request));
+        }
     }
 
     /// <summary>Hard disconnect initiated by the client; pending requests fail with <paramref name="reason"/>.</summary>
@@ -143,7 +158,10 @@ public sealed partial class NbdClient
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
             return;
+        }
+
         if (_abortReason is null && !_replyLoop.IsCompleted)
         {
             try

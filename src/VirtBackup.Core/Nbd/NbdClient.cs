@@ -64,18 +64,21 @@ public sealed partial class NbdClient : IAsyncDisposable
     private bool Has(ushort flag) => (_export.TransmissionFlags & flag) != 0;
 
     /// <summary>Connects, negotiates (structured replies, meta contexts, NBD_OPT_GO) and starts the reply thread.</summary>
-    public static Task<NbdClient> ConnectAsync(NbdUri uri, NbdConnectOptions? options = null, CancellationToken ct = default)
+    public static Task<NbdClient> ConnectAsync(NbdUri uri, NbdConnectOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uri);
         options ??= NbdConnectOptions.Default;
         options.Validate();
-        return HandshakeAsync(uri, options.ConnectTimeout, keepConnection: true, ct, (transport, input) =>
+        return HandshakeAsync(uri, options.ConnectTimeout, keepConnection: true, cancellationToken, (transport, input) =>
         {
             var handshake = new NbdHandshake(transport, input);
             handshake.ReadGreeting();
             handshake.SendClientFlags();
             if (options.Tls is null)
+            {
                 return Negotiate(uri, options, transport, input, handshake);
+            }
+
             handshake.StartTls(options.Tls);
             try
             {
@@ -97,7 +100,10 @@ public sealed partial class NbdClient : IAsyncDisposable
     {
         var structured = options.StructuredReplies && handshake.NegotiateStructuredReplies();
         if (!structured && options.MetaContexts.Count > 0)
+        {
             throw new NbdException("NBD_OPT_STRUCTURED_REPLY: the server does not support structured replies, which block status (metadata contexts) requires.", "NBD_OPT_STRUCTURED_REPLY");
+        }
+
         var contexts = options.MetaContexts.Count == 0
             ? new Dictionary<string, uint>()
             : handshake.SetMetaContexts(uri.ExportName, options.MetaContexts);
@@ -106,10 +112,10 @@ public sealed partial class NbdClient : IAsyncDisposable
     }
 
     /// <summary>Lists the exports a server announces (NBD_OPT_LIST), then hangs up politely.</summary>
-    public static Task<IReadOnlyList<NbdExportInfo>> ListExportsAsync(NbdUri uri, CancellationToken ct = default)
+    public static Task<IReadOnlyList<NbdExportInfo>> ListExportsAsync(NbdUri uri, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        return HandshakeAsync(uri, NbdConnectOptions.Default.ConnectTimeout, keepConnection: false, ct, (transport, input) =>
+        return HandshakeAsync(uri, NbdConnectOptions.Default.ConnectTimeout, keepConnection: false, cancellationToken, (transport, input) =>
         {
             var handshake = new NbdHandshake(transport, input);
             handshake.ReadGreeting();
@@ -126,13 +132,13 @@ public sealed partial class NbdClient : IAsyncDisposable
     /// exceptions that say what happened and whose side it is on.
     /// </summary>
     private static async Task<T> HandshakeAsync<T>(
-        NbdUri uri, TimeSpan timeout, bool keepConnection, CancellationToken ct,
+        NbdUri uri, TimeSpan timeout, bool keepConnection, CancellationToken cancellationToken,
         Func<NbdTransport, NbdSocketReader, T> steps, Action<T> onSuccess)
     {
         var transport = NbdTransport.Create(uri);
         var input = new NbdSocketReader(transport);
         var keep = false;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         try
         {
@@ -153,8 +159,11 @@ public sealed partial class NbdClient : IAsyncDisposable
         }
         catch (Exception e) when (deadline.IsCancellationRequested)
         {
-            if (ct.IsCancellationRequested)
-                throw new OperationCanceledException("The NBD connection attempt was cancelled.", e, ct);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("The NBD connection attempt was cancelled.", e, cancellationToken);
+            }
+
             throw new NbdException($"NBD handshake with {uri}: server error: no complete answer within {timeout.TotalSeconds:0.#} s.",
                 "handshake", isServerError: true, inner: e);
         }

@@ -24,16 +24,26 @@ public sealed record NbdConnectOptions
     {
         Tls?.Validate();
         if (MetaContexts.Count > 0 && !StructuredReplies)
+        {
             throw new ArgumentException("Metadata contexts (block status) require structured replies.", nameof(MetaContexts));
+        }
+
         foreach (var context in MetaContexts)
         {
             if (string.IsNullOrEmpty(context) || !context.Contains(':'))
+            {
                 throw new ArgumentException($"'{context}' is not a metadata context name (namespace:name).", nameof(MetaContexts));
+            }
         }
 
         if (MetaContexts.Distinct(StringComparer.Ordinal).Count() != MetaContexts.Count)
+        {
             throw new ArgumentException("A metadata context is listed twice.", nameof(MetaContexts));
+        }
+
         if (ConnectTimeout <= TimeSpan.Zero)
+        {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), "The connect timeout must be positive.");
+        }
     }
 }

@@ -23,27 +23,48 @@ internal sealed partial class NbdHandshake
         {
             var reply = ReadOptionReply(OptGo);
             if (reply.Type == RepAck)
+            {
                 break;
+            }
+
             if (reply.Type == RepErrUnsup && export is null)
+            {
                 return ExportName(exportName);
+            }
+
             if (reply.Type == RepErrUnknown)
+            {
                 throw new NbdException(
                     $"NBD_OPT_GO: the server has no export named '{exportName}'{ErrorText(reply)} (NBD_REP_ERR_UNKNOWN).", "NBD_OPT_GO");
+            }
+
             if ((reply.Type & RepFlagError) != 0)
+            {
                 throw Refused(OptGo, reply);
+            }
+
             if (reply.Type != RepInfo || reply.Data.Length < 2)
+            {
                 throw Violation(OptGo, $"unexpected reply type {reply.Type} with {reply.Data.Length} bytes");
+            }
 
             var info = BinaryPrimitives.ReadUInt16BigEndian(reply.Data);
             if (info == InfoExport)
+            {
                 export = ParseInfoExport(reply.Data);
+            }
             else if (info == InfoBlockSize)
+            {
                 blockSize = ParseInfoBlockSize(reply.Data);
+            }
             // NBD_INFO_NAME, NBD_INFO_DESCRIPTION and unknown types: ignored, as the spec asks.
         }
 
         if (export is null)
+        {
             throw Violation(OptGo, "NBD_REP_ACK arrived without NBD_INFO_EXPORT (export size and flags)");
+        }
+
         var (min, preferred, max) = blockSize ?? (DefaultMinimumBlockSize, DefaultPreferredBlockSize, DefaultMaximumBlockSize);
         return new NbdExportDetails(export.Value.Size, export.Value.Flags, min, preferred, max, blockSize is not null);
     }
@@ -77,32 +98,53 @@ internal sealed partial class NbdHandshake
     private static (long Size, ushort Flags) ParseInfoExport(byte[] data)
     {
         if (data.Length != 12)
+        {
             throw Violation(OptGo, $"NBD_INFO_EXPORT has {data.Length} bytes instead of 12");
+        }
+
         return CheckExport(OptGo, BinaryPrimitives.ReadUInt64BigEndian(data.AsSpan(2)), BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(10)));
     }
 
     private static (long Size, ushort Flags) CheckExport(uint option, ulong size, ushort flags)
     {
         if (size > long.MaxValue)
+        {
             throw Violation(option, $"export size {size} is implausibly large");
+        }
+
         if ((flags & FlagHasFlags) == 0)
+        {
             throw Violation(option, $"transmission flags 0x{flags:x4} lack NBD_FLAG_HAS_FLAGS");
+        }
+
         return ((long)size, flags);
     }
 
     private static (uint Min, uint Preferred, uint Max) ParseInfoBlockSize(byte[] data)
     {
         if (data.Length != 14)
+        {
             throw Violation(OptGo, $"NBD_INFO_BLOCK_SIZE has {data.Length} bytes instead of 14");
+        }
+
         var min = BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(2));
         var preferred = BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(6));
         var max = BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(10));
         if (min == 0 || min > 64 * 1024 || !uint.IsPow2(min))
+        {
             throw Violation(OptGo, $"minimum block size {min} is not a power of two between 1 and 64 KiB");
+        }
+
         if (!uint.IsPow2(preferred) || preferred < min)
+        {
             throw Violation(OptGo, $"preferred block size {preferred} is not a power of two at least the minimum {min}");
+        }
+
         if (max < min || (max % min != 0 && max != uint.MaxValue))
+        {
             throw Violation(OptGo, $"maximum block size {max} is not a multiple of the minimum {min}");
+        }
+
         return (min, preferred, max);
     }
 

@@ -22,7 +22,10 @@ internal sealed partial class NbdHandshake
         }
 
         if (reply.Type == RepAck)
+        {
             throw Violation(OptStartTls, $"NBD_REP_ACK with {reply.Data.Length} bytes of data");
+        }
+
         if ((reply.Type & RepFlagError) != 0)
         {
             throw new NbdException(

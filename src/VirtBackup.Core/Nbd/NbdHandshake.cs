@@ -22,15 +22,26 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
         var passwd = BinaryPrimitives.ReadUInt64BigEndian(greeting);
         var magic = BinaryPrimitives.ReadUInt64BigEndian(greeting[8..]);
         if (passwd != InitPasswd)
+        {
             throw Violation("handshake", $"the greeting starts with 0x{passwd:x16} instead of NBDMAGIC (is this an NBD server?)");
+        }
+
         if (magic == OldstyleMagic)
+        {
             throw new NbdException("NBD handshake: the server uses oldstyle negotiation, which is not supported (use a newstyle server or port).", "handshake");
+        }
+
         if (magic != OptsMagic)
+        {
             throw Violation("handshake", $"unknown negotiation magic 0x{magic:x16} (expected IHAVEOPT)");
+        }
 
         var flags = BinaryPrimitives.ReadUInt16BigEndian(reader.Read(2));
         if ((flags & FlagFixedNewstyle) == 0)
+        {
             throw new NbdException("NBD handshake: the server does not support fixed newstyle negotiation, which this client requires.", "handshake");
+        }
+
         _noZeroes = (flags & FlagNoZeroes) != 0;
     }
 
@@ -64,7 +75,10 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
         AppendString32(payload, exportName);
         AppendUInt32(payload, (uint)contexts.Count);
         foreach (var context in contexts)
+        {
             AppendString32(payload, context);
+        }
+
         SendOption(OptSetMetaContext, payload.ToArray());
 
         var assigned = new Dictionary<string, uint>(StringComparer.Ordinal);
@@ -72,17 +86,32 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
         {
             var reply = ReadOptionReply(OptSetMetaContext);
             if (reply.Type == RepAck)
+            {
                 break;
+            }
+
             if ((reply.Type & RepFlagError) != 0)
+            {
                 throw Refused(OptSetMetaContext, reply);
+            }
+
             if (reply.Type != RepMetaContext || reply.Data.Length < 5)
+            {
                 throw Violation(OptSetMetaContext, $"unexpected reply type {reply.Type} with {reply.Data.Length} bytes");
+            }
+
             var id = BinaryPrimitives.ReadUInt32BigEndian(reply.Data);
             var name = DecodeString(OptSetMetaContext, reply.Data.AsSpan(4));
             if (!contexts.Contains(name, StringComparer.Ordinal))
+            {
                 throw Violation(OptSetMetaContext, $"the server selected context '{name}', which was not requested");
+            }
+
             if (assigned.ContainsKey(name) || assigned.ContainsValue(id))
+            {
                 throw Violation(OptSetMetaContext, $"context '{name}' (id {id}) was announced twice or its id is not unique");
+            }
+
             assigned[name] = id;
         }
 
@@ -109,14 +138,26 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
         {
             var reply = ReadOptionReply(OptList);
             if (reply.Type == RepAck)
+            {
                 return exports;
+            }
+
             if ((reply.Type & RepFlagError) != 0)
+            {
                 throw Refused(OptList, reply);
+            }
+
             if (reply.Type != RepServer || reply.Data.Length < 4)
+            {
                 throw Violation(OptList, $"unexpected reply type {reply.Type} with {reply.Data.Length} bytes");
+            }
+
             var nameLength = BinaryPrimitives.ReadUInt32BigEndian(reply.Data);
             if (nameLength > reply.Data.Length - 4)
+            {
                 throw Violation(OptList, $"export name length {nameLength} exceeds the reply length {reply.Data.Length}");
+            }
+
             var name = DecodeString(OptList, reply.Data.AsSpan(4, (int)nameLength));
             var description = DecodeString(OptList, reply.Data.AsSpan(4 + (int)nameLength));
             exports.Add(new NbdExportInfo(name, description));
@@ -146,11 +187,20 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
         var type = BinaryPrimitives.ReadUInt32BigEndian(header[12..]);
         var length = BinaryPrimitives.ReadUInt32BigEndian(header[16..]);
         if (magic != OptionReplyMagic)
+        {
             throw Violation(option, $"option reply magic 0x{magic:x16} instead of 0x{OptionReplyMagic:x}");
+        }
+
         if (echoed != option)
+        {
             throw Violation(option, $"the reply is for {OptionName(echoed)}, not for the option sent");
+        }
+
         if (length > MaxOptionReplyLength)
+        {
             throw Violation(option, $"option reply length {length} is implausibly large");
+        }
+
         var data = reader.Read((int)length).ToArray();
         return new OptionReply(type, data);
     }
@@ -160,7 +210,10 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
     private NbdException Refused(uint option, OptionReply reply)
     {
         if (reply.Type == RepErrTlsReqd)
+        {
             return TlsRequired(option, reply);
+        }
+
         var message = Encoding.UTF8.GetString(reply.Data).Trim();
         var detail = message.Length == 0 ? "" : $": {message}";
         return new NbdException($"{OptionName(option)} was refused by the server with {OptionErrorName(reply.Type)}{detail}.", OptionName(option));
@@ -194,7 +247,10 @@ internal sealed partial class NbdHandshake(NbdTransport transport, NbdSocketRead
     {
         var bytes = Encoding.UTF8.GetBytes(value);
         if (bytes.Length > MaxStringLength)
+        {
             throw new ArgumentException($"'{value[..32]}...' is longer than the NBD limit of {MaxStringLength} bytes.");
+        }
+
         AppendUInt32(target, (uint)bytes.Length);
         target.AddRange(bytes);
     }

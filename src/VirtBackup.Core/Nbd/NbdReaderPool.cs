@@ -41,7 +41,10 @@ public sealed class NbdReaderPool : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(primary);
         if (!primary.CanMultiConn || maxConnections <= 1)
+        {
             return 1;
+        }
+
         return (int)Math.Clamp((dataBytes + BytesPerConnection - 1) / BytesPerConnection, 1, maxConnections);
     }
 
@@ -51,13 +54,16 @@ public sealed class NbdReaderPool : IAsyncDisposable
     /// in parallel. A server without multi-conn gets no extra connection. On failure every connection is closed.
     /// </summary>
     public static async Task<NbdReaderPool> OpenAsync(
-        NbdClient primary, int connections, NbdConnectOptions? options = null, CancellationToken ct = default)
+        NbdClient primary, int connections, NbdConnectOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(primary);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(connections);
         if (!primary.CanMultiConn)
+        {
             connections = 1;
-        var extra = Enumerable.Range(1, connections - 1).Select(_ => NbdClient.ConnectAsync(primary.Uri, options, ct)).ToList();
+        }
+
+        var extra = Enumerable.Range(1, connections - 1).Select(_ => NbdClient.ConnectAsync(primary.Uri, options, cancellationToken)).ToList();
         try
         {
             await Task.WhenAll(extra).ConfigureAwait(false);
@@ -74,10 +80,10 @@ public sealed class NbdReaderPool : IAsyncDisposable
 
     /// <summary>Connects to <paramref name="uri"/> with up to <paramref name="connections"/> connections.</summary>
     public static async Task<NbdReaderPool> ConnectAsync(
-        NbdUri uri, int connections = DefaultMaxConnections, NbdConnectOptions? options = null, CancellationToken ct = default)
+        NbdUri uri, int connections = DefaultMaxConnections, NbdConnectOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var primary = await NbdClient.ConnectAsync(uri, options, ct).ConfigureAwait(false);
-        return await OpenAsync(primary, connections, options, ct).ConfigureAwait(false);
+        var primary = await NbdClient.ConnectAsync(uri, options, cancellationToken).ConfigureAwait(false);
+        return await OpenAsync(primary, connections, options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -93,7 +99,7 @@ public sealed class NbdReaderPool : IAsyncDisposable
         Func<long, ReadOnlyMemory<byte>, ValueTask> sink,
         int chunkSize = NbdClient.DefaultReadChunkSize,
         int windowBytes = DefaultWindowBytes,
-        CancellationToken ct = default)
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(ranges);
         ArgumentNullException.ThrowIfNull(sink);
@@ -103,11 +109,13 @@ public sealed class NbdReaderPool : IAsyncDisposable
         foreach (var range in ranges)
         {
             if (range.Offset < 0 || range.Length < 0 || range.End > ExportSize)
+            {
                 throw new ArgumentOutOfRangeException(nameof(ranges), $"The range [{range.Offset}, {range.End}) is outside the export (size {ExportSize}).");
+            }
         }
 
         var inFlight = Math.Max(_clients.Length, windowBytes / chunkSize);
-        using var failFast = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var failFast = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         ExceptionDispatchInfo? failure = null;
         long chunkIndex = 0;
         try
@@ -118,7 +126,7 @@ public sealed class NbdReaderPool : IAsyncDisposable
                 inFlight,
                 (offset, buffer) => ReadAsync(_clients[chunkIndex++ % _clients.Length], offset, buffer),
                 sink,
-                ct,
+                cancellationToken,
                 readFailed: () => failure!.Throw(), // the first READ to fail, on whichever connection
                 abandoning: () => failFast.CancelAsync()).ConfigureAwait(false);
         }
@@ -137,7 +145,10 @@ public sealed class NbdReaderPool : IAsyncDisposable
             catch (Exception e)
             {
                 if (Interlocked.CompareExchange(ref failure, ExceptionDispatchInfo.Capture(e), null) is null)
+                {
                     failFast.Cancel();
+                }
+
                 throw;
             }
         }
@@ -149,7 +160,10 @@ public sealed class NbdReaderPool : IAsyncDisposable
     private async Task CloseAsync()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
             return;
+        }
+
         await Task.WhenAll(_clients.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
     }
 }

@@ -31,7 +31,10 @@ internal sealed partial class NbdReplyReader(
             else if (magic == StructuredReplyMagic)
             {
                 if (!structuredReplies)
+                {
                     throw new NbdProtocolViolation(null, "a structured reply chunk arrived although structured replies were not negotiated");
+                }
+
                 OnChunk();
             }
             else
@@ -56,7 +59,10 @@ internal sealed partial class NbdReplyReader(
         if (request.Command == CmdRead)
         {
             if (structuredReplies)
+            {
                 throw new NbdProtocolViolation(request, "a simple reply to READ although structured replies were negotiated");
+            }
+
             request.TryCover(request.Offset, request.End);
             Receive(request, request.Offset, (int)request.Length);
         }
@@ -94,7 +100,10 @@ internal sealed partial class NbdReplyReader(
     private static void ZeroFill(NbdRequest request, long offset, int count)
     {
         if (!request.TryBeginReceive())
+        {
             return;
+        }
+
         try
         {
             request.ReadBuffer.Span.Slice((int)(offset - request.Offset), count).Clear();
@@ -111,16 +120,25 @@ internal sealed partial class NbdReplyReader(
         if (request.Errno is { } errno)
         {
             if (errno == EShutdown)
+            {
                 ServerShuttingDown?.Invoke();
+            }
+
             requests.Remove(request.Handle);
             request.Fail(NbdException.ServerReported(request.Name, request.ReportedOffset, request.ReportedLength, errno, request.ErrorMessage, request.ErrorOffset));
             return;
         }
 
         if (request.Command == CmdRead && request.Covered != request.Length)
+        {
             throw new NbdProtocolViolation(request, $"the reply ended after delivering only {request.Covered} of {request.Length} bytes");
+        }
+
         if (request.Command == CmdBlockStatus)
+        {
             NbdBlockStatus.CheckComplete(request, contexts);
+        }
+
         requests.Remove(request.Handle);
         request.Succeed();
     }

@@ -56,11 +56,19 @@ internal sealed class NbdRequest(
     public bool TryCover(long start, long end)
     {
         if (start < _contiguousEnd || Overlaps(start, end))
+        {
             return false;
+        }
+
         if (start == _contiguousEnd)
+        {
             _contiguousEnd = end;
+        }
         else
+        {
             (_scattered ??= []).Add((start, end));
+        }
+
         Covered += end - start;
         return true;
     }
@@ -68,11 +76,16 @@ internal sealed class NbdRequest(
     private bool Overlaps(long start, long end)
     {
         if (_scattered is null)
+        {
             return false;
+        }
+
         foreach (var (s, e) in _scattered)
         {
             if (start < e && s < end)
+            {
                 return true;
+            }
         }
 
         return false;
@@ -84,7 +97,10 @@ internal sealed class NbdRequest(
         lock (_gate)
         {
             if (_abandoned || _finished)
+            {
                 return false;
+            }
+
             _receiving = true;
             return true;
         }
@@ -98,11 +114,15 @@ internal sealed class NbdRequest(
             _receiving = false;
             cancelNow = _abandoned && !_finished;
             if (cancelNow)
+            {
                 _finished = true;
+            }
         }
 
         if (cancelNow)
+        {
             TrySetCanceled(_cancelledBy);
+        }
     }
 
     public void Cancel(CancellationToken token)
@@ -111,30 +131,43 @@ internal sealed class NbdRequest(
         lock (_gate)
         {
             if (_finished || _abandoned)
+            {
                 return;
+            }
+
             _abandoned = true;
             _cancelledBy = token;
             cancelNow = !_receiving;
             if (cancelNow)
+            {
                 _finished = true;
+            }
         }
 
         if (cancelNow)
+        {
             TrySetCanceled(token);
+        }
         else
+        {
             CancelledWhileReceiving?.Invoke(this);
+        }
     }
 
     public void Succeed()
     {
         if (TryFinish())
+        {
             TrySetResult();
+        }
     }
 
     public void Fail(Exception exception)
     {
         if (TryFinish())
+        {
             TrySetException(exception);
+        }
     }
 
     private bool TryFinish()
@@ -142,7 +175,10 @@ internal sealed class NbdRequest(
         lock (_gate)
         {
             if (_finished)
+            {
                 return false;
+            }
+
             _finished = true;
             return true;
         }

@@ -14,7 +14,9 @@ internal sealed class NbdRequestTable
         get
         {
             lock (_requests)
+            {
                 return _requests.Count;
+            }
         }
     }
 
@@ -37,13 +39,17 @@ internal sealed class NbdRequestTable
     public NbdRequest? Find(ulong handle)
     {
         lock (_requests)
+        {
             return _requests.GetValueOrDefault(handle);
+        }
     }
 
     public bool Remove(ulong handle)
     {
         lock (_requests)
+        {
             return _requests.Remove(handle);
+        }
     }
 
     /// <summary>Refuses further requests and returns those still pending (the caller fails them).</summary>

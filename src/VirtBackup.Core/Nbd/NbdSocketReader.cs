@@ -24,7 +24,10 @@ internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
     public bool WaitForMessage()
     {
         if (Buffered > 0)
+        {
             return true;
+        }
+
         _start = 0;
         _end = transport.Receive(Buffer);
         return _end > 0;
@@ -35,7 +38,10 @@ internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, BufferSize);
         if (Buffered < count)
+        {
             Fill(count);
+        }
+
         var result = Buffer.AsSpan(_start, count);
         _start += count;
         return result;
@@ -57,7 +63,10 @@ internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
             {
                 var received = transport.Receive(destination);
                 if (received == 0)
+                {
                     throw new NbdConnectionClosedException();
+                }
+
                 destination = destination[received..];
             }
             else
@@ -73,7 +82,10 @@ internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
         while (count > 0)
         {
             if (Buffered == 0)
+            {
                 Fill((int)Math.Min(count, BufferSize));
+            }
+
             var n = (int)Math.Min(count, Buffered);
             _start += n;
             count -= n;
@@ -98,7 +110,10 @@ internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
         {
             var received = transport.Receive(buffer.AsSpan(_end));
             if (received == 0)
+            {
                 throw new NbdConnectionClosedException();
+            }
+
             _end += received;
         }
     }
@@ -107,7 +122,9 @@ internal sealed class NbdSocketReader(NbdTransport transport) : IDisposable
     {
         var buffer = Interlocked.Exchange(ref _buffer, null);
         if (buffer is not null)
+        {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 }
 

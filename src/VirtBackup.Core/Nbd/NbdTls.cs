@@ -41,11 +41,20 @@ public sealed record NbdTls
         var cert = Path.Combine(directory, ClientCertificateFileName);
         var key = Path.Combine(directory, ClientKeyFileName);
         if (!Directory.Exists(directory))
+        {
             throw new NbdException($"NBD TLS: the directory '{directory}' does not exist (it must hold {CaCertificateFileName}, {ClientCertificateFileName} and {ClientKeyFileName}).", "TLS");
+        }
+
         if (!File.Exists(ca))
+        {
             throw new NbdException($"NBD TLS: '{ca}' does not exist: the TLS directory must hold the CA certificate that signed the server's certificate.", "TLS");
+        }
+
         if (File.Exists(cert) != File.Exists(key))
+        {
             throw new NbdException($"NBD TLS: '{directory}' holds only one of {ClientCertificateFileName} and {ClientKeyFileName}; the client certificate needs both.", "TLS");
+        }
+
         return File.Exists(cert)
             ? new NbdTls { CaCertificateFile = ca, ClientCertificateFile = cert, ClientKeyFile = key }
             : new NbdTls { CaCertificateFile = ca };
@@ -54,9 +63,14 @@ public sealed record NbdTls
     internal void Validate()
     {
         if (string.IsNullOrEmpty(CaCertificateFile))
+        {
             throw new ArgumentException("TLS needs a CA certificate file.", nameof(CaCertificateFile));
+        }
+
         if ((ClientCertificateFile is null) != (ClientKeyFile is null))
+        {
             throw new ArgumentException("A client certificate needs its key file, and a key file its certificate.", nameof(ClientCertificateFile));
+        }
     }
 
     /// <summary>Reads the files; a missing or unreadable one becomes an <see cref="NbdException"/> naming it.</summary>
@@ -73,9 +87,15 @@ public sealed record NbdTls
         }
 
         if (authorities.Count == 0)
+        {
             throw new NbdException($"NBD TLS: '{CaCertificateFile}' holds no PEM certificate (CA certificate expected).", "TLS");
+        }
+
         if (ClientCertificateFile is null)
+        {
             return (authorities, null);
+        }
+
         try
         {
             return (authorities, X509Certificate2.CreateFromPemFile(ClientCertificateFile, ClientKeyFile));

@@ -55,7 +55,10 @@ internal sealed partial class NbdTransport
         {
             stream.Dispose();
             if (rejection is not null)
+            {
                 throw new NbdException($"NBD TLS with {_uri}: the server's certificate is not accepted: {rejection}.", "TLS", inner: e);
+            }
+
             throw new NbdException(
                 $"NBD TLS with {_uri}: the TLS handshake failed: {e.Message}{Inner(e)}. {ClientCertificateHint(tls)}", "TLS", inner: e);
         }
@@ -74,7 +77,10 @@ internal sealed partial class NbdTransport
     private static string? CheckServerCertificate(NbdTls tls, string expectedName, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
         if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+        {
             return "the server sent no certificate";
+        }
+
         var subject = certificate.Subject;
         if ((errors & SslPolicyErrors.RemoteCertificateChainErrors) != 0)
         {
@@ -84,7 +90,10 @@ internal sealed partial class NbdTransport
         }
 
         if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 && tls.CheckServerName)
+        {
             return $"name mismatch: the server's certificate '{subject}' is not issued for '{expectedName}' (its subject alternative names must include it)";
+        }
+
         return null;
     }
 

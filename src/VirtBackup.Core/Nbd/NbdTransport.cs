@@ -32,7 +32,10 @@ internal sealed partial class NbdTransport : IDisposable
                 ? new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
                 : new Socket(SocketType.Stream, ProtocolType.Tcp);
         if (uri.Transport == NbdTransportKind.Tcp)
+        {
             socket.NoDelay = true;
+        }
+
         TryEnlargeBuffers(socket);
         return new NbdTransport(socket, uri);
     }
@@ -43,11 +46,17 @@ internal sealed partial class NbdTransport : IDisposable
         try
         {
             if (_uri.Transport == NbdTransportKind.Unix)
+            {
                 _socket.Connect(new UnixDomainSocketEndPoint(_uri.SocketPath!));
+            }
             else if (IPAddress.TryParse(_uri.Host, out var address))
+            {
                 _socket.Connect(new IPEndPoint(address, _uri.Port));
+            }
             else
+            {
                 _socket.Connect(_uri.Host!, _uri.Port);
+            }
         }
         catch (SocketException e)
         {
@@ -78,7 +87,9 @@ internal sealed partial class NbdTransport : IDisposable
         }
 
         while (!data.IsEmpty)
+        {
             data = data[_socket.Send(data)..];
+        }
     }
 
     /// <summary>Receives what is available (at least one byte); 0 when the peer closed the connection.</summary>

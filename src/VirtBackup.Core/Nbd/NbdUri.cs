@@ -61,15 +61,24 @@ public sealed record NbdUri
         ArgumentNullException.ThrowIfNull(uri);
         var schemeEnd = uri.IndexOf("://", StringComparison.Ordinal);
         if (schemeEnd <= 0)
+        {
             throw Invalid(uri, "expected nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH");
+        }
+
         var scheme = uri[..schemeEnd].ToLowerInvariant();
         var rest = uri[(schemeEnd + 3)..];
         if (rest.Contains('#'))
+        {
             rest = rest[..rest.IndexOf('#')];
+        }
+
         var queryStart = rest.IndexOf('?');
         var query = queryStart >= 0 ? rest[(queryStart + 1)..] : "";
         if (queryStart >= 0)
+        {
             rest = rest[..queryStart];
+        }
+
         var pathStart = rest.IndexOf('/');
         var authority = pathStart >= 0 ? rest[..pathStart] : rest;
         var exportName = pathStart >= 0 ? Decode(uri, rest[(pathStart + 1)..]) : "";
@@ -82,9 +91,15 @@ public sealed record NbdUri
                 return ParseTcp(uri, authority, exportName);
             case "nbd+unix":
                 if (authority.Length != 0)
+                {
                     throw Invalid(uri, "a nbd+unix URI has no host (use nbd+unix:///EXPORT?socket=PATH)");
+                }
+
                 if (!parameters.TryGetValue("socket", out var socket) || socket.Length == 0)
+                {
                     throw Invalid(uri, "the socket=PATH query parameter is required for nbd+unix");
+                }
+
                 return Unix(socket, exportName);
             case "nbds":
             case "nbds+unix":
@@ -97,18 +112,27 @@ public sealed record NbdUri
     private static NbdUri ParseTcp(string uri, string authority, string exportName)
     {
         if (authority.Contains('@'))
+        {
             throw Invalid(uri, "user information is not supported");
+        }
+
         string host;
         var portText = "";
         if (authority.StartsWith('['))
         {
             var close = authority.IndexOf(']');
             if (close < 0)
+            {
                 throw Invalid(uri, "unterminated IPv6 address");
+            }
+
             host = authority[1..close];
             var after = authority[(close + 1)..];
             if (after.Length > 0 && after[0] != ':')
+            {
                 throw Invalid(uri, "unexpected text after the IPv6 address");
+            }
+
             portText = after.Length > 0 ? after[1..] : "";
         }
         else
@@ -119,11 +143,17 @@ public sealed record NbdUri
         }
 
         if (host.Length == 0)
+        {
             throw Invalid(uri, "the host is missing");
+        }
+
         var port = NbdProtocol.DefaultPort;
         if (portText.Length > 0 &&
             (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port is < 1 or > 65535))
+        {
             throw Invalid(uri, $"invalid port '{portText}'");
+        }
+
         return Tcp(Decode(uri, host), port, exportName);
     }
 
@@ -143,7 +173,10 @@ public sealed record NbdUri
     private static string Decode(string uri, string text)
     {
         if (!text.Contains('%'))
+        {
             return text;
+        }
+
         var bytes = new List<byte>(text.Length);
         for (var i = 0; i < text.Length; i++)
         {
@@ -151,7 +184,10 @@ public sealed record NbdUri
             {
                 if (i + 2 >= text.Length ||
                     !byte.TryParse(text.AsSpan(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b))
+                {
                     throw Invalid(uri, $"bad percent-encoding in '{text}'");
+                }
+
                 bytes.Add(b);
                 i += 2;
             }
@@ -172,7 +208,10 @@ public sealed record NbdUri
     {
         var export = Uri.EscapeDataString(ExportName);
         if (Transport == NbdTransportKind.Unix)
+        {
             return $"nbd+unix:///{export}?socket={Uri.EscapeDataString(SocketPath!).Replace("%2F", "/", StringComparison.Ordinal)}";
+        }
+
         var host = Host!.Contains(':') ? $"[{Host}]" : Host;
         var port = Port == NbdProtocol.DefaultPort ? "" : $":{Port}";
         return $"nbd://{host}{port}/{export}";

@@ -19,12 +19,15 @@ internal static class OrderedChunkWindow
         chunkSize = Math.Min(chunkSize, maxPayloadLength);
         chunkSize -= chunkSize % (int)minimumBlockSize;
         if (chunkSize == 0)
+        {
             throw new ArgumentException($"The chunk size must be at least the server's minimum block size ({minimumBlockSize}).", nameof(chunkSize));
+        }
+
         return chunkSize;
     }
 
     /// <param name="read">Starts the READ of one chunk (its offset, the buffer to fill).</param>
-    /// <param name="ct">Checked before every chunk goes to the sink.</param>
+    /// <param name="cancellationToken">Checked before every chunk goes to the sink.</param>
     /// <param name="readFailed">Called when a READ failed, before its exception is rethrown; it may throw a better one.</param>
     /// <param name="abandoning">Called once when the pipeline stops early (failure, cancellation), before the
     /// outstanding READs are awaited: the place to cancel them.</param>
@@ -34,7 +37,7 @@ internal static class OrderedChunkWindow
         int inFlight,
         Func<long, Memory<byte>, Task> read,
         Func<long, ReadOnlyMemory<byte>, ValueTask> sink,
-        CancellationToken ct,
+        CancellationToken cancellationToken,
         Action? readFailed = null,
         Func<Task>? abandoning = null)
     {
@@ -45,7 +48,10 @@ internal static class OrderedChunkWindow
         try
         {
             while (window.Count < inFlight && TryStart(out var started))
+            {
                 window.Enqueue(started);
+            }
+
             while (window.Count > 0)
             {
                 var (chunkOffset, buffer, count, pending) = window.Dequeue();
@@ -61,7 +67,7 @@ internal static class OrderedChunkWindow
                         throw;
                     }
 
-                    ct.ThrowIfCancellationRequested(); // reads done already must not outrun a cancellation
+                    cancellationToken.ThrowIfCancellationRequested(); // reads done already must not outrun a cancellation
                     await sink(chunkOffset, buffer.AsMemory(0, count)).ConfigureAwait(false);
                 }
                 finally
@@ -70,7 +76,9 @@ internal static class OrderedChunkWindow
                 }
 
                 if (TryStart(out var started))
+                {
                     window.Enqueue(started);
+                }
             }
 
             completed = true;
@@ -80,7 +88,9 @@ internal static class OrderedChunkWindow
             if (!completed)
             {
                 if (abandoning is not null)
+                {
                     await abandoning().ConfigureAwait(false);
+                }
 
                 // The buffers go back to the pool only once the reply threads let go of them.
                 while (window.Count > 0)

@@ -34,12 +34,18 @@ public sealed class ChainIndex : IDisposable
     public static ChainIndex Open(IReadOnlyList<string> paths)
     {
         if (paths.Count == 0)
+        {
             throw new ArgumentException("A chain needs at least one stream file.", nameof(paths));
+        }
+
         var streams = new List<StreamFile>();
         try
         {
             foreach (var path in paths)
+            {
                 streams.Add(StreamFile.Open(path));
+            }
+
             ChainOrder.Check(streams);
             var disks = new List<DiskLayout>();
             foreach (var disk in streams[0].Manifest.Disks.Where(d => !d.Excluded))
@@ -56,7 +62,10 @@ public sealed class ChainIndex : IDisposable
         catch
         {
             foreach (var s in streams)
+            {
                 s.Dispose();
+            }
+
             throw;
         }
     }
@@ -64,6 +73,8 @@ public sealed class ChainIndex : IDisposable
     public void Dispose()
     {
         foreach (var s in _streams)
+        {
             s.Dispose();
+        }
     }
 }

@@ -25,7 +25,7 @@ internal static class ChainOrder
             throw new ChainGapException($"{Describe(first)} is a copy, which starts no chain: serve it alone");
         }
 
-        for (int i = 1; i < streams.Count; i++)
+        for (var i = 1; i < streams.Count; i++)
         {
             var stream = streams[i];
             var m = stream.Manifest;

@@ -40,7 +40,10 @@ public sealed class ChainServer : IAsyncDisposable
                     $"disk {d.Target} of {newest.DomainName} at {StreamRules.LevelName(newest.Level)} {newest.Checkpoint ?? "copy"} ({newest.CreatedUtc:u})"))
                 .ToList();
             if (exports.Count == 0)
+            {
                 throw new ServeRefusedException("the chain carries no disk (every disk was excluded): nothing to serve");
+            }
+
             var server = NbdServer.Listen(endpoint, exports, limits ?? NbdServerLimits.Default, log);
             var uris = exports.Select(e => (e.Name, endpoint.Uri(e.Name, server.LocalEndPoint))).ToList();
             return new ChainServer(index, server, uris);

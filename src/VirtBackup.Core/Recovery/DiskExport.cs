@@ -14,13 +14,13 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
     public async Task<ExportRead> ReadAsync(long offset, int length)
     {
         var spans = layout.Spans;
-        long end = offset + length;
+        var end = offset + length;
         var parts = new List<(long Offset, int Length, DiskSpan Span, Task<DecodedMember>? Content)>();
-        for (int i = layout.Find(offset); i < spans.Count && spans[i].Offset < end; i++)
+        for (var i = layout.Find(offset); i < spans.Count && spans[i].Offset < end; i++)
         {
             var span = spans[i];
-            long from = Math.Max(offset, span.Offset);
-            int take = (int)(Math.Min(end, span.End) - from);
+            var from = Math.Max(offset, span.Offset);
+            var take = (int)(Math.Min(end, span.End) - from);
             // Start every member's decode before waiting for any: a read across members decodes them in parallel.
             var content = span.Kind == SpanKind.Data ? cache.AcquireAsync(span.Member!) : null;
             parts.Add((from, take, span, content));
@@ -36,9 +36,14 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
                 if (content is null)
                 {
                     if (pieces.Count > 0 && pieces[^1].IsZero)
+                    {
                         pieces[^1] = pieces[^1] with { Length = pieces[^1].Length + take };
+                    }
                     else
+                    {
                         pieces.Add(new ExportPiece(from, take, ReadOnlyMemory<byte>.Empty, IsZero: true));
+                    }
+
                     continue;
                 }
 
@@ -69,9 +74,12 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
     private void Prefetch(DiskSpan last, long end)
     {
         if (last.Member is not { } member || end < member.DiskOffset + member.Length / 2)
+        {
             return;
+        }
+
         var spans = layout.Spans;
-        for (int i = layout.Find(last.Offset) + 1; i < spans.Count && i <= layout.Find(last.Offset) + 4; i++)
+        for (var i = layout.Find(last.Offset) + 1; i < spans.Count && i <= layout.Find(last.Offset) + 4; i++)
         {
             if (spans[i].Member is { } next && next != member)
             {
@@ -84,9 +92,9 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
     public void Extents(long offset, long length, int max, List<ExportExtent> into)
     {
         var spans = layout.Spans;
-        long end = Math.Min(offset + length, layout.Size);
-        long position = offset;
-        for (int i = layout.Find(offset); i < spans.Count && position < end && into.Count < max; i++)
+        var end = Math.Min(offset + length, layout.Size);
+        var position = offset;
+        for (var i = layout.Find(offset); i < spans.Count && position < end && into.Count < max; i++)
         {
             var span = spans[i];
             uint flags = span.Kind switch
@@ -95,7 +103,7 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
                 SpanKind.Zero => NbdProtocol.StateZero,
                 _ => 0,
             };
-            long take = Math.Min(end, span.End) - position;
+            var take = Math.Min(end, span.End) - position;
             if (into.Count > 0 && into[^1].Flags == flags && into[^1].Length + take <= MaxExtent)
             {
                 into[^1] = into[^1] with { Length = (uint)(into[^1].Length + take) };
@@ -110,7 +118,10 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
                 }
 
                 if (into.Count >= max)
+                {
                     break;
+                }
+
                 into.Add(new ExportExtent((uint)take, flags));
             }
 

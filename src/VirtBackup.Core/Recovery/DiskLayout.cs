@@ -45,9 +45,15 @@ internal sealed class DiskLayout
         int lo = 0, hi = _spans.Length - 1;
         while (lo < hi)
         {
-            int mid = (lo + hi + 1) >>> 1;
-            if (_spans[mid].Offset <= offset) lo = mid;
-            else hi = mid - 1;
+            var mid = (lo + hi + 1) >>> 1;
+            if (_spans[mid].Offset <= offset)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
         }
 
         return lo;
@@ -61,19 +67,33 @@ internal sealed class DiskLayout
     {
         var spans = new List<DiskSpan> { new(0, size, SpanKind.Hole, null) };
         foreach (var (map, members) in streams)
+        {
             spans = Overlay(spans, Listed(map, members), size);
+        }
+
         var merged = new List<DiskSpan>(spans.Count);
         foreach (var s in spans)
         {
-            if (s.Length == 0) continue;
+            if (s.Length == 0)
+            {
+                continue;
+            }
+
             if (merged.Count > 0 && s.Kind != SpanKind.Data && merged[^1].Kind == s.Kind)
+            {
                 merged[^1] = merged[^1] with { Length = merged[^1].Length + s.Length };
+            }
             else
+            {
                 merged.Add(s);
+            }
         }
 
         if (merged.Count == 0)
+        {
             merged.Add(new DiskSpan(0, 0, SpanKind.Hole, null));
+        }
+
         return new DiskLayout(target, size, merged.ToArray());
     }
 
@@ -81,7 +101,7 @@ internal sealed class DiskLayout
     private static List<DiskSpan> Listed(DiskMap map, IReadOnlyList<DataMember> members)
     {
         var result = new List<DiskSpan>();
-        int m = 0;
+        var m = 0;
         foreach (var e in map.Extents)
         {
             if (e.Zero)
@@ -104,7 +124,7 @@ internal sealed class DiskLayout
     private static List<DiskSpan> Overlay(List<DiskSpan> below, List<DiskSpan> top, long size)
     {
         var result = new List<DiskSpan>(below.Count + top.Count);
-        int i = 0;
+        var i = 0;
         long position = 0;
         foreach (var t in top)
         {
@@ -120,15 +140,24 @@ internal sealed class DiskLayout
     private static void CopyBelow(List<DiskSpan> below, ref int i, long from, long to, List<DiskSpan> into)
     {
         while (i < below.Count && below[i].End <= from)
+        {
             i++;
+        }
+
         while (i < below.Count && below[i].Offset < to)
         {
             var s = below[i];
             long start = Math.Max(s.Offset, from), end = Math.Min(s.End, to);
             if (end > start)
+            {
                 into.Add(s with { Offset = start, Length = end - start });
+            }
+
             if (s.End > to)
+            {
                 break;
+            }
+
             i++;
         }
     }

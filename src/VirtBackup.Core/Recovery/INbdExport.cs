@@ -14,7 +14,9 @@ internal sealed class ExportRead(IReadOnlyList<ExportPiece> pieces, IReadOnlyLis
     public void Dispose()
     {
         foreach (var hold in holds)
+        {
             hold.Dispose();
+        }
     }
 }
 

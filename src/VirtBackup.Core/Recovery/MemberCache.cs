@@ -31,7 +31,9 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
         {
             var decoded = await GetAsync(member).ConfigureAwait(false);
             if (decoded.TryAcquire())
+            {
                 return decoded;
+            }
             // Evicted and released between the decode and now: decode it again.
         }
     }
@@ -40,13 +42,18 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
     public void Prefetch(DataMember member)
     {
         if (Volatile.Read(ref member.State) != DataMember.Corrupt)
+        {
             _ = GetAsync(member);
+        }
     }
 
     private Task<DecodedMember> GetAsync(DataMember member)
     {
         if (Volatile.Read(ref member.State) == DataMember.Corrupt)
+        {
             return Task.FromException<DecodedMember>(Corrupt(member));
+        }
+
         lock (_gate)
         {
             if (_entries.TryGetValue(member, out var node))
@@ -60,7 +67,10 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
             _entries[member] = _recent.AddFirst(entry);
             _bytes += member.Length;
             while (_bytes > CapacityBytes && _recent.Last is { } last && last != _recent.First)
+            {
                 Remove(last);
+            }
+
             entry.Content.ContinueWith(t => Forget(member), CancellationToken.None,
                 TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             return entry.Content;
@@ -72,7 +82,9 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
         lock (_gate)
         {
             if (_entries.TryGetValue(member, out var node))
+            {
                 Remove(node);
+            }
         }
     }
 
@@ -105,7 +117,10 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
             }
 
             if (StreamFile.HeaderProblem(stored.AsSpan(0, TarHeader.BlockSize), entry) is { } headerProblem)
+            {
                 throw MarkCorrupt(member, $"its tar header is not the expected one ({headerProblem})");
+            }
+
             var decoded = new DecodedMember(_pool, member.Length);
             var content = decoded.Buffer.AsSpan(0, member.Length);
             if (member.Compression == Compression.Zstd)
@@ -211,18 +226,25 @@ internal sealed class DecodedMember : IDisposable
     {
         while (true)
         {
-            int references = Volatile.Read(ref _references);
+            var references = Volatile.Read(ref _references);
             if (references == 0)
+            {
                 return false;
+            }
+
             if (Interlocked.CompareExchange(ref _references, references + 1, references) == references)
+            {
                 return true;
+            }
         }
     }
 
     public void Release()
     {
         if (Interlocked.Decrement(ref _references) == 0)
+        {
             _pool.Return(Buffer);
+        }
     }
 
     public void Dispose() => Release();

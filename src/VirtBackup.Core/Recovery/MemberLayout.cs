@@ -21,7 +21,10 @@ internal static class MemberLayout
         foreach (var entry in trailer.Members)
         {
             if (entry is null || entry.StoredSize < 0 || entry.StoredSize > TarHeader.MaxSize)
+            {
                 throw StreamFile.Bad(path, MemberNames.Trailer, "a member entry is null or has an impossible size");
+            }
+
             result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256));
             position += Block + entry.StoredSize + TarHeader.PaddingFor(entry.StoredSize);
         }
@@ -40,17 +43,26 @@ internal static class MemberLayout
             while (true)
             {
                 if (position >= trailerOffset)
+                {
                     throw StreamFile.Bad(path, entry.Name, "member not found before the trailer (the tar does not hold what its trailer lists)");
+                }
+
                 TrailerLocator.ReadExactly(file, header, position, path);
                 var raw = TarHeader.Inspect(header);
                 if (!raw.ChecksumOk || raw.Size < 0)
+                {
                     throw StreamFile.Bad(path, entry.Name, $"no valid tar header at byte {position}");
-                long next = position + Block + raw.Size + TarHeader.PaddingFor(raw.Size);
-                bool regular = raw.TypeFlag is (byte)'0' or 0;
+                }
+
+                var next = position + Block + raw.Size + TarHeader.PaddingFor(raw.Size);
+                var regular = raw.TypeFlag is (byte)'0' or 0;
                 if (regular)
                 {
                     if (raw.Name != entry.Name || raw.Size != entry.StoredSize)
+                    {
                         throw StreamFile.Bad(path, entry.Name, $"the tar member at byte {position} is '{raw.Name}' of {raw.Size} bytes, not what the trailer lists next");
+                    }
+
                     result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256));
                     position = next;
                     break;

@@ -38,7 +38,10 @@ internal sealed class NbdServer : IAsyncDisposable
         if (endpoint.SocketPath is { } path)
         {
             if (File.Exists(path) || Directory.Exists(path))
+            {
                 throw new ServeRefusedException($"'{path}' exists: remove it (a socket left by a killed server?) or choose another --socket path");
+            }
+
             listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {
@@ -83,7 +86,10 @@ internal sealed class NbdServer : IAsyncDisposable
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
                 if (_stopping.IsCancellationRequested)
+                {
                     return;
+                }
+
                 _log.Warning("accepting an NBD connection failed: {Message}", e.Message);
                 continue;
             }
@@ -98,7 +104,10 @@ internal sealed class NbdServer : IAsyncDisposable
                 }
 
                 if (client.AddressFamily != AddressFamily.Unix)
+                {
                     client.NoDelay = true;
+                }
+
                 var session = new NbdServerSession(client, _exports, _limits, _log);
                 _sessions[session] = Task.Run(() => ServeAsync(session));
             }
@@ -120,23 +129,34 @@ internal sealed class NbdServer : IAsyncDisposable
         {
             await session.DisposeAsync().ConfigureAwait(false);
             lock (_sessions)
+            {
                 _sessions.Remove(session);
+            }
         }
     }
 
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
             return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         _listener.Dispose();
         await _accepting.ConfigureAwait(false);
         Task[] running;
         lock (_sessions)
+        {
             running = [.. _sessions.Values];
+        }
+
         await Task.WhenAll(running).ConfigureAwait(false);
         if (_socketPath is not null)
+        {
             File.Delete(_socketPath);
+        }
+
         _stopping.Dispose();
     }
 }

@@ -24,7 +24,10 @@ internal sealed partial class NbdServerSession
         await SendAsync(greeting).ConfigureAwait(false);
 
         if (await ReadUInt32Async().ConfigureAwait(false) is not { } clientFlags)
+        {
             return null;
+        }
+
         if ((clientFlags & ~(ClientFlagFixedNewstyle | ClientFlagNoZeroes)) != 0)
         {
             log.Debug("NBD client sent unknown handshake flags 0x{Flags:x8}: closing", clientFlags);
@@ -46,10 +49,15 @@ internal sealed partial class NbdServerSession
 
             var data = new byte[length];
             if (!await ReadExactlyAsync(data).ConfigureAwait(false))
+            {
                 return null;
+            }
+
             var (done, export) = await HandleOptionAsync(option, data).ConfigureAwait(false);
             if (done)
+            {
                 return export;
+            }
         }
 
         return null;

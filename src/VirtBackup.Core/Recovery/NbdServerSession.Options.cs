@@ -43,7 +43,10 @@ internal sealed partial class NbdServerSession
                 if (option == OptGo && export is not null)
                 {
                     if (_metaContextExport != export.Name)
+                    {
                         _baseAllocation = false; // contexts were negotiated for another export
+                    }
+
                     return (true, export);
                 }
 
@@ -66,7 +69,10 @@ internal sealed partial class NbdServerSession
     {
         var export = TryDecode(data, out var name) ? FindExport(name) : null;
         if (export is null)
+        {
             return null; // the protocol has no way to refuse here but hanging up
+        }
+
         var reply = new byte[_noZeroes ? 10 : 134];
         BinaryPrimitives.WriteUInt64BigEndian(reply, (ulong)export.Size);
         BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), TransmissionFlags);
@@ -100,7 +106,7 @@ internal sealed partial class NbdServerSession
         }
 
         var requested = new List<ushort>();
-        for (int i = 0; i < count; i++)
+        for (var i = 0; i < count; i++)
         {
             reader.TryUInt16(out var info);
             requested.Add(info);
@@ -127,9 +133,15 @@ internal sealed partial class NbdServerSession
         await ReplyOptionAsync(option, RepInfo, sizes).ConfigureAwait(false);
 
         if (requested.Contains(InfoName))
+        {
             await ReplyOptionAsync(option, RepInfo, (byte[])[0, (byte)InfoName, .. Encoding.UTF8.GetBytes(export.Name)]).ConfigureAwait(false);
+        }
+
         if (requested.Contains(InfoDescription))
+        {
             await ReplyOptionAsync(option, RepInfo, (byte[])[0, (byte)InfoDescription, .. Encoding.UTF8.GetBytes(export.Description)]).ConfigureAwait(false);
+        }
+
         await AckAsync(option).ConfigureAwait(false);
         return export;
     }
@@ -146,7 +158,7 @@ internal sealed partial class NbdServerSession
         var reader = new PayloadReader(data);
         var queries = new List<string>();
         uint count = 0;
-        bool ok = reader.TryString(out var name) && reader.TryUInt32(out count) && count <= 1024;
+        var ok = reader.TryString(out var name) && reader.TryUInt32(out count) && count <= 1024;
         for (uint i = 0; ok && i < count; i++)
         {
             ok = reader.TryString(out var query);
@@ -165,8 +177,8 @@ internal sealed partial class NbdServerSession
             return;
         }
 
-        bool list = option == OptListMetaContext;
-        bool selected = list ? queries.Count == 0 || queries.Any(q => q is BaseAllocation or "base:") : queries.Contains(BaseAllocation);
+        var list = option == OptListMetaContext;
+        var selected = list ? queries.Count == 0 || queries.Any(q => q is BaseAllocation or "base:") : queries.Contains(BaseAllocation);
         if (!list)
         {
             _baseAllocation = selected;
@@ -210,7 +222,11 @@ internal sealed partial class NbdServerSession
         public bool TryUInt16(out ushort value)
         {
             value = 0;
-            if (_rest.Length < 2) return false;
+            if (_rest.Length < 2)
+            {
+                return false;
+            }
+
             value = BinaryPrimitives.ReadUInt16BigEndian(_rest);
             _rest = _rest[2..];
             return true;
@@ -219,7 +235,11 @@ internal sealed partial class NbdServerSession
         public bool TryUInt32(out uint value)
         {
             value = 0;
-            if (_rest.Length < 4) return false;
+            if (_rest.Length < 4)
+            {
+                return false;
+            }
+
             value = BinaryPrimitives.ReadUInt32BigEndian(_rest);
             _rest = _rest[4..];
             return true;
@@ -229,7 +249,11 @@ internal sealed partial class NbdServerSession
         public bool TryString(out string value)
         {
             value = "";
-            if (!TryUInt32(out var length) || length > MaxStringLength || length > _rest.Length) return false;
+            if (!TryUInt32(out var length) || length > MaxStringLength || length > _rest.Length)
+            {
+                return false;
+            }
+
             var ok = TryDecode(_rest[..(int)length], out value);
             _rest = _rest[(int)length..];
             return ok;

@@ -35,12 +35,18 @@ internal sealed partial class NbdServerSession
                 }
 
                 if (request.Command == CmdDisc)
+                {
                     return;
+                }
+
                 if (request.Command == CmdWrite)
                 {
                     // The payload must be read to stay in step; one past the limit cannot be skipped safely.
                     if (request.Length > limits.MaxRead)
+                    {
                         return;
+                    }
+
                     await DiscardAsync((int)request.Length).ConfigureAwait(false);
                 }
 
@@ -63,9 +69,12 @@ internal sealed partial class NbdServerSession
         var buffer = new byte[Math.Min(length, 64 * 1024)];
         while (length > 0)
         {
-            int n = Math.Min(length, buffer.Length);
+            var n = Math.Min(length, buffer.Length);
             if (!await ReadExactlyAsync(buffer.AsMemory(0, n)).ConfigureAwait(false))
+            {
                 throw new EndOfStreamException();
+            }
+
             length -= n;
         }
     }
@@ -106,9 +115,15 @@ internal sealed partial class NbdServerSession
     private string? RangeProblem(INbdExport export, NbdRequestHeader request, uint max)
     {
         if (request.Length == 0)
+        {
             return "zero length";
+        }
+
         if (request.Offset > (ulong)export.Size || request.Length > (ulong)export.Size - request.Offset)
+        {
             return $"range {request.Offset}+{request.Length} is past the end of the export ({export.Size} bytes)";
+        }
+
         return request.Length > max ? $"length {request.Length} is more than the maximum {max}" : null;
     }
 
@@ -137,9 +152,13 @@ internal sealed partial class NbdServerSession
             try
             {
                 if (_structured)
+                {
                     await SendChunksAsync(request.Handle, read.Pieces).ConfigureAwait(false);
+                }
                 else
+                {
                     await SendSimpleDataAsync(request.Handle, read.Pieces).ConfigureAwait(false);
+                }
             }
             finally
             {
@@ -151,10 +170,10 @@ internal sealed partial class NbdServerSession
     private async Task SendChunksAsync(ulong handle, IReadOnlyList<ExportPiece> pieces)
     {
         var header = new byte[StructuredReplyHeaderSize + 12];
-        for (int i = 0; i < pieces.Count; i++)
+        for (var i = 0; i < pieces.Count; i++)
         {
             var piece = pieces[i];
-            ushort flags = i == pieces.Count - 1 ? ReplyFlagDone : (ushort)0;
+            var flags = i == pieces.Count - 1 ? ReplyFlagDone : (ushort)0;
             BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(StructuredReplyHeaderSize), (ulong)piece.Offset);
             if (piece.IsZero)
             {
@@ -184,8 +203,10 @@ internal sealed partial class NbdServerSession
                 continue;
             }
 
-            for (int left = piece.Length; left > 0; left -= Zeros.Length)
+            for (var left = piece.Length; left > 0; left -= Zeros.Length)
+            {
                 await SendAsync(Zeros.AsMemory(0, Math.Min(left, Zeros.Length))).ConfigureAwait(false);
+            }
         }
     }
 
@@ -204,12 +225,12 @@ internal sealed partial class NbdServerSession
         }
 
         var extents = new List<ExportExtent>();
-        bool one = (request.Flags & CmdFlagReqOne) != 0;
+        var one = (request.Flags & CmdFlagReqOne) != 0;
         export.Extents((long)request.Offset, request.Length, one ? 1 : MaxExtentsPerReply, extents);
         var payload = new byte[StructuredReplyHeaderSize + 4 + 8 * extents.Count];
         NbdWire.WriteChunkHeader(payload, ReplyFlagDone, ReplyTypeBlockStatus, request.Handle, (uint)(4 + 8 * extents.Count));
         BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(StructuredReplyHeaderSize), BaseAllocationId);
-        for (int i = 0; i < extents.Count; i++)
+        for (var i = 0; i < extents.Count; i++)
         {
             var at = payload.AsSpan(StructuredReplyHeaderSize + 4 + 8 * i);
             BinaryPrimitives.WriteUInt32BigEndian(at, extents[i].Length);

@@ -27,7 +27,9 @@ internal sealed partial class NbdServerSession(Socket socket, IReadOnlyList<INbd
         }
 
         if (export is not null)
+        {
             await TransmitAsync(export).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Hangs up: every pending read or write on the socket fails at once.</summary>

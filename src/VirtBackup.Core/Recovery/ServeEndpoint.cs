@@ -29,7 +29,10 @@ public sealed record ServeEndpoint
     public string Uri(string name, EndPoint? bound)
     {
         if (SocketPath is not null)
+        {
             return $"nbd+unix:///{name}?socket={SocketPath}";
+        }
+
         var tcp = bound as IPEndPoint ?? Tcp!;
         var host = tcp.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{tcp.Address}]" : tcp.Address.ToString();
         return $"nbd://{host}:{tcp.Port.ToString(CultureInfo.InvariantCulture)}/{name}";

@@ -48,12 +48,15 @@ internal sealed class StreamFile : IDisposable
 
         try
         {
-            long length = RandomAccess.GetLength(handle);
+            var length = RandomAccess.GetLength(handle);
             var (trailerOffset, trailerSize) = TrailerLocator.Find(handle, length, path);
             var trailerBytes = ReadContent(handle, path, new StoredMember(MemberNames.Trailer, trailerOffset, trailerSize, trailerSize, ""));
             var trailer = StreamJson.DeserializeTrailer(trailerBytes, MemberNames.Trailer);
             if (trailer.FormatVersion != Manifest.CurrentFormatVersion || trailer.Members is null || trailer.MemberCount != trailer.Members.Count)
+            {
                 throw Bad(path, MemberNames.Trailer, "format version or member count is wrong");
+            }
+
             var members = MemberLayout.Locate(handle, path, trailer, trailerOffset);
             var manifest = ReadManifest(handle, path, trailer, members);
             var disks = ReadDisks(handle, path, manifest, members);
@@ -69,40 +72,70 @@ internal sealed class StreamFile : IDisposable
     private static Manifest ReadManifest(SafeFileHandle handle, string path, Trailer trailer, IReadOnlyList<StoredMember> members)
     {
         if (members.Count == 0 || members[0].Name != MemberNames.Manifest)
+        {
             throw Bad(path, MemberNames.Manifest, "the trailer does not list the manifest first");
+        }
+
         var entry = members[0];
         if (entry.Size > StreamRules.MaxManifestSize)
+        {
             throw Bad(path, entry.Name, $"{entry.Size} bytes is more than the {StreamRules.MaxManifestSize} allowed");
+        }
+
         var bytes = ReadChecked(handle, path, entry);
         if (entry.Sha256 != trailer.ManifestSha256)
+        {
             throw Bad(path, MemberNames.Trailer, "manifestSha256 is not the manifest's SHA-256");
+        }
+
         var manifest = StreamJson.DeserializeManifest(bytes, entry.Name);
         if (StreamRules.ManifestProblem(manifest) is { } problem)
+        {
             throw Bad(path, entry.Name, problem);
+        }
+
         if (trailer.DomainUuid != manifest.DomainUuid || trailer.ChainId != manifest.ChainId || trailer.Checkpoint != manifest.Checkpoint)
+        {
             throw Bad(path, MemberNames.Trailer, "domainUuid, chainId or checkpoint differ from the manifest's");
+        }
+
         return manifest;
     }
 
     private static Dictionary<string, StreamDisk> ReadDisks(SafeFileHandle handle, string path, Manifest manifest, IReadOnlyList<StoredMember> members)
     {
         var byName = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < members.Count; i++)
+        for (var i = 0; i < members.Count; i++)
+        {
             byName.TryAdd(members[i].Name, i);
+        }
+
         var disks = new Dictionary<string, StreamDisk>(StringComparer.Ordinal);
         foreach (var disk in manifest.Disks.Where(d => !d.Excluded))
         {
             var mapName = MemberNames.DiskMap(disk.Target);
-            if (!byName.TryGetValue(mapName, out int index))
+            if (!byName.TryGetValue(mapName, out var index))
+            {
                 throw Bad(path, mapName, "the trailer does not list this disk's map");
+            }
+
             var mapEntry = members[index];
             if (mapEntry.Size > StreamRules.MaxMapSize)
+            {
                 throw Bad(path, mapName, $"{mapEntry.Size} bytes is more than the {StreamRules.MaxMapSize} allowed");
+            }
+
             var map = StreamJson.DeserializeMap(ReadChecked(handle, path, mapEntry), mapName);
             if (map.Target != disk.Target || map.VirtualSize != disk.VirtualSize)
+            {
                 throw Bad(path, mapName, "target or virtualSize differ from the manifest's");
+            }
+
             if (StreamRules.CanonicalMapProblem(map.Extents, map.VirtualSize) is { } problem)
+            {
                 throw Bad(path, mapName, problem);
+            }
+
             disks[disk.Target] = new StreamDisk(disk, map, index + 1);
         }
 
@@ -115,18 +148,24 @@ internal sealed class StreamFile : IDisposable
         var compression = Manifest.Compression;
         var members = Members;
         var result = new List<DataMember>();
-        int index = disk.FirstDataIndex;
+        var index = disk.FirstDataIndex;
         foreach (var (offset, length, _) in StreamRules.Pieces(disk.Map.Extents, compression.MemberSize))
         {
             var name = MemberNames.DiskData(disk.Disk.Target, offset, compression.Algorithm);
             if (index >= members.Count || members[index].Name != name)
+            {
                 throw Bad(Path, name, "the trailer does not list this member where the map puts it");
+            }
+
             var entry = members[index++];
-            bool sizeOk = compression.Algorithm == Compression.Zstd
+            var sizeOk = compression.Algorithm == Compression.Zstd
                 ? entry.StoredSize >= 4 && entry.StoredSize <= ZstdFrames.CompressBound(length)
                 : entry.StoredSize == length;
             if (entry.Size != length || !sizeOk)
+            {
                 throw Bad(Path, name, $"the trailer's sizes ({entry.StoredSize} stored, {entry.Size}) do not fit {length} bytes of content");
+            }
+
             result.Add(new DataMember(this, entry, offset, length, compression.Algorithm));
         }
 
@@ -140,7 +179,10 @@ internal sealed class StreamFile : IDisposable
     {
         var bytes = ReadContent(handle, path, entry);
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != entry.Sha256)
+        {
             throw Bad(path, entry.Name, "its SHA-256 differs from the trailer's (the stream file is corrupted)");
+        }
+
         return bytes;
     }
 
@@ -150,7 +192,10 @@ internal sealed class StreamFile : IDisposable
         var header = new byte[TarHeader.BlockSize];
         TrailerLocator.ReadExactly(handle, header, entry.HeaderOffset, path);
         if (HeaderProblem(header, entry) is { } problem)
+        {
             throw Bad(path, entry.Name, $"its tar header at byte {entry.HeaderOffset} is not the expected one ({problem})");
+        }
+
         var content = new byte[entry.StoredSize];
         TrailerLocator.ReadExactly(handle, content, entry.DataOffset, path);
         return content;

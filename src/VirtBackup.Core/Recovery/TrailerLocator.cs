@@ -18,43 +18,56 @@ internal static class TrailerLocator
     public static (long HeaderOffset, long Size) Find(SafeFileHandle file, long length, string path)
     {
         if (length % TarHeader.BlockSize != 0 || length < 3 * TarHeader.BlockSize)
+        {
             throw Incomplete(path, $"its length {length} is not a whole number of 512-byte tar blocks (truncated?)");
+        }
 
         var buffer = new byte[Window];
-        long end = length; // exclusive end of the region not yet looked at
+        var end = length; // exclusive end of the region not yet looked at
         long contentEnd = -1;
         long zeros = 0;
-        long limit = Math.Max(0, length - MaxTrailingZeros - MaxTrailerBytes);
+        var limit = Math.Max(0, length - MaxTrailingZeros - MaxTrailerBytes);
         while (end > limit)
         {
-            int chunk = (int)Math.Min(Window, end - limit);
-            long start = end - chunk;
+            var chunk = (int)Math.Min(Window, end - limit);
+            var start = end - chunk;
             ReadExactly(file, buffer.AsSpan(0, chunk), start, path);
-            for (int at = chunk - TarHeader.BlockSize; at >= 0; at -= TarHeader.BlockSize)
+            for (var at = chunk - TarHeader.BlockSize; at >= 0; at -= TarHeader.BlockSize)
             {
                 var block = buffer.AsSpan(at, TarHeader.BlockSize);
-                long blockOffset = start + at;
+                var blockOffset = start + at;
                 if (contentEnd < 0)
                 {
                     if (TarHeader.IsZeroBlock(block))
                     {
                         zeros += TarHeader.BlockSize;
                         if (zeros > MaxTrailingZeros)
+                        {
                             throw Incomplete(path, $"it ends with more than {MaxTrailingZeros} zero bytes");
+                        }
+
                         continue;
                     }
 
                     if (zeros < 2 * TarHeader.BlockSize)
+                    {
                         throw Incomplete(path, "it does not end with the two zero blocks that end a tar archive (truncated?)");
+                    }
+
                     contentEnd = blockOffset + TarHeader.BlockSize;
                 }
 
                 var header = TarHeader.Inspect(block);
                 if (header.Name != MemberNames.Trailer || !header.ChecksumOk || header.Flavour == TarFlavour.Unknown || header.Size < 0)
+                {
                     continue;
-                long padded = header.Size + TarHeader.PaddingFor(header.Size);
+                }
+
+                var padded = header.Size + TarHeader.PaddingFor(header.Size);
                 if (blockOffset + TarHeader.BlockSize + padded == contentEnd)
+                {
                     return (blockOffset, header.Size);
+                }
             }
 
             end = start;
@@ -68,12 +81,15 @@ internal static class TrailerLocator
 
     public static void ReadExactly(SafeFileHandle file, Span<byte> into, long offset, string path)
     {
-        int done = 0;
+        var done = 0;
         while (done < into.Length)
         {
-            int n = RandomAccess.Read(file, into[done..], offset + done);
+            var n = RandomAccess.Read(file, into[done..], offset + done);
             if (n == 0)
+            {
                 throw new StreamFormatException(path, $"the file ends at byte {offset + done} while {into.Length - done} more bytes were expected");
+            }
+
             done += n;
         }
     }

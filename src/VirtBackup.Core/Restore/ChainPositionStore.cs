@@ -23,7 +23,7 @@ public sealed class ChainPositionStore(IHostFiles files, string directory)
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>The directory was created (or found) by this instance: a remote command saved per write.</summary>
-    private bool directoryReady;
+    private bool _directoryReady;
 
     /// <summary>A store on this machine.</summary>
     public ChainPositionStore(string directory)
@@ -91,10 +91,10 @@ public sealed class ChainPositionStore(IHostFiles files, string directory)
     /// <summary>A 0600 file next to the target, flushed, renamed over it: a crash leaves the old content or the new.</summary>
     private async Task WriteAtomicallyAsync(string path, byte[] content, CancellationToken cancellationToken)
     {
-        if (!directoryReady)
+        if (!_directoryReady)
         {
             await files.CreateDirectoryAsync(Directory, PrivateDirectory, cancellationToken);
-            directoryReady = true;
+            _directoryReady = true;
         }
 
         await files.WriteFileAsync(path, content, PrivateFile, null, null, cancellationToken);

@@ -19,22 +19,22 @@ public sealed class HostStateWriter(IHostFiles files, string nvramPath, string t
     private const UnixFileMode Traversable = PrivateDirectory | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
     private const UnixFileMode Readable = Traversable | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 
-    private readonly List<HostFile> tpm = [];
-    private byte[]? nvram;
+    private readonly List<HostFile> _tpm = [];
+    private byte[]? _nvram;
 
     public void StageNvram(ReadOnlySpan<byte> content)
     {
-        if (nvram is not null)
+        if (_nvram is not null)
         {
             throw new InvalidOperationException("the NVRAM is staged once");
         }
 
-        nvram = content.ToArray();
+        _nvram = content.ToArray();
     }
 
     /// <param name="relativePath">Checked by the stream reader: '/'-separated safe segments, no '..'.</param>
     public void StageTpmFile(string relativePath, ReadOnlySpan<byte> content) =>
-        tpm.Add(new HostFile(relativePath, content.ToArray(), PrivateFile));
+        _tpm.Add(new HostFile(relativePath, content.ToArray(), PrivateFile));
 
     /// <summary>Puts what was staged in place. Call only once the stream is proven complete.</summary>
     /// <exception cref="RestoreWriteException">The host refused a write; the message names the file.</exception>
@@ -42,16 +42,16 @@ public sealed class HostStateWriter(IHostFiles files, string nvramPath, string t
     {
         try
         {
-            if (nvram is not null)
+            if (_nvram is not null)
             {
                 // libvirt keeps the NVRAM directory world-readable (0755) and the file its own (root, 0600).
                 var directory = Path.GetDirectoryName(nvramPath)!;
                 await files.CreateDirectoryAsync(directory, Readable, cancellationToken);
-                await files.WriteFileAsync(nvramPath, nvram, PrivateFile, null, null, cancellationToken);
+                await files.WriteFileAsync(nvramPath, _nvram, PrivateFile, null, null, cancellationToken);
                 await files.SyncAsync(directory, cancellationToken);
             }
 
-            if (tpm.Count > 0)
+            if (_tpm.Count > 0)
             {
                 await CommitTpmAsync(cancellationToken);
             }
@@ -72,7 +72,7 @@ public sealed class HostStateWriter(IHostFiles files, string nvramPath, string t
         {
             await files.WriteTreeAsync(
                 tpmDirectory,
-                tpm,
+                _tpm,
                 PrivateFile,
                 PrivateDirectory,
                 tpmOwner?.Uid.ToString(CultureInfo.InvariantCulture),

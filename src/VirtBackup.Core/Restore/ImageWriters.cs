@@ -1,6 +1,6 @@
 using System.Buffers;
-using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Nbd;
 
 namespace VirtBackup.Core.Restore;
 

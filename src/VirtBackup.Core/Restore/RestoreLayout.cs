@@ -1,6 +1,6 @@
 using VirtBackup.Core.Capture;
-using VirtBackup.Core.Stream;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Restore;
 

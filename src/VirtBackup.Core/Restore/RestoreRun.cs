@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Serilog;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Core.Restore;
 

@@ -13,12 +13,12 @@ public sealed class StagingDirectory : IAsyncDisposable
 
     internal const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    private readonly IHostFiles files;
+    private readonly IHostFiles _files;
 
     private StagingDirectory(string path, IHostFiles files)
     {
         Path = path;
-        this.files = files;
+        _files = files;
     }
 
     public string Path { get; }
@@ -45,5 +45,5 @@ public sealed class StagingDirectory : IAsyncDisposable
             : throw new ArgumentException($"'{relative}' leaves the staging directory", nameof(relative));
     }
 
-    public async ValueTask DisposeAsync() => await files.DeleteTreeAsync(Path, CancellationToken.None);
+    public async ValueTask DisposeAsync() => await _files.DeleteTreeAsync(Path, CancellationToken.None);
 }

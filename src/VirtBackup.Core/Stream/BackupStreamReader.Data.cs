@@ -23,43 +23,63 @@ public sealed partial class BackupStreamReader
     private void SetDecodeAhead(int memberSize) =>
         _decodeAhead = Math.Max(1, Math.Min(_options.DecodeAhead, MaxDecodeAheadBytes / memberSize));
 
-    private async Task<StreamMember> ReadDiskDataAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadDiskDataAsync(ParsedMemberName parsed, long size, CancellationToken cancellationToken)
     {
-        string name = parsed.Name;
+        var name = parsed.Name;
         if (_stage != Stage.Disks || _disk is null || _disk.Disk.Target != parsed.Target)
+        {
             throw Fail(name, _disk is not null && _names.Contains(MemberNames.DiskMap(parsed.Target!))
                 ? $"data of disk '{parsed.Target}' after the map of disk '{_disk.Disk.Target}' (data must directly follow its own disk's map)"
                 : $"disk data before the map of disk '{parsed.Target}' (data must follow its own disk's map)");
+        }
+
         var disk = _disk;
         var compression = _manifest!.Compression;
         if (parsed.DataCompression != compression.Algorithm)
+        {
             throw Fail(name, $"extension does not match the manifest's compression '{(compression.Algorithm == Compression.Zstd ? "zstd" : "none")}'");
+        }
+
         if (disk.IsComplete)
+        {
             throw Fail(name, $"disk '{parsed.Target}' has no more data in its map: this member lies outside the map's data extents");
+        }
+
         var piece = disk.Pieces.Current;
         if (parsed.Offset != piece.Offset)
         {
             if (parsed.Offset < piece.Offset)
+            {
                 throw Fail(name, $"offsets must strictly increase and cover the map's data extents in order (expected offset {piece.Offset})");
+            }
+
             if (parsed.Offset >= disk.Disk.VirtualSize)
+            {
                 throw Fail(name, $"offset {parsed.Offset} is beyond the disk's virtual size {disk.Disk.VirtualSize}");
+            }
+
             throw Fail(name, $"unexpected offset: member '{ExpectedDataName(disk)}' is missing, or this offset is outside the map's data extents or not at a member-size boundary");
         }
 
-        int length = piece.Length;
-        bool zstd = compression.Algorithm == Compression.Zstd;
+        var length = piece.Length;
+        var zstd = compression.Algorithm == Compression.Zstd;
         if (!zstd && size != length)
+        {
             throw Fail(name, $"holds {size} bytes; the map and member size put {length} bytes here");
-        int bound = ZstdFrames.CompressBound(length);
+        }
+
+        var bound = ZstdFrames.CompressBound(length);
         if (zstd && (size > bound || size < 4))
+        {
             throw Fail(name, $"stored size {size} is impossible for {length} bytes of content (at most {bound})");
+        }
 
         var slot = NextSlot(compression.MemberSize, zstd);
         var into = zstd ? slot.Stored! : slot.Decoded;
-        await ReadExactlyAsync(name, into.AsMemory(0, (int)size), ct).ConfigureAwait(false);
-        await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
-        bool decode = _options.DecodeData;
-        int storedSize = (int)size;
+        await ReadExactlyAsync(name, into.AsMemory(0, (int)size), cancellationToken).ConfigureAwait(false);
+        await ReadPaddingAsync(name, size, cancellationToken).ConfigureAwait(false);
+        var decode = _options.DecodeData;
+        var storedSize = (int)size;
         var hashes = Task.Run(() => zstd ? DecodeZstd(name, slot, storedSize, length, decode) : (Hash(slot.Decoded.AsSpan(0, length)), null));
         var data = decode ? slot.Decoded.AsMemory(0, length) : ReadOnlyMemory<byte>.Empty;
         var member = new DiskDataMember(name, size, parsed.Target!, parsed.Offset, length, data);
@@ -74,13 +94,22 @@ public sealed partial class BackupStreamReader
     {
         var frame = slot.Stored.AsSpan(0, storedSize);
         if (ZstdFrames.FrameProblem(frame, length) is { } frameProblem)
+        {
             throw Fail(name, frameProblem);
-        string storedSha = Hash(frame);
+        }
+
+        var storedSha = Hash(frame);
         if (!decode)
+        {
             return (null, storedSha);
+        }
+
         var content = slot.Decoded.AsSpan(0, length);
         if (ZstdFrames.Decompress(frame, content) is { } decodeProblem)
+        {
             throw Fail(name, decodeProblem);
+        }
+
         return (Hash(content), storedSha);
     }
 
@@ -96,7 +125,9 @@ public sealed partial class BackupStreamReader
     private async Task FinishAllDecodesAsync()
     {
         foreach (var pending in _decoding)
+        {
             await pending.FinishAsync(_entries).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The enumeration ends early (the consumer stopped, or the stream is bad): lets the decodes in flight end.</summary>
@@ -143,7 +174,10 @@ public sealed partial class BackupStreamReader
         public async Task FinishAsync(List<TrailerEntry> entries)
         {
             if (_finished)
+            {
                 return;
+            }
+
             var (sha, storedSha) = await Hashes.ConfigureAwait(false);
             entries[entryIndex] = entries[entryIndex] with { Sha256 = sha ?? "", StoredSha256 = storedSha };
             _finished = true;

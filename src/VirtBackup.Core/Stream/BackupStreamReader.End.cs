@@ -8,12 +8,12 @@ public sealed partial class BackupStreamReader
     /// consumed (on a pipe the reader stops there). On a seekable input the zero blocks after them are padding and
     /// consumed too; the first non-zero block is given back (lseek) to the next reader and must be a tar header.
     /// </summary>
-    private async Task ReadEndOfThisArchiveAsync(CancellationToken ct)
+    private async Task ReadEndOfThisArchiveAsync(CancellationToken cancellationToken)
     {
         const string who = MemberNames.Trailer;
-        long start = _position;
+        var start = _position;
         var end = new byte[2 * TarHeader.BlockSize];
-        int got = await ReadUpToAsync(end, ct).ConfigureAwait(false);
+        var got = await ReadUpToAsync(end, cancellationToken).ConfigureAwait(false);
         if (end.AsSpan(0, got).IndexOfAnyExcept((byte)0) is var nonZero and >= 0)
         {
             var raw = nonZero % TarHeader.BlockSize == 0 && nonZero + TarHeader.BlockSize <= got
@@ -24,31 +24,47 @@ public sealed partial class BackupStreamReader
                 : Fail(who, $"data after the trailer at byte {start + nonZero}: the two end-of-archive zero blocks must follow the trailer", start + nonZero);
         }
         if (got < end.Length)
+        {
             throw Fail(who, "the stream ends without the two end-of-archive zero blocks after the trailer: it is truncated", start + got);
+        }
+
         if (!_input.CanSeek)
+        {
             return;
+        }
 
         long zeros = got;
         while (true)
         {
-            long at = _position;
-            got = await ReadUpToAsync(_block, ct).ConfigureAwait(false);
+            var at = _position;
+            got = await ReadUpToAsync(_block, cancellationToken).ConfigureAwait(false);
             if (got == 0)
+            {
                 return;
+            }
+
             if (_block.AsSpan(0, got).IndexOfAnyExcept((byte)0) is var first and >= 0)
             {
                 // Not ours: give it back, so the next reader of the input starts right there.
                 _input.Seek(-got, SeekOrigin.Current);
                 _position = at;
                 if (got < TarHeader.BlockSize || !TarHeader.Inspect(_block).ChecksumOk)
+                {
                     throw Fail(who, $"data after the trailer at byte {at + first}: only zero blocks or another tar stream may follow the end of the archive", at + first);
+                }
+
                 return;
             }
             if (got < TarHeader.BlockSize)
+            {
                 throw Fail(who, "the stream does not end on a 512-byte block boundary after the trailer", at + got);
+            }
+
             zeros += got;
             if (zeros > _options.MaxTrailingZeroBytes)
+            {
                 throw Fail(who, $"more than {_options.MaxTrailingZeroBytes} zero bytes after the trailer", start);
+            }
         }
     }
 }

@@ -46,26 +46,37 @@ public sealed partial class BackupStreamReader
     {
         ArgumentNullException.ThrowIfNull(input);
         if (!input.CanRead)
+        {
             throw new ArgumentException("The input stream is not readable.", nameof(input));
+        }
+
         _input = input;
         _options = options ?? ReaderOptions.Default;
         if (_options.MaxMemberSize < StreamRules.MinMemberSize)
+        {
             throw new ArgumentException($"MaxMemberSize must be at least {StreamRules.MinMemberSize}.", nameof(options));
+        }
+
         if (_options.DecodeAhead < 1)
+        {
             throw new ArgumentException("DecodeAhead must be at least 1.", nameof(options));
+        }
     }
 
     /// <summary>Bytes consumed from the input so far.</summary>
     public long Position => _position;
 
     /// <summary>Yields the members in stream order; see the class remarks. Can be enumerated once.</summary>
-    public async IAsyncEnumerable<StreamMember> ReadAsync([EnumeratorCancellation] CancellationToken ct = default)
+    public async IAsyncEnumerable<StreamMember> ReadAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
             throw new InvalidOperationException("A BackupStreamReader reads its input once.");
+        }
+
         var ahead = new Queue<StreamMember>();
         ExceptionDispatchInfo? failure = null;
-        bool ended = false;
+        var ended = false;
         try
         {
             while (true)
@@ -76,10 +87,14 @@ public sealed partial class BackupStreamReader
                 {
                     try
                     {
-                        if (await NextAsync(ct).ConfigureAwait(false) is { } member)
+                        if (await NextAsync(cancellationToken).ConfigureAwait(false) is { } member)
+                        {
                             ahead.Enqueue(member);
+                        }
                         else
+                        {
                             ended = true;
+                        }
                     }
                     catch (Exception e) when (e is StreamFormatException or IOException)
                     {
@@ -88,9 +103,15 @@ public sealed partial class BackupStreamReader
                     }
                 }
                 if (!ahead.TryDequeue(out var next))
+                {
                     break;
+                }
+
                 if (next is DiskDataMember data)
+                {
                     await FinishOldestDecodeAsync(data).ConfigureAwait(false);
+                }
+
                 yield return next;
             }
             failure?.Throw();
@@ -102,12 +123,17 @@ public sealed partial class BackupStreamReader
     }
 
     /// <summary>Reads and checks the whole stream, keeping nothing: the <c>verify</c> pass.</summary>
-    public async Task<StreamSummary> VerifyAsync(CancellationToken ct = default)
+    public async Task<StreamSummary> VerifyAsync(CancellationToken cancellationToken = default)
     {
         Trailer? trailer = null;
-        await foreach (var member in ReadAsync(ct).ConfigureAwait(false))
+        await foreach (var member in ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
             if (member is TrailerMember t)
+            {
                 trailer = t.Trailer;
+            }
+        }
+
         return new StreamSummary(_manifest!, trailer!);
     }
 
@@ -122,48 +148,67 @@ public sealed partial class BackupStreamReader
 
     // ---- the state machine --------------------------------------------------------------------------
 
-    private async Task<StreamMember?> NextAsync(CancellationToken ct)
+    private async Task<StreamMember?> NextAsync(CancellationToken cancellationToken)
     {
         if (_stage == Stage.Done)
+        {
             return null;
+        }
 
-        var header = await ReadMemberHeaderAsync(ct).ConfigureAwait(false);
-        long headerAt = header.At;
+        var header = await ReadMemberHeaderAsync(cancellationToken).ConfigureAwait(false);
+        var headerAt = header.At;
         if (!header.NameIsPrintableAscii)
+        {
             throw Fail(After(), $"member name '{header.Name}' contains non-printable or non-ASCII bytes", headerAt);
-        if (!MemberNames.TryParse(header.Name, out var parsed, out var problem))
-            throw Fail(header.Name, problem, headerAt);
-        string name = parsed.Name;
-        if (!_names.Add(name))
-            throw Fail(name, "duplicate member: this name appeared before", headerAt);
+        }
 
-        long size = header.Size;
+        if (!MemberNames.TryParse(header.Name, out var parsed, out var problem))
+        {
+            throw Fail(header.Name, problem, headerAt);
+        }
+
+        var name = parsed.Name;
+        if (!_names.Add(name))
+        {
+            throw Fail(name, "duplicate member: this name appeared before", headerAt);
+        }
+
+        var size = header.Size;
         var member = parsed.Kind switch
         {
-            MemberKind.Manifest => await ReadManifestAsync(name, size, ct).ConfigureAwait(false),
-            MemberKind.DomainXml => await ReadDomainXmlAsync(name, size, ct).ConfigureAwait(false),
-            MemberKind.Nvram => await ReadNvramAsync(parsed, size, ct).ConfigureAwait(false),
-            MemberKind.TpmFile => await ReadTpmFileAsync(parsed, size, ct).ConfigureAwait(false),
-            MemberKind.DiskMap => await ReadDiskMapAsync(parsed, size, ct).ConfigureAwait(false),
-            MemberKind.DiskData => await ReadDiskDataAsync(parsed, size, ct).ConfigureAwait(false),
-            MemberKind.Trailer => await ReadTrailerAsync(name, size, ct).ConfigureAwait(false),
+            MemberKind.Manifest => await ReadManifestAsync(name, size, cancellationToken).ConfigureAwait(false),
+            MemberKind.DomainXml => await ReadDomainXmlAsync(name, size, cancellationToken).ConfigureAwait(false),
+            MemberKind.Nvram => await ReadNvramAsync(parsed, size, cancellationToken).ConfigureAwait(false),
+            MemberKind.TpmFile => await ReadTpmFileAsync(parsed, size, cancellationToken).ConfigureAwait(false),
+            MemberKind.DiskMap => await ReadDiskMapAsync(parsed, size, cancellationToken).ConfigureAwait(false),
+            MemberKind.DiskData => await ReadDiskDataAsync(parsed, size, cancellationToken).ConfigureAwait(false),
+            MemberKind.Trailer => await ReadTrailerAsync(name, size, cancellationToken).ConfigureAwait(false),
             _ => throw Fail(name, "unknown member kind"),
         };
         _lastMember = name;
         return member;
     }
 
-    private async Task<StreamMember> ReadManifestAsync(string name, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadManifestAsync(string name, long size, CancellationToken cancellationToken)
     {
         if (_stage != Stage.Manifest)
+        {
             throw Fail(name, "the manifest must be the first member");
+        }
+
         CheckSize(name, size, StreamRules.MaxManifestSize);
-        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
         var manifest = StreamJson.DeserializeManifest(content, name);
         if (StreamRules.ManifestProblem(manifest) is { } problem)
+        {
             throw Fail(name, problem);
+        }
+
         if (manifest.Compression.MemberSize > _options.MaxMemberSize)
+        {
             throw Fail(name, $"member size {manifest.Compression.MemberSize} is larger than this reader accepts ({_options.MaxMemberSize})");
+        }
+
         _manifest = manifest;
         SetDecodeAhead(manifest.Compression.MemberSize);
         _manifestSha256 = Hash(content);
@@ -172,86 +217,142 @@ public sealed partial class BackupStreamReader
         return new ManifestMember(name, size, manifest, _manifestSha256);
     }
 
-    private async Task<StreamMember> ReadDomainXmlAsync(string name, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadDomainXmlAsync(string name, long size, CancellationToken cancellationToken)
     {
         if (_stage != Stage.DomainXml)
+        {
             throw Fail(name, _stage == Stage.Manifest ? "the first member must be virtbackup/manifest.json" : "the domain XML must follow the manifest");
+        }
+
         CheckSize(name, size, StreamRules.MaxDomainXmlSize);
-        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
-        string xml = StreamJson.DecodeUtf8(content, name);
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
+        var xml = StreamJson.DecodeUtf8(content, name);
         AddEntry(name, size, size, Hash(content), null);
         _stage = Stage.State;
         return new DomainXmlMember(name, size, xml);
     }
 
-    private async Task<StreamMember> ReadNvramAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadNvramAsync(ParsedMemberName parsed, long size, CancellationToken cancellationToken)
     {
-        string name = parsed.Name;
+        var name = parsed.Name;
         ExpectStateStage(name);
         if (!_manifest!.NvramPresent)
+        {
             throw Fail(name, "the manifest says there is no NVRAM");
+        }
+
         if (_nvramSeen)
+        {
             throw Fail(name, "a second NVRAM member");
+        }
+
         if (_tpmCount > 0)
+        {
             throw Fail(name, "the NVRAM must come before the TPM files");
+        }
+
         CheckSize(name, size, StreamRules.MaxStateFileSize);
-        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
         AddEntry(name, size, size, Hash(content), null);
         _nvramSeen = true;
         return new NvramMember(name, size, parsed.Path!, content);
     }
 
-    private async Task<StreamMember> ReadTpmFileAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadTpmFileAsync(ParsedMemberName parsed, long size, CancellationToken cancellationToken)
     {
-        string name = parsed.Name;
+        var name = parsed.Name;
         ExpectStateStage(name);
         if (!_manifest!.Tpm.Present)
+        {
             throw Fail(name, "the manifest says there is no TPM");
+        }
+
         if (_manifest.NvramPresent && !_nvramSeen)
+        {
             throw Fail(name, "the NVRAM member the manifest announces is missing (it must come before the TPM files)");
+        }
+
         if (_lastTpmPath is not null && string.CompareOrdinal(parsed.Path, _lastTpmPath) <= 0)
+        {
             throw Fail(name, $"TPM files out of order (must sort after 'state/tpm/{_lastTpmPath}')");
+        }
+
         if (_tpmCount >= StreamRules.MaxTpmFiles)
+        {
             throw Fail(name, $"more than {StreamRules.MaxTpmFiles} TPM files");
+        }
+
         CheckSize(name, size, StreamRules.MaxStateFileSize);
-        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
         AddEntry(name, size, size, Hash(content), null);
         _tpmCount++;
         _lastTpmPath = parsed.Path;
         return new TpmFileMember(name, size, parsed.Path!, content);
     }
 
-    private async Task<StreamMember> ReadDiskMapAsync(ParsedMemberName parsed, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadDiskMapAsync(ParsedMemberName parsed, long size, CancellationToken cancellationToken)
     {
-        string name = parsed.Name;
+        var name = parsed.Name;
         EnterDisks(name);
         if (_disk is { IsComplete: false } open)
+        {
             throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDataName(open)}' is missing");
+        }
+
         var disks = _manifest!.Disks;
-        int index = -1;
-        for (int i = 0; i < disks.Count; i++)
+        var index = -1;
+        for (var i = 0; i < disks.Count; i++)
+        {
             if (disks[i].Target == parsed.Target)
+            {
                 index = i;
+            }
+        }
+
         if (index < 0)
+        {
             throw Fail(name, $"disk '{parsed.Target}' is not in the manifest");
+        }
+
         if (disks[index].Excluded)
+        {
             throw Fail(name, $"disk '{parsed.Target}' is excluded in the manifest and must have no members");
+        }
+
         if (index < _nextDiskIndex)
+        {
             throw Fail(name, "disk maps out of manifest order");
+        }
+
         if (NextDiskIndex() is var next and >= 0 && next != index)
+        {
             throw Fail(name, $"the map of disk '{disks[next].Target}' is missing (disks come in manifest order)");
+        }
+
         CheckSize(name, size, StreamRules.MaxMapSize);
-        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
         var map = StreamJson.DeserializeMap(content, name);
         var disk = disks[index];
         if (map.Target != disk.Target)
+        {
             throw Fail(name, $"map says target '{map.Target}'");
+        }
+
         if (map.VirtualSize != disk.VirtualSize)
+        {
             throw Fail(name, $"map says virtual size {map.VirtualSize}, the manifest {disk.VirtualSize}");
+        }
+
         if (map.Extents is null || map.Extents.Count > size / 16)
+        {
             throw Fail(name, "map has no or too many extents");
+        }
+
         if (StreamRules.CanonicalMapProblem(map.Extents, disk.VirtualSize) is { } problem)
+        {
             throw Fail(name, problem);
+        }
+
         AddEntry(name, size, size, Hash(content), null);
         var extents = map.Extents.ToList();
         _disk = new CurrentDisk(disk, StreamRules.Pieces(extents, _manifest.Compression.MemberSize).GetEnumerator(), extents);
@@ -259,18 +360,24 @@ public sealed partial class BackupStreamReader
         return new DiskMapMember(name, size, disk, map with { Extents = extents });
     }
 
-    private async Task<StreamMember> ReadTrailerAsync(string name, long size, CancellationToken ct)
+    private async Task<StreamMember> ReadTrailerAsync(string name, long size, CancellationToken cancellationToken)
     {
         EnterDisks(name);
         if (_disk is { IsComplete: false } open)
+        {
             throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDataName(open)}' is missing");
+        }
+
         if (NextDiskIndex() is var next and >= 0)
+        {
             throw Fail(name, $"the map of disk '{_manifest!.Disks[next].Target}' is missing");
+        }
+
         CheckSize(name, size, MaxTrailerBaseSize + (long)MaxTrailerBytesPerMember * _entries.Count);
-        byte[] content = await ReadContentAsync(name, size, ct).ConfigureAwait(false);
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
         await FinishAllDecodesAsync().ConfigureAwait(false);
         var trailer = CheckTrailer(name, content);
-        await ReadEndOfArchiveAsync(ct).ConfigureAwait(false);
+        await ReadEndOfArchiveAsync(cancellationToken).ConfigureAwait(false);
         _stage = Stage.Done;
         return new TrailerMember(name, size, trailer);
     }
@@ -279,81 +386,126 @@ public sealed partial class BackupStreamReader
     {
         var actual = StreamJson.DeserializeTrailer(content, name);
         if (actual.FormatVersion != Manifest.CurrentFormatVersion)
+        {
             throw Fail(name, $"trailer format version {actual.FormatVersion} is not {Manifest.CurrentFormatVersion}");
+        }
+
         if (actual.ManifestSha256 != _manifestSha256)
+        {
             throw Fail(name, $"trailer belongs to another manifest (manifestSha256 {actual.ManifestSha256}, the stream's manifest has {_manifestSha256})");
+        }
+
         var m = _manifest!;
         if (actual.DomainUuid != m.DomainUuid || actual.ChainId != m.ChainId || actual.Checkpoint != m.Checkpoint)
+        {
             throw Fail(name, "trailer's domainUuid/chainId/checkpoint differ from the manifest's");
+        }
+
         var listed = actual.Members ?? [];
         var proven = new List<TrailerEntry>(_entries.Count);
-        for (int i = 0; i < Math.Max(listed.Count, _entries.Count); i++)
+        for (var i = 0; i < Math.Max(listed.Count, _entries.Count); i++)
         {
             if (i >= listed.Count)
+            {
                 throw Fail(_entries[i].Name, "member is in the stream but missing from the trailer");
+            }
+
             var claimed = listed[i];
             if (claimed is null)
+            {
                 throw Fail(name, $"trailer entry {i} is null");
+            }
+
             if (i >= _entries.Count)
+            {
                 throw Fail(claimed.Name, "member is listed in the trailer but missing from the stream");
+            }
+
             var seen = _entries[i];
             if (claimed.Name != seen.Name)
             {
-                bool listedElsewhere = listed.Any(e => e?.Name == seen.Name);
+                var listedElsewhere = listed.Any(e => e?.Name == seen.Name);
                 throw Fail(seen.Name, listedElsewhere
                     ? $"member order differs from the trailer (trailer lists '{claimed.Name}' at this position)"
                     : "member is in the stream but missing from the trailer");
             }
             if (claimed.StoredSize != seen.StoredSize)
+            {
                 throw Fail(seen.Name, $"stored size {seen.StoredSize} differs from the trailer's {claimed.StoredSize}");
+            }
+
             if (claimed.Size != seen.Size)
+            {
                 throw Fail(seen.Name, $"size {seen.Size} differs from the trailer's {claimed.Size}");
+            }
+
             if (claimed.StoredSha256 != seen.StoredSha256)
+            {
                 throw Fail(seen.Name, $"SHA-256 of the stored bytes is {seen.StoredSha256 ?? "(none)"}, the trailer says {claimed.StoredSha256 ?? "(none)"}");
+            }
             // Without decoding, the SHA-256 of zstd content is unknown: it is the one thing taken from the trailer.
             if (seen.Sha256.Length == 0)
+            {
                 seen = seen with { Sha256 = claimed.Sha256 ?? "" };
+            }
             else if (claimed.Sha256 != seen.Sha256)
+            {
                 throw Fail(seen.Name, $"SHA-256 of the content is {seen.Sha256}, the trailer says {claimed.Sha256}: the member is corrupt");
+            }
+
             proven.Add(seen);
         }
         var expected = Trailer.Create(m, _manifestSha256, proven);
         if (actual.MemberCount != expected.MemberCount)
+        {
             throw Fail(name, $"memberCount {actual.MemberCount} differs from the {expected.MemberCount} members in the stream");
+        }
+
         if (actual.TotalStoredBytes != expected.TotalStoredBytes || actual.TotalBytes != expected.TotalBytes)
+        {
             throw Fail(name, "totalStoredBytes/totalBytes differ from the members in the stream");
+        }
+
         if (!StreamJson.Serialize(expected).AsSpan().SequenceEqual(content))
+        {
             throw Fail(name, "trailer is not in the canonical form the writer produces");
+        }
+
         return expected;
     }
 
     /// <summary>After the trailer: at least the two zero blocks of the end-of-archive, then only zero blocks.</summary>
-    private async Task ReadEndOfArchiveAsync(CancellationToken ct)
+    private async Task ReadEndOfArchiveAsync(CancellationToken cancellationToken)
     {
         if (_options.StopAtEndOfArchive)
         {
-            await ReadEndOfThisArchiveAsync(ct).ConfigureAwait(false);
+            await ReadEndOfThisArchiveAsync(cancellationToken).ConfigureAwait(false);
             return;
         }
         const string who = MemberNames.Trailer;
-        long start = _position;
+        var start = _position;
         var buffer = new byte[64 * 1024];
         long zeros = 0;
         while (true)
         {
-            int got = await ReadUpToAsync(buffer, ct).ConfigureAwait(false);
+            var got = await ReadUpToAsync(buffer, cancellationToken).ConfigureAwait(false);
             if (got == 0)
+            {
                 break;
-            int nonZero = buffer.AsSpan(0, got).IndexOfAnyExcept((byte)0);
+            }
+
+            var nonZero = buffer.AsSpan(0, got).IndexOfAnyExcept((byte)0);
             if (nonZero >= 0)
             {
-                long at = start + zeros + nonZero;
-                string culprit = who;
+                var at = start + zeros + nonZero;
+                var culprit = who;
                 if ((at - start) % TarHeader.BlockSize == 0 && nonZero + TarHeader.BlockSize <= got)
                 {
                     var raw = TarHeader.Inspect(buffer.AsSpan(nonZero, TarHeader.BlockSize));
                     if (raw.ChecksumOk && raw.NameIsPrintableAscii && raw.Name.Length > 0)
+                    {
                         culprit = raw.Name;
+                    }
                 }
                 throw Fail(culprit, culprit == who
                     ? $"data after the trailer at byte {at}: only end-of-archive zero blocks may follow the trailer"
@@ -361,12 +513,19 @@ public sealed partial class BackupStreamReader
             }
             zeros += got;
             if (zeros > _options.MaxTrailingZeroBytes)
+            {
                 throw Fail(who, $"more than {_options.MaxTrailingZeroBytes} zero bytes after the trailer", start);
+            }
         }
         if (zeros < 2 * TarHeader.BlockSize)
+        {
             throw Fail(who, "the stream ends without the two end-of-archive zero blocks after the trailer: it is truncated", start + zeros);
+        }
+
         if (zeros % TarHeader.BlockSize != 0)
+        {
             throw Fail(who, "the stream does not end on a 512-byte block boundary after the trailer", start + zeros);
+        }
     }
 
     // ---- order helpers ------------------------------------------------------------------------------
@@ -374,7 +533,10 @@ public sealed partial class BackupStreamReader
     private void ExpectStateStage(string name)
     {
         if (_stage == Stage.State)
+        {
             return;
+        }
+
         throw Fail(name, _stage switch
         {
             Stage.Manifest => "the first member must be virtbackup/manifest.json",
@@ -387,20 +549,34 @@ public sealed partial class BackupStreamReader
     private void EnterDisks(string name)
     {
         if (_stage == Stage.Disks)
+        {
             return;
+        }
+
         ExpectStateStage(name);
         if (_manifest!.NvramPresent && !_nvramSeen)
+        {
             throw Fail(name, "the NVRAM member the manifest announces is missing");
+        }
+
         if (_manifest.Tpm.Present && _tpmCount == 0)
+        {
             throw Fail(name, "the TPM state the manifest announces is missing");
+        }
+
         _stage = Stage.Disks;
     }
 
     private int NextDiskIndex()
     {
-        for (int i = _nextDiskIndex; i < _manifest!.Disks.Count; i++)
+        for (var i = _nextDiskIndex; i < _manifest!.Disks.Count; i++)
+        {
             if (!_manifest.Disks[i].Excluded)
+            {
                 return i;
+            }
+        }
+
         return -1;
     }
 
@@ -410,7 +586,9 @@ public sealed partial class BackupStreamReader
     private void CheckSize(string name, long size, long max)
     {
         if (size > max)
+        {
             throw Fail(name, $"member of {size} bytes is larger than the {max} bytes allowed for it");
+        }
     }
 
     private void AddEntry(string name, long storedSize, long size, string? sha256, string? storedSha256) =>
@@ -418,37 +596,44 @@ public sealed partial class BackupStreamReader
 
     // ---- input --------------------------------------------------------------------------------------
 
-    private async Task<byte[]> ReadContentAsync(string name, long size, CancellationToken ct)
+    private async Task<byte[]> ReadContentAsync(string name, long size, CancellationToken cancellationToken)
     {
         var content = new byte[size];
-        await ReadExactlyAsync(name, content, ct).ConfigureAwait(false);
-        await ReadPaddingAsync(name, size, ct).ConfigureAwait(false);
+        await ReadExactlyAsync(name, content, cancellationToken).ConfigureAwait(false);
+        await ReadPaddingAsync(name, size, cancellationToken).ConfigureAwait(false);
         return content;
     }
 
-    private async Task ReadPaddingAsync(string name, long size, CancellationToken ct)
+    private async Task ReadPaddingAsync(string name, long size, CancellationToken cancellationToken)
     {
-        int padding = TarHeader.PaddingFor(size);
+        var padding = TarHeader.PaddingFor(size);
         if (padding == 0)
+        {
             return;
+        }
+
         var pad = _block.AsMemory(0, padding);
-        long at = _position;
-        await ReadExactlyAsync(name, pad, ct).ConfigureAwait(false);
+        var at = _position;
+        await ReadExactlyAsync(name, pad, cancellationToken).ConfigureAwait(false);
         if (pad.Span.ContainsAnyExcept((byte)0))
+        {
             throw Fail(name, "non-zero bytes in the padding after the member's content", at);
+        }
     }
 
-    private async Task ReadExactlyAsync(string name, Memory<byte> buffer, CancellationToken ct)
+    private async Task ReadExactlyAsync(string name, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        long at = _position;
-        int got = await ReadUpToAsync(buffer, ct).ConfigureAwait(false);
+        var at = _position;
+        var got = await ReadUpToAsync(buffer, cancellationToken).ConfigureAwait(false);
         if (got < buffer.Length)
+        {
             throw Fail(name, $"the stream ends inside this member ({got} of {buffer.Length} bytes read): it is truncated", at);
+        }
     }
 
-    private async Task<int> ReadUpToAsync(Memory<byte> buffer, CancellationToken ct)
+    private async Task<int> ReadUpToAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        int got = await _input.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        var got = await _input.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
         _position += got;
         return got;
     }
@@ -468,7 +653,10 @@ public sealed partial class BackupStreamReader
             case Stage.State when _manifest!.Tpm.Present && _tpmCount == 0: return MemberNames.TpmPrefix + "*";
         }
         if (_disk is { IsComplete: false } open)
+        {
             return ExpectedDataName(open);
+        }
+
         return NextDiskIndex() is var next and >= 0 ? MemberNames.DiskMap(_manifest!.Disks[next].Target) : MemberNames.Trailer;
     }
 

@@ -15,26 +15,32 @@ public sealed partial class BackupStreamWriter
     /// <paramref name="source"/>. The bytes are copied, so the caller may reuse its buffer once the call returns.
     /// </summary>
     public Task WriteStoredDiskDataAsync(string target, long offset, int length, ReadOnlyMemory<byte> stored,
-        string sha256, string? storedSha256, string source, CancellationToken ct) => Run(() =>
+        string sha256, string? storedSha256, string source, CancellationToken cancellationToken) => Run(() =>
     {
         ArgumentNullException.ThrowIfNull(sha256);
         var disk = _disk;
         if (disk is null || disk.Target != target || _stage != Stage.Disks || disk.IsComplete)
+        {
             throw new InvalidOperationException($"A stored member of '{target}' must be the next data member of that disk (current disk: '{disk?.Target ?? "none"}').");
+        }
+
         if (disk.Filled != 0 || offset != disk.Piece.Offset || length != disk.Piece.Length)
         {
             throw new ArgumentException(
                 $"A stored member of '{target}' at {offset} (+{length}) is not the next whole member ({disk.NextOffset}, +{disk.Piece.Length - disk.Filled}).", nameof(offset));
         }
 
-        bool zstd = _options.Compression == Compression.Zstd;
+        var zstd = _options.Compression == Compression.Zstd;
         if (zstd ? storedSha256 is null || stored.Length > ZstdFrames.CompressBound(length) : stored.Length != length)
+        {
             throw new ArgumentException($"Stored bytes of {stored.Length} do not fit a {_options.Compression} member of {length} bytes.", nameof(stored));
-        string name = MemberNames.DiskData(target, offset, _options.Compression);
+        }
+
+        var name = MemberNames.DiskData(target, offset, _options.Compression);
         var pool = zstd ? _framePool! : _slotPool;
-        byte[] buffer = pool.Rent();
+        var buffer = pool.Rent();
         stored.Span.CopyTo(buffer.AsSpan(TarHeader.BlockSize));
-        int storedLength = stored.Length;
+        var storedLength = stored.Length;
         return () =>
         {
             disk.Advance();
@@ -43,12 +49,18 @@ public sealed partial class BackupStreamWriter
                 try
                 {
                     var bytes = buffer.AsSpan(TarHeader.BlockSize, storedLength);
-                    string actual = Hex(SHA256.HashData(bytes));
+                    var actual = Hex(SHA256.HashData(bytes));
                     if (actual != (zstd ? storedSha256 : sha256))
+                    {
                         throw new StreamFormatException(name, $"in {source}: its stored bytes' SHA-256 differs from the trailer's (the stream file is corrupted)");
+                    }
+
                     if (zstd && ZstdFrames.FrameProblem(bytes, length) is { } problem)
+                    {
                         throw new StreamFormatException(name, $"in {source}: its stored frame {problem}");
-                    int total = Frame(buffer, name, storedLength);
+                    }
+
+                    var total = Frame(buffer, name, storedLength);
                     return new ReadyMember(buffer, total, new TrailerEntry(name, storedLength, length, sha256, zstd ? storedSha256 : null), pool);
                 }
                 catch
@@ -57,7 +69,7 @@ public sealed partial class BackupStreamWriter
                     throw;
                 }
             }, CancellationToken.None);
-            return EnqueueAsync(work, ct);
+            return EnqueueAsync(work, cancellationToken);
         };
     });
 }

@@ -52,15 +52,23 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(options);
         if (!output.CanWrite)
+        {
             throw new ArgumentException("The output stream is not writable.", nameof(output));
+        }
+
         if (StreamRules.CompressionProblem(CompressionInfo.From(options)) is { } problem)
+        {
             throw new ArgumentException($"Invalid writer options: {problem}.", nameof(options));
+        }
+
         if (options.MaxParallelism < 1)
+        {
             throw new ArgumentException("MaxParallelism must be at least 1.", nameof(options));
+        }
 
         _output = output;
         _options = options;
-        int parallelism = options.MaxParallelism;
+        var parallelism = options.MaxParallelism;
         _queue = Channel.CreateBounded<Task<ReadyMember>>(new BoundedChannelOptions(parallelism)
         {
             SingleReader = true,
@@ -68,10 +76,13 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
             FullMode = BoundedChannelFullMode.Wait,
         });
         // Buffers: one being filled, `parallelism` queued, one awaited by the loop and one being written.
-        int retained = parallelism + 3;
+        var retained = parallelism + 3;
         _slotPool = new BufferPool(TarHeader.BlockSize + options.MemberSize + TarHeader.BlockSize, retained);
         if (options.Compression == Compression.Zstd)
+        {
             _framePool = new BufferPool(TarHeader.BlockSize + ZstdFrames.CompressBound(options.MemberSize) + TarHeader.BlockSize, retained);
+        }
+
         _drain = Task.Run(DrainAsync);
     }
 
@@ -98,56 +109,68 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     public bool IsCompleted => _stage == Stage.Completed;
 
     /// <summary>Writes <c>virtbackup/manifest.json</c>. Must be first; its compression must equal the options'.</summary>
-    public Task WriteManifestAsync(Manifest manifest, CancellationToken ct) => Run(() =>
+    public Task WriteManifestAsync(Manifest manifest, CancellationToken cancellationToken) => Run(() =>
     {
         ArgumentNullException.ThrowIfNull(manifest);
         Expect(_stage == Stage.Start, "The manifest must be the first member and written once.");
         if (StreamRules.ManifestProblem(manifest) is { } problem)
+        {
             throw new ArgumentException($"Invalid manifest: {problem}.", nameof(manifest));
+        }
+
         if (manifest.Compression != CompressionInfo.From(_options))
+        {
             throw new ArgumentException(
                 $"Manifest compression {manifest.Compression} differs from the writer's {CompressionInfo.From(_options)}.", nameof(manifest));
-        byte[] json = StreamJson.Serialize(manifest);
+        }
+
+        var json = StreamJson.Serialize(manifest);
         if (json.Length > StreamRules.MaxManifestSize)
+        {
             throw new ArgumentException($"The manifest is larger than {StreamRules.MaxManifestSize} bytes.", nameof(manifest));
+        }
+
         return () =>
         {
             _manifest = manifest;
             _manifestSha256 = Hex(SHA256.HashData(json));
             _stage = Stage.Manifest;
-            return EnqueueSmallAsync(MemberNames.Manifest, json, ct);
+            return EnqueueSmallAsync(MemberNames.Manifest, json, cancellationToken);
         };
     });
 
     /// <summary>Writes <c>virtbackup/domain.xml</c> (UTF-8, no BOM) right after the manifest.</summary>
-    public Task WriteDomainXmlAsync(string xml, CancellationToken ct) => Run(() =>
+    public Task WriteDomainXmlAsync(string xml, CancellationToken cancellationToken) => Run(() =>
     {
         ArgumentNullException.ThrowIfNull(xml);
         Expect(_stage == Stage.Manifest, "The domain XML must follow the manifest and be written once.");
-        byte[] bytes = StreamJson.Utf8(xml);
+        var bytes = StreamJson.Utf8(xml);
         if (bytes.Length > StreamRules.MaxDomainXmlSize)
+        {
             throw new ArgumentException($"The domain XML is larger than {StreamRules.MaxDomainXmlSize} bytes.", nameof(xml));
+        }
+
         return () =>
         {
             _stage = Stage.DomainXml;
-            return EnqueueSmallAsync(MemberNames.DomainXml, bytes, ct);
+            return EnqueueSmallAsync(MemberNames.DomainXml, bytes, cancellationToken);
         };
     });
 
     /// <summary>Writes <c>state/nvram/&lt;fileName&gt;</c>, once, after the domain XML, iff the manifest says NVRAM is present.</summary>
-    public Task WriteNvramAsync(string fileName, ReadOnlyMemory<byte> content, CancellationToken ct) => Run(() =>
+    public Task WriteNvramAsync(string fileName, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => Run(() =>
     {
         Expect(_stage == Stage.DomainXml && _manifest!.NvramPresent,
             _manifest?.NvramPresent == false
                 ? "The manifest says there is no NVRAM."
                 : "The NVRAM must follow the domain XML and be written once.");
-        string name = MemberNames.Nvram(fileName);
+        var name = MemberNames.Nvram(fileName);
         CheckStateFileSize(content.Length, name);
-        byte[] bytes = content.ToArray();
+        var bytes = content.ToArray();
         return () =>
         {
             _stage = Stage.Nvram;
-            return EnqueueSmallAsync(name, bytes, ct);
+            return EnqueueSmallAsync(name, bytes, cancellationToken);
         };
     });
 
@@ -155,21 +178,24 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     /// Writes <c>state/tpm/&lt;relativePath&gt;</c>, after the domain XML and NVRAM, iff the manifest says a TPM is
     /// present. Paths must come in strictly increasing ordinal order (e.g. sorted with <see cref="StringComparer.Ordinal"/>).
     /// </summary>
-    public Task WriteTpmFileAsync(string relativePath, ReadOnlyMemory<byte> content, CancellationToken ct) => Run(() =>
+    public Task WriteTpmFileAsync(string relativePath, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => Run(() =>
     {
         Expect(_manifest is { Tpm.Present: true }, _manifest is null ? "The manifest must come first." : "The manifest says there is no TPM.");
         Expect(_stage == Stage.Tpm || (_stage == Stage.DomainXml && !_manifest!.NvramPresent) || _stage == Stage.Nvram,
             _stage == Stage.DomainXml ? "The NVRAM must be written before the TPM files." : "TPM files must come after the domain XML and NVRAM and before the disks.");
-        string name = MemberNames.TpmFile(relativePath);
+        var name = MemberNames.TpmFile(relativePath);
         if (_lastTpmPath is not null && string.CompareOrdinal(relativePath, _lastTpmPath) <= 0)
+        {
             throw new ArgumentException($"TPM file '{relativePath}' does not come after '{_lastTpmPath}' in ordinal order.", nameof(relativePath));
+        }
+
         CheckStateFileSize(content.Length, name);
-        byte[] bytes = content.ToArray();
+        var bytes = content.ToArray();
         return () =>
         {
             _stage = Stage.Tpm;
             _lastTpmPath = relativePath;
-            return EnqueueSmallAsync(name, bytes, ct);
+            return EnqueueSmallAsync(name, bytes, cancellationToken);
         };
     });
 
@@ -177,30 +203,42 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     /// Writes <c>disks/&lt;target&gt;/extents.json</c> for the next non-excluded disk of the manifest. Extents must be
     /// sorted, non-overlapping, non-empty and inside the disk; adjacent extents of the same kind are merged.
     /// </summary>
-    public Task WriteDiskMapAsync(string target, IReadOnlyList<DiskExtent> extents, CancellationToken ct) => Run(() =>
+    public Task WriteDiskMapAsync(string target, IReadOnlyList<DiskExtent> extents, CancellationToken cancellationToken) => Run(() =>
     {
         ArgumentNullException.ThrowIfNull(extents);
         ExpectBeforeDisks();
         if (_disk is { IsComplete: false })
+        {
             throw new InvalidOperationException(
                 $"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset} before the next disk can start.");
-        int diskIndex = NextDiskIndex();
+        }
+
+        var diskIndex = NextDiskIndex();
         if (diskIndex < 0)
+        {
             throw new InvalidOperationException($"All disks of the manifest already have their map; '{target}' is not expected.");
+        }
+
         var manifestDisk = _manifest!.Disks[diskIndex];
         if (manifestDisk.Target != target)
+        {
             throw new InvalidOperationException($"The next disk in manifest order is '{manifestDisk.Target}', not '{target}'.");
+        }
+
         var normalized = StreamRules.Normalize(extents, manifestDisk.VirtualSize, out var problem)
             ?? throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
-        byte[] json = StreamJson.Serialize(new DiskMap(target, manifestDisk.VirtualSize, normalized));
+        var json = StreamJson.Serialize(new DiskMap(target, manifestDisk.VirtualSize, normalized));
         if (json.Length > StreamRules.MaxMapSize)
+        {
             throw new ArgumentException($"The map of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
+        }
+
         return () =>
         {
             _stage = Stage.Disks;
             _nextDiskIndex = diskIndex + 1;
             _disk = new DiskState(target, StreamRules.Pieces(normalized, _options.MemberSize).GetEnumerator());
-            return EnqueueSmallAsync(MemberNames.DiskMap(target), json, ct);
+            return EnqueueSmallAsync(MemberNames.DiskMap(target), json, cancellationToken);
         };
     });
 
@@ -208,35 +246,56 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     /// Adds bytes of the current disk's data extents, starting at byte <paramref name="offset"/> of the disk.
     /// See the class remarks for the rules; empty data is ignored.
     /// </summary>
-    public Task WriteDiskDataAsync(string target, long offset, ReadOnlyMemory<byte> data, CancellationToken ct) => Run(() =>
+    public Task WriteDiskDataAsync(string target, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => Run(() =>
     {
         var disk = _disk;
         if (disk is null || disk.Target != target || _stage != Stage.Disks)
+        {
             throw new InvalidOperationException($"Disk data for '{target}' must follow that disk's map (current disk: '{disk?.Target ?? "none"}').");
+        }
+
         if (data.IsEmpty)
+        {
             return () => Task.CompletedTask;
+        }
+
         if (disk.IsComplete)
+        {
             throw new ArgumentException($"All data extents of disk '{target}' are already written; got data at offset {offset}.", nameof(offset));
+        }
+
         if (offset != disk.NextOffset)
+        {
             throw new ArgumentException($"Data for disk '{target}' must continue at offset {disk.NextOffset}; got offset {offset}.", nameof(offset));
+        }
+
         if (data.Length > disk.Piece.ExtentEnd - offset)
+        {
             throw new ArgumentException(
                 $"Data for disk '{target}' at offset {offset} (+{data.Length}) runs past the end of its data extent at {disk.Piece.ExtentEnd}.", nameof(data));
-        return () => AppendDiskDataAsync(disk, data, ct);
+        }
+
+        return () => AppendDiskDataAsync(disk, data, cancellationToken);
     });
 
     /// <summary>
     /// Writes the trailer and the end-of-archive blocks and flushes the output. Only after this returns is the
     /// stream complete. Requires every member the manifest announced.
     /// </summary>
-    public Task CompleteAsync(CancellationToken ct) => Run(() =>
+    public Task CompleteAsync(CancellationToken cancellationToken) => Run(() =>
     {
         ExpectBeforeDisks();
         if (_disk is { IsComplete: false })
+        {
             throw new InvalidOperationException($"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset}.");
+        }
+
         if (NextDiskIndex() is var missing and >= 0)
+        {
             throw new InvalidOperationException($"Disk '{_manifest!.Disks[missing].Target}' has no map yet.");
-        return () => FinishAsync(ct);
+        }
+
+        return () => FinishAsync(cancellationToken);
     });
 
     /// <summary>
@@ -246,7 +305,10 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_disposed)
+        {
             return;
+        }
+
         _disposed = true;
         if (_stage == Stage.Completed)
         {
@@ -271,7 +333,10 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
 
     private static void Expect(bool condition, string message)
     {
-        if (!condition) throw new InvalidOperationException(message);
+        if (!condition)
+        {
+            throw new InvalidOperationException(message);
+        }
     }
 
     private void ExpectBeforeDisks()
@@ -283,16 +348,23 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
 
     private int NextDiskIndex()
     {
-        for (int i = _nextDiskIndex; i < _manifest!.Disks.Count; i++)
+        for (var i = _nextDiskIndex; i < _manifest!.Disks.Count; i++)
+        {
             if (!_manifest.Disks[i].Excluded)
+            {
                 return i;
+            }
+        }
+
         return -1;
     }
 
     private static void CheckStateFileSize(int length, string name)
     {
         if (length > StreamRules.MaxStateFileSize)
+        {
             throw new ArgumentException($"'{name}' is larger than {StreamRules.MaxStateFileSize} bytes.");
+        }
     }
 
     /// <summary>
@@ -302,7 +374,10 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     private async Task Run(Func<Func<Task>> validate)
     {
         if (Interlocked.Exchange(ref _busy, 1) != 0)
+        {
             throw new InvalidOperationException("BackupStreamWriter does not support concurrent calls.");
+        }
+
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -329,7 +404,9 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     {
         _outputFault?.Throw();
         if (_callerFault is { } e)
+        {
             throw new InvalidOperationException("The writer failed earlier; the stream is incomplete and cannot be continued.", e);
+        }
     }
 
     // ---- members ------------------------------------------------------------------------------------
@@ -358,47 +435,47 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         public void Release() => Pool?.Return(Buffer);
     }
 
-    private async Task AppendDiskDataAsync(DiskState disk, ReadOnlyMemory<byte> data, CancellationToken ct)
+    private async Task AppendDiskDataAsync(DiskState disk, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
         {
             var piece = disk.Piece;
             disk.Slot ??= _slotPool.Rent();
-            int n = Math.Min(data.Length, piece.Length - disk.Filled);
+            var n = Math.Min(data.Length, piece.Length - disk.Filled);
             data.Span[..n].CopyTo(disk.Slot.AsSpan(TarHeader.BlockSize + disk.Filled, n));
             disk.Filled += n;
             data = data[n..];
             if (disk.Filled == piece.Length)
             {
-                byte[] slot = disk.Slot;
-                string name = MemberNames.DiskData(disk.Target, piece.Offset, _options.Compression);
+                var slot = disk.Slot;
+                var name = MemberNames.DiskData(disk.Target, piece.Offset, _options.Compression);
                 disk.Advance();
-                Task<ReadyMember> work = _options.Compression == Compression.Zstd
+                var work = _options.Compression == Compression.Zstd
                     ? Task.Run(() => BuildZstdMember(name, slot, piece.Length), CancellationToken.None)
                     : Task.Run(() => BuildRawMember(name, slot, piece.Length), CancellationToken.None);
-                await EnqueueAsync(work, ct).ConfigureAwait(false);
+                await EnqueueAsync(work, cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
     private ReadyMember BuildRawMember(string name, byte[] slot, int length)
     {
-        string sha = Hex(SHA256.HashData(slot.AsSpan(TarHeader.BlockSize, length)));
-        int total = Frame(slot, name, length);
+        var sha = Hex(SHA256.HashData(slot.AsSpan(TarHeader.BlockSize, length)));
+        var total = Frame(slot, name, length);
         return new ReadyMember(slot, total, new TrailerEntry(name, length, length, sha, null), _slotPool);
     }
 
     private ReadyMember BuildZstdMember(string name, byte[] slot, int length)
     {
-        byte[] frame = _framePool!.Rent();
+        var frame = _framePool!.Rent();
         try
         {
             var content = slot.AsSpan(TarHeader.BlockSize, length);
-            int stored = ZstdFrames.Compress(content, frame.AsSpan(TarHeader.BlockSize, frame.Length - 2 * TarHeader.BlockSize), _options.ZstdLevel);
-            string sha = Hex(SHA256.HashData(content));
+            var stored = ZstdFrames.Compress(content, frame.AsSpan(TarHeader.BlockSize, frame.Length - 2 * TarHeader.BlockSize), _options.ZstdLevel);
+            var sha = Hex(SHA256.HashData(content));
             _slotPool.Return(slot);
-            string storedSha = Hex(SHA256.HashData(frame.AsSpan(TarHeader.BlockSize, stored)));
-            int total = Frame(frame, name, stored);
+            var storedSha = Hex(SHA256.HashData(frame.AsSpan(TarHeader.BlockSize, stored)));
+            var total = Frame(frame, name, stored);
             return new ReadyMember(frame, total, new TrailerEntry(name, stored, length, sha, storedSha), _framePool);
         }
         catch
@@ -412,24 +489,24 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     private static int Frame(byte[] buffer, string name, int stored)
     {
         TarHeader.Write(buffer.AsSpan(0, TarHeader.BlockSize), name, stored);
-        int padding = TarHeader.PaddingFor(stored);
+        var padding = TarHeader.PaddingFor(stored);
         buffer.AsSpan(TarHeader.BlockSize + stored, padding).Clear();
         return TarHeader.BlockSize + stored + padding;
     }
 
-    private Task EnqueueSmallAsync(string name, byte[] content, CancellationToken ct)
+    private Task EnqueueSmallAsync(string name, byte[] content, CancellationToken cancellationToken)
     {
         var buffer = new byte[TarHeader.BlockSize + content.Length + TarHeader.PaddingFor(content.Length)];
         content.CopyTo(buffer, TarHeader.BlockSize);
-        int total = Frame(buffer, name, content.Length);
+        var total = Frame(buffer, name, content.Length);
         var entry = new TrailerEntry(name, content.Length, content.Length, Hex(SHA256.HashData(content)), null);
-        return EnqueueAsync(Task.FromResult(new ReadyMember(buffer, total, entry, null)), ct);
+        return EnqueueAsync(Task.FromResult(new ReadyMember(buffer, total, entry, null)), cancellationToken);
     }
 
-    private async Task EnqueueAsync(Task<ReadyMember> work, CancellationToken ct)
+    private async Task EnqueueAsync(Task<ReadyMember> work, CancellationToken cancellationToken)
     {
         ThrowIfFaulted();
-        await _queue.Writer.WriteAsync(work, ct).ConfigureAwait(false);
+        await _queue.Writer.WriteAsync(work, cancellationToken).ConfigureAwait(false);
         _outputFault?.Throw();
     }
 
@@ -467,18 +544,18 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         }
     }
 
-    private async Task FinishAsync(CancellationToken ct)
+    private async Task FinishAsync(CancellationToken cancellationToken)
     {
         _queue.Writer.Complete();
         await _drain.ConfigureAwait(false);
         _outputFault?.Throw();
         var trailer = Trailer.Create(_manifest!, _manifestSha256, _entries);
-        byte[] json = StreamJson.Serialize(trailer);
+        var json = StreamJson.Serialize(trailer);
         var buffer = new byte[TarHeader.BlockSize + json.Length + TarHeader.PaddingFor(json.Length) + 2 * TarHeader.BlockSize];
         json.CopyTo(buffer, TarHeader.BlockSize);
         Frame(buffer, MemberNames.Trailer, json.Length); // end-of-archive: the two zero blocks already at the end
-        await _output.WriteAsync(buffer, ct).ConfigureAwait(false);
-        await _output.FlushAsync(ct).ConfigureAwait(false);
+        await _output.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
         _stage = Stage.Completed;
     }
 

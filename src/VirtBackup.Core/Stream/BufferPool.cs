@@ -14,6 +14,8 @@ internal sealed class BufferPool(int bufferSize, int maxRetained)
     public void Return(byte[]? buffer)
     {
         if (buffer is { Length: var n } && n == bufferSize && _free.Count < maxRetained)
+        {
             _free.Add(buffer);
+        }
     }
 }

@@ -57,14 +57,20 @@ public static class MemberNames
     public static string Nvram(string fileName)
     {
         if (InvalidSegment(fileName) is { } why)
+        {
             throw new ArgumentException($"NVRAM file name '{fileName}' is not usable: {why}.", nameof(fileName));
+        }
+
         return Checked(NvramPrefix + fileName);
     }
 
     public static string TpmFile(string relativePath)
     {
         if (InvalidRelativePath(relativePath) is { } why)
+        {
             throw new ArgumentException($"TPM state path '{relativePath}' is not usable: {why}.", nameof(relativePath));
+        }
+
         return Checked(TpmPrefix + relativePath);
     }
 
@@ -78,7 +84,7 @@ public static class MemberNames
     {
         CheckTarget(target);
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        string ext = compression == Compression.Zstd ? ZstdExtension : RawExtension;
+        var ext = compression == Compression.Zstd ? ZstdExtension : RawExtension;
         return Checked(DisksPrefix + target + "/" + offset.ToString("x16", CultureInfo.InvariantCulture) + ext);
     }
 
@@ -87,27 +93,66 @@ public static class MemberNames
     /// <summary>Why <paramref name="target"/> cannot be a disk target in member names, or null when it can.</summary>
     public static string? InvalidTarget(string? target)
     {
-        if (string.IsNullOrEmpty(target)) return "it is empty";
-        if (target.Length > MaxTargetLength) return $"it is longer than {MaxTargetLength} characters";
-        if (!char.IsAsciiLetterOrDigit(target[0])) return "it must start with an ASCII letter or digit";
-        foreach (char c in target)
+        if (string.IsNullOrEmpty(target))
+        {
+            return "it is empty";
+        }
+
+        if (target.Length > MaxTargetLength)
+        {
+            return $"it is longer than {MaxTargetLength} characters";
+        }
+
+        if (!char.IsAsciiLetterOrDigit(target[0]))
+        {
+            return "it must start with an ASCII letter or digit";
+        }
+
+        foreach (var c in target)
+        {
             if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+            {
                 return $"character '{Printable(c)}' is not allowed (only A-Z a-z 0-9 _ -)";
+            }
+        }
+
         return null;
     }
 
     /// <summary>Why <paramref name="segment"/> is not a safe single path segment, or null when it is.</summary>
     public static string? InvalidSegment(string? segment)
     {
-        if (string.IsNullOrEmpty(segment)) return "empty path segment";
-        if (segment is "." or "..") return $"'{segment}' segment";
-        foreach (char c in segment)
+        if (string.IsNullOrEmpty(segment))
         {
-            if (c == '/') return "it contains '/'";
-            if (c == '\\') return "it contains a backslash";
-            if (c == '\0') return "it contains NUL";
+            return "empty path segment";
+        }
+
+        if (segment is "." or "..")
+        {
+            return $"'{segment}' segment";
+        }
+
+        foreach (var c in segment)
+        {
+            if (c == '/')
+            {
+                return "it contains '/'";
+            }
+
+            if (c == '\\')
+            {
+                return "it contains a backslash";
+            }
+
+            if (c == '\0')
+            {
+                return "it contains NUL";
+            }
+
             if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '+'))
+            {
                 return $"character '{Printable(c)}' is not allowed (only A-Z a-z 0-9 . _ - +)";
+            }
         }
         return null;
     }
@@ -115,10 +160,24 @@ public static class MemberNames
     /// <summary>Why <paramref name="path"/> is not a safe relative path of one or more segments, or null.</summary>
     public static string? InvalidRelativePath(string? path)
     {
-        if (string.IsNullOrEmpty(path)) return "it is empty";
-        if (path[0] == '/') return "it is an absolute path";
-        foreach (string segment in path.Split('/'))
-            if (InvalidSegment(segment) is { } why) return why;
+        if (string.IsNullOrEmpty(path))
+        {
+            return "it is empty";
+        }
+
+        if (path[0] == '/')
+        {
+            return "it is an absolute path";
+        }
+
+        foreach (var segment in path.Split('/'))
+        {
+            if (InvalidSegment(segment) is { } why)
+            {
+                return why;
+            }
+        }
+
         return null;
     }
 
@@ -131,7 +190,10 @@ public static class MemberNames
         parsed = default;
         problem = Check(name, out var result) ?? "";
         if (problem.Length > 0)
+        {
             return false;
+        }
+
         parsed = result;
         return true;
     }
@@ -143,18 +205,50 @@ public static class MemberNames
     private static string? Check(string name, out ParsedMemberName parsed)
     {
         parsed = default;
-        if (name.Length == 0) return "empty member name";
-        if (name.Length > MaxNameLength) return $"name longer than {MaxNameLength} bytes";
-        if (name[0] == '/') return "absolute path";
-        if (name.Contains('\0')) return "name contains NUL";
-        if (name.Contains('\\')) return "name contains a backslash";
-        foreach (string segment in name.Split('/'))
+        if (name.Length == 0)
         {
-            if (segment.Length == 0) return "name has an empty path segment";
-            if (segment is "." or "..") return $"name has a '{segment}' segment";
+            return "empty member name";
         }
-        foreach (char c in name)
-            if (c is < (char)0x21 or > (char)0x7E) return $"name contains character '{Printable(c)}'";
+
+        if (name.Length > MaxNameLength)
+        {
+            return $"name longer than {MaxNameLength} bytes";
+        }
+
+        if (name[0] == '/')
+        {
+            return "absolute path";
+        }
+
+        if (name.Contains('\0'))
+        {
+            return "name contains NUL";
+        }
+
+        if (name.Contains('\\'))
+        {
+            return "name contains a backslash";
+        }
+
+        foreach (var segment in name.Split('/'))
+        {
+            if (segment.Length == 0)
+            {
+                return "name has an empty path segment";
+            }
+
+            if (segment is "." or "..")
+            {
+                return $"name has a '{segment}' segment";
+            }
+        }
+        foreach (var c in name)
+        {
+            if (c is < (char)0x21 or > (char)0x7E)
+            {
+                return $"name contains character '{Printable(c)}'";
+            }
+        }
 
         switch (name)
         {
@@ -165,24 +259,40 @@ public static class MemberNames
 
         if (name.StartsWith(NvramPrefix, StringComparison.Ordinal))
         {
-            string file = name[NvramPrefix.Length..];
-            if (InvalidSegment(file) is { } why) return $"bad NVRAM file name: {why}";
+            var file = name[NvramPrefix.Length..];
+            if (InvalidSegment(file) is { } why)
+            {
+                return $"bad NVRAM file name: {why}";
+            }
+
             parsed = new(MemberKind.Nvram, name, Path: file);
             return null;
         }
         if (name.StartsWith(TpmPrefix, StringComparison.Ordinal))
         {
-            string rel = name[TpmPrefix.Length..];
-            if (InvalidRelativePath(rel) is { } why) return $"bad TPM state path: {why}";
+            var rel = name[TpmPrefix.Length..];
+            if (InvalidRelativePath(rel) is { } why)
+            {
+                return $"bad TPM state path: {why}";
+            }
+
             parsed = new(MemberKind.TpmFile, name, Path: rel);
             return null;
         }
         if (name.StartsWith(DisksPrefix, StringComparison.Ordinal))
         {
-            string[] parts = name[DisksPrefix.Length..].Split('/');
-            if (parts.Length != 2) return "disk members are disks/<target>/<file>";
+            var parts = name[DisksPrefix.Length..].Split('/');
+            if (parts.Length != 2)
+            {
+                return "disk members are disks/<target>/<file>";
+            }
+
             string target = parts[0], file = parts[1];
-            if (InvalidTarget(target) is { } why) return $"bad disk target: {why}";
+            if (InvalidTarget(target) is { } why)
+            {
+                return $"bad disk target: {why}";
+            }
+
             if (file == DiskMapFileName)
             {
                 parsed = new(MemberKind.DiskMap, name, Target: target);
@@ -193,12 +303,22 @@ public static class MemberNames
                 : file.EndsWith(RawExtension, StringComparison.Ordinal) ? Compression.None
                 : null;
             if (compression is null || file.Length != OffsetDigits + 4)
+            {
                 return "unknown disk member (expected extents.json or <16 hex digits>.zst/.raw)";
+            }
+
             var hex = file.AsSpan(0, OffsetDigits);
             if (hex.ContainsAnyExcept("0123456789abcdef"))
+            {
                 return "disk data offset must be 16 lowercase hex digits";
-            long offset = long.Parse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
-            if (offset < 0) return "disk data offset out of range";
+            }
+
+            var offset = long.Parse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
+            if (offset < 0)
+            {
+                return "disk data offset out of range";
+            }
+
             parsed = new(MemberKind.DiskData, name, Target: target, Offset: offset, DataCompression: compression);
             return null;
         }
@@ -208,13 +328,18 @@ public static class MemberNames
     private static void CheckTarget(string target)
     {
         if (InvalidTarget(target) is { } why)
+        {
             throw new ArgumentException($"Disk target '{target}' is not usable: {why}.", nameof(target));
+        }
     }
 
     private static string Checked(string name)
     {
         if (name.Length > MaxNameLength)
+        {
             throw new ArgumentException($"Member name '{name}' is longer than {MaxNameLength} characters.");
+        }
+
         return name;
     }
 

@@ -19,19 +19,19 @@ internal static partial class NativeZstd
     private const int ChecksumFlag = 201;
     private const int DictIdFlag = 202;
 
-    [ThreadStatic] private static Context? t_context;
-    [ThreadStatic] private static nint t_dctx;
+    [ThreadStatic] private static Context? _context;
+    [ThreadStatic] private static nint _dctx;
 
     public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Lib, out _);
 
     /// <summary>Compresses <paramref name="source"/> into one frame; returns the frame length.</summary>
     public static unsafe int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
     {
-        var context = t_context;
+        var context = _context;
         if (context is null || context.Level != level)
         {
             context?.Dispose();
-            context = t_context = new Context(level);
+            context = _context = new Context(level);
         }
 
         fixed (byte* src = source)
@@ -50,17 +50,19 @@ internal static partial class NativeZstd
     /// </summary>
     public static unsafe int? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination, out string? problem)
     {
-        if (t_dctx == 0)
+        if (_dctx == 0)
         {
-            t_dctx = ZSTD_createDCtx();
-            if (t_dctx == 0)
+            _dctx = ZSTD_createDCtx();
+            if (_dctx == 0)
+            {
                 throw new OutOfMemoryException("ZSTD_createDCtx failed");
+            }
         }
 
         fixed (byte* src = frame)
         fixed (byte* dst = destination)
         {
-            var written = ZSTD_decompressDCtx(t_dctx, dst, (nuint)destination.Length, src, (nuint)frame.Length);
+            var written = ZSTD_decompressDCtx(_dctx, dst, (nuint)destination.Length, src, (nuint)frame.Length);
             problem = ZSTD_isError(written) != 0 ? Marshal.PtrToStringUTF8(ZSTD_getErrorName(written)) : null;
             return problem is null ? (int)written : null;
         }
@@ -79,7 +81,10 @@ internal static partial class NativeZstd
             Level = level;
             Handle = ZSTD_createCCtx();
             if (Handle == 0)
+            {
                 throw new OutOfMemoryException("ZSTD_createCCtx failed");
+            }
+
             Check(ZSTD_CCtx_setParameter(Handle, CompressionLevel, level), "ZSTD_CCtx_setParameter(level)");
             Check(ZSTD_CCtx_setParameter(Handle, ContentSizeFlag, 1), "ZSTD_CCtx_setParameter(contentSize)");
             Check(ZSTD_CCtx_setParameter(Handle, ChecksumFlag, 1), "ZSTD_CCtx_setParameter(checksum)");

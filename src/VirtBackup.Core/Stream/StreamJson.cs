@@ -35,8 +35,11 @@ internal static class StreamJson
     {
         // Say "unsupported version" rather than "unknown property" for a manifest of a newer format.
         if (PeekFormatVersion(utf8) is { } version && version != Manifest.CurrentFormatVersion)
+        {
             throw new StreamFormatException(member,
                 $"format version {version} is not supported (this build reads version {Manifest.CurrentFormatVersion})");
+        }
+
         return Deserialize(utf8, member, static s => JsonSerializer.Deserialize(s, StreamJsonContext.Default.Manifest));
     }
 
@@ -46,14 +49,23 @@ internal static class StreamJson
         {
             var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 16 });
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
                 return null;
+            }
+
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                bool isVersion = reader.ValueTextEquals("formatVersion"u8);
+                var isVersion = reader.ValueTextEquals("formatVersion"u8);
                 if (!reader.Read())
+                {
                     return null;
+                }
+
                 if (isVersion)
-                    return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int v) ? v : null;
+                {
+                    return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var v) ? v : null;
+                }
+
                 reader.Skip();
             }
         }

@@ -21,15 +21,25 @@ internal static class StreamRules
     public static string? MemberSizeProblem(int memberSize)
     {
         if (memberSize < MinMemberSize || memberSize > MaxMemberSize)
+        {
             return $"member size {memberSize} is outside {MinMemberSize}..{MaxMemberSize}";
+        }
+
         if (memberSize % MemberSizeAlignment != 0)
+        {
             return $"member size {memberSize} is not a multiple of {MemberSizeAlignment}";
+        }
+
         return null;
     }
 
     public static string? CompressionProblem(CompressionInfo? c)
     {
-        if (c is null) return "compression is missing";
+        if (c is null)
+        {
+            return "compression is missing";
+        }
+
         switch (c.Algorithm)
         {
             case Compression.Zstd when c.Level is < MinZstdLevel or > MaxZstdLevel:
@@ -47,12 +57,35 @@ internal static class StreamRules
     public static string? ManifestProblem(Manifest m)
     {
         if (m.FormatVersion != Manifest.CurrentFormatVersion)
+        {
             return $"format version {m.FormatVersion} is not supported (this build reads version {Manifest.CurrentFormatVersion})";
-        if (string.IsNullOrWhiteSpace(m.ToolVersion) || m.ToolVersion.Length > 64) return "toolVersion must be 1..64 characters";
-        if (string.IsNullOrEmpty(m.DomainName) || m.DomainName.Length > 1024) return "domainName must be 1..1024 characters";
-        if (!IsUuid(m.DomainUuid)) return $"domainUuid '{m.DomainUuid}' is not a lowercase UUID";
-        if (!Enum.IsDefined(m.Level)) return "unknown level";
-        if (!Enum.IsDefined(m.Freeze)) return "unknown freeze state";
+        }
+
+        if (string.IsNullOrWhiteSpace(m.ToolVersion) || m.ToolVersion.Length > 64)
+        {
+            return "toolVersion must be 1..64 characters";
+        }
+
+        if (string.IsNullOrEmpty(m.DomainName) || m.DomainName.Length > 1024)
+        {
+            return "domainName must be 1..1024 characters";
+        }
+
+        if (!IsUuid(m.DomainUuid))
+        {
+            return $"domainUuid '{m.DomainUuid}' is not a lowercase UUID";
+        }
+
+        if (!Enum.IsDefined(m.Level))
+        {
+            return "unknown level";
+        }
+
+        if (!Enum.IsDefined(m.Freeze))
+        {
+            return "unknown freeze state";
+        }
+
         switch (m.Level)
         {
             case BackupLevel.Copy when m.ParentCheckpoint is not null:
@@ -66,33 +99,88 @@ internal static class StreamRules
             case BackupLevel.Inc or BackupLevel.Diff when string.IsNullOrEmpty(m.ParentCheckpoint):
                 return $"a{(m.Level == BackupLevel.Inc ? "n" : "")} {LevelName(m.Level)} backup needs a parentCheckpoint";
         }
-        if (m.CreatedUtc.Kind != DateTimeKind.Utc) return "createdUtc must be a UTC time (ending in Z)";
-        if (m.PauseWindowMs < 0) return "pauseWindowMs is negative";
-        if (CompressionProblem(m.Compression) is { } c) return c;
-        if (m.Disks is null) return "disks is missing";
+        if (m.CreatedUtc.Kind != DateTimeKind.Utc)
+        {
+            return "createdUtc must be a UTC time (ending in Z)";
+        }
+
+        if (m.PauseWindowMs < 0)
+        {
+            return "pauseWindowMs is negative";
+        }
+
+        if (CompressionProblem(m.Compression) is { } c)
+        {
+            return c;
+        }
+
+        if (m.Disks is null)
+        {
+            return "disks is missing";
+        }
+
         var targets = new HashSet<string>(StringComparer.Ordinal);
         foreach (var d in m.Disks)
         {
-            if (d is null) return "null disk entry";
-            if (MemberNames.InvalidTarget(d.Target) is { } why) return $"disk target '{d.Target}': {why}";
-            if (!targets.Add(d.Target)) return $"disk target '{d.Target}' appears twice";
-            if (!Enum.IsDefined(d.Format)) return $"disk '{d.Target}' has an unknown format";
-            if (d.VirtualSize < 0 || d.VirtualSize > MaxVirtualSize) return $"disk '{d.Target}' virtualSize {d.VirtualSize} is out of range";
+            if (d is null)
+            {
+                return "null disk entry";
+            }
+
+            if (MemberNames.InvalidTarget(d.Target) is { } why)
+            {
+                return $"disk target '{d.Target}': {why}";
+            }
+
+            if (!targets.Add(d.Target))
+            {
+                return $"disk target '{d.Target}' appears twice";
+            }
+
+            if (!Enum.IsDefined(d.Format))
+            {
+                return $"disk '{d.Target}' has an unknown format";
+            }
+
+            if (d.VirtualSize < 0 || d.VirtualSize > MaxVirtualSize)
+            {
+                return $"disk '{d.Target}' virtualSize {d.VirtualSize} is out of range";
+            }
         }
-        if (m.Tpm is null) return "tpm is missing";
+        if (m.Tpm is null)
+        {
+            return "tpm is missing";
+        }
+
         if (m.Tpm.Present)
         {
-            if (m.Tpm.Version is not ("1.2" or "2.0")) return $"tpm version '{m.Tpm.Version}' is not 1.2 or 2.0";
+            if (m.Tpm.Version is not ("1.2" or "2.0"))
+            {
+                return $"tpm version '{m.Tpm.Version}' is not 1.2 or 2.0";
+            }
+
             if (m.Tpm.EncryptionSecretUuid is not null && !IsUuid(m.Tpm.EncryptionSecretUuid))
+            {
                 return "tpm encryptionSecretUuid is not a lowercase UUID";
+            }
         }
         else if (m.Tpm.Version is not null || m.Tpm.EncryptionSecretUuid is not null)
         {
             return "tpm version and encryptionSecretUuid must be null when no TPM is present";
         }
-        if (m.Warnings is null) return "warnings is missing";
+        if (m.Warnings is null)
+        {
+            return "warnings is missing";
+        }
+
         foreach (var w in m.Warnings)
-            if (w is null) return "null warning";
+        {
+            if (w is null)
+            {
+                return "null warning";
+            }
+        }
+
         return null;
     }
 
@@ -122,9 +210,14 @@ internal static class StreamRules
             if (e.Offset < previousEnd) { problem = $"extent at {e.Offset} is out of order or overlaps the previous one (ending at {previousEnd})"; return null; }
             if (e.Offset > virtualSize || e.Length > virtualSize - e.Offset) { problem = $"extent [{e.Offset}, +{e.Length}) goes past the virtual size {virtualSize}"; return null; }
             if (result.Count > 0 && result[^1].End == e.Offset && result[^1].Zero == e.Zero)
+            {
                 result[^1] = result[^1] with { Length = result[^1].Length + e.Length };
+            }
             else
+            {
                 result.Add(e);
+            }
+
             previousEnd = e.End;
         }
         return result;
@@ -134,8 +227,16 @@ internal static class StreamRules
     public static string? CanonicalMapProblem(IReadOnlyList<DiskExtent> extents, long virtualSize)
     {
         var normalized = Normalize(extents, virtualSize, out var problem);
-        if (normalized is null) return problem;
-        if (normalized.Count != extents.Count) return "adjacent extents of the same kind are not merged";
+        if (normalized is null)
+        {
+            return problem;
+        }
+
+        if (normalized.Count != extents.Count)
+        {
+            return "adjacent extents of the same kind are not merged";
+        }
+
         return null;
     }
 
@@ -147,12 +248,16 @@ internal static class StreamRules
     {
         foreach (var e in extents)
         {
-            if (e.Zero) continue;
-            long pos = e.Offset;
+            if (e.Zero)
+            {
+                continue;
+            }
+
+            var pos = e.Offset;
             while (pos < e.End)
             {
-                long boundary = (pos / memberSize + 1) * memberSize;
-                long end = Math.Min(boundary, e.End);
+                var boundary = (pos / memberSize + 1) * memberSize;
+                var end = Math.Min(boundary, e.End);
                 yield return (pos, (int)(end - pos), e.End);
                 pos = end;
             }

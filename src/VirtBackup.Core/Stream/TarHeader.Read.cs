@@ -31,21 +31,21 @@ internal static partial class TarHeader
     /// </summary>
     public static RawHeader Inspect(ReadOnlySpan<byte> block)
     {
-        byte type = block[TypeFlagOffset];
+        var type = block[TypeFlagOffset];
         // The checksum as every tar tool this reader knows writes it: 6 octal digits, NUL, space.
         Span<byte> expected = stackalloc byte[ChecksumLength];
         FormatChecksum(expected[..^2], ComputeChecksum(block));
         expected[^2] = 0;
         expected[^1] = (byte)' ';
-        bool checksumOk = block.Slice(ChecksumOffset, ChecksumLength).SequenceEqual(expected);
+        var checksumOk = block.Slice(ChecksumOffset, ChecksumLength).SequenceEqual(expected);
         var flavour = FlavourOf(block);
 
         var nameField = FieldText(block.Slice(NameOffset, NameLength));
         var prefixField = flavour == TarFlavour.Ustar ? FieldText(block.Slice(PrefixOffset, PrefixLength)) : default;
-        bool printable = IsPrintableAscii(nameField) && IsPrintableAscii(prefixField);
-        string name = prefixField.IsEmpty ? Show(nameField) : Show(prefixField) + "/" + Show(nameField);
+        var printable = IsPrintableAscii(nameField) && IsPrintableAscii(prefixField);
+        var name = prefixField.IsEmpty ? Show(nameField) : Show(prefixField) + "/" + Show(nameField);
 
-        long size = TryReadNumber(block.Slice(SizeOffset, SizeLength), allowEmpty: false, out long s) && s >= 0 ? s : -1;
+        var size = TryReadNumber(block.Slice(SizeOffset, SizeLength), allowEmpty: false, out var s) && s >= 0 ? s : -1;
         string? badField = null;
         foreach (var (field, offset, length) in OtherNumericFields)
         {
@@ -55,20 +55,26 @@ internal static partial class TarHeader
                 break;
             }
         }
-        bool hasLinkName = block[LinkNameOffset] != 0;
+        var hasLinkName = block[LinkNameOffset] != 0;
         return new RawHeader(name, printable, type, checksumOk, flavour, size, badField, hasLinkName);
     }
 
     /// <summary>The name a GNU long name ('L') entry holds: its content up to the first NUL, only NULs after it.</summary>
     public static string? LongNameProblem(ReadOnlySpan<byte> content, out string name)
     {
-        int end = content.IndexOf((byte)0);
+        var end = content.IndexOf((byte)0);
         var text = end < 0 ? content : content[..end];
         name = Show(text);
         if (end >= 0 && content[end..].ContainsAnyExcept((byte)0))
+        {
             return "GNU long name has bytes after its terminating NUL";
+        }
+
         if (text.IsEmpty)
+        {
             return "GNU long name is empty";
+        }
+
         return IsPrintableAscii(text) ? null : $"GNU long name '{name}' contains non-printable or non-ASCII bytes";
     }
 
@@ -83,7 +89,10 @@ internal static partial class TarHeader
     {
         var magic = block.Slice(MagicOffset, MagicLength + VersionLength);
         if (magic.SequenceEqual("ustar\u000000"u8))
+        {
             return TarFlavour.Ustar;
+        }
+
         return magic.SequenceEqual("ustar  \0"u8) ? TarFlavour.Gnu : TarFlavour.Unknown;
     }
 
@@ -97,39 +106,56 @@ internal static partial class TarHeader
         value = 0;
         if (field[0] is 0x80 or 0xFF)
         {
-            bool negative = field[0] == 0xFF;
-            foreach (byte b in field[1..])
+            var negative = field[0] == 0xFF;
+            foreach (var b in field[1..])
             {
                 if (value > (long.MaxValue >> 8))
+                {
                     return false;
+                }
+
                 value = (value << 8) | (long)(negative ? (byte)~b : b);
             }
             if (negative)
+            {
                 value = -value - 1;
+            }
+
             return true;
         }
         if (!field.ContainsAnyExcept((byte)0))
+        {
             return allowEmpty;
-        int i = 0;
+        }
+
+        var i = 0;
         while (i < field.Length && field[i] == (byte)' ')
+        {
             i++;
-        int digits = 0;
+        }
+
+        var digits = 0;
         for (; i < field.Length && field[i] is >= (byte)'0' and <= (byte)'7'; i++, digits++)
+        {
             value = (value << 3) | (long)(field[i] - '0');
+        }
+
         return digits > 0 && !field[i..].ContainsAnyExcept((byte)0, (byte)' ');
     }
 
     /// <summary>The checksum's digits: zero-padded octal filling <paramref name="digits"/>.</summary>
     private static void FormatChecksum(Span<byte> digits, int checksum)
     {
-        for (int i = digits.Length - 1; i >= 0; i--, checksum >>= 3)
+        for (var i = digits.Length - 1; i >= 0; i--, checksum >>= 3)
+        {
             digits[i] = (byte)('0' + (checksum & 7));
+        }
     }
 
     /// <summary>A text field up to its first NUL.</summary>
     private static ReadOnlySpan<byte> FieldText(ReadOnlySpan<byte> field)
     {
-        int end = field.IndexOf((byte)0);
+        var end = field.IndexOf((byte)0);
         return end < 0 ? field : field[..end];
     }
 
@@ -139,10 +165,16 @@ internal static partial class TarHeader
     private static string Show(ReadOnlySpan<byte> text)
     {
         var sb = new StringBuilder(text.Length);
-        foreach (byte b in text)
+        foreach (var b in text)
         {
-            if (b is >= 0x20 and < 0x7F) sb.Append((char)b);
-            else sb.Append($"\\x{b:x2}");
+            if (b is >= 0x20 and < 0x7F)
+            {
+                sb.Append((char)b);
+            }
+            else
+            {
+                sb.Append($"\\x{b:x2}");
+            }
         }
         return sb.ToString();
     }

@@ -9,11 +9,19 @@ internal static partial class TarHeader
     public static void Write(Span<byte> block, string name, long size)
     {
         if (block.Length != BlockSize)
+        {
             throw new ArgumentException("A tar header is 512 bytes.", nameof(block));
+        }
+
         if (name.Length == 0 || name.Length > NameLength || !IsAscii(name))
+        {
             throw new ArgumentException($"Member name '{name}' must be 1..{NameLength} ASCII characters.", nameof(name));
+        }
+
         if (size < 0 || size > MaxSize)
+        {
             throw new ArgumentOutOfRangeException(nameof(size), size, "Member size out of range for a ustar header.");
+        }
 
         block.Clear();
         Encoding.ASCII.GetBytes(name, block.Slice(NameOffset, NameLength));
@@ -44,21 +52,30 @@ internal static partial class TarHeader
     /// <summary>Writes <paramref name="value"/> as zero-padded octal filling all but the last byte, then NUL.</summary>
     private static void WriteOctal(Span<byte> field, long value)
     {
-        int digits = field.Length - 1;
-        for (int i = digits - 1; i >= 0; i--)
+        var digits = field.Length - 1;
+        for (var i = digits - 1; i >= 0; i--)
         {
             field[i] = (byte)('0' + (value & 7));
             value >>= 3;
         }
         if (value != 0)
+        {
             throw new ArgumentOutOfRangeException(nameof(value), "Value does not fit the octal field.");
+        }
+
         field[digits] = 0;
     }
 
     private static bool IsAscii(string s)
     {
-        foreach (char c in s)
-            if (c is < (char)0x20 or >= (char)0x7F) return false;
+        foreach (var c in s)
+        {
+            if (c is < (char)0x20 or >= (char)0x7F)
+            {
+                return false;
+            }
+        }
+
         return true;
     }
 }

@@ -48,9 +48,12 @@ internal static partial class TarHeader
     /// <summary>Unsigned byte sum of the header with the checksum field counted as spaces.</summary>
     public static int ComputeChecksum(ReadOnlySpan<byte> block)
     {
-        int sum = 0;
-        for (int i = 0; i < BlockSize; i++)
+        var sum = 0;
+        for (var i = 0; i < BlockSize; i++)
+        {
             sum += i is >= ChecksumOffset and < ChecksumOffset + ChecksumLength ? ' ' : block[i];
+        }
+
         return sum;
     }
 

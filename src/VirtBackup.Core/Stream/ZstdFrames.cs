@@ -11,9 +11,9 @@ namespace VirtBackup.Core.Stream;
 /// </summary>
 internal static unsafe class ZstdFrames
 {
-    [ThreadStatic] private static Compressor? t_compressor;
-    [ThreadStatic] private static int t_compressorLevel;
-    [ThreadStatic] private static Decompressor? t_decompressor;
+    [ThreadStatic] private static Compressor? _compressor;
+    [ThreadStatic] private static int _compressorLevel;
+    [ThreadStatic] private static Decompressor? _decompressor;
 
     private const uint FrameMagic = 0xFD2FB528;
 
@@ -26,16 +26,16 @@ internal static unsafe class ZstdFrames
     /// <summary>The same with ZstdSharp.</summary>
     internal static int CompressManaged(ReadOnlySpan<byte> source, Span<byte> destination, int level)
     {
-        var compressor = t_compressor;
-        if (compressor is null || t_compressorLevel != level)
+        var compressor = _compressor;
+        if (compressor is null || _compressorLevel != level)
         {
             compressor?.Dispose();
             compressor = new Compressor(level);
             compressor.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
             compressor.SetParameter(ZSTD_cParameter.ZSTD_c_contentSizeFlag, 1);
             compressor.SetParameter(ZSTD_cParameter.ZSTD_c_dictIDFlag, 0);
-            t_compressor = compressor;
-            t_compressorLevel = level;
+            _compressor = compressor;
+            _compressorLevel = level;
         }
         // ZSTD_compress2 resets the session for every call: the frame depends on source and level only.
         return compressor.Wrap(source, destination);
@@ -49,30 +49,59 @@ internal static unsafe class ZstdFrames
     public static string? FrameProblem(ReadOnlySpan<byte> frame, long expectedSize)
     {
         if (frame.Length < 4 || BitConverter.ToUInt32(frame[..4]) != FrameMagic)
+        {
             return "is not a zstd frame (bad magic number)";
+        }
+
         ZSTD_frameHeader header;
         fixed (byte* p = frame)
         {
-            nuint r = Methods.ZSTD_getFrameHeader(&header, p, (nuint)frame.Length);
+            var r = Methods.ZSTD_getFrameHeader(&header, p, (nuint)frame.Length);
             if (Methods.ZSTD_isError(r))
+            {
                 return $"has an invalid zstd frame header ({Methods.ZSTD_getErrorName(r)})";
+            }
+
             if (r != 0)
+            {
                 return "has a truncated zstd frame header";
+            }
+
             if (header.frameType != ZSTD_frameType_e.ZSTD_frame)
+            {
                 return "is a skippable zstd frame";
+            }
+
             if (header.checksumFlag == 0)
+            {
                 return "zstd frame has no content checksum";
+            }
+
             if (header.dictID != 0)
+            {
                 return "zstd frame needs a dictionary";
+            }
+
             if (header.frameContentSize == ulong.MaxValue) // ZSTD_CONTENTSIZE_UNKNOWN
+            {
                 return "zstd frame does not declare its content size";
+            }
+
             if (header.frameContentSize != (ulong)expectedSize)
+            {
                 return $"zstd frame declares {header.frameContentSize} bytes of content, expected {expectedSize}";
-            nuint compressed = Methods.ZSTD_findFrameCompressedSize(p, (nuint)frame.Length);
+            }
+
+            var compressed = Methods.ZSTD_findFrameCompressedSize(p, (nuint)frame.Length);
             if (Methods.ZSTD_isError(compressed))
+            {
                 return $"zstd frame is corrupt ({Methods.ZSTD_getErrorName(compressed)})";
+            }
+
             if (compressed != (nuint)frame.Length)
+            {
                 return $"holds {frame.Length - (long)compressed} bytes after its zstd frame";
+            }
         }
         return null;
     }
@@ -84,7 +113,10 @@ internal static unsafe class ZstdFrames
     public static string? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination)
     {
         if (!NativeZstd.IsAvailable)
+        {
             return DecompressManaged(frame, destination);
+        }
+
         return NativeZstd.Decompress(frame, destination, out var problem) is { } written
             ? Decoded(written, destination.Length)
             : $"zstd frame is corrupt ({problem})";
@@ -93,7 +125,7 @@ internal static unsafe class ZstdFrames
     /// <summary>The same with ZstdSharp.</summary>
     internal static string? DecompressManaged(ReadOnlySpan<byte> frame, Span<byte> destination)
     {
-        var d = t_decompressor ??= new Decompressor();
+        var d = _decompressor ??= new Decompressor();
         try
         {
             return Decoded(d.Unwrap(frame, destination), destination.Length);

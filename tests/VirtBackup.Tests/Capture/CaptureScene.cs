@@ -1,9 +1,9 @@
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Tests.Fakes;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Capture;
 
@@ -16,20 +16,20 @@ internal sealed class CaptureScene : IDisposable
 {
     public const string Checkpoint = "virtbackup-0123456789ab-0001";
 
-    private readonly TestDirectory directory = new();
+    private readonly TestDirectory _directory = new();
 
     public CaptureScene()
     {
         Connection = new FakeConnection(Domain);
-        var stateDirectory = Path.Combine(directory.Path, "state");
+        var stateDirectory = Path.Combine(_directory.Path, "state");
         Store = new ChainStore(stateDirectory);
         Markers = new CaptureMarkers(Store.EnsureDirectory(Domain.Uuid));
-        NvramPath = directory.File("vm1_VARS.fd");
+        NvramPath = _directory.File("vm1_VARS.fd");
         File.WriteAllBytes(NvramPath, Nvram);
-        var tpm = Directory.CreateDirectory(directory.File("tpm2")).FullName;
+        var tpm = Directory.CreateDirectory(_directory.File("tpm2")).FullName;
         File.WriteAllBytes(Path.Combine(tpm, "tpm2-00.permall"), [1, 2, 3]);
-        Server = JobServer.Unix(directory.File("nbd.sock"));
-        var disks = new[] { new BackupJobDisk("vda", directory.File("vda.scratch"), Bitmaps: true) };
+        Server = JobServer.Unix(_directory.File("nbd.sock"));
+        var disks = new[] { new BackupJobDisk("vda", _directory.File("vda.scratch"), Bitmaps: true) };
         Request = new CaptureRequest(
             Domain,
             new StateLocation(NvramPath, tpm, null, QemuConf.Defaults),
@@ -92,5 +92,5 @@ internal sealed class CaptureScene : IDisposable
             (Domain.State, Domain.Frozen, Domain.JobXml, Domain.CheckpointNames.Count, Markers.Paused.Exists, Markers.Frozen.Exists));
     }
 
-    public void Dispose() => directory.Dispose();
+    public void Dispose() => _directory.Dispose();
 }

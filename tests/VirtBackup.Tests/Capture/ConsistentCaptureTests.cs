@@ -1,7 +1,7 @@
+using VirtBackup.Core;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Stream;
-using VirtBackup.Core;
 
 namespace VirtBackup.Tests.Capture;
 

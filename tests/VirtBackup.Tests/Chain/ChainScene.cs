@@ -10,11 +10,11 @@ internal sealed class ChainScene : IDisposable
     public const string ChainId = "0123456789ab";
     public const string Foreign = "nightly-by-someone-else";
 
-    private readonly TestDirectory directory = new();
+    private readonly TestDirectory _directory = new();
 
     public ChainScene()
     {
-        Store = new ChainStore(directory.Path);
+        Store = new ChainStore(_directory.Path);
         Bitmaps = new FakeBitmaps(Domain);
     }
 
@@ -58,5 +58,5 @@ internal sealed class ChainScene : IDisposable
         return await Applier.ApplyAsync(plan, CancellationToken.None);
     }
 
-    public void Dispose() => directory.Dispose();
+    public void Dispose() => _directory.Dispose();
 }

@@ -11,7 +11,7 @@ namespace VirtBackup.Tests.Chain;
 /// </summary>
 internal sealed class FakeBitmaps(FakeDomain domain) : ICheckpointBitmaps
 {
-    private readonly LiveCheckpoints live = new(domain);
+    private readonly LiveCheckpoints _live = new(domain);
 
     public string? Problem { get; set; }
 
@@ -21,7 +21,7 @@ internal sealed class FakeBitmaps(FakeDomain domain) : ICheckpointBitmaps
 
     public IReadOnlySet<string>? OrphanCheckWith { get; private set; }
 
-    public CheckpointCreateFlags RedefineFlags => live.RedefineFlags;
+    public CheckpointCreateFlags RedefineFlags => _live.RedefineFlags;
 
     /// <summary>The checkpoints whose bitmaps <see cref="ProblemAsync"/> was asked about, in order.</summary>
     public List<string> Checked { get; } = [];
@@ -34,7 +34,7 @@ internal sealed class FakeBitmaps(FakeDomain domain) : ICheckpointBitmaps
 
     public async Task DeleteAsync(string checkpoint, CancellationToken cancellationToken)
     {
-        await live.DeleteAsync(checkpoint, cancellationToken);
+        await _live.DeleteAsync(checkpoint, cancellationToken);
         Deleted.Add(checkpoint);
     }
 

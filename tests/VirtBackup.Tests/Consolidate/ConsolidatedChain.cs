@@ -35,15 +35,21 @@ internal sealed class ConsolidatedChain : IDisposable
     public static async Task<ConsolidatedChain> CreateAsync(Compression compression = Compression.Zstd)
     {
         var specs = new List<StreamSpec> { ChainFixtures.Full(compression: compression) };
-        for (int i = 2; i <= 4; i++)
+        for (var i = 2; i <= 4; i++)
+        {
             specs.Add(ChainFixtures.Next(specs[^1], i, i * 100));
+        }
+
         var later = ChainFixtures.Next(specs[^1], 5, 500);
         var streams = new List<byte[]>();
         foreach (var spec in specs)
+        {
             streams.Add(await ChainFixtures.BuildAsync(spec));
+        }
+
         var dir = new TempDir();
         var paths = new List<string>();
-        for (int i = 0; i < streams.Count; i++)
+        for (var i = 0; i < streams.Count; i++)
         {
             paths.Add(dir.File($"{i}-{specs[i].Level}.tar"));
             await File.WriteAllBytesAsync(paths[^1], streams[i]);

@@ -14,7 +14,7 @@ internal static class SparseChain
 
     public static async Task<IReadOnlyList<byte[]>> BuildAsync(long virtualSize)
     {
-        long middle = virtualSize / 2;
+        var middle = virtualSize / 2;
         return
         [
             await StreamAsync(BackupLevel.Full, 1, virtualSize,
@@ -46,20 +46,20 @@ internal static class SparseChain
         var output = new MemoryStream();
         await using (var writer = new BackupStreamWriter(output, options))
         {
-            var ct = CancellationToken.None;
-            await writer.WriteManifestAsync(manifest, ct);
-            await writer.WriteDomainXmlAsync(ChainFixtures.DomainXml, ct);
-            await writer.WriteDiskMapAsync("vda", extents, ct);
+            var cancellationToken = CancellationToken.None;
+            await writer.WriteManifestAsync(manifest, cancellationToken);
+            await writer.WriteDomainXmlAsync(ChainFixtures.DomainXml, cancellationToken);
+            await writer.WriteDiskMapAsync("vda", extents, cancellationToken);
             foreach (var e in extents.Where(e => !e.Zero))
             {
-                for (long pos = e.Offset; pos < e.End; pos += Mi)
+                for (var pos = e.Offset; pos < e.End; pos += Mi)
                 {
-                    int n = (int)Math.Min(Mi, e.End - pos);
-                    await writer.WriteDiskDataAsync("vda", pos, StreamFixtures.Content(n, sequence * 1000 + (int)(pos / Mi % 1000)), ct);
+                    var n = (int)Math.Min(Mi, e.End - pos);
+                    await writer.WriteDiskDataAsync("vda", pos, StreamFixtures.Content(n, sequence * 1000 + (int)(pos / Mi % 1000)), cancellationToken);
                 }
             }
 
-            await writer.CompleteAsync(ct);
+            await writer.CompleteAsync(cancellationToken);
         }
 
         return output.ToArray();

@@ -17,7 +17,9 @@ public class SyntheticFullTests
         using var viaChain = new RestoredTree();
         using var viaSynthetic = new RestoredTree();
         foreach (var stream in chain.Streams)
+        {
             await ChainFixtures.RestoreAsync(stream, viaChain.Root);
+        }
 
         var (synthetic, _) = await chain.ConsolidateAsync();
         var result = await ChainFixtures.RestoreAsync(synthetic, viaSynthetic.Root);

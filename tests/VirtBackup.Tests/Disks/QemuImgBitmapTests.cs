@@ -1,7 +1,7 @@
 using VirtBackup.Core.Chain;
-using VirtBackup.Tests.Nbd.Peers;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Disks;
 

@@ -13,10 +13,10 @@ namespace VirtBackup.Tests.Fakes;
 /// </summary>
 internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-1111-4222-8333-944455556666") : IDomain
 {
-    private readonly Dictionary<string, Queue<LibvirtException>> faults = [];
-    private readonly Dictionary<string, Action> before = [];
-    private readonly List<(string Name, string Xml)> checkpoints = [];
-    private bool vanished;
+    private readonly Dictionary<string, Queue<LibvirtException>> _faults = [];
+    private readonly Dictionary<string, Action> _before = [];
+    private readonly List<(string Name, string Xml)> _checkpoints = [];
+    private bool _vanished;
 
     public string Name { get; } = name;
 
@@ -44,14 +44,14 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
 
     public bool Disposed { get; private set; }
 
-    public IReadOnlyList<string> CheckpointNames => [.. checkpoints.Select(c => c.Name)];
+    public IReadOnlyList<string> CheckpointNames => [.. _checkpoints.Select(c => c.Name)];
 
     public bool Active => State is DomainState.Running or DomainState.Paused;
 
     /// <summary>The next <paramref name="times"/> calls of <paramref name="operation"/> (e.g. <c>virDomainResume</c>) fail with <paramref name="code"/>.</summary>
     public FakeDomain Fail(string operation, LibvirtErrorCode code, string message, int times = 1, LibvirtErrorDomain from = LibvirtErrorDomain.Qemu)
     {
-        var queue = faults.TryGetValue(operation, out var q) ? q : faults[operation] = new Queue<LibvirtException>();
+        var queue = _faults.TryGetValue(operation, out var q) ? q : _faults[operation] = new Queue<LibvirtException>();
         for (var i = 0; i < times; i++)
         {
             queue.Enqueue(LibvirtErrors.Of(operation, Name, code, from, message));
@@ -63,14 +63,14 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
     /// <summary>Runs <paramref name="action"/> once, when <paramref name="operation"/> is next called (after recording it, before its work or fault).</summary>
     public FakeDomain Before(string operation, Action action)
     {
-        before[operation] = action;
+        _before[operation] = action;
         return this;
     }
 
     /// <summary>From now on the domain is gone: stopped, undefined, every call fails with VIR_ERR_NO_DOMAIN.</summary>
     public void Vanish()
     {
-        vanished = true;
+        _vanished = true;
         State = DomainState.Shutoff;
         JobXml = null;
         Frozen = false;
@@ -84,7 +84,7 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
         Frozen = false;
     }
 
-    public void AddCheckpoint(string checkpoint, string? xml = null) => checkpoints.Add((checkpoint, xml ?? CheckpointXmlOf(checkpoint)));
+    public void AddCheckpoint(string checkpoint, string? xml = null) => _checkpoints.Add((checkpoint, xml ?? CheckpointXmlOf(checkpoint)));
 
     public static string CheckpointXmlOf(string checkpoint) =>
         $"<domaincheckpoint><name>{checkpoint}</name><disks><disk name='vda' checkpoint='bitmap'/></disks></domaincheckpoint>";
@@ -160,12 +160,12 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
         if (checkpointXml is not null)
         {
             var checkpoint = NameOf(checkpointXml);
-            if (checkpoints.Any(c => c.Name == checkpoint))
+            if (_checkpoints.Any(c => c.Name == checkpoint))
             {
                 throw Error("virDomainBackupBegin", LibvirtErrorCode.InvalidDomainCheckpoint, $"invalid domain checkpoint: domain '{Name}' already has checkpoint '{checkpoint}'");
             }
 
-            checkpoints.Add((checkpoint, checkpointXml));
+            _checkpoints.Add((checkpoint, checkpointXml));
         }
 
         JobXml = backupXml;
@@ -210,24 +210,24 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
     {
         Enter("virDomainCheckpointCreateXML");
         var checkpoint = NameOf(xml);
-        if (checkpoints.Any(c => c.Name == checkpoint))
+        if (_checkpoints.Any(c => c.Name == checkpoint))
         {
             throw Error("virDomainCheckpointCreateXML", LibvirtErrorCode.InvalidDomainCheckpoint, $"invalid domain checkpoint: domain '{Name}' already has checkpoint '{checkpoint}'");
         }
 
-        checkpoints.Add((checkpoint, xml));
+        _checkpoints.Add((checkpoint, xml));
     }
 
     public string CheckpointGetXml(string name, CheckpointXmlFlags flags = CheckpointXmlFlags.None)
     {
         Enter("virDomainCheckpointGetXMLDesc");
-        return checkpoints.FirstOrDefault(c => c.Name == name).Xml ?? throw NoCheckpoint("virDomainCheckpointLookupByName", name);
+        return _checkpoints.FirstOrDefault(c => c.Name == name).Xml ?? throw NoCheckpoint("virDomainCheckpointLookupByName", name);
     }
 
     public void CheckpointDelete(string name, CheckpointDeleteFlags flags = CheckpointDeleteFlags.None)
     {
         Enter("virDomainCheckpointDelete");
-        var index = checkpoints.FindIndex(c => c.Name == name);
+        var index = _checkpoints.FindIndex(c => c.Name == name);
         if (index < 0)
         {
             throw NoCheckpoint("virDomainCheckpointLookupByName", name);
@@ -238,7 +238,7 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
             throw Error("virDomainCheckpointDelete", LibvirtErrorCode.OperationInvalid, "Requested operation is not valid: domain is not running");
         }
 
-        checkpoints.RemoveAt(index);
+        _checkpoints.RemoveAt(index);
     }
 
     public void Dispose() => Disposed = true;
@@ -246,12 +246,12 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
     private void Enter(string operation)
     {
         Calls.Add(operation);
-        if (before.Remove(operation, out var action))
+        if (_before.Remove(operation, out var action))
         {
             action();
         }
 
-        if (faults.TryGetValue(operation, out var queue) && queue.TryDequeue(out var fault))
+        if (_faults.TryGetValue(operation, out var queue) && queue.TryDequeue(out var fault))
         {
             throw fault;
         }
@@ -261,7 +261,7 @@ internal sealed class FakeDomain(string name = "vm1", string uuid = "6a1f3a0e-11
             throw LibvirtErrors.Of(operation, Name, LibvirtErrorCode.InternalError, LibvirtErrorDomain.Rpc, "internal error: client socket is closed");
         }
 
-        if (vanished)
+        if (_vanished)
         {
             throw Error(operation, LibvirtErrorCode.NoDomain, $"Domain not found: no domain with matching uuid '{Uuid}' ({Name})");
         }

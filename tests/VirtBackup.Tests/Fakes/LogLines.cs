@@ -7,7 +7,7 @@ namespace VirtBackup.Tests.Fakes;
 /// <summary>A logger whose events are kept as "LEVEL message" lines, to assert what a run said.</summary>
 internal sealed class LogLines : ILogEventSink
 {
-    private readonly List<string> lines = [];
+    private readonly List<string> _lines = [];
 
     public LogLines() => Logger = new LoggerConfiguration().MinimumLevel.Debug().WriteTo.Sink(this).CreateLogger();
 
@@ -17,9 +17,9 @@ internal sealed class LogLines : ILogEventSink
     {
         get
         {
-            lock (lines)
+            lock (_lines)
             {
-                return [.. lines];
+                return [.. _lines];
             }
         }
     }
@@ -30,9 +30,9 @@ internal sealed class LogLines : ILogEventSink
 
     public void Emit(LogEvent logEvent)
     {
-        lock (lines)
+        lock (_lines)
         {
-            lines.Add($"{logEvent.Level} {logEvent.RenderMessage()}");
+            _lines.Add($"{logEvent.Level} {logEvent.RenderMessage()}");
         }
     }
 }

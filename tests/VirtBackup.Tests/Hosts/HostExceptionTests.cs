@@ -8,12 +8,12 @@ namespace VirtBackup.Tests.Hosts;
 /// <summary>One failure type for host operations: what fails on this machine and over SSH is a <see cref="HostException"/>.</summary>
 public sealed class HostExceptionTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("vbt-host-errors-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("vbt-host-errors-").FullName;
 
     [Fact(Timeout = 60_000)]
     public async Task A_local_file_that_is_not_there_is_a_refused_host_exception_naming_the_operation_and_the_host()
     {
-        var missing = Path.Combine(directory, "none.fd");
+        var missing = Path.Combine(_directory, "none.fd");
 
         var e = await Assert.ThrowsAsync<HostException>(() => new LocalHostFiles().ReadFileAsync(missing, CancellationToken.None));
 
@@ -25,12 +25,12 @@ public sealed class HostExceptionTests : IDisposable
     [Fact(Timeout = 60_000)]
     public async Task A_local_write_into_a_missing_directory_is_a_host_exception_and_leaves_nothing()
     {
-        var target = Path.Combine(directory, "no-such-dir", "x");
+        var target = Path.Combine(_directory, "no-such-dir", "x");
 
         await Assert.ThrowsAsync<HostException>(
             () => new LocalHostFiles().WriteFileAsync(target, new byte[] { 1 }, UnixFileMode.UserRead, null, null, CancellationToken.None));
 
-        Assert.Empty(Directory.EnumerateFileSystemEntries(directory));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_directory));
     }
 
     [Fact]
@@ -43,5 +43,5 @@ public sealed class HostExceptionTests : IDisposable
         Assert.Equal((ErrorCategory.DiskTransfer, "this host"), (((HostException)tool).Category, ((HostException)tool).Host));
     }
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 }

@@ -9,23 +9,23 @@ namespace VirtBackup.Tests.Hosts;
 /// </summary>
 public sealed class HostLeftoversTests : IDisposable
 {
-    private readonly string state = Directory.CreateTempSubdirectory("vbt-leftovers-state-").FullName;
-    private readonly string host = Directory.CreateTempSubdirectory("vbt-leftovers-host-").FullName;
-    private readonly LocalHypervisorHost local = new();
+    private readonly string _state = Directory.CreateTempSubdirectory("vbt-leftovers-state-").FullName;
+    private readonly string _host = Directory.CreateTempSubdirectory("vbt-leftovers-host-").FullName;
+    private readonly LocalHypervisorHost _local = new();
 
     [Fact]
     public void Noted_paths_are_one_host_and_path_line_each_and_the_note_goes_once_all_are_forgotten()
     {
-        var leftovers = new HostLeftovers(state);
-        var job = Path.Combine(host, "job");
-        var scratch = Path.Combine(host, "a.scratch");
+        var leftovers = new HostLeftovers(_state);
+        var job = Path.Combine(_host, "job");
+        var scratch = Path.Combine(_host, "a.scratch");
 
-        leftovers.Note(local, [job]);
-        leftovers.Note(local, [scratch, job]);
+        leftovers.Note(_local, [job]);
+        leftovers.Note(_local, [scratch, job]);
         var noted = File.ReadAllText(leftovers.Path);
-        leftovers.Forget(local, [job]);
+        leftovers.Forget(_local, [job]);
         var afterOne = File.ReadAllText(leftovers.Path);
-        leftovers.Forget(local, [scratch]);
+        leftovers.Forget(_local, [scratch]);
 
         Assert.Equal($"this host\t{job}\nthis host\t{scratch}\n", noted);
         Assert.Equal($"this host\t{scratch}\n", afterOne);
@@ -35,34 +35,34 @@ public sealed class HostLeftoversTests : IDisposable
     [Fact(Timeout = 60_000)]
     public async Task A_killed_runs_noted_directory_and_file_are_removed_through_the_host_and_another_hosts_paths_are_kept()
     {
-        var job = Directory.CreateDirectory(Path.Combine(host, "uuid-4242")).FullName;
+        var job = Directory.CreateDirectory(Path.Combine(_host, "uuid-4242")).FullName;
         await File.WriteAllTextAsync(Path.Combine(job, "nbd.sock"), "x");
-        var scratch = Path.Combine(host, "virtbackup-uuid-vda.scratch");
+        var scratch = Path.Combine(_host, "virtbackup-uuid-vda.scratch");
         await File.WriteAllTextAsync(scratch, "x");
-        var missing = Path.Combine(host, "never-made");
-        var killed = new HostLeftovers(state);
-        killed.Note(local, [job, scratch, missing]);
+        var missing = Path.Combine(_host, "never-made");
+        var killed = new HostLeftovers(_state);
+        killed.Note(_local, [job, scratch, missing]);
         await File.AppendAllTextAsync(killed.Path, "root@elsewhere:22\t/run/virtbackup/uuid-abc\n");
 
-        var removed = await new HostLeftovers(state).RemoveAsync(local, Serilog.Core.Logger.None);
+        var removed = await new HostLeftovers(_state).RemoveAsync(_local, Serilog.Core.Logger.None);
 
         Assert.Equal([job, scratch, missing], removed);
-        Assert.Empty(Directory.EnumerateFileSystemEntries(host));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_host));
         Assert.Equal("root@elsewhere:22\t/run/virtbackup/uuid-abc\n", File.ReadAllText(killed.Path));
     }
 
     [Fact]
     public void A_path_with_a_line_break_is_refused_before_anything_is_noted()
     {
-        var leftovers = new HostLeftovers(state);
+        var leftovers = new HostLeftovers(_state);
 
-        Assert.Throws<ArgumentException>(() => leftovers.Note(local, [Path.Combine(host, "a\nb")]));
+        Assert.Throws<ArgumentException>(() => leftovers.Note(_local, [Path.Combine(_host, "a\nb")]));
         Assert.False(File.Exists(leftovers.Path));
     }
 
     public void Dispose()
     {
-        Directory.Delete(state, recursive: true);
-        Directory.Delete(host, recursive: true);
+        Directory.Delete(_state, recursive: true);
+        Directory.Delete(_host, recursive: true);
     }
 }

@@ -19,7 +19,10 @@ public sealed class HandshakeAndSessionTests
             OptionHook = async (c, option, _) =>
             {
                 if (option != 8)
+                {
                     return FakeOptionOutcome.NotHandled;
+                }
+
                 await c.SendOptionReplyAsync(10, 1, []);
                 return FakeOptionOutcome.Handled;
             },

@@ -106,7 +106,10 @@ public sealed class HostileServerTests
         await using var server = new FakeNbdServer(async c =>
         {
             for (var i = 0; i < 3; i++)
+            {
                 await c.ReadRequestAsync();
+            }
+
             received.SetResult();
             c.Close();
         }).Start();
@@ -115,7 +118,10 @@ public sealed class HostileServerTests
         var reads = new[] { 0L, 4096, 8192 }.Select(offset => client.ReadAsync(offset, new byte[512])).ToList();
         var errors = new List<NbdException>();
         foreach (var read in reads)
+        {
             errors.Add(await Assert.ThrowsAsync<NbdException>(() => read));
+        }
+
         var later = await Assert.ThrowsAsync<NbdException>(() => client.FlushAsync());
 
         Assert.Equal(

@@ -79,9 +79,12 @@ public sealed class NbdReaderPoolTests(QemuNbdMultiConnFixture fixture) : IClass
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pool.ReadRangesAsync([new(0, 32 * Mi)], (_, _) =>
             {
                 if (++chunks == 3)
+                {
                     cts.Cancel();
+                }
+
                 return ValueTask.CompletedTask;
-            }, chunkSize: Mi, ct: cts.Token));
+            }, chunkSize: Mi, cancellationToken: cts.Token));
 
             Assert.Equal(4, pool.Clients.Count);
             await AssertClosedAsync(pool);
@@ -114,7 +117,10 @@ public sealed class NbdReaderPoolTests(QemuNbdMultiConnFixture fixture) : IClass
     private static async Task AssertClosedAsync(NbdReaderPool pool)
     {
         foreach (var client in pool.Clients)
+        {
             await Assert.ThrowsAsync<ObjectDisposedException>(() => client.ReadAsync(0, new byte[512]));
+        }
+
         await Assert.ThrowsAsync<ObjectDisposedException>(() => pool.ReadRangesAsync([new(0, 512)], (_, _) => ValueTask.CompletedTask));
     }
 }

@@ -131,7 +131,10 @@ public sealed class NbdkitTests
         Assert.Equal((512u, 4096u, 65536u), (client.MinimumBlockSize, client.PreferredBlockSize, client.MaximumBlockSize));
         // The pattern plugin writes each 8-byte offset as a big-endian number.
         for (var i = 0; i < buffer.Length; i += 8)
+        {
             Assert.Equal((ulong)(Mi + i), System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(buffer.AsSpan(i)));
+        }
+
         Assert.Contains("minimum block size of 512", unaligned.Message);
     }
 

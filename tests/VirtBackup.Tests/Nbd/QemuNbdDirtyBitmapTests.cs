@@ -62,7 +62,10 @@ public sealed class QemuNbdDirtyBitmapTests
         await foreach (var extent in client.GetExtentsAsync("qemu:dirty-bitmap:inc", 0, client.ExportSize))
         {
             if (!extent.IsDirty)
+            {
                 continue;
+            }
+
             var data = new byte[extent.Length];
             await client.ReadAsync(extent.Offset, data);
             changed.Add(data);

@@ -56,7 +56,10 @@ public sealed class QemuNbdLayoutFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         if (_server is not null)
+        {
             await _server.DisposeAsync();
+        }
+
         _dir.Dispose();
     }
 }

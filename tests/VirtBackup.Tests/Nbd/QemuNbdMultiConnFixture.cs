@@ -27,7 +27,10 @@ public sealed class QemuNbdMultiConnFixture : IAsyncLifetime
     {
         var bytes = new byte[Size];
         for (var i = 0; i < bytes.Length; i += 4)
+        {
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i), (uint)i * 2654435761u);
+        }
+
         return bytes;
     }
 
@@ -42,7 +45,10 @@ public sealed class QemuNbdMultiConnFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         if (_server is not null)
+        {
             await _server.DisposeAsync();
+        }
+
         _dir.Dispose();
     }
 }

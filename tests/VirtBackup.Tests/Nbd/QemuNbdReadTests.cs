@@ -107,7 +107,9 @@ public sealed class QemuNbdReadTests(QemuNbdLayoutFixture fixture) : IClassFixtu
         await Task.WhenAll(offsets.Select((offset, i) => client.ReadAsync(offset, buffers[i])));
 
         for (var i = 0; i < offsets.Length; i++)
+        {
             Assert.True(buffers[i].AsSpan().SequenceEqual(fixture.Expected.AsSpan((int)offsets[i], buffers[i].Length)), $"read {i} at {offsets[i]}");
+        }
     }
 
     [Fact(Timeout = 60000)]

@@ -32,7 +32,10 @@ public sealed class QemuNbdTlsFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         if (_server is not null)
+        {
             await _server.DisposeAsync();
+        }
+
         _credentials?.Dispose();
         _dir.Dispose();
     }

@@ -19,9 +19,15 @@ public sealed class RequestEncodingTests
             {
                 var request = await c.ReadRequestAsync();
                 if (request.Type == 2)
+                {
                     break;
+                }
+
                 lock (requests)
+                {
                     requests.Add(request);
+                }
+
                 await c.SendSimpleReplyAsync(request.Handle, 0);
             }
         })

@@ -13,9 +13,15 @@ public sealed class StartTlsNegotiationTests
         OptionHook = async (c, option, payload) =>
         {
             lock (seen)
+            {
                 seen.Add((option, payload));
+            }
+
             if (option != 5)
+            {
                 return FakeOptionOutcome.NotHandled;
+            }
+
             await c.SendOptionReplyAsync(5, type, data);
             return FakeOptionOutcome.Handled;
         },

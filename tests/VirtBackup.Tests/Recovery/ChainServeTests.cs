@@ -36,8 +36,8 @@ public sealed class ChainServeTests
         var random = new Random(5);
         var reads = Enumerable.Range(0, 200).Select(i =>
         {
-            int offset = random.Next(expected.Length - 1);
-            int length = 1 + random.Next(Math.Min(200_000, expected.Length - offset));
+            var offset = random.Next(expected.Length - 1);
+            var length = 1 + random.Next(Math.Min(200_000, expected.Length - offset));
             return (Client: clients[i % clients.Length], Offset: offset, Length: length);
         }).ToList();
 
@@ -50,7 +50,9 @@ public sealed class ChainServeTests
 
         Assert.All(results, Assert.True);
         foreach (var c in clients)
+        {
             await c.DisposeAsync();
+        }
     }
 
     [Fact(Timeout = 60000)]

@@ -85,11 +85,14 @@ public sealed class HostileClientTests
     public async Task Clients_that_vanish_mid_reply_leave_the_server_serving_the_others()
     {
         await using var chain = await ServedChain.StartAsync();
-        for (int i = 0; i < 20; i++)
+        for (var i = 0; i < 20; i++)
         {
             using var c = await RawNbdConnection.OpenAsync(chain.Socket, "vda");
             for (ulong h = 0; h < 32; h++)
+            {
                 await c.SendRequestAsync(CmdRead, h, 0, (uint)chain.Expected["vda"].Length);
+            }
+
             await c.ReceiveAsync(100); // part of the first reply, then gone
         }
 
@@ -101,12 +104,16 @@ public sealed class HostileClientTests
     {
         await using var chain = await ServedChain.StartAsync();
         var idle = new List<RawNbdConnection>();
-        for (int i = 0; i < 300; i++)
+        for (var i = 0; i < 300; i++)
+        {
             idle.Add(await RawNbdConnection.ConnectAsync(chain.Socket));
+        }
 
         await AssertServesAsync(chain);
         foreach (var c in idle)
+        {
             c.Dispose();
+        }
     }
 
     private static async Task AssertServesAsync(ServedChain chain)

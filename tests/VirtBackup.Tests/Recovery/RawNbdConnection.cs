@@ -45,9 +45,14 @@ internal sealed class RawNbdConnection : IDisposable
             var type = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(12));
             await c.ReceiveAsync((int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(16)));
             if (type == RepAck)
+            {
                 return c;
+            }
+
             if ((type & RepFlagError) != 0)
+            {
                 throw new InvalidOperationException($"NBD_OPT_GO refused: 0x{type:x8}");
+            }
         }
     }
 
@@ -72,12 +77,15 @@ internal sealed class RawNbdConnection : IDisposable
     public async Task<byte[]> ReceiveAsync(int count)
     {
         var buffer = new byte[count];
-        int done = 0;
+        var done = 0;
         while (done < count)
         {
-            int n = await _socket.ReceiveAsync(buffer.AsMemory(done));
+            var n = await _socket.ReceiveAsync(buffer.AsMemory(done));
             if (n == 0)
+            {
                 return buffer[..done];
+            }
+
             done += n;
         }
 
@@ -91,7 +99,7 @@ internal sealed class RawNbdConnection : IDisposable
     public async Task<SortedDictionary<ulong, uint>> ReceiveErrorsAsync(int count, bool structured = true)
     {
         var errors = new SortedDictionary<ulong, uint>();
-        for (int i = 0; i < count; i++)
+        for (var i = 0; i < count; i++)
         {
             if (!structured)
             {
@@ -120,7 +128,9 @@ internal sealed class RawNbdConnection : IDisposable
             while (true)
             {
                 if (await _socket.ReceiveAsync(buffer) == 0)
+                {
                     return true;
+                }
             }
         }
         catch (SocketException)

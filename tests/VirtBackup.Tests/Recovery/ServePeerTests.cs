@@ -17,7 +17,10 @@ public sealed class ServePeerTests
         await chain.Server.DisposeAsync(); // the files only: the executable serves them
         using var tree = new RestoredTree();
         foreach (var stream in chain.Streams)
+        {
             await ChainFixtures.RestoreAsync(await File.ReadAllBytesAsync(stream), tree.Root, DiskFormat.Qcow2, asName: "served");
+        }
+
         var socket = Path.Combine(chain.Dir, "cli.sock");
         await using var serve = await ServeProcess.StartAsync(["--socket", socket, .. chain.Streams]);
         var copied = Path.Combine(chain.Dir, "vda.raw");

@@ -23,7 +23,9 @@ internal sealed partial class ServeProcess : IAsyncDisposable
         get
         {
             lock (_stderr)
+            {
                 return _stderr.ToString();
+            }
         }
     }
 
@@ -38,7 +40,10 @@ internal sealed partial class ServeProcess : IAsyncDisposable
         var info = new ProcessStartInfo(VirtBackupCli.ExecutablePath) { RedirectStandardError = true, RedirectStandardOutput = true };
         info.ArgumentList.Add("serve");
         foreach (var a in args)
+        {
             info.ArgumentList.Add(a);
+        }
+
         var serve = new ServeProcess(Process.Start(info)!);
         serve._process.ErrorDataReceived += (_, e) =>
         {
@@ -49,9 +54,14 @@ internal sealed partial class ServeProcess : IAsyncDisposable
             }
 
             lock (serve._stderr)
+            {
                 serve._stderr.AppendLine(e.Data);
+            }
+
             if (e.Data.Contains("ready: ", StringComparison.Ordinal))
+            {
                 serve._ready.TrySetResult(e.Data);
+            }
         };
         serve._process.BeginErrorReadLine();
         var line = await serve._ready.Task.WaitAsync(TimeSpan.FromSeconds(30));

@@ -36,7 +36,7 @@ internal sealed class ServedChain : IAsyncDisposable
         var inc2 = ChainFixtures.Next(inc1, 3, 400);
         var specs = new[] { full, inc1, inc2 };
         var paths = new List<string>();
-        for (int i = 0; i < specs.Length; i++)
+        for (var i = 0; i < specs.Length; i++)
         {
             var bytes = await ChainFixtures.BuildAsync(specs[i]);
             var path = chain._dir.File($"s{i}.tar");
@@ -55,7 +55,10 @@ internal sealed class ServedChain : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Server is not null)
+        {
             await Server.DisposeAsync();
+        }
+
         _dir.Dispose();
     }
 
@@ -64,7 +67,9 @@ internal sealed class ServedChain : IAsyncDisposable
         public void Emit(Serilog.Events.LogEvent logEvent)
         {
             lock (lines)
+            {
                 lines.Add($"{logEvent.Level} {logEvent.RenderMessage()}");
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using VirtBackup.Tests.Restore;
 using VirtBackup.Testing;
+using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Reliability;
 

@@ -1,9 +1,9 @@
 using System.Formats.Tar;
 using VirtBackup.Core;
 using VirtBackup.Core.Capture;
-using VirtBackup.Testing;
 using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Ssh;
+using VirtBackup.Testing;
 
 namespace VirtBackup.Tests.Remote;
 

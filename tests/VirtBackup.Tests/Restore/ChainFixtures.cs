@@ -196,26 +196,26 @@ internal static class ChainFixtures
         var output = new MemoryStream();
         await using (var writer = new BackupStreamWriter(output, options))
         {
-            var ct = CancellationToken.None;
-            await writer.WriteManifestAsync(manifest, ct);
-            await writer.WriteDomainXmlAsync(DomainXml, ct);
+            var cancellationToken = CancellationToken.None;
+            await writer.WriteManifestAsync(manifest, cancellationToken);
+            await writer.WriteDomainXmlAsync(DomainXml, cancellationToken);
             if (spec.Nvram is { } nvram)
             {
-                await writer.WriteNvramAsync("win11_VARS.fd", nvram, ct);
+                await writer.WriteNvramAsync("win11_VARS.fd", nvram, cancellationToken);
             }
 
             foreach (var (path, content) in spec.Tpm)
             {
-                await writer.WriteTpmFileAsync(path, content, ct);
+                await writer.WriteTpmFileAsync(path, content, cancellationToken);
             }
 
             foreach (var disk in spec.Disks.Where(d => !d.Excluded))
             {
-                await writer.WriteDiskMapAsync(disk.Target, disk.Extents, ct);
+                await writer.WriteDiskMapAsync(disk.Target, disk.Extents, cancellationToken);
                 await StreamFixtures.WriteDataAsync(writer, disk, 50_000);
             }
 
-            await writer.CompleteAsync(ct);
+            await writer.CompleteAsync(cancellationToken);
         }
 
         return output.ToArray();

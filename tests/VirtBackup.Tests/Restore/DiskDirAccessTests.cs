@@ -3,10 +3,10 @@ using Serilog.Core;
 using Serilog.Events;
 using VirtBackup.Core.Capture;
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Restore;
 using VirtBackup.Tests.Nbd.Peers;
-using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Restore;
 

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
-using VirtBackup.Tests.Stream;
 using VirtBackup.Testing;
+using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Restore;
 

@@ -1,8 +1,8 @@
 using VirtBackup.Core;
 using VirtBackup.Core.Restore;
 using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Stream;
 using VirtBackup.Testing;
+using VirtBackup.Tests.Stream;
 using Xunit.Abstractions;
 
 namespace VirtBackup.Tests.Restore;

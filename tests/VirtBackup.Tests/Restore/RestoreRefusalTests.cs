@@ -235,12 +235,12 @@ public class RestoreRefusalTests
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (_position >= stallAt)
             {
                 await cancel.CancelAsync();
-                await Task.Delay(Timeout.Infinite, ct);
+                await Task.Delay(Timeout.Infinite, cancellationToken);
             }
 
             var n = Math.Min(buffer.Length, stallAt - _position);

@@ -119,7 +119,7 @@ public sealed class SharedStdioCliTests : IDisposable
         var next = ChainFixtures.Next(full, 2, 100);
         Save("two.tar", [.. await ChainFixtures.BuildAsync(full), .. await ChainFixtures.BuildAsync(next)]);
         using var tree = new RestoredTree();
-        string root = tree.Root;
+        var root = tree.Root;
 
         var shell = await ShellAsync(
             $"{{ \"$VB\" restore --target-root '{root}' --format raw 2>e1; echo \"full $?\"; \"$VB\" restore --target-root '{root}' 2>e2; echo \"inc $?\"; }} < two.tar");

@@ -16,7 +16,7 @@ public sealed class GnuToolsInteropTests : IDisposable
     public async Task Gnu_tar_lists_exactly_the_expected_members_in_order_as_rw_for_root_only()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
-        string file = Save(backup.Stream);
+        var file = Save(backup.Stream);
 
         var listing = await Run("tar", ["-tvf", file]);
 
@@ -31,14 +31,17 @@ public sealed class GnuToolsInteropTests : IDisposable
     public async Task Gnu_tar_extracts_nvram_and_tpm_files_byte_exact()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
-        string file = Save(backup.Stream);
-        string outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
+        var file = Save(backup.Stream);
+        var outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
 
         await Run("tar", ["-xf", file, "-C", outDir]);
 
         Assert.Equal(backup.Nvram, File.ReadAllBytes(Path.Combine(outDir, "state/nvram/win11_VARS.fd")));
         foreach (var (path, content) in backup.TpmFiles)
+        {
             Assert.Equal(content, File.ReadAllBytes(Path.Combine(outDir, "state/tpm", path)));
+        }
+
         Assert.Equal(backup.DomainXml, File.ReadAllText(Path.Combine(outDir, "virtbackup/domain.xml")));
     }
 
@@ -46,10 +49,10 @@ public sealed class GnuToolsInteropTests : IDisposable
     public async Task Zstd_tests_and_decodes_an_extracted_member_to_the_exact_disk_bytes_and_the_frame_has_a_checksum()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
-        string file = Save(backup.Stream);
-        string outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
+        var file = Save(backup.Stream);
+        var outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
         await Run("tar", ["-xf", file, "-C", outDir]);
-        string member = Path.Combine(outDir, "disks/vda/0000000000040064.zst");
+        var member = Path.Combine(outDir, "disks/vda/0000000000040064.zst");
 
         await Run("zstd", ["-q", "-t", member]);
         var info = await Run("zstd", ["-lv", member]);
@@ -64,11 +67,11 @@ public sealed class GnuToolsInteropTests : IDisposable
     [Fact(Timeout = 60_000)]
     public async Task The_documented_rebuild_recipe_rebuilds_full_and_incremental_disks_byte_exact()
     {
-        string recipe = RebuildRecipe();
+        var recipe = RebuildRecipe();
         // Full backup: vda of the standard fixture.
         var full = await StreamFixtures.BuildAsync(Compression.Zstd);
         var vda = full.Disks[0];
-        string image = Path.Combine(_dir, "vda.img");
+        var image = Path.Combine(_dir, "vda.img");
 
         await RunRecipe(recipe, Save(full.Stream, "full.tar"), "vda", image);
 
@@ -99,9 +102,12 @@ public sealed class GnuToolsInteropTests : IDisposable
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "VirtBackup.Plugin.sln")))
+        {
             dir = dir.Parent;
+        }
+
         Assert.NotNull(dir);
-        string doc = File.ReadAllText(Path.Combine(dir.FullName, "docs", "FORMAT.md"));
+        var doc = File.ReadAllText(Path.Combine(dir.FullName, "docs", "FORMAT.md"));
         var match = Regex.Match(doc, @"<!-- rebuild-recipe:begin -->\s*```bash\n(?<script>.*?)```\s*<!-- rebuild-recipe:end -->", RegexOptions.Singleline);
         Assert.True(match.Success, "docs/FORMAT.md has no rebuild recipe block");
         return match.Groups["script"].Value;
@@ -120,7 +126,7 @@ public sealed class GnuToolsInteropTests : IDisposable
 
     private string Save(byte[] bytes, string name = "backup.tar")
     {
-        string path = Path.Combine(_dir, name);
+        var path = Path.Combine(_dir, name);
         File.WriteAllBytes(path, bytes);
         return path;
     }

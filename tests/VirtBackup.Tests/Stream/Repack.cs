@@ -20,14 +20,14 @@ internal sealed class Repack : IDisposable
     /// </summary>
     public async Task<byte[]> GnuTarAsync(byte[] stream, string format, string[]? extraArgs = null, Action<string, List<string>>? change = null)
     {
-        string source = Save(stream, "s.tar");
-        string unpacked = Directory.CreateDirectory(Path.Combine(_dir, "d")).FullName;
+        var source = Save(stream, "s.tar");
+        var unpacked = Directory.CreateDirectory(Path.Combine(_dir, "d")).FullName;
         await RunAsync("tar", ["-xf", source, "-C", unpacked]);
         var names = (await RunAsync("tar", ["-tf", source])).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
         change?.Invoke(unpacked, names);
-        string list = Path.Combine(_dir, "names");
+        var list = Path.Combine(_dir, "names");
         await File.WriteAllLinesAsync(list, names);
-        string repacked = Path.Combine(_dir, $"r-{format}.tar");
+        var repacked = Path.Combine(_dir, $"r-{format}.tar");
         await RunAsync("tar", ["-C", unpacked, "-cf", repacked, $"--format={format}", "--no-recursion", .. extraArgs ?? [], "-T", list]);
         Directory.Delete(unpacked, recursive: true);
         return await File.ReadAllBytesAsync(repacked);
@@ -36,9 +36,9 @@ internal sealed class Repack : IDisposable
     /// <summary><c>borg import-tar repo::a s.tar; borg export-tar repo::a r.tar</c> in a private, unencrypted repository.</summary>
     public async Task<byte[]> BorgAsync(byte[] stream)
     {
-        string source = Save(stream, "s.tar");
-        string repo = Path.Combine(_dir, "repo");
-        string exported = Path.Combine(_dir, "borg.tar");
+        var source = Save(stream, "s.tar");
+        var repo = Path.Combine(_dir, "repo");
+        var exported = Path.Combine(_dir, "borg.tar");
         var env = new Dictionary<string, string?>
         {
             ["BORG_BASE_DIR"] = Path.Combine(_dir, "borg-base"),
@@ -54,7 +54,7 @@ internal sealed class Repack : IDisposable
 
     public string Save(byte[] bytes, string name)
     {
-        string path = Path.Combine(_dir, name);
+        var path = Path.Combine(_dir, name);
         File.WriteAllBytes(path, bytes);
         return path;
     }

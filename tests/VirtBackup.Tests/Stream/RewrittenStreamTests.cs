@@ -1,8 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Restore;
 using VirtBackup.Testing;
+using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Stream;
 
@@ -85,7 +85,7 @@ public sealed class RewrittenStreamTests : IDisposable
     [Fact(Timeout = 60_000)]
     public async Task An_oldgnu_repack_of_a_100_byte_name_writes_a_gnu_long_name_entry_and_reads_back()
     {
-        string longPath = "tpm2/" + new string('p', 85); // state/tpm/ + 90 bytes = 100 bytes, the longest name
+        var longPath = "tpm2/" + new string('p', 85); // state/tpm/ + 90 bytes = 100 bytes, the longest name
         var original = (await StreamFixtures.BuildAsync(Compression.Zstd, tpmFiles: [(longPath, StreamFixtures.Content(700, 3))])).Stream;
 
         var repacked = await _repack.GnuTarAsync(original, "oldgnu");
@@ -153,8 +153,8 @@ public sealed class RewrittenStreamTests : IDisposable
         var original = (await StreamFixtures.BuildAsync(Compression.Zstd)).Stream;
         var repacked = await _repack.GnuTarAsync(original, "gnu", change: (dir, names) =>
         {
-            string path = Path.Combine(dir, "state/tpm/tpm2/tpm2-00.volatilestate");
-            string permall = Path.Combine(dir, "state/tpm/tpm2/tpm2-00.permall");
+            var path = Path.Combine(dir, "state/tpm/tpm2/tpm2-00.volatilestate");
+            var permall = Path.Combine(dir, "state/tpm/tpm2/tpm2-00.permall");
             switch (kind)
             {
                 case "symlink":
@@ -232,7 +232,7 @@ public sealed class RewrittenStreamTests : IDisposable
         var reader = new BackupStreamReader(new UnseekableStream(new MemoryStream(stream, writable: false)), options);
         await foreach (var m in reader.ReadAsync())
         {
-            string content = m switch
+            var content = m switch
             {
                 ManifestMember manifest => manifest.Sha256,
                 DomainXmlMember xml => Hash(Encoding.UTF8.GetBytes(xml.Xml)),

@@ -28,17 +28,21 @@ internal static class StreamFixtures
     {
         var rnd = new Random(seed);
         var bytes = new byte[length];
-        int pos = 0;
+        var pos = 0;
         while (pos < length)
         {
-            int run = Math.Min(length - pos, rnd.Next(100, 5000));
+            var run = Math.Min(length - pos, rnd.Next(100, 5000));
             switch (rnd.Next(3))
             {
                 case 0:
                     rnd.NextBytes(bytes.AsSpan(pos, run));
                     break;
                 case 1:
-                    for (int i = 0; i < run; i++) bytes[pos + i] = (byte)"virtbackup stream "[(pos + i) % 18];
+                    for (var i = 0; i < run; i++)
+                    {
+                        bytes[pos + i] = (byte)"virtbackup stream "[(pos + i) % 18];
+                    }
+
                     break;
                 default:
                     bytes.AsSpan(pos, run).Fill((byte)(seed + 1)); // never all zero
@@ -54,7 +58,10 @@ internal static class StreamFixtures
     {
         var image = new byte[size];
         foreach (var e in extents.Where(e => !e.Zero))
+        {
             Content((int)e.Length, seed + (int)e.Offset).CopyTo(image, e.Offset);
+        }
+
         return new SyntheticDisk(target, image, extents);
     }
 
@@ -75,23 +82,23 @@ internal static class StreamFixtures
 
     public static Manifest Manifest(StreamWriterOptions options, IReadOnlyList<SyntheticDisk> disks, DateTime? created = null,
         BackupLevel level = BackupLevel.Full, bool tpm = true, bool nvram = true) => new()
-    {
-        ToolVersion = "0.1.0-test",
-        DomainName = "win11",
-        DomainUuid = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
-        Level = level,
-        Checkpoint = level == BackupLevel.Copy ? null : "virtbackup-20261127T103000Z",
-        ParentCheckpoint = level == BackupLevel.Inc ? "virtbackup-20261126T103000Z" : null,
-        ChainId = level == BackupLevel.Copy ? null : "chain-0001",
-        CreatedUtc = created ?? FixedTime,
-        PauseWindowMs = 42,
-        Freeze = FreezeState.Frozen,
-        Compression = CompressionInfo.From(options),
-        Disks = disks.Select(d => new ManifestDisk(d.Target, DiskFormat.Qcow2, d.VirtualSize, d.Excluded, $"/var/lib/libvirt/images/{d.Target}.qcow2")).ToList(),
-        Tpm = tpm ? new TpmInfo(true, "2.0", null) : TpmInfo.None,
-        NvramPresent = nvram,
-        Warnings = ["test warning"],
-    };
+        {
+            ToolVersion = "0.1.0-test",
+            DomainName = "win11",
+            DomainUuid = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
+            Level = level,
+            Checkpoint = level == BackupLevel.Copy ? null : "virtbackup-20261127T103000Z",
+            ParentCheckpoint = level == BackupLevel.Inc ? "virtbackup-20261126T103000Z" : null,
+            ChainId = level == BackupLevel.Copy ? null : "chain-0001",
+            CreatedUtc = created ?? FixedTime,
+            PauseWindowMs = 42,
+            Freeze = FreezeState.Frozen,
+            Compression = CompressionInfo.From(options),
+            Disks = disks.Select(d => new ManifestDisk(d.Target, DiskFormat.Qcow2, d.VirtualSize, d.Excluded, $"/var/lib/libvirt/images/{d.Target}.qcow2")).ToList(),
+            Tpm = tpm ? new TpmInfo(true, "2.0", null) : TpmInfo.None,
+            NvramPresent = nvram,
+            Warnings = ["test warning"],
+        };
 
     public static StreamWriterOptions Options(Compression compression, int memberSize = SmallMemberSize) =>
         compression == Compression.Zstd ? StreamWriterOptions.Zstd(3, memberSize) : StreamWriterOptions.Uncompressed(memberSize);
@@ -104,8 +111,8 @@ internal static class StreamFixtures
         var options = Options(compression, memberSize);
         disks ??= TwoDisks(seed);
         var manifest = Manifest(options, disks, created, level);
-        string xml = "<domain type='kvm'><name>win11</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid></domain>\n";
-        byte[] nvram = Content(nvramSize, seed + 100);
+        var xml = "<domain type='kvm'><name>win11</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid></domain>\n";
+        var nvram = Content(nvramSize, seed + 100);
         var tpm = tpmFiles ??
         [
             ("tpm2/tpm2-00.permall", Content(9_000, seed + 200)),
@@ -114,18 +121,21 @@ internal static class StreamFixtures
         var output = new MemoryStream();
         await using (var writer = new BackupStreamWriter(output, options))
         {
-            var ct = CancellationToken.None;
-            await writer.WriteManifestAsync(manifest, ct);
-            await writer.WriteDomainXmlAsync(xml, ct);
-            await writer.WriteNvramAsync("win11_VARS.fd", nvram, ct);
+            var cancellationToken = CancellationToken.None;
+            await writer.WriteManifestAsync(manifest, cancellationToken);
+            await writer.WriteDomainXmlAsync(xml, cancellationToken);
+            await writer.WriteNvramAsync("win11_VARS.fd", nvram, cancellationToken);
             foreach (var (path, content) in tpm)
-                await writer.WriteTpmFileAsync(path, content, ct);
+            {
+                await writer.WriteTpmFileAsync(path, content, cancellationToken);
+            }
+
             foreach (var disk in disks.Where(d => !d.Excluded))
             {
-                await writer.WriteDiskMapAsync(disk.Target, disk.Extents, ct);
+                await writer.WriteDiskMapAsync(disk.Target, disk.Extents, cancellationToken);
                 await WriteDataAsync(writer, disk, writeChunk);
             }
-            await writer.CompleteAsync(ct);
+            await writer.CompleteAsync(cancellationToken);
         }
         return new SyntheticBackup(manifest, xml, "win11_VARS.fd", nvram, tpm, disks, output.ToArray());
     }
@@ -135,9 +145,9 @@ internal static class StreamFixtures
     {
         foreach (var e in disk.Extents.Where(e => !e.Zero))
         {
-            for (long pos = e.Offset; pos < e.End; pos += chunk)
+            for (var pos = e.Offset; pos < e.End; pos += chunk)
             {
-                int n = (int)Math.Min(chunk, e.End - pos);
+                var n = (int)Math.Min(chunk, e.End - pos);
                 await writer.WriteDiskDataAsync(disk.Target, pos, disk.Image.AsMemory((int)pos, n), CancellationToken.None);
             }
         }
@@ -175,12 +185,12 @@ internal sealed class UnseekableStream(System.IO.Stream inner) : System.IO.Strea
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
     public override void Flush() => inner.Flush();
     public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, Math.Min(count, 7_000));
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
-        inner.ReadAsync(buffer[..Math.Min(buffer.Length, 7_000)], ct); // short reads, like a pipe
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        inner.ReadAsync(buffer[..Math.Min(buffer.Length, 7_000)], cancellationToken); // short reads, like a pipe
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
     public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => inner.WriteAsync(buffer, ct);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
 }
 
 /// <summary>A tar member located in a stream: header at <see cref="HeaderOffset"/>, content right after it.</summary>
@@ -201,9 +211,9 @@ internal static class TarSurgery
         while (pos + 512 <= tar.Length && tar.AsSpan((int)pos, 512).ContainsAnyExcept((byte)0))
         {
             var header = tar.AsSpan((int)pos, 512);
-            int nameEnd = header[..100].IndexOf((byte)0);
-            string name = System.Text.Encoding.ASCII.GetString(header[..(nameEnd < 0 ? 100 : nameEnd)]);
-            long size = Convert.ToInt64(System.Text.Encoding.ASCII.GetString(header.Slice(124, 11)), 8);
+            var nameEnd = header[..100].IndexOf((byte)0);
+            var name = System.Text.Encoding.ASCII.GetString(header[..(nameEnd < 0 ? 100 : nameEnd)]);
+            var size = Convert.ToInt64(System.Text.Encoding.ASCII.GetString(header.Slice(124, 11)), 8);
             var record = new TarRecord(name, pos, size);
             records.Add(record);
             pos = record.End;

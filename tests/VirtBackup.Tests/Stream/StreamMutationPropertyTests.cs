@@ -21,28 +21,35 @@ public class StreamMutationPropertyTests
     private static IEnumerable<(string Description, byte[] Stream)> Mutations(byte[] valid)
     {
         var rnd = new Random(20261127);
-        for (int cut = 0; cut < valid.Length; cut += 512)
-            yield return ($"truncated at {cut}", valid[..cut]);
-        yield return ("truncated one byte short", valid[..^1]);
-        for (int i = 0; i < 100; i++)
+        for (var cut = 0; cut < valid.Length; cut += 512)
         {
-            int at = rnd.Next(valid.Length);
-            byte mask = (byte)(1 << rnd.Next(8));
+            yield return ($"truncated at {cut}", valid[..cut]);
+        }
+
+        yield return ("truncated one byte short", valid[..^1]);
+        for (var i = 0; i < 100; i++)
+        {
+            var at = rnd.Next(valid.Length);
+            var mask = (byte)(1 << rnd.Next(8));
             var copy = (byte[])valid.Clone();
             copy[at] ^= mask;
             yield return ($"bit 0x{mask:x2} flipped at {at}", copy);
         }
         var records = TarSurgery.Records(valid);
         List<byte[]> Blocks() => records.Select(r => TarSurgery.Bytes(valid, r)).ToList();
-        for (int i = 0; i < 25; i++)
+        for (var i = 0; i < 25; i++)
         {
             int a = rnd.Next(records.Count), b = rnd.Next(records.Count);
-            if (a == b) b = (a + 1) % records.Count;
+            if (a == b)
+            {
+                b = (a + 1) % records.Count;
+            }
+
             var blocks = Blocks();
             (blocks[a], blocks[b]) = (blocks[b], blocks[a]);
             yield return ($"members {records[a].Name} and {records[b].Name} swapped", TarSurgery.Join(blocks));
         }
-        for (int i = 0; i < records.Count; i++)
+        for (var i = 0; i < records.Count; i++)
         {
             var blocks = Blocks();
             blocks.RemoveAt(i);
@@ -75,7 +82,9 @@ public class StreamMutationPropertyTests
                 catch (StreamFormatException e)
                 {
                     if (string.IsNullOrEmpty(e.Member) || !e.Message.Contains($"member '{e.Member}'", StringComparison.Ordinal))
+                    {
                         failures.Add($"{description}: message does not name the member: {e.Message}");
+                    }
                 }
                 catch (Exception e)
                 {

@@ -28,7 +28,9 @@ public class StreamReaderLookAheadTests
         foreach (var disk in backup.Disks.Where(d => !d.Excluded))
         {
             foreach (var data in members.OfType<DiskDataMember>().Where(d => d.Target == disk.Target))
+            {
                 Assert.Equal(disk.Image.AsSpan((int)data.Offset, data.Length), data.Data.Span);
+            }
         }
         var trailer = Assert.IsType<TrailerMember>(members[^1]);
         Assert.Equal(members.Select(m => m.Name).SkipLast(1), trailer.Trailer.Members.Select(e => e.Name));
@@ -44,9 +46,14 @@ public class StreamReaderLookAheadTests
         await foreach (var member in reader.ReadAsync())
         {
             if (member is TrailerMember)
+            {
                 break;
+            }
+
             if (member is not DiskDataMember)
+            {
                 Assert.Equal(ends[member.Name], reader.Position);
+            }
         }
     }
 
@@ -64,7 +71,9 @@ public class StreamReaderLookAheadTests
         {
             var reader = new BackupStreamReader(new UnseekableStream(new MemoryStream(corrupt, writable: false)), new ReaderOptions { DecodeAhead = 8 });
             await foreach (var member in reader.ReadAsync())
+            {
                 seen.Add(member.Name);
+            }
         });
 
         Assert.Equal(bad.Name, e.Member);
@@ -85,7 +94,9 @@ public class StreamReaderLookAheadTests
         {
             last = member.Name;
             if (member is DiskDataMember)
+            {
                 break;
+            }
         }
 
         Assert.Equal("disks/vda/0000000000000000.zst", last);

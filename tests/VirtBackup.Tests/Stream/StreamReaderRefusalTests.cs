@@ -196,7 +196,7 @@ public class StreamReaderRefusalTests
     {
         var backup = await ZstdBackup();
         var records = TarSurgery.Records(backup.Stream);
-        int i = records.FindIndex(r => r.Name == "disks/vda/0000000000050000.zst");
+        var i = records.FindIndex(r => r.Name == "disks/vda/0000000000050000.zst");
         (records[i], records[i + 1]) = (records[i + 1], records[i]);
 
         var e = await StreamFixtures.RefusedAsync(TarSurgery.Join(records.Select(r => TarSurgery.Bytes(backup.Stream, r))));
@@ -224,7 +224,7 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
         var records = TarSurgery.Records(backup.Stream);
         var blocks = records.Select(r => TarSurgery.Bytes(backup.Stream, r)).ToList();
-        int i = records.FindIndex(r => r.Name == "disks/vda/0000000000020000.zst");
+        var i = records.FindIndex(r => r.Name == "disks/vda/0000000000020000.zst");
         blocks.Insert(i + 1, blocks[i]);
 
         var e = await StreamFixtures.RefusedAsync(TarSurgery.Join(blocks));
@@ -356,7 +356,10 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
         var entry = DotNetTarEntry(type, name, e =>
         {
-            if (type is TarEntryType.SymbolicLink or TarEntryType.HardLink) e.LinkName = "/etc/shadow";
+            if (type is TarEntryType.SymbolicLink or TarEntryType.HardLink)
+            {
+                e.LinkName = "/etc/shadow";
+            }
         });
 
         var e = await StreamFixtures.RefusedAsync(AfterPrologue(backup.Stream, entry));
@@ -371,7 +374,9 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
         var ms = new MemoryStream();
         using (var writer = new TarWriter(ms, TarEntryFormat.Gnu, leaveOpen: true))
+        {
             writer.WriteEntry(new GnuTarEntry(TarEntryType.RegularFile, "state/tpm/x"));
+        }
 
         var e = await StreamFixtures.RefusedAsync(AfterPrologue(backup.Stream, ms.ToArray()[..^1024]));
 
@@ -465,7 +470,7 @@ public class StreamReaderRefusalTests
         var backup = await RawBackup();
         var records = TarSurgery.Records(backup.Stream);
         var blocks = records.Select(r => TarSurgery.Bytes(backup.Stream, r)).ToList();
-        int i = records.FindIndex(r => r.Name == "disks/vdb/0000000000010000.raw");
+        var i = records.FindIndex(r => r.Name == "disks/vdb/0000000000010000.raw");
         blocks.Insert(i + 1, TarSurgery.Member("disks/vdb/0000000000020000.raw", new byte[100]));
 
         var e = await StreamFixtures.RefusedAsync(TarSurgery.Join(blocks));
@@ -480,8 +485,10 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
         var records = TarSurgery.Records(backup.Stream);
         var blocks = records.Take(3).Select(r => TarSurgery.Bytes(backup.Stream, r)).ToList();
-        for (int i = 0; i < 10_000; i++)
+        for (var i = 0; i < 10_000; i++)
+        {
             blocks.Add(TarSurgery.Member($"state/tpm/f{i:d5}", [1]));
+        }
 
         var e = await StreamFixtures.RefusedAsync(TarSurgery.Join(blocks));
 
@@ -613,7 +620,9 @@ public class StreamReaderRefusalTests
     {
         var ms = new MemoryStream();
         using (var writer = new TarWriter(ms, TarEntryFormat.Ustar, leaveOpen: true))
+        {
             writer.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, "home/user/notes.txt") { DataStream = new MemoryStream([1, 2, 3]) });
+        }
 
         var e = await StreamFixtures.RefusedAsync(ms.ToArray());
 

@@ -31,7 +31,10 @@ public class StreamRoundTripTests
             Assert.Equal(disk.Extents, map.Map.Extents);
             var rebuilt = new byte[disk.VirtualSize];
             foreach (var data in members.OfType<DiskDataMember>().Where(d => d.Target == disk.Target))
+            {
                 data.Data.Span.CopyTo(rebuilt.AsSpan((int)data.Offset));
+            }
+
             Assert.Equal(disk.Image, rebuilt);
         }
         Assert.DoesNotContain(members, m => m.Name.StartsWith("disks/sdc/", StringComparison.Ordinal));

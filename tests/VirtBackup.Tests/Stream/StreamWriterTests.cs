@@ -290,13 +290,19 @@ public class StreamWriterTests
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (System.Text.Encoding.ASCII.GetString(buffer.Span[..Math.Min(100, buffer.Length)]).StartsWith(MemberNames.Trailer, StringComparison.Ordinal))
+            {
                 SawTrailer = true;
+            }
+
             _written += buffer.Length;
             if (_written > failAfterBytes)
+            {
                 throw new IOException("Broken pipe (simulated)");
+            }
+
             return ValueTask.CompletedTask;
         }
     }
@@ -315,6 +321,6 @@ public class StreamWriterTests
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => _open.Task.GetAwaiter().GetResult();
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => await _open.Task.WaitAsync(ct);
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => await _open.Task.WaitAsync(cancellationToken);
     }
 }

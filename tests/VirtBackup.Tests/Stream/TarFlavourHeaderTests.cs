@@ -101,7 +101,7 @@ public class TarFlavourHeaderTests
     [InlineData("state/tpm//x", "name has an empty path segment")]
     public async Task A_pax_path_or_gnu_long_name_is_held_to_the_member_name_rules(string name, string problem)
     {
-        foreach (bool pax in new[] { true, false })
+        foreach (var pax in new[] { true, false })
         {
             var (_, changed) = await WithNvramAsync((header, content) =>
                 [pax ? Entry((byte)'x', PaxName, Pax(("path", name))) : Entry((byte)'L', "././@LongLink", Encoding.ASCII.GetBytes(name + "\0"), gnu: true), header, content]);
@@ -192,9 +192,7 @@ public class TarFlavourHeaderTests
         var (_, changed) = await WithNvramAsync((header, content) =>
             [Rewrite(header, gnu: true, tweak: h =>
             {
-                if (negativeSize) h.AsSpan(124, 12).Fill(0xFF);
-                else Encoding.ASCII.GetBytes("/etc/shadow").CopyTo(h, 157);
-            }), content]);
+                if (negativeSize) { h.AsSpan(124, 12).Fill(0xFF); } else { Encoding.ASCII.GetBytes("/etc/shadow").CopyTo(h, 157); } }), content]);
 
         var e = await StreamFixtures.RefusedAsync(changed);
 
@@ -221,10 +219,13 @@ public class TarFlavourHeaderTests
         var sb = new StringBuilder();
         foreach (var (key, value) in records)
         {
-            int body = key.Length + value.Length + 3; // space, '=', '\n'
-            int length = body + 1;
+            var body = key.Length + value.Length + 3; // space, '=', '\n'
+            var length = body + 1;
             while (length != body + length.ToString().Length)
+            {
                 length = body + length.ToString().Length;
+            }
+
             sb.Append($"{length} {key}={value}\n");
         }
         return Encoding.ASCII.GetBytes(sb.ToString());
@@ -256,9 +257,15 @@ public class TarFlavourHeaderTests
             Encoding.ASCII.GetBytes(name).CopyTo(h, 0);
         }
         if (prefix is not null)
+        {
             Encoding.ASCII.GetBytes(prefix).CopyTo(h, 345);
+        }
+
         if (size is { } s)
+        {
             Encoding.ASCII.GetBytes(Convert.ToString(s, 8).PadLeft(11, '0') + "\0").CopyTo(h, 124);
+        }
+
         if (gnu)
         {
             Encoding.ASCII.GetBytes("ustar  \0").CopyTo(h, 257);

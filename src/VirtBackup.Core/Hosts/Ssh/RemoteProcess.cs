@@ -17,24 +17,24 @@ internal sealed class RemoteProcess : IAsyncDisposable
     private const int MaxReadyLineBytes = 4096;
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly Channel<byte[]> input = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly TaskCompletionSource<string> ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly MemoryStream output = new();
-    private readonly StringBuilder error = new();
-    private readonly CancellationTokenSource kill = new();
-    private readonly SshSession session;
-    private readonly Task<CommandResult> process;
-    private int disposed;
+    private readonly Channel<byte[]> _input = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly MemoryStream _output = new();
+    private readonly StringBuilder _error = new();
+    private readonly CancellationTokenSource _kill = new();
+    private readonly SshSession _session;
+    private readonly Task<CommandResult> _process;
+    private int _disposed;
 
     private RemoteProcess(SshSession session, string command, string operation)
     {
-        this.session = session;
+        _session = session;
         Operation = operation;
-        process = session.StreamingCommand(command)
+        _process = session.StreamingCommand(command)
             .WithStandardInputPipe(PipeSource.Create(WriteInputAsync))
             .WithStandardOutputPipe(PipeTarget.Create(ReadOutputAsync))
-            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(error))
-            .ExecuteAsync(kill.Token)
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(_error))
+            .ExecuteAsync(_kill.Token)
             .Task;
     }
 
@@ -42,7 +42,7 @@ internal sealed class RemoteProcess : IAsyncDisposable
     public string Operation { get; }
 
     /// <summary>The line the process announced itself with (without the line feed).</summary>
-    public string ReadyLine => ready.Task.Result;
+    public string ReadyLine => _ready.Task.Result;
 
     /// <summary>Starts <paramref name="command"/> and returns once it has printed its first line.</summary>
     /// <exception cref="RemoteException">It ended before that; the message carries its error output.</exception>
@@ -51,10 +51,10 @@ internal sealed class RemoteProcess : IAsyncDisposable
         var remote = new RemoteProcess(session, command, operation);
         try
         {
-            await Task.WhenAny(remote.ready.Task, remote.process).WaitAsync(cancellationToken);
-            if (!remote.ready.Task.IsCompletedSuccessfully)
+            await Task.WhenAny(remote._ready.Task, remote._process).WaitAsync(cancellationToken);
+            if (!remote._ready.Task.IsCompletedSuccessfully)
             {
-                var result = await remote.process;
+                var result = await remote._process;
                 throw RemoteException.CommandFailed(session.Display, operation, result.ExitCode == 0 ? 1 : result.ExitCode, remote.ErrorText());
             }
 
@@ -70,7 +70,7 @@ internal sealed class RemoteProcess : IAsyncDisposable
     /// <summary>Sends <paramref name="bytes"/> to the process's standard input.</summary>
     public void Send(ReadOnlySpan<byte> bytes)
     {
-        if (!input.Writer.TryWrite(bytes.ToArray()))
+        if (!_input.Writer.TryWrite(bytes.ToArray()))
         {
             throw new InvalidOperationException($"{Operation}: the input is closed already");
         }
@@ -82,32 +82,32 @@ internal sealed class RemoteProcess : IAsyncDisposable
     /// </summary>
     public async Task<byte[]> CompleteAsync(CancellationToken cancellationToken)
     {
-        input.Writer.TryComplete();
-        var result = await process.WaitAsync(cancellationToken);
+        _input.Writer.TryComplete();
+        var result = await _process.WaitAsync(cancellationToken);
         if (result.ExitCode != 0)
         {
-            throw RemoteException.CommandFailed(session.Display, Operation, result.ExitCode, ErrorText());
+            throw RemoteException.CommandFailed(_session.Display, Operation, result.ExitCode, ErrorText());
         }
 
-        return output.ToArray();
+        return _output.ToArray();
     }
 
     /// <summary>Ends the process (end of input, then a kill if it does not end) without reporting errors.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
 
-        input.Writer.TryComplete();
+        _input.Writer.TryComplete();
         try
         {
-            await process.WaitAsync(StopTimeout);
+            await _process.WaitAsync(StopTimeout);
         }
         catch (TimeoutException)
         {
-            await kill.CancelAsync();
+            await _kill.CancelAsync();
         }
         catch (OperationCanceledException)
         {
@@ -116,22 +116,22 @@ internal sealed class RemoteProcess : IAsyncDisposable
 
         try
         {
-            await process;
+            await _process;
         }
         catch (OperationCanceledException)
         {
             // Killed on purpose (above): the remote side cleans up when the channel closes.
         }
 
-        kill.Dispose();
+        _kill.Dispose();
     }
 
     /// <summary>Only after the process ended: CliWrap fills it while it runs.</summary>
-    private string ErrorText() => error.ToString();
+    private string ErrorText() => _error.ToString();
 
     private async Task WriteInputAsync(System.IO.Stream destination, CancellationToken cancellationToken)
     {
-        await foreach (var chunk in input.Reader.ReadAllAsync(cancellationToken))
+        await foreach (var chunk in _input.Reader.ReadAllAsync(cancellationToken))
         {
             await destination.WriteAsync(chunk, cancellationToken);
             await destination.FlushAsync(cancellationToken);
@@ -148,7 +148,7 @@ internal sealed class RemoteProcess : IAsyncDisposable
             while ((count = await source.ReadAsync(buffer, cancellationToken)) > 0)
             {
                 var start = 0;
-                if (!ready.Task.IsCompleted)
+                if (!_ready.Task.IsCompleted)
                 {
                     var newline = Array.IndexOf(buffer, (byte)'\n', 0, count);
                     line.Write(buffer, 0, newline < 0 ? count : newline);
@@ -162,16 +162,16 @@ internal sealed class RemoteProcess : IAsyncDisposable
                         continue;
                     }
 
-                    ready.TrySetResult(Encoding.UTF8.GetString(line.ToArray()));
+                    _ready.TrySetResult(Encoding.UTF8.GetString(line.ToArray()));
                     start = newline + 1;
                 }
 
-                output.Write(buffer, start, count - start);
+                _output.Write(buffer, start, count - start);
             }
         }
         finally
         {
-            ready.TrySetException(new EndOfStreamException($"{Operation}: the remote command ended its output before it was ready"));
+            _ready.TrySetException(new EndOfStreamException($"{Operation}: the remote command ended its output before it was ready"));
         }
     }
 }

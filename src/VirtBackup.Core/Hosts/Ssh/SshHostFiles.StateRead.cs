@@ -91,7 +91,7 @@ public sealed partial class SshHostFiles
     private sealed class SshStateRead(SshHostFiles files, RemoteProcess? process, string? file, string? directory, string operation)
         : IPreparedStateRead
     {
-        private (int Bytes, int Files, TimeSpan Took)? done;
+        private (int Bytes, int Files, TimeSpan Took)? _done;
 
         public async Task<(byte[]? File, IReadOnlyList<HostFile> Tree)> ReadAsync(CancellationToken cancellationToken)
         {
@@ -114,7 +114,7 @@ public sealed partial class SshHostFiles
                 throw new RemoteException(host, operation, 0, string.Empty, $"{operation} on {host}: {e.Message}", e);
             }
 
-            done = (tar.Length, state.Tree.Count + (state.File is null ? 0 : 1), Stopwatch.GetElapsedTime(started));
+            _done = (tar.Length, state.Tree.Count + (state.File is null ? 0 : 1), Stopwatch.GetElapsedTime(started));
             return state;
         }
 
@@ -126,7 +126,7 @@ public sealed partial class SshHostFiles
                 await process.DisposeAsync();
             }
 
-            if (done is { } read)
+            if (_done is { } read)
             {
                 files.Log.Information(
                     "read {What} on {Host} over SSH: {Files} files, {Bytes} bytes of tar in one remote command, {Milliseconds:F1} ms",

@@ -29,7 +29,7 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
     /// <summary>$@ = paths.</summary>
     private static readonly string RemoveScript = RemoteScripts.Load("remove.sh");
 
-    private readonly ILogger log = log ?? Serilog.Core.Logger.None;
+    private readonly ILogger _log = log ?? Serilog.Core.Logger.None;
 
     public async Task CreateScratchAsync(IReadOnlyList<(string Path, long VirtualSize)> images, (int Uid, int Gid)? owner, CancellationToken cancellationToken)
     {
@@ -100,7 +100,7 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
         {
             var remoteSocket = process.ReadyLine;
             var local = await session.ForwardUnixSocketAsync(remoteSocket, cancellationToken);
-            log.Information("qemu-nbd serves {Image} on {Host}: its socket {Remote} is forwarded over SSH to {Local}",
+            _log.Information("qemu-nbd serves {Image} on {Host}: its socket {Remote} is forwarded over SSH to {Local}",
                 path, session.Display, remoteSocket, local);
             return new ServedImage(session, process, local);
         }

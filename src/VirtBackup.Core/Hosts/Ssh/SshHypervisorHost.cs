@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Serilog;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Hosts.Local;
+using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Hosts.Ssh;
 
@@ -28,16 +28,16 @@ public sealed class SshHypervisorHost : IHypervisorHost
 
     private static readonly string RemoveDirectoryScript = RemoteScripts.Load("remove-directory.sh");
 
-    private readonly ILogger log;
-    private QemuConf? qemuConf;
-    private int? effectiveUid;
+    private readonly ILogger _log;
+    private QemuConf? _qemuConf;
+    private int? _effectiveUid;
 
     public SshHypervisorHost(SshSession session, ILogger? log = null)
     {
         Session = session ?? throw new ArgumentNullException(nameof(session));
-        this.log = log ?? Serilog.Core.Logger.None;
-        Files = new SshHostFiles(session, this.log);
-        Images = new SshHostImages(session, this.log);
+        _log = log ?? Serilog.Core.Logger.None;
+        Files = new SshHostFiles(session, _log);
+        Images = new SshHostImages(session, _log);
     }
 
     public SshSession Session { get; }
@@ -54,9 +54,9 @@ public sealed class SshHypervisorHost : IHypervisorHost
 
     public async Task<QemuConf> ReadQemuConfAsync(CancellationToken cancellationToken)
     {
-        if (qemuConf is not null)
+        if (_qemuConf is not null)
         {
-            return qemuConf;
+            return _qemuConf;
         }
 
         var operation = $"read '{QemuConf.DefaultPath}'";
@@ -64,22 +64,22 @@ public sealed class SshHypervisorHost : IHypervisorHost
         switch (result.ExitCode)
         {
             case 0:
-                qemuConf = QemuConf.Parse(Encoding.UTF8.GetString(result.StandardOutput));
+                _qemuConf = QemuConf.Parse(Encoding.UTF8.GetString(result.StandardOutput));
                 break;
             case 3:
-                qemuConf = QemuConf.Defaults;
+                _qemuConf = QemuConf.Defaults;
                 break;
             case 4:
-                log.Warning(
+                _log.Warning(
                     "{User} cannot read {Path} on {Host}: assuming libvirt's defaults (swtpm runs as {SwtpmUser}:{SwtpmGroup})",
                     Session.RemoteUser, QemuConf.DefaultPath, Display, QemuConf.DefaultSwtpmUser, QemuConf.DefaultSwtpmGroup);
-                qemuConf = QemuConf.Defaults;
+                _qemuConf = QemuConf.Defaults;
                 break;
             default:
                 throw RemoteException.CommandFailed(Display, operation, result.ExitCode, result.StandardError);
         }
 
-        return qemuConf;
+        return _qemuConf;
     }
 
     public async Task<IJobSocket> CreateJobSocketAsync(
@@ -110,12 +110,12 @@ public sealed class SshHypervisorHost : IHypervisorHost
             throw;
         }
 
-        log.Information("the backup job's NBD socket {Remote} on {Host} is forwarded over SSH to {Local}", socket, Display, local);
+        _log.Information("the backup job's NBD socket {Remote} on {Host} is forwarded over SSH to {Local}", socket, Display, local);
         return new SshJobSocket(this, directory, socket, local, leftovers);
     }
 
     public async Task<bool> IsSuperuserAsync(CancellationToken cancellationToken) =>
-        (effectiveUid ?? (await AccountsAsync("root", "root", cancellationToken)).EffectiveUid) == 0;
+        (_effectiveUid ?? (await AccountsAsync("root", "root", cancellationToken)).EffectiveUid) == 0;
 
     public async Task<(int? Uid, int? Gid)> LookupAccountAsync(string user, string group, CancellationToken cancellationToken)
     {
@@ -154,7 +154,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
             throw new RemoteException(Display, operation, 0, string.Empty, $"{operation} on {Display}: unexpected answer '{string.Join(' ', fields)}'");
         }
 
-        effectiveUid = effective;
+        _effectiveUid = effective;
         return (effective, Number(fields[1]), Number(fields[2]));
 
         static int? Number(string text) =>
@@ -171,7 +171,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
         catch (RemoteException e)
         {
             // Cleanup must not hide the run's outcome; the directory stays noted, and the next run removes it.
-            log.Warning("could not remove {Directory} on {Host}: {Message}", directory, Display, e.Message);
+            _log.Warning("could not remove {Directory} on {Host}: {Message}", directory, Display, e.Message);
         }
     }
 
@@ -191,7 +191,7 @@ public sealed class SshHypervisorHost : IHypervisorHost
             catch (RemoteException e)
             {
                 // The session ends the forward when it closes anyway.
-                host.log.Debug("cancelling the forward {Local}: {Message}", localPath, e.Message);
+                host._log.Debug("cancelling the forward {Local}: {Message}", localPath, e.Message);
             }
 
             await host.RemoveAsync(directory, leftovers);

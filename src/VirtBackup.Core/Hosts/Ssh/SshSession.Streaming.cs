@@ -13,8 +13,8 @@ public sealed partial class SshSession
     internal Command StreamingCommand(string command)
     {
         ArgumentNullException.ThrowIfNull(command);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-        return Cli.Wrap(options.SshExecutable)
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return Cli.Wrap(_options.SshExecutable)
             .WithArguments([.. ClientArguments(), "-T", "--", Target.Host, command])
             .WithValidation(CommandResultValidation.None);
     }

@@ -38,20 +38,20 @@ public sealed partial class SshSession : IAsyncDisposable
     /// <summary>Concurrent commands on the one connection; sshd's MaxSessions defaults to 10.</summary>
     private const int MaxConcurrentCommands = 8;
 
-    private readonly SshSessionOptions options;
-    private readonly ILogger log;
-    private readonly SemaphoreSlim commandSlots = new(MaxConcurrentCommands, MaxConcurrentCommands);
-    private readonly Lock forwardsLock = new();
-    private readonly Dictionary<string, string> forwards = new(StringComparer.Ordinal);
-    private int forwardCount;
-    private int disposed;
+    private readonly SshSessionOptions _options;
+    private readonly ILogger _log;
+    private readonly SemaphoreSlim _commandSlots = new(MaxConcurrentCommands, MaxConcurrentCommands);
+    private readonly Lock _forwardsLock = new();
+    private readonly Dictionary<string, string> _forwards = new(StringComparer.Ordinal);
+    private int _forwardCount;
+    private int _disposed;
 
     private SshSession(SshTarget target, SshSessionOptions options, ILogger log, string directory, string remoteUser, string hostName, string display)
     {
         Target = target;
         HostName = hostName;
-        this.options = options;
-        this.log = log;
+        _options = options;
+        _log = log;
         PrivateDirectory = directory;
         ControlPath = Path.Combine(directory, "ctl");
         RemoteUser = remoteUser;
@@ -147,8 +147,8 @@ public sealed partial class SshSession : IAsyncDisposable
             "-E", Path.Combine(PrivateDirectory, "master.log"),
             "-N", "-T",
             .. Target.ConnectionArguments(),
-            "-o", "ConnectTimeout=" + Seconds(options.ConnectTimeout),
-            "-o", "ServerAliveInterval=" + Seconds(options.ServerAliveInterval),
+            "-o", "ConnectTimeout=" + Seconds(_options.ConnectTimeout),
+            "-o", "ServerAliveInterval=" + Seconds(_options.ServerAliveInterval),
             "-o", "ServerAliveCountMax=3",
             "--", Target.Host,
         ];
@@ -159,7 +159,7 @@ public sealed partial class SshSession : IAsyncDisposable
         SshCommandResult result;
         try
         {
-            result = await RunProcessAsync(options.SshExecutable, Display, "connect", arguments, null, cancellationToken);
+            result = await RunProcessAsync(_options.SshExecutable, Display, "connect", arguments, null, cancellationToken);
         }
         catch (OperationCanceledException)
         {
@@ -218,13 +218,13 @@ public sealed partial class SshSession : IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         operation ??= Describe(command);
-        await commandSlots.WaitAsync(cancellationToken);
+        await _commandSlots.WaitAsync(cancellationToken);
         try
         {
             var result = await RunProcessAsync(
-                options.SshExecutable, Display, operation, [.. ClientArguments(), "-T", "--", Target.Host, command], standardInput, cancellationToken);
+                _options.SshExecutable, Display, operation, [.. ClientArguments(), "-T", "--", Target.Host, command], standardInput, cancellationToken);
             if (result.ExitCode == 255)
             {
                 await ThrowIfMasterGoneAsync(operation, result);
@@ -234,7 +234,7 @@ public sealed partial class SshSession : IAsyncDisposable
         }
         finally
         {
-            commandSlots.Release();
+            _commandSlots.Release();
         }
     }
 
@@ -246,9 +246,9 @@ public sealed partial class SshSession : IAsyncDisposable
     /// </summary>
     public async Task<string> ForwardUnixSocketAsync(string remoteSocketPath, CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var remote = ForwardField(remoteSocketPath);
-        var local = Path.Combine(PrivateDirectory, $"fwd-{Interlocked.Increment(ref forwardCount)}.sock");
+        var local = Path.Combine(PrivateDirectory, $"fwd-{Interlocked.Increment(ref _forwardCount)}.sock");
         var spec = $"{local}:{remote}";
         var result = await ControlAsync("forward", cancellationToken, "-L", spec);
         if (result.ExitCode != 0)
@@ -256,12 +256,12 @@ public sealed partial class SshSession : IAsyncDisposable
             throw RemoteException.CommandFailed(Display, $"forward the unix socket '{remoteSocketPath}'", result.ExitCode, result.StandardError);
         }
 
-        lock (forwardsLock)
+        lock (_forwardsLock)
         {
-            forwards[local] = spec;
+            _forwards[local] = spec;
         }
 
-        log.Debug("ssh: forwarding {Local} to {Host}:{Remote}", local, Display, remoteSocketPath);
+        _log.Debug("ssh: forwarding {Local} to {Host}:{Remote}", local, Display, remoteSocketPath);
         return local;
     }
 
@@ -269,9 +269,9 @@ public sealed partial class SshSession : IAsyncDisposable
     public async Task CancelForwardAsync(string localSocketPath, CancellationToken cancellationToken = default)
     {
         string? spec;
-        lock (forwardsLock)
+        lock (_forwardsLock)
         {
-            if (forwards.Remove(localSocketPath, out spec) is false)
+            if (_forwards.Remove(localSocketPath, out spec) is false)
             {
                 return;
             }
@@ -308,7 +308,7 @@ public sealed partial class SshSession : IAsyncDisposable
     /// <summary>Cancels the forwards, stops the master connection and removes the private directory.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
@@ -317,10 +317,10 @@ public sealed partial class SshSession : IAsyncDisposable
         if (File.Exists(ControlPath) || Directory.Exists(PrivateDirectory))
         {
             KeyValuePair<string, string>[] open;
-            lock (forwardsLock)
+            lock (_forwardsLock)
             {
-                open = [.. forwards];
-                forwards.Clear();
+                open = [.. _forwards];
+                _forwards.Clear();
             }
 
             foreach (var (local, spec) in open)
@@ -349,12 +349,12 @@ public sealed partial class SshSession : IAsyncDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                log.Warning("ssh: cannot remove {Directory}: {Message}", PrivateDirectory, e.Message);
+                _log.Warning("ssh: cannot remove {Directory}: {Message}", PrivateDirectory, e.Message);
             }
         }
 
-        commandSlots.Dispose();
-        log.Debug("ssh: disconnected from {Host}", Display);
+        _commandSlots.Dispose();
+        _log.Debug("ssh: disconnected from {Host}", Display);
     }
 
     /// <summary>Arguments of an ssh that only talks to our master: never a connection of its own (if the
@@ -371,7 +371,7 @@ public sealed partial class SshSession : IAsyncDisposable
 
     private Task<SshCommandResult> ControlAsync(string controlCommand, CancellationToken cancellationToken, params string[] extra) =>
         RunProcessAsync(
-            options.SshExecutable,
+            _options.SshExecutable,
             Display,
             $"ssh -O {controlCommand}",
             [.. ClientArguments(), "-O", controlCommand, .. extra, "--", Target.Host],
@@ -385,12 +385,12 @@ public sealed partial class SshSession : IAsyncDisposable
             var result = await ControlAsync(controlCommand, cancellationToken, extra);
             if (result.ExitCode != 0)
             {
-                log.Debug("ssh -O {Command} for {Host}: {Error}", controlCommand, Display, RemoteException.Clean(result.StandardError));
+                _log.Debug("ssh -O {Command} for {Host}: {Error}", controlCommand, Display, RemoteException.Clean(result.StandardError));
             }
         }
         catch (Exception e) when (e is RemoteException or OperationCanceledException)
         {
-            log.Debug("ssh -O {Command} for {Host}: {Error}", controlCommand, Display, e.Message);
+            _log.Debug("ssh -O {Command} for {Host}: {Error}", controlCommand, Display, e.Message);
         }
     }
 

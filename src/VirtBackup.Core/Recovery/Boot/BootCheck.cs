@@ -61,7 +61,10 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
         finally
         {
             if (booted is not null)
+            {
                 await new BootCleanup(libvirt, log).RemoveAsync(booted.Record);
+            }
+
             foreach (var file in new[] { Path.Combine(SwtpmLogDirectory, $"{name}-swtpm.log"), Path.Combine(QemuLogDirectory, $"{name}.log") })
             {
                 try
@@ -79,12 +82,12 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
     private async Task<BootCheckReport> WatchAsync(BootedDomain booted, BootCheckOptions options, Stopwatch elapsed, CancellationToken cancellationToken)
     {
         var name = booted.Layout.Name;
-        bool hasTpm = booted.State.TpmFiles.Count > 0;
-        bool hasAgent = BootDefinition.HasAgentChannel(booted.Definition);
+        var hasTpm = booted.State.TpmFiles.Count > 0;
+        var hasAgent = BootDefinition.HasAgentChannel(booted.Definition);
         bool? agent = hasAgent ? false : null;
         bool? console = options.ExpectConsole is null ? null : false;
         string? failure = null;
-        bool running = false;
+        var running = false;
         using var domain = libvirt.LookupByName(name);
         while (true)
         {
@@ -103,11 +106,17 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
             }
 
             if (agent == false && domain.IsGuestAgentResponsive(1))
+            {
                 agent = true;
+            }
+
             if (console == false && options.ExpectConsole!.IsMatch(ReadShared(booted.SerialLogPath)))
+            {
                 console = true;
-            bool waitingFor = agent == false || console == false;
-            bool timedOut = elapsed.Elapsed >= options.Timeout;
+            }
+
+            var waitingFor = agent == false || console == false;
+            var timedOut = elapsed.Elapsed >= options.Timeout;
             if (!waitingFor && (timedOut || agent == true || console == true))
             {
                 // Everything answered: it must still be running now (a guest that crashes right after its banner fails).
@@ -121,9 +130,15 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
             {
                 var missing = new List<string>();
                 if (agent == false)
+                {
                     missing.Add("the guest agent did not answer");
+                }
+
                 if (console == false)
+                {
                     missing.Add($"the serial console did not match '{options.ExpectConsole}'");
+                }
+
                 failure = $"not up within {options.Timeout.TotalSeconds:F0} s: {string.Join(", ", missing)}";
                 break;
             }
@@ -133,7 +148,10 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
 
         string? screenshot = null;
         if (options.ScreenshotPath is { } png && domain.IsActive())
+        {
             screenshot = await ScreenshotAsync(name, png, cancellationToken);
+        }
+
         var manifest = booted.State.Manifest;
         return new BootCheckReport(name, manifest.DomainName, manifest.Checkpoint, booted.Elapsed.TotalSeconds, elapsed.Elapsed.TotalSeconds,
             running, hasTpm ? failure?.StartsWith("swtpm", StringComparison.Ordinal) != true : null, agent, console, screenshot, failure);
@@ -146,7 +164,9 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
         foreach (var line in text.Split('\n'))
         {
             if (line.Contains("error", StringComparison.OrdinalIgnoreCase) || line.Contains("manufactur", StringComparison.OrdinalIgnoreCase))
+            {
                 return line.Trim();
+            }
         }
 
         return null;
@@ -157,7 +177,10 @@ public sealed class BootCheck(LibvirtConnection libvirt, BootRun boot, ILogger l
         var ppm = Path.Combine(BootLayout.RunDirectoryFor(name), "screen.ppm");
         var start = new ProcessStartInfo("virsh") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var arg in new[] { "-c", LibvirtConnection.SystemUri, "screenshot", name, ppm })
+        {
             start.ArgumentList.Add(arg);
+        }
+
         using var process = Process.Start(start)!;
         var error = process.StandardError.ReadToEndAsync(cancellationToken);
         await process.StandardOutput.ReadToEndAsync(cancellationToken);

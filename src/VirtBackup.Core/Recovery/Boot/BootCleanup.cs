@@ -15,7 +15,10 @@ public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
     {
         var record = BootRecord.Load(BootLayout.RunDirectoryFor(name));
         if (record is null)
+        {
             return false;
+        }
+
         await RemoveAsync(record);
         return true;
     }
@@ -25,17 +28,31 @@ public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
     {
         var left = new List<string>();
         if (record.Defined)
+        {
             Try(left, $"domain {record.Name}", () => RemoveDomain(record));
+        }
+
         foreach (var overlay in record.Overlays)
+        {
             Try(left, overlay, () => File.Delete(overlay));
+        }
+
         if (record.NvramPath is { } nvram)
+        {
             Try(left, nvram, () => File.Delete(nvram));
+        }
+
         if (record.SwtpmDirectory is { } swtpm)
+        {
             Try(left, swtpm, () =>
             {
                 if (Directory.Exists(swtpm))
+                {
                     Directory.Delete(swtpm, recursive: true);
+                }
             });
+        }
+
         try
         {
             await ServeProcess.StopAsync(record.ServePid, record.SocketPath);
@@ -48,12 +65,17 @@ public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
         Try(left, record.RunDirectory, () =>
         {
             if (Directory.Exists(record.RunDirectory))
+            {
                 Directory.Delete(record.RunDirectory, recursive: true);
+            }
         });
         if (left.Count > 0)
         {
             foreach (var item in left)
+            {
                 log.Error("could not remove {Item}", item);
+            }
+
             throw new BootFailedException($"removing boot {record.Name} left: {string.Join("; ", left)}");
         }
 
@@ -64,9 +86,15 @@ public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
     {
         using var domain = libvirt.TryLookupByName(record.Name);
         if (domain is null || !string.Equals(domain.Uuid, record.Uuid, StringComparison.OrdinalIgnoreCase))
+        {
             return;
+        }
+
         if (domain.IsActive())
+        {
             domain.Destroy();
+        }
+
         domain.Undefine(DomainUndefineFlags.Nvram | DomainUndefineFlags.Tpm | DomainUndefineFlags.ManagedSave
             | DomainUndefineFlags.SnapshotsMetadata | DomainUndefineFlags.CheckpointsMetadata);
     }

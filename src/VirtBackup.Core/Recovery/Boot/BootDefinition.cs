@@ -37,7 +37,10 @@ public static class BootDefinition
         {
             var target = (string?)disk.Element("target")?.Attribute("dev");
             if (target is null || !servedTargets.Contains(target))
+            {
                 continue;
+            }
+
             var driver = disk.Element("driver")!;
             driver.SetAttributeValue("error_policy", "stop");
             driver.SetAttributeValue("rerror_policy", "stop");
@@ -49,13 +52,18 @@ public static class BootDefinition
         }
 
         if (!isolation.KeepNetwork)
+        {
             devices.Elements("interface").Remove();
+        }
+
         if (isolation.SerialLog is null)
         {
             // A file console of the original would be opened twice (libvirt refuses: busy): the copy logs to its own.
             foreach (var source in devices.Elements().Where(e => e.Name == "serial" || e.Name == "console")
                 .Where(e => (string?)e.Attribute("type") == "file").Elements("source"))
+            {
                 source.SetAttributeValue("path", Path.Combine(layout.RunDirectory, "serial.log"));
+            }
         }
         else
         {
@@ -70,9 +78,14 @@ public static class BootDefinition
         if (isolation.EnsureDisplay)
         {
             if (!devices.Elements("graphics").Any())
+            {
                 devices.Add(new XElement("graphics", new XAttribute("type", "vnc"), new XAttribute("autoport", "yes"), new XAttribute("listen", "127.0.0.1")));
+            }
+
             if (!devices.Elements("video").Any())
+            {
                 devices.Add(new XElement("video", new XElement("model", new XAttribute("type", "vga"))));
+            }
         }
 
         return root.ToString(SaveOptions.None) + "\n";

@@ -15,7 +15,10 @@ public sealed class BootLayout
     public BootLayout(string name, string uuid, string diskDirectory, string runRoot = DefaultRunRoot)
     {
         if (RestoreName.Problem(name) is { } problem)
+        {
             throw new ArgumentException($"'{name}' cannot name a booted domain's files: {problem}", nameof(name));
+        }
+
         Name = name;
         Uuid = uuid;
         DiskDirectory = Path.GetFullPath(diskDirectory);

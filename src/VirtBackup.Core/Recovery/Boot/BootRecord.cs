@@ -42,7 +42,10 @@ public sealed class BootRecord
             json.WriteNumber("servePid", ServePid);
             json.WriteStartArray("overlays");
             foreach (var overlay in Overlays)
+            {
                 json.WriteStringValue(overlay);
+            }
+
             json.WriteEndArray();
             json.WriteString("nvram", NvramPath);
             json.WriteString("swtpmDirectory", SwtpmDirectory);
@@ -58,7 +61,10 @@ public sealed class BootRecord
     {
         var path = BootLayout.RecordPathFor(runDirectory);
         if (!File.Exists(path))
+        {
             return null;
+        }
+
         using var document = JsonDocument.Parse(File.ReadAllBytes(path));
         var root = document.RootElement;
         var record = new BootRecord
@@ -73,7 +79,10 @@ public sealed class BootRecord
             Defined = root.GetProperty("defined").GetBoolean(),
         };
         foreach (var overlay in root.GetProperty("overlays").EnumerateArray())
+        {
             record.Overlays.Add(overlay.GetString()!);
+        }
+
         return record;
     }
 }

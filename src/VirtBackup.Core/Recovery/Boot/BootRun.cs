@@ -37,28 +37,44 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
     {
         var elapsed = Stopwatch.StartNew();
         if (RestoreName.Problem(request.Name) is { } problem)
+        {
             throw new BootRefusedException($"'{request.Name}' cannot name a booted domain: {problem}");
+        }
+
         if (Posix.EffectiveUserId != 0)
+        {
             throw new BootRefusedException("boot needs root (the TPM state goes to swtpm's user, the domain into libvirt's directories)");
+        }
+
         using (var existing = libvirt.TryLookupByName(request.Name))
         {
             if (existing is not null)
+            {
                 throw new BootRefusedException($"a domain named '{request.Name}' exists already: boot under another name (--as)");
+            }
         }
 
         var runDirectory = BootLayout.RunDirectoryFor(request.Name);
         if (Directory.Exists(runDirectory))
+        {
             throw new BootRefusedException($"'{runDirectory}' exists: a boot named '{request.Name}' is recorded; remove it with virtbackup boot --stop {request.Name}");
+        }
 
         IReadOnlyList<(string Target, long Size)> disks;
         using (var index = ChainIndex.Open(request.Streams))
+        {
             disks = index.Disks.Select(d => (d.Target, d.Size)).ToList();
+        }
+
         var state = BootState.Read(request.Streams[^1]);
         var layout = new BootLayout(request.Name, Guid.NewGuid().ToString(), request.Throwaway ? runDirectory : request.DiskDirectory);
         var owner = await SwtpmOwnerAsync(cancellationToken);
 
         if (!Directory.Exists(BootLayout.DefaultRunRoot))
+        {
             Directory.CreateDirectory(BootLayout.DefaultRunRoot, Traversable);
+        }
+
         Directory.CreateDirectory(layout.RunDirectory, Traversable);
         var record = BootRecord.For(layout);
         record.Save();
@@ -75,7 +91,10 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
             {
                 var overlay = layout.OverlayPath(target);
                 if (File.Exists(overlay))
+                {
                     throw new BootRefusedException($"'{overlay}' exists: remove it or boot under another name");
+                }
+
                 record.Overlays.Add(overlay);
                 record.Save();
                 await CreateOverlayAsync(overlay, layout.SocketPath, target, size, cancellationToken);
@@ -85,7 +104,10 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
             var definition = BootDefinition.Build(state, layout, disks.Select(d => d.Target).ToList(),
                 new BootIsolation(request.KeepNetwork, request.Throwaway ? Path.Combine(layout.RunDirectory, "serial.log") : null, request.Throwaway));
             if (request.Throwaway)
+            {
                 File.WriteAllBytes(Path.Combine(layout.RunDirectory, "serial.log"), []);
+            }
+
             File.WriteAllText(Path.Combine(layout.RunDirectory, "domain.xml"), definition);
             using var domain = libvirt.Define(definition);
             record.Defined = true;
@@ -112,15 +134,26 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
     private static async Task WriteStateAsync(BootState state, BootLayout layout, BootRecord record, (int Uid, int Gid) owner, CancellationToken cancellationToken)
     {
         if (state.Nvram is null && state.TpmFiles.Count == 0)
+        {
             return;
+        }
+
         if (File.Exists(layout.NvramPath) && state.Nvram is not null)
+        {
             throw new BootRefusedException($"'{layout.NvramPath}' exists: remove it or boot under another name");
+        }
         // Restore's one writer of secrets, on this host: owners and modes as restore makes them.
         var writer = new HostStateWriter(new LocalHypervisorHost().Files, layout.NvramPath, layout.TpmStateDirectory(state.Manifest.Tpm.Version), owner);
         if (state.Nvram is not null)
+        {
             writer.StageNvram(state.Nvram);
+        }
+
         foreach (var (path, content) in state.TpmFiles)
+        {
             writer.StageTpmFile(path, content);
+        }
+
         record.NvramPath = state.Nvram is null ? null : layout.NvramPath;
         record.SwtpmDirectory = state.TpmFiles.Count == 0 ? null : layout.SwtpmDomainDirectory;
         record.Save();
@@ -134,13 +167,19 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
             + JsonEncodedText.Encode(socket) + "\"},\"export\":\"" + JsonEncodedText.Encode(target) + "\"}";
         var start = new ProcessStartInfo("qemu-img") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var arg in new[] { "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b", backing, overlay, size.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
             start.ArgumentList.Add(arg);
+        }
+
         using var process = Process.Start(start) ?? throw new BootFailedException("could not start qemu-img");
         var error = process.StandardError.ReadToEndAsync(cancellationToken);
         await process.StandardOutput.ReadToEndAsync(cancellationToken);
         await process.WaitForExitAsync(cancellationToken);
         if (process.ExitCode != 0)
+        {
             throw new BootFailedException($"qemu-img create of overlay '{overlay}' failed: {(await error).Trim()}");
+        }
+
         File.SetUnixFileMode(overlay, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 }

@@ -18,17 +18,26 @@ public static class PngEncoder
 
     public static byte[] FromPpm(ReadOnlySpan<byte> ppm)
     {
-        int position = 0;
+        var position = 0;
         if (NextToken(ppm, ref position) != "P6")
+        {
             throw new InvalidDataException("not a binary PPM (P6)");
-        int width = int.Parse(NextToken(ppm, ref position), System.Globalization.CultureInfo.InvariantCulture);
-        int height = int.Parse(NextToken(ppm, ref position), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var width = int.Parse(NextToken(ppm, ref position), System.Globalization.CultureInfo.InvariantCulture);
+        var height = int.Parse(NextToken(ppm, ref position), System.Globalization.CultureInfo.InvariantCulture);
         if (NextToken(ppm, ref position) != "255")
+        {
             throw new InvalidDataException("only PPMs with maxval 255 are supported");
+        }
+
         position++; // the single whitespace byte after maxval
-        long pixels = (long)width * height * 3;
+        var pixels = (long)width * height * 3;
         if (width <= 0 || height <= 0 || ppm.Length - position < pixels)
+        {
             throw new InvalidDataException($"the PPM's pixel data is shorter than {width}x{height}");
+        }
+
         return Encode(ppm.Slice(position, (int)pixels), width, height);
     }
 
@@ -47,7 +56,7 @@ public static class PngEncoder
         {
             using (var zlib = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
             {
-                for (int row = 0; row < height; row++)
+                for (var row = 0; row < height; row++)
                 {
                     zlib.WriteByte(0);
                     zlib.Write(rgb.Slice(row * width * 3, width * 3));
@@ -69,7 +78,7 @@ public static class PngEncoder
         var typeBytes = Encoding.ASCII.GetBytes(type);
         output.Write(typeBytes);
         output.Write(data);
-        uint crc = Update(Update(0xFFFFFFFFu, typeBytes), data) ^ 0xFFFFFFFFu;
+        var crc = Update(Update(0xFFFFFFFFu, typeBytes), data) ^ 0xFFFFFFFFu;
         BinaryPrimitives.WriteUInt32BigEndian(word, crc);
         output.Write(word);
     }
@@ -80,7 +89,10 @@ public static class PngEncoder
     private static uint Update(uint crc, ReadOnlySpan<byte> data)
     {
         foreach (var b in data)
+        {
             crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
+        }
+
         return crc;
     }
 
@@ -89,9 +101,12 @@ public static class PngEncoder
         var table = new uint[256];
         for (uint n = 0; n < 256; n++)
         {
-            uint c = n;
-            for (int k = 0; k < 8; k++)
+            var c = n;
+            for (var k = 0; k < 8; k++)
+            {
                 c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            }
+
             table[n] = c;
         }
 
@@ -105,7 +120,9 @@ public static class PngEncoder
             if (data[position] == '#')
             {
                 while (position < data.Length && data[position] != '\n')
+                {
                     position++;
+                }
             }
             else if (data[position] is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r')
             {
@@ -117,11 +134,17 @@ public static class PngEncoder
             }
         }
 
-        int start = position;
+        var start = position;
         while (position < data.Length && data[position] is not ((byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r'))
+        {
             position++;
+        }
+
         if (position - start > 16)
+        {
             throw new InvalidDataException("malformed PPM header");
+        }
+
         return Encoding.ASCII.GetString(data[start..position]);
     }
 }

@@ -21,12 +21,18 @@ public static partial class ServeProcess
         start.ArgumentList.Add("sh");
         start.ArgumentList.Add(logPath);
         foreach (var part in command)
+        {
             start.ArgumentList.Add(part);
+        }
+
         start.ArgumentList.Add("serve");
         start.ArgumentList.Add("--socket");
         start.ArgumentList.Add(socketPath);
         foreach (var stream in streams)
+        {
             start.ArgumentList.Add(Path.GetFullPath(stream));
+        }
+
         using var process = Process.Start(start) ?? throw new BootFailedException("could not start virtbackup serve");
         return process.Id;
     }
@@ -39,11 +45,20 @@ public static partial class ServeProcess
         {
             var log = File.Exists(logPath) ? await File.ReadAllTextAsync(logPath, cancellationToken) : "";
             if (log.Contains("ready: ", StringComparison.Ordinal))
+            {
                 return;
+            }
+
             if (!IsRunning(pid))
+            {
                 throw new BootFailedException($"virtbackup serve exited before it was ready: {Tail(log)}");
+            }
+
             if (deadline.Elapsed > timeout)
+            {
                 throw new BootFailedException($"virtbackup serve was not ready within {timeout.TotalSeconds:F0} s: {Tail(log)}");
+            }
+
             await Task.Delay(50, cancellationToken);
         }
     }
@@ -52,7 +67,10 @@ public static partial class ServeProcess
     public static bool IsServing(int pid, string socketPath)
     {
         if (!IsRunning(pid))
+        {
             return false;
+        }
+
         try
         {
             var args = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
@@ -68,7 +86,10 @@ public static partial class ServeProcess
     public static async Task StopAsync(int pid, string socketPath)
     {
         if (pid <= 0 || !IsServing(pid, socketPath))
+        {
             return;
+        }
+
         _ = Kill(pid, SigTerm);
         var waited = Stopwatch.StartNew();
         while (IsRunning(pid))

@@ -31,7 +31,10 @@ internal sealed class FakeConnection(Socket socket) : IDisposable
     {
         var header = await ReadExactAsync(28);
         if (BinaryPrimitives.ReadUInt32BigEndian(header) != 0x25609513)
+        {
             throw new InvalidOperationException("bad request magic from the client");
+        }
+
         var type = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6));
         var length = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(24));
         var payload = type == 1 ? await ReadExactAsync((int)length) : [];
@@ -114,7 +117,10 @@ internal sealed class FakeConnection(Socket socket) : IDisposable
         BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(4), (ushort)text.Length);
         text.CopyTo(payload, 6);
         if (offset is { } at)
+        {
             BinaryPrimitives.WriteUInt64BigEndian(payload.AsSpan(6 + text.Length), (ulong)at);
+        }
+
         return SendChunkAsync(handle, offset is null ? TypeError : TypeErrorOffset, done ? Done : (ushort)0, payload);
     }
 

@@ -69,7 +69,10 @@ internal sealed class FakeNbdServer : IAsyncDisposable
 
             var connection = new FakeConnection(socket);
             lock (_connections)
+            {
                 _connections.Add(connection);
+            }
+
             _ = Task.Run(() => ServeAsync(connection));
         }
     }
@@ -85,7 +88,9 @@ internal sealed class FakeNbdServer : IAsyncDisposable
             }
 
             if (await HandshakeAsync(connection))
+            {
                 await Transmission(connection);
+            }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or EndOfStreamException)
         {
@@ -94,7 +99,9 @@ internal sealed class FakeNbdServer : IAsyncDisposable
         catch (Exception e)
         {
             lock (Failures)
+            {
                 Failures.Add(e);
+            }
         }
         finally
         {
@@ -117,9 +124,15 @@ internal sealed class FakeNbdServer : IAsyncDisposable
             var data = await c.ReadExactAsync((int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(12)));
             var outcome = OptionHook is null ? FakeOptionOutcome.NotHandled : await OptionHook(c, option, data);
             if (outcome == FakeOptionOutcome.EnterTransmission)
+            {
                 return true;
+            }
+
             if (outcome == FakeOptionOutcome.Handled)
+            {
                 continue;
+            }
+
             switch (option)
             {
                 case 8: // STRUCTURED_REPLY
@@ -129,7 +142,10 @@ internal sealed class FakeNbdServer : IAsyncDisposable
                     foreach (var query in ParseQueries(data))
                     {
                         if (!Contexts.TryGetValue(query, out var id))
+                        {
                             continue;
+                        }
+
                         var reply = new byte[4 + Encoding.UTF8.GetByteCount(query)];
                         BinaryPrimitives.WriteUInt32BigEndian(reply, id);
                         Encoding.UTF8.GetBytes(query, reply.AsSpan(4));
@@ -185,7 +201,9 @@ internal sealed class FakeNbdServer : IAsyncDisposable
         lock (_connections)
         {
             foreach (var connection in _connections)
+            {
                 connection.Dispose();
+            }
         }
 
         _dir.Dispose();

@@ -30,7 +30,9 @@ internal sealed class PeerProcess : IAsyncDisposable
         get
         {
             lock (_output)
+            {
                 return _output.ToString();
+            }
         }
     }
 
@@ -44,7 +46,10 @@ internal sealed class PeerProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         foreach (var argument in arguments)
+        {
             info.ArgumentList.Add(argument);
+        }
+
         Process process;
         try
         {
@@ -104,7 +109,9 @@ internal sealed class PeerProcess : IAsyncDisposable
             var thread = new Thread(() =>
             {
                 foreach (var action in work.GetConsumingEnumerable())
+                {
                     action();
+                }
             })
             {
                 IsBackground = true,
@@ -128,9 +135,14 @@ internal sealed class PeerProcess : IAsyncDisposable
     private void Append(string? line)
     {
         if (line is null)
+        {
             return;
+        }
+
         lock (_output)
+        {
             _output.AppendLine(line);
+        }
     }
 
     private async Task WaitUntilListeningAsync(string tool, string[] arguments)
@@ -139,10 +151,16 @@ internal sealed class PeerProcess : IAsyncDisposable
         while (deadline.Elapsed < StartTimeout)
         {
             if (_process.HasExited)
+            {
                 throw new InvalidOperationException(
                     $"{tool} {string.Join(' ', arguments)} exited with code {_process.ExitCode} before listening: {Output}");
+            }
+
             if (await CanConnectAsync())
+            {
                 return;
+            }
+
             await Task.Delay(20);
         }
 
@@ -152,7 +170,10 @@ internal sealed class PeerProcess : IAsyncDisposable
     private async Task<bool> CanConnectAsync()
     {
         if (Uri.Transport == NbdTransportKind.Unix && !File.Exists(Uri.SocketPath))
+        {
             return false;
+        }
+
         using var socket = Uri.Transport == NbdTransportKind.Unix
             ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
             : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -175,7 +196,10 @@ internal sealed class PeerProcess : IAsyncDisposable
         try
         {
             if (!_process.HasExited)
+            {
                 _process.Kill(entireProcessTree: true);
+            }
+
             await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
         }
         catch (InvalidOperationException)

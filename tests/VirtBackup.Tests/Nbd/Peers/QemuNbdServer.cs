@@ -33,7 +33,10 @@ internal sealed class QemuNbdServer : IAsyncDisposable
         var socket = dir.File("nbd.sock");
         var arguments = new List<string> { "-f", format, "--persistent", "-e", "64", "-k", socket };
         if (exportName.Length > 0)
+        {
             arguments.AddRange(["-x", exportName]);
+        }
+
         arguments.AddRange(extraArguments);
         arguments.Add(image);
         var process = await PeerProcess.StartAsync("qemu-nbd", NbdUri.Unix(socket, exportName), [.. arguments]);

@@ -21,8 +21,11 @@ internal static class Tool
         }
 
         if (result.ExitCode != 0)
+        {
             throw new InvalidOperationException(
                 $"{tool} {string.Join(' ', arguments)} failed with exit code {result.ExitCode}: {result.StandardError}{result.StandardOutput}");
+        }
+
         return result.StandardOutput;
     }
 
@@ -34,10 +37,16 @@ internal static class Tool
     {
         await RunAsync("qemu-img", "create", "-q", "-f", "qcow2", path, size);
         if (qemuIoCommands.Length == 0)
+        {
             return;
+        }
+
         var arguments = new List<string> { "-f", "qcow2" };
         foreach (var command in qemuIoCommands)
+        {
             arguments.AddRange(["-c", command]);
+        }
+
         arguments.Add(path);
         await RunAsync("qemu-io", [.. arguments]);
     }

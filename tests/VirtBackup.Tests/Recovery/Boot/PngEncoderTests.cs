@@ -22,7 +22,7 @@ public sealed class PngEncoderTests
 
         Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, (byte)'I', (byte)'H', (byte)'D', (byte)'R', 0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0 }, png[..29]);
         Assert.Equal(PngEncoder.Crc32(png.AsSpan(12, 17)), BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(29)));
-        int idatLength = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(33));
+        var idatLength = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(33));
         Assert.Equal("IDAT", Encoding.ASCII.GetString(png, 37, 4));
         using var zlib = new ZLibStream(new MemoryStream(png, 41, idatLength), CompressionMode.Decompress);
         var rows = new MemoryStream();
