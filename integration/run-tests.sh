@@ -23,7 +23,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build VirtBackup.Plugin.sln -c Release -nologo -clp:ErrorsOnly
 
 log=$(mktemp /tmp/virtbackup-tests.XXXXXX)
-trap 'rm -f "$log"' EXIT
+results=$(mktemp -d /tmp/virtbackup-results.XXXXXX) # trx files: every test's duration, for the slowest list below
+trap 'rm -f "$log"; rm -rf "$results"' EXIT
 status=0
 # Static checks first (shellcheck, C# style): a failure counts as one failed test and fails the run; the tests
 # still run. Skipped when arguments narrow the run.
@@ -31,13 +32,14 @@ if (($# == 0)) && ! bash integration/lint.sh --no-restore 2>&1 | tee -a "$log"; 
   echo "Failed!  - Failed:     1, Passed:     0, Skipped:     0, Total:     1 (integration/lint.sh)" >> "$log"
   status=1
 fi
-dotnet test VirtBackup.Plugin.sln -c Release --no-build -nologo "$@" 2>&1 | tee -a "$log" || status=$?
+dotnet test VirtBackup.Plugin.sln -c Release --no-build -nologo --logger trx --results-directory "$results" "$@" 2>&1 |
+  tee -a "$log" || status=$?
 
 # The executable as it ships (contrib/install.sh: Native AOT) runs the integration tests marked
 # [Trait("Installed", "true")] once more (backup running and shut-off, restore, restic, signals, NBD over TLS). Skipped when arguments narrow the run, or with VIRTBACKUP_SKIP_INSTALLED=1.
 if (($# == 0)) && [[ ${VIRTBACKUP_SKIP_INSTALLED:-0} != 1 ]]; then
   installed=$(mktemp -d /tmp/virtbackup-installed.XXXXXX)
-  trap 'rm -f "$log"; rm -rf "$installed"' EXIT
+  trap 'rm -f "$log"; rm -rf "$results" "$installed"' EXIT
   if bash contrib/install.sh --prefix "$installed"; then
     VIRTBACKUP_TEST_EXECUTABLE=$installed/bin/virtbackup dotnet test integration/VirtBackup.IntegrationTests -c Release --no-build -nologo \
       --filter Installed=true \
@@ -48,6 +50,13 @@ if (($# == 0)) && [[ ${VIRTBACKUP_SKIP_INSTALLED:-0} != 1 ]]; then
     status=1
   fi
 fi
+
+# The slowest tests of the main run: where the 30-minute CI budget goes.
+echo "run-tests: the 20 slowest tests"
+cat "$results"/*.trx 2>/dev/null | grep -o '<UnitTestResult [^>]*' |
+  sed -n 's/.*testName="\([^"]*\)".*duration="\([0-9]*\):\([0-9]*\):\([0-9.]*\)".*/\2 \3 \4 \1/p' |
+  awk '{ name = $4; for (i = 5; i <= NF; i++) name = name " " $i; printf "%8.1f s  %s\n", $1 * 3600 + $2 * 60 + $3, name }' |
+  sort -rn | head -20
 
 # dotnet test prints one summary per test assembly; add them up into the one closing line CI reads.
 awk '/^(Passed|Failed)!/ {
