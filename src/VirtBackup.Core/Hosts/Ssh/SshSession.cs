@@ -110,6 +110,7 @@ public sealed partial class SshSession : IAsyncDisposable
         var port = config.GetValueOrDefault("port", target.Port?.ToString(CultureInfo.InvariantCulture) ?? "22");
         var display = $"{user}@{(hostName.Contains(':') ? $"[{hostName}]" : hostName)}:{port}";
 
+        await SweepOrphansAsync(options.SshExecutable, log, PrivateRoot(), cancellationToken);
         var directory = CreatePrivateDirectory();
         var session = new SshSession(target, options, log, directory, user, hostName, display);
         try
@@ -523,17 +524,8 @@ public sealed partial class SshSession : IAsyncDisposable
 
     /// <summary>A new directory only this user can enter, with a short, plain path (unix socket paths are
     /// limited to 107 bytes, and ssh appends 17 characters to the control path while binding).</summary>
-    private static string CreatePrivateDirectory()
-    {
-        // ssh expands '%' in ControlPath and splits -o values at spaces: such a TMPDIR is not used.
-        var root = Path.GetTempPath();
-        if (root.Length > 48 || root.Any(c => c is ' ' or '%' or '"' or '\'' or '\\'))
-        {
-            root = "/tmp/";
-        }
-
-        return Posix.CreateTemporaryDirectory(Path.Combine(root, "vbssh-"));
-    }
+    private static string CreatePrivateDirectory() =>
+        Posix.CreateTemporaryDirectory(Path.Combine(PrivateRoot(), $"vbssh-{Environment.ProcessId}-"));
 
     [GeneratedRegex(@"pid=(\d+)")]
     private static partial Regex MasterPidPattern();
