@@ -22,7 +22,7 @@ internal static class ExitCodes
         (InternalError, "an unexpected internal error (a bug: please report it with the log)"),
         (Usage, "invalid arguments: unknown verb or option, missing or bad value"),
         (Libvirt, "libvirt refused or failed an operation, or the domain does not exist"),
-        (Refused, "a preflight check refused to start (permissions, lock held, terminal on stdout or stdin, existing target, a gap in a restored chain)"),
+        (Refused, "a preflight check refused to start (permissions, lock held, terminal on stdout or stdin, stdout or stdin closed by the shell, existing target, a gap in a restored chain)"),
         (DiskTransfer, "reading or writing disk data failed (NBD, qemu-img, qemu-nbd, image files)"),
         (InvalidStream, "the input stream is incomplete, corrupted or not a VirtBackup stream"),
         (BrokenPipe, "the consumer closed stdout (or the producer closed stdin) before the end"),

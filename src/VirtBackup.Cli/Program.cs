@@ -62,7 +62,8 @@ using var signals = new SignalHandling(cancellation, log);
 // report EPIPE as an IOException (.NET ignores SIGPIPE).
 // Both are interruptible: a signal ends a read or write blocked on a stalled peer, so the cleanup runs.
 await using var standardInput = new InterruptibleStream(new FileDescriptorStream(0, FileAccess.Read, "stdin"), cancellation.Token);
-await using var standardOutput = new InterruptibleStream(new FileDescriptorStream(1, FileAccess.Write, "stdout"), cancellation.Token);
+var stdout = new FileDescriptorStream(1, FileAccess.Write, "stdout");
+await using var standardOutput = new InterruptibleStream(stdout, cancellation.Token);
 var context = new VerbContext(
     standardInput,
     standardOutput,
@@ -70,7 +71,10 @@ var context = new VerbContext(
     !Console.IsInputRedirected,
     !Console.IsErrorRedirected,
     log,
-    Environment.GetEnvironmentVariable);
+    Environment.GetEnvironmentVariable)
+{
+    OutputIsClosed = stdout.ClosedAtStart,
+};
 try
 {
     return await verb.RunAsync(options, context, cancellation.Token);

@@ -41,6 +41,11 @@ internal sealed class BackupVerb : IVerb
             throw new BackupRefusedException("refusing to write a backup stream to a terminal: redirect stdout to a file or pipe it to your backup host");
         }
 
+        if (context.OutputIsClosed)
+        {
+            throw new BackupRefusedException("stdout was closed when virtbackup started ('>&-'): redirect stdout to a file or pipe it to your backup host");
+        }
+
         var compression = options.Value("compression") == "none" ? Compression.None : Compression.Zstd;
         var stream = compression == Compression.None
             ? StreamWriterOptions.Uncompressed()

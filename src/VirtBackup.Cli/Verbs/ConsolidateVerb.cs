@@ -26,6 +26,11 @@ internal sealed class ConsolidateVerb : IVerb
             throw new ConsolidateRefusedException("refusing to write a backup stream to a terminal: redirect stdout to a file or pipe it to your backup host");
         }
 
+        if (context.OutputIsClosed)
+        {
+            throw new ConsolidateRefusedException("stdout was closed when virtbackup started ('>&-'): redirect stdout to a file or pipe it to your backup host");
+        }
+
         var result = await SyntheticFull.WriteAsync(options.Operands, context.StandardOutput, ManifestBuilder.ToolVersion, context.Log, cancellationToken);
         context.Log.Information("consolidate of {Domain} complete: full at checkpoint '{Checkpoint}' of chain '{Chain}' from {Streams} stream(s)",
             result.Manifest.DomainName, result.Manifest.Checkpoint, result.Manifest.ChainId, result.Streams);

@@ -10,7 +10,11 @@ internal sealed record VerbContext(
     bool InputIsTerminal,
     bool ErrorIsTerminal,
     ILogger Log,
-    Func<string, string?> Environment);
+    Func<string, string?> Environment)
+{
+    /// <summary>The shell closed stdout (<c>&gt;&amp;-</c>): a verb that writes a stream refuses before it starts.</summary>
+    public bool OutputIsClosed { get; init; }
+}
 
 /// <summary>One command of the CLI: its options and a flat run method that wires Core together.</summary>
 internal interface IVerb

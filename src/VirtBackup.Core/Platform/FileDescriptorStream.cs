@@ -29,7 +29,15 @@ public sealed class FileDescriptorStream : System.IO.Stream
         _access = access;
         _name = name;
         CanSeek = Posix.IsSeekable(fd); // a bad descriptor fails at its first read or write, with errno's text
+        ClosedAtStart = fd <= 2 && Posix.IsOwnPipe(fd);
     }
+
+    /// <summary>
+    /// The shell started this process with the descriptor closed (<c>&lt;&amp;-</c>, <c>&gt;&amp;-</c>) and the runtime
+    /// took the free slot for a pipe of its own (<see cref="Posix.IsOwnPipe"/>): reads and writes are refused with
+    /// what to do, instead of waiting forever on that pipe or writing the stream into it.
+    /// </summary>
+    public bool ClosedAtStart { get; }
 
     public override bool CanRead => _access.HasFlag(FileAccess.Read);
 
@@ -55,6 +63,7 @@ public sealed class FileDescriptorStream : System.IO.Stream
     public override int Read(Span<byte> buffer)
     {
         EnsureCan(CanRead, "read");
+        EnsureOpenedByTheShell("give the backup stream on stdin, e.g. 'virtbackup verify < FILE' or 'restic dump ... | virtbackup restore'");
         return buffer.IsEmpty ? 0 : Posix.Read(_fd, buffer, _name);
     }
 
@@ -63,6 +72,7 @@ public sealed class FileDescriptorStream : System.IO.Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         EnsureCan(CanWrite, "write");
+        EnsureOpenedByTheShell("redirect stdout to a file or pipe it to your backup host, e.g. 'virtbackup backup ... > FILE'");
         Posix.Write(_fd, buffer, _name);
     }
 
@@ -101,6 +111,14 @@ public sealed class FileDescriptorStream : System.IO.Stream
     }
 
     public override void SetLength(long value) => throw new NotSupportedException($"{_name} cannot change its length");
+
+    private void EnsureOpenedByTheShell(string whatToDo)
+    {
+        if (ClosedAtStart)
+        {
+            throw new PreflightException($"{_name} was closed when virtbackup started (e.g. '<&-' or '>&-' in the shell): {whatToDo}");
+        }
+    }
 
     private void EnsureSeekable()
     {

@@ -128,6 +128,32 @@ public sealed class SharedStdioCliTests : IDisposable
         Assert.Equal(ChainFixtures.Image(next, "vda"), File.ReadAllBytes(tree.Disk("vda")));
     }
 
+    [Theory(Timeout = 60_000)]
+    [InlineData("verify")]
+    [InlineData("list")]
+    [InlineData("restore --as copy")]
+    public async Task A_reader_whose_stdin_the_shell_closed_exits_4_saying_what_to_do_instead_of_waiting_forever(string verb)
+    {
+        // The runtime's own pipe takes the free descriptor 0: reading it used to wait forever.
+        var shell = await ShellAsync($"timeout 30 \"$VB\" {verb} <&- 2>e; echo \"exit $?\"");
+
+        Assert.Equal("exit 4\n", shell);
+        Assert.Contains("stdin was closed when virtbackup started (e.g. '<&-' or '>&-' in the shell): give the backup stream on stdin", Read("e"));
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData("backup --domain vbt-no-such-domain")]
+    [InlineData("consolidate full.tar")]
+    public async Task A_writer_whose_stdout_the_shell_closed_exits_4_before_it_starts(string verb)
+    {
+        Save("full.tar", await ChainFixtures.BuildAsync(ChainFixtures.Full()));
+
+        var shell = await ShellAsync($"timeout 30 \"$VB\" {verb} >&- 2>e; echo \"exit $?\"");
+
+        Assert.Equal("exit 4\n", shell);
+        Assert.Contains("stdout was closed when virtbackup started ('>&-'): redirect stdout to a file or pipe it to your backup host", Read("e"));
+    }
+
     /// <summary>What <c>list</c> prints for <paramref name="stream"/> on a pipe (never affected by shared offsets).</summary>
     private static async Task<byte[]> ListingAsync(byte[] stream)
     {
