@@ -34,7 +34,8 @@ public class NamedChainRecoveryTests
         var offsite = new ChainStore(scene.Store.StateDirectory, "offsite");
         scene.Domain.AddCheckpoint(Offsite);
         offsite.Save(new ChainState(scene.Domain.Uuid, "vm1", "fedcba987654", ["vda"],
-            [new CommittedCheckpoint(Offsite, null, "full", DateTimeOffset.UnixEpoch, "<domaincheckpoint/>")]) { Chain = "offsite" });
+            [new CommittedCheckpoint(Offsite, null, "full", DateTimeOffset.UnixEpoch, "<domaincheckpoint/>")])
+        { Chain = "offsite" });
 
         await using (var recovery = new FailedRunRecovery(scene.Connection, scene.Domain.Uuid, "vm1", scene.Markers, offsite, scene.Log.Logger))
         {
