@@ -5,8 +5,8 @@
 # above contrib/restic and contrib/borg. Each wrapper sets VB_PROG (its name, for messages) first.
 #
 # 1. The chain state of a backup wrapper (vb_state_init, vb_choose_level, vb_stored): an incremental
-#    is only useful when every earlier stream of its chain is stored. Per domain and repository the
-#    wrapper keeps the last stored backup (STATE/DOMAIN.REPOHASH.last) and a "pending" marker
+#    is only useful when every earlier stream of its chain is stored. Per domain, chain (--chain) and
+#    repository the wrapper keeps the last stored backup (STATE/DOMAIN.REPOHASH.last) and a "pending" marker
 #    (STATE/DOMAIN.REPOHASH.pending) written before each full/inc/diff run and removed only once the
 #    stream is stored and virtbackup succeeded; so after any failure the next auto/inc run is a full.
 # 2. Chains from a list of stored backups (vb_chain_upto, vb_chain_plan), one per line, oldest first:
@@ -21,11 +21,26 @@ vb_check_domain() {
   [[ $1 != */* && $1 != .* && -n $1 ]] || { log "bad domain name '$1'"; exit 2; }
 }
 
-# vb_state_init STATE_DIR DOMAIN REPOSITORY: sets vb_last and vb_pending (the state files).
+# vb_check_chain NAME: an empty NAME is the unnamed chain; any other must follow virtbackup's rule for
+# chain names (it goes into restic paths and tags, borg archive names and state file names).
+vb_check_chain() {
+  [[ -z $1 || $1 =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$ ]] ||
+    { log "bad chain name '$1' (1 to 32 of A-Z a-z 0-9 _ -, starting with a letter or digit)"; exit 2; }
+}
+
+# vb_stream_name DOMAIN [CHAIN]: the name a wrapper stores one chain's backups under: DOMAIN for the
+# unnamed chain (as before named chains existed), DOMAIN~CHAIN for a named one (no chain name holds an
+# @, and no domain name the borg wrappers accept holds a ~). restic stores the stream as /NAME.tar (so
+# its default grouping by paths, and the --path filter, keep chains apart), borg names the archives
+# NAME@LEVEL@TIME (found with the glob NAME@*): each chain is restored and pruned on its own.
+vb_stream_name() { printf '%s' "$1${2:+~$2}"; }
+
+# vb_state_init STATE_DIR DOMAIN REPOSITORY [CHAIN]: sets vb_last and vb_pending (the state files).
 vb_state_init() {
   local key
   mkdir -p "$1" && chmod 0700 "$1"
-  key=$2.$(printf '%s' "$3" | sha256sum | cut -c1-16)
+  # A named chain's key hashes the chain with the repository: no name of either can make two keys equal.
+  key=$2.$( { printf '%s' "$3"; [[ -z ${4:-} ]] || printf '\n%s' "$4"; } | sha256sum | cut -c1-16)
   vb_last=$1/$key.last vb_pending=$1/$key.pending
 }
 

@@ -1,6 +1,7 @@
 using VirtBackup.CliApp.Verbs;
 using VirtBackup.Core.Chain;
 using VirtBackup.Core.Config;
+using VirtBackup.Core.Stream;
 
 namespace VirtBackup.CliApp;
 
@@ -20,6 +21,21 @@ internal static class Settings
     /// Where the checkpoint chain is remembered: <c>--state-dir</c>, else <c>state-dir = DIR</c> in the config
     /// file (so a backup host's wrapper, e.g. Bacula's reader, needs no extra option), else the default.
     /// </summary>
+    /// <summary>
+    /// The chain a backup belongs to: <c>--chain NAME</c>, else <c>chain = NAME</c> in the config file, else null (the
+    /// unnamed chain); a name outside <see cref="ChainName.Rule"/> is a usage error.
+    /// </summary>
+    public static string? Chain(ParsedOptions options, VerbContext context)
+    {
+        var chain = options.Value("chain") ?? Config(options, context)[ChainKey];
+        return chain is null || ChainName.IsValid(chain)
+            ? chain
+            : throw new UsageException($"--chain: {ChainName.Problem(chain)}");
+    }
+
+    /// <summary>The config file key that gives <c>--chain</c>.</summary>
+    public const string ChainKey = "chain";
+
     public static string StateDirectory(ParsedOptions options, VerbContext context) =>
         options.Value("state-dir") ?? Config(options, context)["state-dir"] ?? ChainStore.DefaultDirectory;
 }

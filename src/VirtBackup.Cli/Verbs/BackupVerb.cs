@@ -18,6 +18,7 @@ internal sealed class BackupVerb : IVerb
     [
         new("domain", "the domain to back up (required)", "NAME"),
         new("level", "copy: no checkpoint; full: new chain; inc: changes since the last backup; diff: changes since the chain's full (the next inc follows it); auto (default): inc when the chain allows, else full (never diff)", "LEVEL", ["copy", "full", "inc", "diff", "auto"]),
+        new("chain", $"the chain to continue or start ({ChainName.Rule}): a domain's chains are independent, each with its own checkpoints, so an inc of one holds every change since its own last backup whatever the others took (default: the config file's chain, else the unnamed chain)", "NAME"),
         new("exclude-disk", "disks (targets) to leave out", "vdb[,..]"),
         new("compression", "zstd (default): each member one zstd frame; none: raw members, for deduplicating hosts (restic)", "MODE", ["zstd", "none"]),
         new("zstd-level", $"zstd level 1-19 (default {StreamWriterOptions.DefaultZstdLevel})", "N"),
@@ -62,6 +63,7 @@ internal sealed class BackupVerb : IVerb
             NbdTransport = options.Value("nbd-transport") == "tcp" ? NbdTransport.Tcp : NbdTransport.Socket,
             NbdTcpHost = options.Value("nbd-host"),
             NbdTcpPort = options.IntValue("nbd-port", BackupOptions.DefaultNbdPort, 1, 65535),
+            Chain = Settings.Chain(options, context),
         };
         if (backupOptions.NbdTransport != NbdTransport.Tcp && (options.Value("nbd-host") ?? options.Value("nbd-port")) is not null)
         {

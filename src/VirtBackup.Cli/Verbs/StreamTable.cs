@@ -46,6 +46,7 @@ internal static class StreamTable
         yield return Row("checkpoint", m.Checkpoint ?? "-");
         yield return Row("parent", m.ParentCheckpoint ?? "-");
         yield return Row("chain", m.ChainId ?? "-");
+        yield return Row("chain-name", m.Chain ?? "-");
         yield return Row("created", m.CreatedUtc.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFFZ", CultureInfo.InvariantCulture));
         yield return Row("tool", m.ToolVersion);
         yield return Row("pause", $"{m.PauseWindowMs} ms");

@@ -37,8 +37,8 @@ internal sealed class VerifyVerb : IVerb
         var m = summary.Manifest;
         var t = summary.Trailer;
         context.Log.Information(
-            "stream verified: complete and intact; {Level} backup of {Domain} ({Uuid}), checkpoint {Checkpoint}, parent {Parent}, chain {Chain}, taken {Created:u}; {Members} members, {Bytes} bytes ({Stored} stored)",
-            StreamTable.Level(m.Level), m.DomainName, m.DomainUuid, m.Checkpoint ?? "-", m.ParentCheckpoint ?? "-", m.ChainId ?? "-", m.CreatedUtc,
+            "stream verified: complete and intact; {Level} backup of {Domain} ({Uuid}), checkpoint {Checkpoint}, parent {Parent}, chain {Chain} ({ChainName}), taken {Created:u}; {Members} members, {Bytes} bytes ({Stored} stored)",
+            StreamTable.Level(m.Level), m.DomainName, m.DomainUuid, m.Checkpoint ?? "-", m.ParentCheckpoint ?? "-", m.ChainId ?? "-", m.Chain ?? "unnamed", m.CreatedUtc,
             t.MemberCount, t.TotalBytes, t.TotalStoredBytes);
         return ExitCodes.Success;
     }

@@ -19,6 +19,9 @@ public sealed record BackupOptions(
 
     public const int DefaultNbdPort = 10809;
 
+    /// <summary>The chain this backup belongs to (<see cref="ChainName"/>; validated by the caller); null: the unnamed chain.</summary>
+    public string? Chain { get; init; }
+
     /// <summary>How the disk data travels from the host's QEMU to here (default: the job's unix socket).</summary>
     public NbdTransport NbdTransport { get; init; } = NbdTransport.Socket;
 

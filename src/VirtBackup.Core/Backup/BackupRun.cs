@@ -52,7 +52,7 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         var xml = DomainXml.Parse(domain.GetXml());
         log.Debug("phase: domain looked up and parsed");
         var selection = DiskSelection.Of(xml, options.ExcludeDisks);
-        var store = new ChainStore(options.StateDirectory);
+        var store = new ChainStore(options.StateDirectory, options.Chain);
         var domainDirectory = store.EnsureDirectory(domain.Uuid);
         using var domainLock = DomainLock.Acquire(domainDirectory, domain.Name);
         var markers = new CaptureMarkers(domainDirectory);

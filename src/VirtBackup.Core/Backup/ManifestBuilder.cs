@@ -58,6 +58,7 @@ public static class ManifestBuilder
             Checkpoint = plan.Checkpoint,
             ParentCheckpoint = plan.Parent,
             ChainId = plan.ChainId,
+            Chain = plan.Chain,
             CreatedUtc = DateTime.UtcNow,
             PauseWindowMs = captured.PauseWindowMs,
             Freeze = captured.Freeze,

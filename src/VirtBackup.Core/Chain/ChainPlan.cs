@@ -22,6 +22,9 @@ public enum RequestedLevel
 /// <param name="Previous">The chain state the plan continues (null when a new chain starts or for a copy).</param>
 public sealed record ChainPlan(BackupLevel Level, string? ChainId, string? Checkpoint, string? Parent, ChainState? Previous, string Reason)
 {
+    /// <summary>The chain's name (<see cref="ChainName"/>); null for the unnamed chain.</summary>
+    public string? Chain { get; init; }
+
     /// <summary>What the backup was asked for.</summary>
     public RequestedLevel Requested { get; init; }
 

@@ -21,7 +21,8 @@ public sealed class ChainPlanApplier(IDomain domain, ChainStore store, ICheckpoi
         await CleanUpAsync(plan.Cleanup, cancellationToken);
         if (Redefine(plan) is { } problem)
         {
-            plan = ChainPlanner.NewChain(plan.Requested, domain.Name, plan.Cleanup, ChainPlanner.OldChain(domain.ListCheckpoints(), ChainCleanup.None), problem);
+            plan = ChainPlanner.NewChain(
+                plan.Requested, domain.Name, plan.Chain, plan.Cleanup, ChainPlanner.OldChain(domain.ListCheckpoints(), ChainCleanup.None, plan.Chain), problem);
         }
 
         if (plan.Refusal is { } refusal)
@@ -74,7 +75,7 @@ public sealed class ChainPlanApplier(IDomain domain, ChainStore store, ICheckpoi
             domain.CheckpointGetXml(plan.Checkpoint!));
         var state = plan.Previous is { } previous
             ? previous with { Checkpoints = [.. previous.Checkpoints, checkpoint] }
-            : new ChainState(domain.Uuid, domain.Name, plan.ChainId!, bitmapDisks, [checkpoint]);
+            : new ChainState(domain.Uuid, domain.Name, plan.ChainId!, bitmapDisks, [checkpoint]) { Chain = plan.Chain };
         store.Save(state);
         return state;
     }

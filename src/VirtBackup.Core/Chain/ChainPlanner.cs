@@ -10,7 +10,9 @@ namespace VirtBackup.Core.Chain;
 /// redefined, and for a full backup the old chain goes (only checkpoints virtbackup made). It only reads (the chain
 /// state, libvirt's checkpoints, the bitmaps through <paramref name="bitmaps"/>); <see cref="ChainPlanApplier"/> makes
 /// the changes. <paramref name="bitmaps"/> says how checkpoints are checked: by libvirt for a running domain, by
-/// virtbackup on the images for a shut-off one.
+/// virtbackup on the images for a shut-off one. It plans for <paramref name="store"/>'s chain (<see cref="ChainStore.Chain"/>)
+/// and leaves the domain's other chains alone: their committed checkpoints are never cleaned up, and a full removes only
+/// this chain's old checkpoints (<see cref="ChainState.BelongsTo"/>).
 /// </summary>
 public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBitmaps bitmaps, ILogger log)
 {
@@ -24,6 +26,7 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
         {
             return new ChainPlan(BackupLevel.Copy, state?.ChainId, null, null, null, "copy requested: no checkpoint, the chain is left as it is")
             {
+                Chain = store.Chain,
                 Requested = requested,
                 Cleanup = cleanup,
             };
@@ -37,12 +40,13 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
             // A diff carries the changes since the chain's full: libvirt reads them from the full's bitmap, which records
             // every write since (all of a chain's bitmaps stay enabled); the checkpoints in between stay, the chain's history.
             var parent = diff ? state.Full! : last;
-            var name = ChainState.CheckpointName(state.ChainId, state.Checkpoints.Count + 1);
+            var name = ChainState.CheckpointName(store.Chain, state.ChainId, state.Checkpoints.Count + 1);
             var reason = diff
                 ? $"differential of chain {state.ChainId}: the changes since its full {parent.Name}"
                 : $"continuing chain {state.ChainId} from {last.Name}";
             return new ChainPlan(diff ? BackupLevel.Diff : BackupLevel.Inc, state.ChainId, name, parent.Name, state, reason)
             {
+                Chain = store.Chain,
                 Requested = requested,
                 Cleanup = cleanup,
                 // libvirt lost the chain's metadata when it lost the last checkpoint's (a domain undefined and defined again).
@@ -52,46 +56,71 @@ public sealed class ChainPlanner(IDomain domain, ChainStore store, ICheckpointBi
             };
         }
 
-        return NewChain(requested, domain.Name, cleanup, OldChain(existing, cleanup), problem);
+        return NewChain(requested, domain.Name, store.Chain, cleanup, OldChain(existing, cleanup, store.Chain), problem);
     }
 
-    /// <summary>Only the cleanup: what <c>repair</c> removes.</summary>
+    /// <summary>Only the cleanup: what <c>repair</c> removes (of every chain of the domain: each keeps its committed checkpoints).</summary>
     public ChainCleanup PlanCleanup() => CleanupOf(Load(), domain.ListCheckpoints());
 
     /// <summary>
-    /// A new chain because of <paramref name="problem"/>, after <paramref name="cleanup"/>; removing
-    /// <paramref name="oldChain"/> first. When an incremental or differential was asked for, the refusal instead.
+    /// A new chain of <paramref name="chain"/> because of <paramref name="problem"/>, after <paramref name="cleanup"/>;
+    /// removing <paramref name="oldChain"/> first. When an incremental or differential was asked for, the refusal instead.
     /// </summary>
     public static ChainPlan NewChain(
-        RequestedLevel requested, string domainName, ChainCleanup cleanup, IReadOnlyList<string> oldChain, string problem)
+        RequestedLevel requested, string domainName, string? chain, ChainCleanup cleanup, IReadOnlyList<string> oldChain, string problem)
     {
         if (requested is RequestedLevel.Inc or RequestedLevel.Diff)
         {
             var what = requested == RequestedLevel.Inc ? "an incremental" : "a differential";
+            var of = chain is null ? $"'{domainName}'" : $"'{domainName}' in {ChainName.Describe(chain)}";
             return new ChainPlan(requested == RequestedLevel.Inc ? BackupLevel.Inc : BackupLevel.Diff, null, null, null, null, problem)
             {
+                Chain = chain,
                 Requested = requested,
                 Cleanup = cleanup,
-                Refusal = $"cannot make {what} backup of '{domainName}': {problem}. Run a full backup (--level full or auto)",
+                Refusal = $"cannot make {what} backup of {of}: {problem}. Run a full backup (--level full or auto)",
             };
         }
 
         var chainId = ChainState.NewChainId();
-        return new ChainPlan(BackupLevel.Full, chainId, ChainState.CheckpointName(chainId, 1), null, null, $"new chain {chainId}: {problem}")
+        var reason = chain is null ? $"new chain {chainId}: {problem}" : $"new chain {chainId} of {ChainName.Describe(chain)}: {problem}";
+        return new ChainPlan(BackupLevel.Full, chainId, ChainState.CheckpointName(chain, chainId, 1), null, null, reason)
         {
+            Chain = chain,
             Requested = requested,
             Cleanup = cleanup,
             OldChain = oldChain,
         };
     }
 
-    /// <summary>The checkpoints of ours among <paramref name="existing"/> (parents first) that the cleanup leaves, children first.</summary>
-    public static IReadOnlyList<string> OldChain(IReadOnlyList<string> existing, ChainCleanup cleanup) =>
-        [.. existing.Reverse().Where(n => ChainState.IsOurs(n) && !cleanup.Uncommitted.Contains(n))];
+    /// <summary>
+    /// The checkpoints of <paramref name="chain"/> among <paramref name="existing"/> (parents first) that the cleanup leaves,
+    /// children first: another chain's are never among them.
+    /// </summary>
+    public static IReadOnlyList<string> OldChain(IReadOnlyList<string> existing, ChainCleanup cleanup, string? chain) =>
+        [.. existing.Reverse().Where(n => ChainState.BelongsTo(n, chain) && !cleanup.Uncommitted.Contains(n))];
 
-    private static ChainCleanup CleanupOf(ChainState? state, IReadOnlyList<string> existing)
+    /// <summary>
+    /// Checkpoints of ours that no chain committed. Kept: this chain's committed ones (<paramref name="state"/>), every
+    /// other chain's, and, of another chain whose state file is unreadable, all of its checkpoints (this run cannot tell
+    /// which ones its streams carried; that chain's own next run decides).
+    /// </summary>
+    private ChainCleanup CleanupOf(ChainState? state, IReadOnlyList<string> existing)
     {
         var committed = state?.Checkpoints.Select(c => c.Name).ToHashSet() ?? [];
+        foreach (var (chain, other) in store.LoadOthers(domain.Uuid))
+        {
+            if (other is null)
+            {
+                log.Warning("the state of {Chain} of {Domain} is unreadable: its checkpoints are left alone", ChainName.Describe(chain), domain.Name);
+                committed.UnionWith(existing.Where(n => ChainState.BelongsTo(n, chain)));
+            }
+            else
+            {
+                committed.UnionWith(other.Checkpoints.Select(c => c.Name));
+            }
+        }
+
         return new ChainCleanup([.. existing.Reverse().Where(n => ChainState.IsOurs(n) && !committed.Contains(n))], committed);
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Chain;
@@ -12,10 +13,10 @@ namespace VirtBackup.Core.Chain;
 public sealed record CommittedCheckpoint(string Name, string? Parent, string Level, DateTimeOffset CreatedUtc, string Xml);
 
 /// <summary>
-/// What virtbackup remembers about one domain's chain between runs, kept under the state directory
-/// by domain UUID. Only checkpoints of completed streams are ever recorded here.
+/// What virtbackup remembers about one of a domain's chains between runs, kept under the state directory
+/// by domain UUID (<see cref="ChainStore"/>). Only checkpoints of completed streams are ever recorded here.
 /// </summary>
-public sealed record ChainState(
+public sealed partial record ChainState(
     string DomainUuid,
     string DomainName,
     string ChainId,
@@ -24,6 +25,9 @@ public sealed record ChainState(
 {
     /// <summary>Every checkpoint virtbackup creates starts with this; others are never touched.</summary>
     public const string CheckpointPrefix = "virtbackup-";
+
+    /// <summary>The chain's name (<see cref="ChainName"/>); null for the unnamed chain (and in every state file written before named chains).</summary>
+    public string? Chain { get; init; }
 
     [JsonIgnore]
     public CommittedCheckpoint? Last => Checkpoints.Count == 0 ? null : Checkpoints[^1];
@@ -37,7 +41,30 @@ public sealed record ChainState(
 
     public static string NewChainId() => Guid.NewGuid().ToString("N")[..12];
 
-    public static string CheckpointName(string chainId, int sequence) => $"{CheckpointPrefix}{chainId}-{sequence:D4}";
+    /// <summary>
+    /// <c>virtbackup-ID-SEQ</c> for the unnamed chain (as always), <c>virtbackup-NAME-ID-SEQ</c> for a named one: the name
+    /// says which chain a checkpoint belongs to, so the checkpoints of two chains never collide and a chain's full removes
+    /// only its own (<see cref="BelongsTo"/>).
+    /// </summary>
+    public static string CheckpointName(string? chain, string chainId, int sequence) =>
+        chain is null ? $"{CheckpointPrefix}{chainId}-{sequence:D4}" : $"{CheckpointPrefix}{chain}-{chainId}-{sequence:D4}";
+
+    /// <summary>The unnamed chain's checkpoint name.</summary>
+    public static string CheckpointName(string chainId, int sequence) => CheckpointName(null, chainId, sequence);
 
     public static bool IsOurs(string checkpointName) => checkpointName.StartsWith(CheckpointPrefix, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether checkpoint <paramref name="checkpointName"/> is one of <paramref name="chain"/>'s (by its name, see
+    /// <see cref="CheckpointName"/>): a checkpoint of ours that names no chain belongs to the unnamed one.
+    /// </summary>
+    public static bool BelongsTo(string checkpointName, string? chain) =>
+        IsOurs(checkpointName) && ChainOf(checkpointName) == chain;
+
+    /// <summary>The chain a checkpoint of ours names, or null (the unnamed chain's: <c>virtbackup-ID-SEQ</c>, or any other form).</summary>
+    private static string? ChainOf(string checkpointName) =>
+        NamedCheckpoint().Match(checkpointName) is { Success: true } m ? m.Groups["chain"].Value : null;
+
+    [GeneratedRegex("^virtbackup-(?<chain>[A-Za-z0-9][A-Za-z0-9_-]*)-[0-9a-f]{12}-[0-9]{4,}$", RegexOptions.CultureInvariant)]
+    private static partial Regex NamedCheckpoint();
 }

@@ -36,6 +36,13 @@ internal static class ChainOrder
                     $"{Describe(stream)} is a {StreamRules.LevelName(m.Level)} stream: only the first stream may be a full. Give one chain: its full, then its incrementals in order");
             }
 
+            if (m.Chain != head.Chain && m.DomainUuid == head.DomainUuid)
+            {
+                throw new ChainGapException(
+                    $"cannot apply the {Describe(stream)}: it is a backup of {ChainName.Describe(m.Chain)}, but {Describe(first)} is of {ChainName.Describe(head.Chain)}; "
+                    + $"a domain's chains are independent and their streams never mix. Give only streams of {ChainName.Describe(head.Chain)}");
+            }
+
             if (m.ChainId != head.ChainId || m.DomainUuid != head.DomainUuid)
             {
                 throw new ChainGapException(

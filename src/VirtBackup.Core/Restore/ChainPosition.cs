@@ -38,10 +38,13 @@ public sealed record ChainPosition(
 {
     public const int CurrentFormatVersion = 1;
 
+    /// <summary>The name of the restored chain (<see cref="Manifest.Chain"/>); null for the unnamed chain (and in positions written before named chains).</summary>
+    public string? Chain { get; init; }
+
     [JsonIgnore]
     public string Describe => ChainId is null
         ? $"a copy backup taken {StreamCreatedUtc:u} (no chain)"
-        : $"checkpoint '{Checkpoint}' of chain '{ChainId}' ({History})";
+        : $"checkpoint '{Checkpoint}' of chain '{ChainId}'{(Chain is null ? "" : $" ({ChainName.Describe(Chain)})")} ({History})";
 
     /// <summary>How many streams were applied and when the last was taken.</summary>
     [JsonIgnore]

@@ -52,5 +52,8 @@ public sealed record RestorePlan(
         Manifest.CreatedUtc,
         disks,
         NvramHostPath,
-        TpmHostDirectory);
+        TpmHostDirectory)
+    {
+        Chain = Manifest.Chain,
+    };
 }

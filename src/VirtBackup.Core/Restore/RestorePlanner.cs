@@ -123,6 +123,14 @@ public sealed class RestorePlanner(LibvirtConnection? libvirt, IHypervisorHost h
             throw new ChainGapException($"cannot apply the {stream}: '{name}' was restored from {previous.Describe}, which starts no chain");
         }
 
+        if (previous.Chain != manifest.Chain && previous.SourceDomainUuid == manifest.DomainUuid)
+        {
+            throw new ChainGapException(
+                $"cannot apply the {stream}: it is a backup of {ChainName.Describe(manifest.Chain)}, but '{name}' was restored from "
+                + $"{ChainName.Describe(previous.Chain)} (up to {previous.Describe}); a domain's chains are independent and their streams never mix. "
+                + $"Apply only streams of {ChainName.Describe(previous.Chain)}, or restore a full of {ChainName.Describe(manifest.Chain)} first (--force)");
+        }
+
         if (previous.ChainId != manifest.ChainId || previous.SourceDomainUuid != manifest.DomainUuid)
         {
             throw new ChainGapException(

@@ -67,6 +67,9 @@ public sealed record Manifest
     public string? ParentCheckpoint { get; init; }
     /// <summary>Identifies the chain a full starts and its increments continue (full, inc, diff); null for copy.</summary>
     public string? ChainId { get; init; }
+    /// <summary>The name of the chain (<c>backup --chain NAME</c>); absent (null) for the unnamed chain.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Chain { get; init; }
     /// <summary>When the backup point was taken, UTC (serialized ISO-8601 ending in Z).</summary>
     public required DateTime CreatedUtc { get; init; }
     /// <summary>How long the guest was paused (or frozen) to take the backup point, in milliseconds.</summary>

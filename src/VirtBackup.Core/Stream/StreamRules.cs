@@ -86,6 +86,11 @@ internal static class StreamRules
             return "unknown freeze state";
         }
 
+        if (m.Chain is { } chain && ChainName.Problem(chain) is { } badChain)
+        {
+            return $"chain: {badChain}";
+        }
+
         switch (m.Level)
         {
             case BackupLevel.Copy when m.ParentCheckpoint is not null:

@@ -58,5 +58,21 @@ internal sealed class ChainScene : IDisposable
         return await Applier.ApplyAsync(plan, CancellationToken.None);
     }
 
+    /// <summary>The store of <paramref name="chain"/> (null: the unnamed chain) over the same state directory.</summary>
+    public ChainStore StoreOf(string? chain) => new(Store.StateDirectory, chain);
+
+    public ChainPlanner PlannerOf(string? chain) => new(Domain, StoreOf(chain), Bitmaps, Log.Logger);
+
+    public ChainPlanApplier ApplierOf(string? chain) => new(Domain, StoreOf(chain), Bitmaps, Log.Logger);
+
+    /// <summary>A completed backup of <paramref name="chain"/>: planned, applied, its checkpoint created (as the job does it), committed.</summary>
+    public async Task<ChainPlan> BackupAsync(RequestedLevel level, string? chain)
+    {
+        var plan = await ApplierOf(chain).ApplyAsync(await PlannerOf(chain).PlanAsync(level, ["vda"], CancellationToken.None), CancellationToken.None);
+        Domain.AddCheckpoint(plan.Checkpoint!);
+        ApplierOf(chain).Commit(plan, ["vda"]);
+        return plan;
+    }
+
     public void Dispose() => _directory.Dispose();
 }

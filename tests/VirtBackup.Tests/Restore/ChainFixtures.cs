@@ -17,7 +17,11 @@ internal sealed record StreamSpec(
     IReadOnlyList<(string Path, byte[] Content)> Tpm,
     Compression Compression = Compression.Zstd,
     string DomainName = ChainFixtures.DomainName,
-    string DomainUuid = ChainFixtures.DomainUuid);
+    string DomainUuid = ChainFixtures.DomainUuid)
+{
+    /// <summary>The manifest's chain name (<c>backup --chain</c>); null: the unnamed chain.</summary>
+    public string? Chain { get; init; }
+}
 
 /// <summary>Synthetic full and incremental streams of one small domain, and the files a restore of them must produce.</summary>
 internal static class ChainFixtures
@@ -185,6 +189,7 @@ internal static class ChainFixtures
             Checkpoint = spec.Checkpoint,
             ParentCheckpoint = spec.Parent,
             ChainId = spec.ChainId,
+            Chain = spec.Chain,
             CreatedUtc = StreamFixtures.FixedTime,
             PauseWindowMs = 42,
             Freeze = FreezeState.NoAgent,

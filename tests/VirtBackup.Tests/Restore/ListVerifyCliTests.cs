@@ -28,6 +28,7 @@ public class ListVerifyCliTests
                 "checkpoint   virtbackup-chain-a-0002",
                 "parent       virtbackup-chain-a-0001",
                 "chain        chain-a",
+                "chain-name   -",
                 "created      2026-11-27T10:30:00Z",
                 "tool         0.1.0-test",
                 "pause        42 ms",
@@ -41,7 +42,7 @@ public class ListVerifyCliTests
                 "",
                 "      STORED         SIZE  MEMBER",
             ],
-            lines[..18]);
+            lines[..19]);
         // Stored sizes of zstd members depend on the zstd build: they come from an independent walk of the tar.
         (long Size, string Name)[] members =
         [
@@ -60,7 +61,7 @@ public class ListVerifyCliTests
             (2994, "virtbackup/trailer.json"),
         ];
         Assert.Equal(members.Select(m => m.Name), records.Select(r => r.Name));
-        Assert.Equal(members.Select((m, i) => $"{records[i].Size,12} {m.Size,12}  {m.Name}"), lines[18..^2]);
+        Assert.Equal(members.Select((m, i) => $"{records[i].Size,12} {m.Size,12}  {m.Name}"), lines[19..^2]);
         Assert.Equal($"complete: 12 members and the trailer, 182915 bytes ({records.SkipLast(1).Sum(r => r.Size)} stored)", lines[^2]);
         Assert.Equal("", lines[^1]);
     }

@@ -13,6 +13,8 @@ public class InvalidArgumentTests
     [InlineData(new[] { "backup", "--domain", "x", "--zstd-level", "99" }, "--zstd-level")]
     [InlineData(new[] { "backup", "--domain", "x", "--zstd-level", "fast" }, "--zstd-level")]
     [InlineData(new[] { "backup", "--domain" }, "--domain")]
+    [InlineData(new[] { "backup", "--domain", "x", "--chain", "off site" }, "--chain: 'off site' is not a chain name (1 to 32 of A-Z a-z 0-9 _ -, starting with a letter or digit)")]
+    [InlineData(new[] { "backup", "--domain", "x", "--chain", "../x" }, "--chain: '../x' is not a chain name")]
     [InlineData(new[] { "restore", "--format", "vmdk" }, "--format takes one of qcow2|raw, not 'vmdk'")]
     [InlineData(new[] { "restore", "--define", "--target-root", "/tmp/x" }, "--define")]
     public async Task Invalid_arguments_exit_2_and_say_what_is_wrong(string[] args, string message)
