@@ -100,7 +100,7 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, I
             log.Debug("phase: disks connected and mapped");
             var manifest = ManifestBuilder.Build(subject.Xml, selection, disks, plan, subject.State, captured, options.Stream, options.Warnings);
             manifest = manifest with { Warnings = [.. manifest.Warnings, .. source.Warnings(plan)] };
-            await WriteStreamAsync(output, options.Stream, manifest, definition, subject.State, captured, disks, source, cancellationToken);
+            await WriteStreamAsync(output, subject, manifest, definition, captured, disks, source, cancellationToken);
             log.Debug("phase: stream written, job ended");
             if (plan.Checkpoint is not null)
             {
@@ -135,10 +135,9 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, I
 
     private async Task WriteStreamAsync(
         System.IO.Stream output,
-        StreamWriterOptions streamOptions,
+        BackupSubject subject,
         Manifest manifest,
         string definition,
-        StateLocation state,
         CapturedState captured,
         IReadOnlyList<DiskSource> disks,
         IBackupSource source,
@@ -146,12 +145,12 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, I
     {
         var total = disks.Sum(d => d.DataBytes);
         long done = 0;
-        await using var writer = new BackupStreamWriter(output, streamOptions);
+        await using var writer = new BackupStreamWriter(output, subject.Options.Stream);
         await writer.WriteManifestAsync(manifest, cancellationToken);
         await writer.WriteDomainXmlAsync(definition, cancellationToken);
         if (captured.Nvram is { } nvram)
         {
-            await writer.WriteNvramAsync(Path.GetFileName(state.NvramPath!), nvram, cancellationToken);
+            await writer.WriteNvramAsync(Path.GetFileName(subject.State.NvramPath!), nvram, cancellationToken);
         }
 
         foreach (var file in captured.TpmFiles)
@@ -174,7 +173,6 @@ public sealed class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, I
         // The job (none for a shut-off domain) ends before the trailer is written: a stream is never complete while its job may still be left
         // behind.
         await source.EndAsync();
-
         await writer.CompleteAsync(cancellationToken);
         await output.FlushAsync(CancellationToken.None); // the trailer is out: a signal now must not undo the chain's advance
     }
