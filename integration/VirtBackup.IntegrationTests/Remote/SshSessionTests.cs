@@ -181,7 +181,7 @@ public class SshSessionTests(ITestOutputHelper output)
         await session.DisposeAsync();
 
         Assert.False(Directory.Exists(directory));
-        Assert.False(IsLiveSsh(pid!.Value), $"the master (pid {pid}) still runs");
+        Assert.False(SshSession.IsRunningSsh(pid!.Value), $"the master (pid {pid}) still runs");
         await Assert.ThrowsAsync<ObjectDisposedException>(() => session.RunAsync("true"));
         await session.DisposeAsync();
     }
@@ -314,20 +314,6 @@ public class SshSessionTests(ITestOutputHelper output)
         }
 
         await Task.WhenAll(clients);
-    }
-
-    /// <summary>A process that is our ssh and not a zombie (PID 1 here may reap late).</summary>
-    private static bool IsLiveSsh(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat.Contains("(ssh)", StringComparison.Ordinal) && !stat.Contains(") Z ", StringComparison.Ordinal);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
     }
 
     private static double Median(List<double> values)

@@ -11,21 +11,11 @@ namespace VirtBackup.Bench;
 /// A pull-mode backup job on one lab VM's vda, begun and ended through VirtBackup.Core's libvirt layer:
 /// the NBD export benchmark 1 reads, and the bare calls benchmark 3 times.
 /// </summary>
-internal sealed class PullJob : IAsyncDisposable
+internal sealed class PullJob(Domain domain, JobRuntimeDirectory runtime, BackupJob job) : IAsyncDisposable
 {
-    private readonly JobRuntimeDirectory _runtime;
-    private readonly BackupJob _job;
+    public Domain Domain { get; } = domain;
 
-    private PullJob(Domain domain, JobRuntimeDirectory runtime, BackupJob job)
-    {
-        Domain = domain;
-        _runtime = runtime;
-        _job = job;
-    }
-
-    public Domain Domain { get; }
-
-    public NbdUri Uri => NbdUri.Unix(_runtime.SocketPath, "vda");
+    public NbdUri Uri => NbdUri.Unix(runtime.SocketPath, "vda");
 
     /// <summary>The job's XML documents for <paramref name="domain"/>; with a checkpoint when <paramref name="checkpoint"/> is given.</summary>
     public static (string Backup, string? Checkpoint, JobRuntimeDirectory Runtime) Xml(Domain domain, string? checkpoint)
@@ -51,8 +41,8 @@ internal sealed class PullJob : IAsyncDisposable
     /// <summary>Aborts the job and waits until libvirt reports it gone.</summary>
     public async ValueTask DisposeAsync()
     {
-        await _job.EndAsync(CancellationToken.None);
-        await _job.DisposeAsync();
-        _runtime.Dispose();
+        await job.EndAsync(CancellationToken.None);
+        await job.DisposeAsync();
+        runtime.Dispose();
     }
 }

@@ -58,29 +58,23 @@ internal sealed class Tool(string workDirectory)
     }
 
     /// <summary>Runs a helper command that is not measured, its stdout into <paramref name="stdoutFile"/>.</summary>
-    public static async Task ToFileAsync(string stdoutFile, string program, params string[] arguments)
-    {
-        var stderr = new System.Text.StringBuilder();
-        var result = await Cli.Wrap(program)
-            .WithArguments(arguments)
-            .WithStandardOutputPipe(PipeTarget.ToFile(stdoutFile))
-            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
-            .WithValidation(CommandResultValidation.None)
-            .ExecuteAsync();
-        if (result.ExitCode != 0)
-        {
-            throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
-        }
-    }
+    public static Task ToFileAsync(string stdoutFile, string program, params string[] arguments) =>
+        RunHelperAsync(PipeTarget.ToFile(stdoutFile), program, arguments);
 
     /// <summary>Runs a helper command that is not measured; returns its stdout.</summary>
     public static async Task<string> HelperAsync(string program, params string[] arguments)
     {
         var stdout = new System.Text.StringBuilder();
+        await RunHelperAsync(PipeTarget.ToStringBuilder(stdout), program, arguments);
+        return stdout.ToString();
+    }
+
+    private static async Task RunHelperAsync(PipeTarget stdout, string program, string[] arguments)
+    {
         var stderr = new System.Text.StringBuilder();
         var result = await Cli.Wrap(program)
             .WithArguments(arguments)
-            .WithStandardOutputPipe(PipeTarget.ToStringBuilder(stdout))
+            .WithStandardOutputPipe(stdout)
             .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
             .WithValidation(CommandResultValidation.None)
             .ExecuteAsync();
@@ -88,8 +82,6 @@ internal sealed class Tool(string workDirectory)
         {
             throw new BenchException($"{program} {string.Join(' ', arguments)} exited with {result.ExitCode}:\n{Tail(stderr.ToString())}");
         }
-
-        return stdout.ToString();
     }
 
     /// <summary>The words before the program that make the shell (which execs it) redirect its stdin from a file.</summary>

@@ -11,11 +11,12 @@ using VirtBackup.Core.Stream;
 namespace VirtBackup.Core.Backup;
 
 /// <summary>
-/// One backup of one domain into one stream: decide the level, capture disks + NVRAM + TPM at one
-/// instant, stream the disks while the guest runs, finish the trailer, end the job, advance the chain.
-/// The domain runs on <paramref name="host"/>: this machine, or a remote one reached over SSH.
+/// One backup of one domain into one stream: decide the level, capture disks + NVRAM + TPM at one instant, stream the
+/// disks, finish the trailer, advance the chain. A running and a shut-off domain take the same steps here; where they
+/// differ (a pull-mode job and a consistent capture, or qemu-nbd on the images and the state files as they lie) an
+/// <see cref="IBackupSource"/> does it. The domain runs on <paramref name="host"/>: this machine, or a remote one reached over SSH.
 /// </summary>
-public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, ILogger log)
+public sealed class BackupRun(LibvirtConnection libvirt, IHypervisorHost host, ILogger log)
 {
     /// <summary>A backup of a domain on this machine, its state files read through <paramref name="files"/>.</summary>
     public BackupRun(LibvirtConnection libvirt, IHostFiles files, ILogger log)
@@ -65,74 +66,60 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         await Phases.ReachAsync(BackupPhase.Preflight, cancellationToken);
         await capture.PreflightAsync(state, cancellationToken);
         log.Debug("phase: repair checked, preflight passed");
-        if (!domain.IsActive())
-        {
-            return await OfflineAsync(domain, xml, selection, state, store, options, output, cancellationToken);
-        }
+        var subject = new BackupSubject(domain, xml, selection, state, options, log);
+        await using IBackupSource source = domain.IsActive()
+            ? await RunningDomainSource.OpenAsync(host, subject, capture, recovery, leftovers, cancellationToken)
+            : new ShutOffDomainSource(host, subject);
+        return await BackUpAsync(subject, source, store, recovery, output, elapsed, cancellationToken);
+    }
 
-        await PreflightScratchAsync(options.ScratchDirectory, cancellationToken);
-        // Made while the chain is planned; removed after the job ended (disposed after it).
-        await using var scratch = ScratchImages.Start(
-            host, domain, [.. selection.Included.Select(d => (d.Target, ScratchFile(options, domain, d.Target)))], xml.QemuProcessIds, leftovers, log);
-        await using var endpoint = await JobEndpoint.OpenAsync(host, options, domain.Uuid, xml.QemuProcessIds, leftovers, log, cancellationToken);
-        var checkpoints = new LiveCheckpoints(domain);
-        var chain = new ChainPlanApplier(domain, store, checkpoints, log);
+    /// <summary>The steps every backup takes, running or shut off; <paramref name="source"/> does the ones that differ.</summary>
+    private async Task<BackupResult> BackUpAsync(
+        BackupSubject subject, IBackupSource source, ChainStore store, FailedRunRecovery recovery, System.IO.Stream output, Stopwatch elapsed, CancellationToken cancellationToken)
+    {
+        var (domain, selection, options) = (subject.Domain, subject.Selection, subject.Options);
+        var chain = new ChainPlanApplier(domain, store, source.Checkpoints, log);
         var plan = await chain.ApplyAsync(
-            await new ChainPlanner(domain, store, checkpoints, log).PlanAsync(options.Level, selection.BitmapTargets, cancellationToken),
+            await new ChainPlanner(domain, store, source.Checkpoints, log).PlanAsync(options.Level, selection.BitmapTargets, cancellationToken),
             cancellationToken);
         log.Debug("phase: chain planned");
-        recovery.Track(endpoint.Server, plan.Checkpoint);
-        log.Information("backing up {Domain} ({Uuid}) as {Level}: {Reason}", domain.Name, domain.Uuid, plan.Level, plan.Reason);
+        log.Information("backing up {Kind} {Domain} ({Uuid}) as {Level}: {Reason}", source.Kind, domain.Name, domain.Uuid, plan.Level, plan.Reason);
         var definition = domain.GetXml(DomainXmlFlags.Inactive | DomainXmlFlags.Secure);
-        var jobDisks = selection.Included
-            .Select(d => new BackupJobDisk(d.Target, ScratchFile(options, domain, d.Target), d.DriverType == "qcow2"))
-            .ToList();
-        var excluded = selection.Excluded.Select(d => d.Target).ToList();
-        var request = new CaptureRequest(
-            domain,
-            state,
-            BackupJobXml.Backup(endpoint.Server, jobDisks, excluded, plan.Parent),
-            plan.Checkpoint is null ? null : BackupJobXml.Checkpoint(plan.Checkpoint, jobDisks, excluded),
-            plan.Checkpoint,
-            options.Freeze)
-        {
-            BeginFlags = await scratch.BeginFlagsAsync(),
-        };
-
-        await using var job = new BackupJob(domain, plan.Checkpoint, log);
-        log.Debug("phase: planned");
-        var captured = await capture.RunAsync(request, job.Started, cancellationToken);
+        var captured = await source.CaptureAsync(plan, cancellationToken);
         var disks = new List<DiskSource>();
         try
         {
-            foreach (var disk in jobDisks)
+            foreach (var disk in selection.Included)
             {
-                var bitmap = plan.Level is BackupLevel.Inc or BackupLevel.Diff && disk.Bitmaps ? $"backup-{disk.Target}" : null;
-                disks.Add(await DiskStreamer.OpenAsync(disk.Target, endpoint.Export(disk.Target), bitmap, endpoint.Tls, cancellationToken));
+                var changesOnly = plan.Level is BackupLevel.Inc or BackupLevel.Diff && disk.DriverType == "qcow2";
+                var export = await source.ExportAsync(disk, plan, changesOnly, cancellationToken);
+                disks.Add(await DiskStreamer.OpenAsync(disk.Target, export.Uri, export.DirtyBitmap, export.Tls, cancellationToken));
             }
 
+            source.CheckExported();
             log.Debug("phase: disks connected and mapped");
-            var manifest = ManifestBuilder.Build(xml, selection, disks, plan, state, captured, options.Stream, options.Warnings);
-            await WriteStreamAsync(output, options.Stream, manifest, definition, state, captured, disks, job, cancellationToken);
+            var manifest = ManifestBuilder.Build(subject.Xml, selection, disks, plan, subject.State, captured, options.Stream, options.Warnings);
+            manifest = manifest with { Warnings = [.. manifest.Warnings, .. source.Warnings(plan)] };
+            await WriteStreamAsync(output, subject, manifest, definition, captured, disks, source, cancellationToken);
             log.Debug("phase: stream written, job ended");
             if (plan.Checkpoint is not null)
             {
                 chain.Commit(plan, selection.BitmapTargets);
-                job.Commit();
+                source.Commit();
             }
 
             var dataBytes = disks.Sum(d => d.DataBytes);
             log.Information(
-                "backup of {Domain} complete: {Level}, {DataMiB:F1} MiB of disk data in {Seconds:F1} s, paused {PauseMs} ms",
-                domain.Name, plan.Level, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds, captured.PauseWindowMs);
+                "backup of {Kind} {Domain} complete: {Level}, {DataMiB:F1} MiB of disk data in {Seconds:F1} s, paused {PauseMs} ms",
+                source.Kind, domain.Name, plan.Level, dataBytes / 1048576.0, elapsed.Elapsed.TotalSeconds, captured.PauseWindowMs);
             recovery.Succeeded();
             return new BackupResult(manifest, dataBytes, elapsed.Elapsed);
         }
         catch (NbdException e)
         {
-            if (await DomainStoppedException.HasStoppedAsync(domain))
+            if (await source.ExplainAsync(e) is { } explained)
             {
-                throw new DomainStoppedException(domain.Name, e);
+                throw explained;
             }
 
             throw;
@@ -148,23 +135,22 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
 
     private async Task WriteStreamAsync(
         System.IO.Stream output,
-        StreamWriterOptions streamOptions,
+        BackupSubject subject,
         Manifest manifest,
         string definition,
-        StateLocation state,
         CapturedState captured,
         IReadOnlyList<DiskSource> disks,
-        BackupJob? job,
+        IBackupSource source,
         CancellationToken cancellationToken)
     {
         var total = disks.Sum(d => d.DataBytes);
         long done = 0;
-        await using var writer = new BackupStreamWriter(output, streamOptions);
+        await using var writer = new BackupStreamWriter(output, subject.Options.Stream);
         await writer.WriteManifestAsync(manifest, cancellationToken);
         await writer.WriteDomainXmlAsync(definition, cancellationToken);
         if (captured.Nvram is { } nvram)
         {
-            await writer.WriteNvramAsync(Path.GetFileName(state.NvramPath!), nvram, cancellationToken);
+            await writer.WriteNvramAsync(Path.GetFileName(subject.State.NvramPath!), nvram, cancellationToken);
         }
 
         foreach (var file in captured.TpmFiles)
@@ -185,32 +171,9 @@ public sealed partial class BackupRun(LibvirtConnection libvirt, IHypervisorHost
         log.Debug("phase: disks read");
         await Phases.ReachAsync(BackupPhase.Finishing, cancellationToken);
         // The job (none for a shut-off domain) ends before the trailer is written: a stream is never complete while its job may still be left
-        // behind. Ending it is cleanup, so no signal interrupts it (it has its own deadline).
-        if (job is not null)
-        {
-            await job.EndAsync(CancellationToken.None);
-            log.Debug("phase: job ended");
-        }
-
+        // behind.
+        await source.EndAsync();
         await writer.CompleteAsync(cancellationToken);
         await output.FlushAsync(CancellationToken.None); // the trailer is out: a signal now must not undo the chain's advance
     }
-
-    /// <summary>QEMU creates the scratch files when the job begins: a missing directory is said before the VM is touched.</summary>
-    private async Task PreflightScratchAsync(string scratchDirectory, CancellationToken cancellationToken)
-    {
-        if (!Path.IsPathRooted(scratchDirectory))
-        {
-            throw new BackupRefusedException($"--scratch-dir must be an absolute path on the libvirt host, not '{scratchDirectory}'");
-        }
-
-        if (!await host.Files.ExistsAsync(scratchDirectory, cancellationToken))
-        {
-            throw new BackupRefusedException(
-                $"the scratch directory '{scratchDirectory}' does not exist; create it (on a file system with room for what the guest writes during a backup) or pass another --scratch-dir. The VM was not touched");
-        }
-    }
-
-    private static string ScratchFile(BackupOptions options, Domain domain, string target) =>
-        ScratchImages.PathFor(options.ScratchDirectory, domain.Uuid, target);
 }

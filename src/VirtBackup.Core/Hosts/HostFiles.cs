@@ -68,13 +68,7 @@ public interface IHostFiles
     /// removed afterwards. Missing parent directories are created (0755, root's ownership).
     /// </summary>
     Task WriteTreeAsync(
-        string directory,
-        IReadOnlyList<HostFile> files,
-        UnixFileMode fileMode,
-        UnixFileMode directoryMode,
-        string? owner,
-        string? group,
-        CancellationToken cancellationToken);
+        string directory, IReadOnlyList<HostFile> files, UnixFileMode fileMode, UnixFileMode directoryMode, string? owner, string? group, CancellationToken cancellationToken);
 
     /// <summary>Whether anything (file, directory, even a dangling symlink) is at <paramref name="path"/>.</summary>
     Task<bool> ExistsAsync(string path, CancellationToken cancellationToken);

@@ -9,25 +9,7 @@ public sealed partial class Domain
     {
         var count = Check(LibvirtNative.virDomainListAllCheckpoints(_handle, out var checkpoints, (uint)flags),
             "virDomainListAllCheckpoints", Name);
-        var names = new List<string>(count);
-        try
-        {
-            for (var i = 0; i < count; i++)
-            {
-                names.Add(PeekString(LibvirtNative.virDomainCheckpointGetName(checkpoints[i])));
-            }
-        }
-        finally
-        {
-            for (var i = 0; i < count; i++)
-            {
-                LibvirtNative.virDomainCheckpointFree(checkpoints[i]);
-            }
-
-            System.Runtime.InteropServices.NativeMemory.Free(checkpoints);
-        }
-
-        return names;
+        return TakeNames(checkpoints, count, &LibvirtNative.virDomainCheckpointGetName, &LibvirtNative.virDomainCheckpointFree);
     }
 
     /// <summary>

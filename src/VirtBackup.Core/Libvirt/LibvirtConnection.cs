@@ -71,25 +71,7 @@ public sealed class LibvirtConnection : IDomainConnection
     public unsafe IReadOnlyList<string> ListDomainNames()
     {
         var count = Check(LibvirtNative.virConnectListAllDomains(_handle, out var domains, 0), "virConnectListAllDomains", null);
-        var names = new List<string>(count);
-        try
-        {
-            for (var i = 0; i < count; i++)
-            {
-                names.Add(PeekString(LibvirtNative.virDomainGetName(domains[i])));
-            }
-        }
-        finally
-        {
-            for (var i = 0; i < count; i++)
-            {
-                LibvirtNative.virDomainFree(domains[i]);
-            }
-
-            System.Runtime.InteropServices.NativeMemory.Free(domains);
-        }
-
-        return names;
+        return TakeNames(domains, count, &LibvirtNative.virDomainGetName, &LibvirtNative.virDomainFree);
     }
 
     public void Dispose() => _handle.Dispose();

@@ -91,6 +91,33 @@ internal static unsafe class LibvirtErrors
     /// <summary>Reads a <c>const char*</c> that libvirt keeps owning.</summary>
     public static string PeekString(nint text) => Marshal.PtrToStringUTF8(text) ?? string.Empty;
 
+    /// <summary>
+    /// The names of the <paramref name="count"/> objects of an array a <c>virConnectListAll*</c>/<c>virDomainListAll*</c>
+    /// call returned; frees each object with <paramref name="free"/>, then the array.
+    /// </summary>
+    public static IReadOnlyList<string> TakeNames(nint* objects, int count, delegate*<nint, nint> getName, delegate*<nint, int> free)
+    {
+        var names = new List<string>(count);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                names.Add(PeekString(getName(objects[i])));
+            }
+        }
+        finally
+        {
+            for (var i = 0; i < count; i++)
+            {
+                free(objects[i]);
+            }
+
+            NativeMemory.Free(objects);
+        }
+
+        return names;
+    }
+
     /// <summary>Said when this user may not open libvirt's socket.</summary>
     public const string SocketAccessHint =
         "This user may not use libvirt's socket: run as root, or add the user to the socket's group (unix_sock_group in libvirtd.conf, usually 'libvirt').";

@@ -7,41 +7,26 @@ namespace VirtBackup.Core.Nbd;
 /// connection dropped mid-reply): the message then contains "server error" and blames the server.
 /// <see cref="ServerErrno"/> is set when the server itself reported an error for the request (e.g. EIO).
 /// </summary>
-public sealed class NbdException : VirtBackupException
+public sealed class NbdException(
+    string message, string command, long? offset = null, long? length = null, bool isServerError = false, uint? serverErrno = null, Exception? inner = null)
+    : VirtBackupException(message, inner)
 {
-    internal NbdException(
-        string message,
-        string command,
-        long? offset = null,
-        long? length = null,
-        bool isServerError = false,
-        uint? serverErrno = null,
-        Exception? inner = null)
-        : base(message, inner)
-    {
-        Command = command;
-        Offset = offset;
-        Length = length;
-        IsServerError = isServerError;
-        ServerErrno = serverErrno;
-    }
-
     public override ErrorCategory Category => ErrorCategory.DiskTransfer;
 
     /// <summary>The NBD command, option or phase that failed.</summary>
-    public string Command { get; }
+    public string Command { get; } = command;
 
     /// <summary>The request offset, when the failure concerns a range.</summary>
-    public long? Offset { get; }
+    public long? Offset { get; } = offset;
 
     /// <summary>The request length, when the failure concerns a range.</summary>
-    public long? Length { get; }
+    public long? Length { get; } = length;
 
     /// <summary>The server violated the protocol or dropped the connection (a server-side bug or crash).</summary>
-    public bool IsServerError { get; }
+    public bool IsServerError { get; } = isServerError;
 
     /// <summary>The NBD error number the server returned for the request (EIO = 5, ENOSPC = 28, ...).</summary>
-    public uint? ServerErrno { get; }
+    public uint? ServerErrno { get; } = serverErrno;
 
     /// <summary>"NBD READ at offset 1048576 (length 65536)" or "NBD FLUSH".</summary>
     internal static string Describe(string command, long? offset, long? length) =>

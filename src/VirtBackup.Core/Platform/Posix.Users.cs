@@ -23,27 +23,7 @@ internal static partial class Posix
     {
         // struct passwd on 64-bit Linux: pw_name, pw_passwd (pointers), then pw_uid, pw_gid (uint32 each).
         var entry = stackalloc byte[64];
-        for (var size = 1024; size <= 1 << 20; size *= 4)
-        {
-            var buffer = new byte[size];
-            fixed (byte* b = buffer)
-            {
-                var error = NativeGetpwnamR(name, entry, b, (nuint)size, out var result);
-                if (error == Erange)
-                {
-                    continue;
-                }
-
-                if (error != 0)
-                {
-                    throw new IOException($"looking up user '{name}' failed: {Marshal.GetPInvokeErrorMessage(error)}", error);
-                }
-
-                return result == 0 ? null : ((int)*(uint*)(entry + 16), (int)*(uint*)(entry + 20));
-            }
-        }
-
-        throw new IOException($"looking up user '{name}' failed: the entry is too large");
+        return LookUp("user", name, &NativeGetpwnamR, entry) ? ((int)*(uint*)(entry + 16), (int)*(uint*)(entry + 20)) : null;
     }
 
     /// <summary>The gid of group <paramref name="name"/> (getgrnam_r), or null when there is no such group.</summary>
@@ -51,12 +31,22 @@ internal static partial class Posix
     {
         // struct group on 64-bit Linux: gr_name, gr_passwd (pointers), then gr_gid (uint32).
         var entry = stackalloc byte[64];
+        return LookUp("group", name, &NativeGetgrnamR, entry) ? (int)*(uint*)(entry + 16) : null;
+    }
+
+    /// <summary>
+    /// Runs a getpwnam_r-like <paramref name="lookup"/> into <paramref name="entry"/>, with a larger buffer while the
+    /// entry's strings do not fit (ERANGE). Whether there is such an entry.
+    /// </summary>
+    private static unsafe bool LookUp(
+        string what, string name, delegate*<string, byte*, byte*, nuint, out nint, int> lookup, byte* entry)
+    {
         for (var size = 1024; size <= 1 << 20; size *= 4)
         {
             var buffer = new byte[size];
             fixed (byte* b = buffer)
             {
-                var error = NativeGetgrnamR(name, entry, b, (nuint)size, out var result);
+                var error = lookup(name, entry, b, (nuint)size, out var result);
                 if (error == Erange)
                 {
                     continue;
@@ -64,13 +54,13 @@ internal static partial class Posix
 
                 if (error != 0)
                 {
-                    throw new IOException($"looking up group '{name}' failed: {Marshal.GetPInvokeErrorMessage(error)}", error);
+                    throw new IOException($"looking up {what} '{name}' failed: {Marshal.GetPInvokeErrorMessage(error)}", error);
                 }
 
-                return result == 0 ? null : (int)*(uint*)(entry + 16);
+                return result != 0;
             }
         }
 
-        throw new IOException($"looking up group '{name}' failed: the entry is too large");
+        throw new IOException($"looking up {what} '{name}' failed: the entry is too large");
     }
 }

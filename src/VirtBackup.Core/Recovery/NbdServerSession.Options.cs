@@ -221,28 +221,16 @@ internal sealed partial class NbdServerSession
 
         public bool TryUInt16(out ushort value)
         {
-            value = 0;
-            if (_rest.Length < 2)
-            {
-                return false;
-            }
-
-            value = BinaryPrimitives.ReadUInt16BigEndian(_rest);
-            _rest = _rest[2..];
-            return true;
+            var ok = TryTake(2, out var field);
+            value = ok ? BinaryPrimitives.ReadUInt16BigEndian(field) : (ushort)0;
+            return ok;
         }
 
         public bool TryUInt32(out uint value)
         {
-            value = 0;
-            if (_rest.Length < 4)
-            {
-                return false;
-            }
-
-            value = BinaryPrimitives.ReadUInt32BigEndian(_rest);
-            _rest = _rest[4..];
-            return true;
+            var ok = TryTake(4, out var field);
+            value = ok ? BinaryPrimitives.ReadUInt32BigEndian(field) : 0;
+            return ok;
         }
 
         /// <summary>A 32-bit length, then that many bytes of UTF-8 (at most NBD's 4096).</summary>
@@ -254,9 +242,22 @@ internal sealed partial class NbdServerSession
                 return false;
             }
 
-            var ok = TryDecode(_rest[..(int)length], out value);
-            _rest = _rest[(int)length..];
-            return ok;
+            TryTake((int)length, out var text);
+            return TryDecode(text, out value);
+        }
+
+        /// <summary>The next <paramref name="length"/> bytes, when that many are left.</summary>
+        private bool TryTake(int length, out ReadOnlySpan<byte> field)
+        {
+            if (_rest.Length < length)
+            {
+                field = default;
+                return false;
+            }
+
+            field = _rest[..length];
+            _rest = _rest[length..];
+            return true;
         }
     }
 }

@@ -9,28 +9,18 @@ namespace VirtBackup.Core.Recovery;
 /// trailer), its manifest and its disk maps; where every other member lies follows from the trailer (§6 of
 /// FORMAT.md: canonical 512-byte headers, content padded to 512), so opening costs the same whatever the disk size.
 /// </summary>
-internal sealed class StreamFile : IDisposable
+internal sealed class StreamFile(
+    string path, SafeFileHandle handle, long length, Manifest manifest, Trailer trailer, IReadOnlyList<StoredMember> members, IReadOnlyDictionary<string, StreamDisk> disks)
+    : IDisposable
 {
-    private StreamFile(string path, SafeFileHandle handle, long length, Manifest manifest, Trailer trailer,
-        IReadOnlyList<StoredMember> members, IReadOnlyDictionary<string, StreamDisk> disks)
-    {
-        Members = members;
-        Path = path;
-        Handle = handle;
-        Length = length;
-        Manifest = manifest;
-        Trailer = trailer;
-        Disks = disks;
-    }
-
-    public string Path { get; }
-    public SafeFileHandle Handle { get; }
-    public long Length { get; }
-    public Manifest Manifest { get; }
-    public Trailer Trailer { get; }
+    public string Path { get; } = path;
+    public SafeFileHandle Handle { get; } = handle;
+    public long Length { get; } = length;
+    public Manifest Manifest { get; } = manifest;
+    public Trailer Trailer { get; } = trailer;
 
     /// <summary>The disks this stream carries (not excluded), by target.</summary>
-    public IReadOnlyDictionary<string, StreamDisk> Disks { get; }
+    public IReadOnlyDictionary<string, StreamDisk> Disks { get; } = disks;
 
     public string Describe => $"'{Path}' ({StreamRules.LevelName(Manifest.Level)} {Manifest.Checkpoint ?? "copy"}, taken {Manifest.CreatedUtc:u})";
 
@@ -173,7 +163,7 @@ internal sealed class StreamFile : IDisposable
     }
 
     /// <summary>Every member but the trailer, in stream order, with its position.</summary>
-    public IReadOnlyList<StoredMember> Members { get; }
+    public IReadOnlyList<StoredMember> Members { get; } = members;
 
     private static byte[] ReadChecked(SafeFileHandle handle, string path, StoredMember entry)
     {

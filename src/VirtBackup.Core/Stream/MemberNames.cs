@@ -259,26 +259,14 @@ public static class MemberNames
 
         if (name.StartsWith(NvramPrefix, StringComparison.Ordinal))
         {
-            var file = name[NvramPrefix.Length..];
-            if (InvalidSegment(file) is { } why)
-            {
-                return $"bad NVRAM file name: {why}";
-            }
-
-            parsed = new(MemberKind.Nvram, name, Path: file);
-            return null;
+            return CheckStateFile(name, NvramPrefix, MemberKind.Nvram, InvalidSegment, "bad NVRAM file name", out parsed);
         }
+
         if (name.StartsWith(TpmPrefix, StringComparison.Ordinal))
         {
-            var rel = name[TpmPrefix.Length..];
-            if (InvalidRelativePath(rel) is { } why)
-            {
-                return $"bad TPM state path: {why}";
-            }
-
-            parsed = new(MemberKind.TpmFile, name, Path: rel);
-            return null;
+            return CheckStateFile(name, TpmPrefix, MemberKind.TpmFile, InvalidRelativePath, "bad TPM state path", out parsed);
         }
+
         if (name.StartsWith(DisksPrefix, StringComparison.Ordinal))
         {
             var parts = name[DisksPrefix.Length..].Split('/');
@@ -323,6 +311,21 @@ public static class MemberNames
             return null;
         }
         return "unknown top-level name (expected virtbackup/, state/nvram/, state/tpm/ or disks/)";
+    }
+
+    /// <summary>A state file below <paramref name="prefix"/>: the rest of the name must pass <paramref name="invalid"/>.</summary>
+    private static string? CheckStateFile(
+        string name, string prefix, MemberKind kind, Func<string, string?> invalid, string problem, out ParsedMemberName parsed)
+    {
+        parsed = default;
+        var path = name[prefix.Length..];
+        if (invalid(path) is { } why)
+        {
+            return $"{problem}: {why}";
+        }
+
+        parsed = new(kind, name, Path: path);
+        return null;
     }
 
     private static void CheckTarget(string target)

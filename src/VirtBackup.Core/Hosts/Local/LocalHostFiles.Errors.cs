@@ -18,13 +18,7 @@ public sealed partial class LocalHostFiles
         OnThisHost($"write file '{path}'", () => WriteFileCoreAsync(path, content, mode, owner, group, cancellationToken));
 
     public Task WriteTreeAsync(
-        string directory,
-        IReadOnlyList<HostFile> files,
-        UnixFileMode fileMode,
-        UnixFileMode directoryMode,
-        string? owner,
-        string? group,
-        CancellationToken cancellationToken) =>
+        string directory, IReadOnlyList<HostFile> files, UnixFileMode fileMode, UnixFileMode directoryMode, string? owner, string? group, CancellationToken cancellationToken) =>
         OnThisHost(
             $"write the files below '{directory}'",
             () => WriteTreeCoreAsync(directory, files, fileMode, directoryMode, owner, group, cancellationToken));

@@ -50,8 +50,7 @@ public sealed partial class LocalHostFiles : IHostFiles
     {
         var (parent, name) = HostPaths.Split(path, nameof(path));
         HostPaths.Octal(mode, nameof(mode));
-        var userId = owner is null ? Posix.NoChange : Posix.UserId(HostPaths.Account(owner, nameof(owner)));
-        var groupId = group is null ? Posix.NoChange : Posix.GroupId(HostPaths.Account(group, nameof(group)));
+        var (userId, groupId) = Ids(owner, group);
         if (!Directory.Exists(parent))
         {
             throw new DirectoryNotFoundException($"cannot write '{path}': there is no directory '{parent}'");
@@ -74,20 +73,13 @@ public sealed partial class LocalHostFiles : IHostFiles
     }
 
     private async Task WriteTreeCoreAsync(
-        string directory,
-        IReadOnlyList<HostFile> files,
-        UnixFileMode fileMode,
-        UnixFileMode directoryMode,
-        string? owner,
-        string? group,
-        CancellationToken cancellationToken)
+        string directory, IReadOnlyList<HostFile> files, UnixFileMode fileMode, UnixFileMode directoryMode, string? owner, string? group, CancellationToken cancellationToken)
     {
         var (parent, name) = HostPaths.Split(directory, nameof(directory));
         var (directories, ordered) = HostPaths.Layout(files);
         HostPaths.Octal(fileMode, nameof(fileMode));
         HostPaths.Octal(directoryMode, nameof(directoryMode));
-        var userId = owner is null ? Posix.NoChange : Posix.UserId(HostPaths.Account(owner, nameof(owner)));
-        var groupId = group is null ? Posix.NoChange : Posix.GroupId(HostPaths.Account(group, nameof(group)));
+        var (userId, groupId) = Ids(owner, group);
         Directory.CreateDirectory(parent, (UnixFileMode)0b111_101_101);
 
         var temporary = Posix.CreateTemporaryDirectory(Path.Combine(parent, $".{name}.vbtmp-"));
@@ -159,6 +151,11 @@ public sealed partial class LocalHostFiles : IHostFiles
         DeleteIfPresent(HostPaths.Absolute(path, nameof(path)));
         return Task.CompletedTask;
     }
+
+    /// <summary>The ids of <paramref name="owner"/> and <paramref name="group"/> (names or numbers) for chown; null: unchanged.</summary>
+    private static (uint User, uint Group) Ids(string? owner, string? group) =>
+        (owner is null ? Posix.NoChange : Posix.UserId(HostPaths.Account(owner, nameof(owner))),
+         group is null ? Posix.NoChange : Posix.GroupId(HostPaths.Account(group, nameof(group))));
 
     /// <summary>Anything at <paramref name="path"/>, a dangling symlink included (lstat semantics).</summary>
     private static bool Exists(string path) =>

@@ -19,22 +19,24 @@ public sealed class QemuNbdServer : IServedImage
     private const string PidFileName = "qemu-nbd.pid";
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
 
-    private readonly CancellationTokenSource _stop;
-    private readonly CancellationTokenSource _kill;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _kill = new();
+    private readonly StringBuilder _stderr = new();
     private readonly Task<CommandResult> _process;
-    private readonly StringBuilder _stderr;
     private readonly string _directory;
     private int _disposed;
 
-    private QemuNbdServer(string directory, string socketPath, Task<CommandResult> process, StringBuilder stderr,
-        CancellationTokenSource stop, CancellationTokenSource kill)
+    /// <summary>Starts qemu-nbd with <paramref name="arguments"/>, its socket and pid file in <paramref name="directory"/>.</summary>
+    private QemuNbdServer(string directory, IReadOnlyList<string> arguments)
     {
-        _stop = stop;
-        _kill = kill;
         _directory = directory;
-        SocketPath = socketPath;
-        _process = process;
-        _stderr = stderr;
+        SocketPath = Path.Combine(directory, "nbd.sock");
+        _process = Cli.Wrap("qemu-nbd")
+            .WithArguments(["-k", SocketPath, "--pid-file", Path.Combine(directory, PidFileName), .. arguments])
+            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(_stderr))
+            .WithValidation(CommandResultValidation.None)
+            .ExecuteAsync(_kill.Token, _stop.Token)
+            .Task;
     }
 
     public string SocketPath { get; }
@@ -50,17 +52,7 @@ public sealed class QemuNbdServer : IServedImage
         CancellationToken cancellationToken)
     {
         var directory = Directory.CreateTempSubdirectory("virtbackup-nbd-").FullName;
-        var socket = Path.Combine(directory, "nbd.sock");
-        IReadOnlyList<string> args = ["-k", socket, "--pid-file", Path.Combine(directory, PidFileName), .. Arguments(imagePath, format, readOnly, bitmap)];
-        var stderr = new StringBuilder();
-        var stop = new CancellationTokenSource();
-        var kill = new CancellationTokenSource();
-        var process = Cli.Wrap("qemu-nbd")
-            .WithArguments(args)
-            .WithStandardErrorPipe(PipeTarget.ToStringBuilder(stderr))
-            .WithValidation(CommandResultValidation.None)
-            .ExecuteAsync(kill.Token, stop.Token);
-        var server = new QemuNbdServer(directory, socket, process.Task, stderr, stop, kill);
+        var server = new QemuNbdServer(directory, Arguments(imagePath, format, readOnly, bitmap));
         try
         {
             await server.WaitForSocketAsync(imagePath, cancellationToken);

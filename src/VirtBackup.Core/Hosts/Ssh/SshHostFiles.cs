@@ -96,45 +96,20 @@ public sealed partial class SshHostFiles(SshSession session, ILogger? log = null
     public async Task WriteFileAsync(
         string path, ReadOnlyMemory<byte> content, UnixFileMode mode, string? owner, string? group, CancellationToken cancellationToken)
     {
-        var (parent, name) = HostPaths.Split(path, nameof(path));
-        if ((owner is null) != (group is null))
-        {
-            throw new ArgumentException("give both an owner and a group, or neither", nameof(group));
-        }
-
-        var script = ShellQuote.ShScript(
-            WriteFileScript,
-            parent,
-            name,
-            owner is null ? string.Empty : HostPaths.Account(owner, nameof(owner)),
-            group is null ? string.Empty : HostPaths.Account(group, nameof(group)),
-            HostPaths.Octal(mode, nameof(mode)),
-            HostPaths.Decimal(content.Length));
+        var script = WriteScript(WriteFileScript, path, nameof(path), owner, group, HostPaths.Octal(mode, nameof(mode)), HostPaths.Decimal(content.Length));
         await Session.RunAsync(script, content, $"write the file '{path}'", cancellationToken);
     }
 
     public async Task WriteTreeAsync(
-        string directory,
-        IReadOnlyList<HostFile> files,
-        UnixFileMode fileMode,
-        UnixFileMode directoryMode,
-        string? owner,
-        string? group,
-        CancellationToken cancellationToken)
+        string directory, IReadOnlyList<HostFile> files, UnixFileMode fileMode, UnixFileMode directoryMode, string? owner, string? group, CancellationToken cancellationToken)
     {
-        var (parent, name) = HostPaths.Split(directory, nameof(directory));
         var (directories, ordered) = HostPaths.Layout(files);
-        if ((owner is null) != (group is null))
-        {
-            throw new ArgumentException("give both an owner and a group, or neither", nameof(group));
-        }
-
-        var script = ShellQuote.ShScript(
+        var script = WriteScript(
             WriteTreeScript,
-            parent,
-            name,
-            owner is null ? string.Empty : HostPaths.Account(owner, nameof(owner)),
-            group is null ? string.Empty : HostPaths.Account(group, nameof(group)),
+            directory,
+            nameof(directory),
+            owner,
+            group,
             HostPaths.Octal(fileMode, nameof(fileMode)),
             HostPaths.Octal(directoryMode, nameof(directoryMode)),
             HostPaths.Decimal(ordered.Count));
@@ -216,6 +191,22 @@ public sealed partial class SshHostFiles(SshSession session, ILogger? log = null
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// A call of a write script: $1 the parent of <paramref name="path"/>, $2 its name, $3 owner, $4 group (names or numeric
+    /// ids; both empty: unchanged), then <paramref name="more"/>.
+    /// </summary>
+    private static string WriteScript(string script, string path, string pathName, string? owner, string? group, params string[] more)
+    {
+        var (parent, name) = HostPaths.Split(path, pathName);
+        if ((owner is null) != (group is null))
+        {
+            throw new ArgumentException("give both an owner and a group, or neither", nameof(group));
+        }
+
+        var accounts = new[] { owner is null ? string.Empty : HostPaths.Account(owner, nameof(owner)), group is null ? string.Empty : HostPaths.Account(group, nameof(group)) };
+        return ShellQuote.ShScript(script, [parent, name, .. accounts, .. more]);
     }
 
     /// <summary>"./a/b" (or "a/b", "./a/") as "a/b"; "." and "./" as ""; refuses anything that could leave the tree.</summary>

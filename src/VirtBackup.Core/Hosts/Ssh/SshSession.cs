@@ -508,7 +508,8 @@ public sealed partial class SshSession : IAsyncDisposable
     private static string Seconds(TimeSpan span) =>
         Math.Max(1, (int)Math.Ceiling(span.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
 
-    private static bool IsRunningSsh(int pid)
+    /// <summary>Whether <paramref name="pid"/> is a live ssh process (not a zombie, not a recycled pid).</summary>
+    internal static bool IsRunningSsh(int pid)
     {
         try
         {
