@@ -14,8 +14,8 @@
 #       holds an ext4 file system (made before the first boot, no partition table) that the guest mounts at
 #       /mnt, the kernel and initramfs boot directly (through OVMF), 256 MiB, a virtio-serial channel
 #       org.qemu.guest_agent.0, the serial console logged to /var/lib/libvirt/images/NAME-console.log.
-#       create returns once the agent answers guest-ping (within --agent-timeout, default 120 s) and
-#       reports on stderr how long that took. --agent excludes --fill.
+#       create returns once the agent answers guest-ping (within --agent-timeout, default 300 s: under TCG on a
+#       loaded host a boot took over 120 s) and reports on stderr how long that took. --agent excludes --fill.
 #       --oracle (implies --agent, needs --disks 2 or more): the guest also runs the consistency oracle on
 #       /dev/vdb (agent-guest.sh: a TPM NV counter, a UEFI variable and vdb's first block moved in lockstep),
 #       logging "ORACLE ..." lines to the serial console.
@@ -153,7 +153,7 @@ XML
 }
 
 cmd_create() {
-  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=120 oracle=
+  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=300 oracle=
   [[ -n $name ]] || die "usage: domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout S]] [--force]"
   shift
   while (($#)); do
