@@ -14,8 +14,8 @@
 #       holds an ext4 file system (made before the first boot, no partition table) that the guest mounts at
 #       /mnt, the kernel and initramfs boot directly (through OVMF), 256 MiB, a virtio-serial channel
 #       org.qemu.guest_agent.0, the serial console logged to /var/lib/libvirt/images/NAME-console.log.
-#       create returns once the agent answers guest-ping (within --agent-timeout, default 120 s) and
-#       reports on stderr how long that took. --agent excludes --fill.
+#       create returns once the agent answers guest-ping (within --agent-timeout, default 300 s: under TCG on a
+#       loaded host a boot took over 120 s) and reports on stderr how long that took. --agent excludes --fill.
 #       --oracle (implies --agent, needs --disks 2 or more): the guest also runs the consistency oracle on
 #       /dev/vdb (agent-guest.sh: a TPM NV counter, a UEFI variable and vdb's first block moved in lockstep),
 #       logging "ORACLE ..." lines to the serial console.
@@ -153,7 +153,7 @@ XML
 }
 
 cmd_create() {
-  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=120 oracle=
+  local name=${1:-} disks=1 size=256M fill=no force=no agent=no agent_timeout=300 oracle=
   [[ -n $name ]] || die "usage: domain.sh create NAME [--disks N] [--disk-size SIZE] [--fill] [--agent [--agent-timeout S]] [--force]"
   shift
   while (($#)); do
@@ -245,20 +245,21 @@ wait_for_agent() {
   echo "domain.sh: the guest agent of $name answers $((SECONDS - start)) s after start" >&2
 }
 
-# The libvirt alias (virtio-disk0) of target DEV in the live XML of NAME.
+# The libvirt alias (virtio-disk0) of target DEV in the live XML of NAME. Both lookups read their input to the end
+# (no awk `exit`): a reader that quits early gives virsh SIGPIPE, and under pipefail `write` then died with 141.
 disk_alias() {
   virsh_ dumpxml "$1" | awk -v dev="$2" '
     /<disk / { in_disk = 1; target = ""; alias = "" }
     in_disk && /<target / { if (match($0, /dev=.[^"\x27]*/)) target = substr($0, RSTART + 5, RLENGTH - 5) }
     in_disk && /<alias / { if (match($0, /name=.[^"\x27]*/)) alias = substr($0, RSTART + 6, RLENGTH - 6) }
-    /<\/disk>/ { if (in_disk && target == dev) { print alias; exit } in_disk = 0 }'
+    /<\/disk>/ { if (in_disk && target == dev && !found) { print alias; found = 1 } in_disk = 0 }'
 }
 
 # The top block node attached to the device with ALIAS, from HMP `info block`.
 node_of_alias() {
   virsh_ qemu-monitor-command "$1" --hmp 'info block' | awk -v alias="$2" '
     /^[^ \t].*: / { node = $1; sub(/:$/, "", node) }
-    /Attached to:/ && index($0, "/" alias "/") { print node; exit }'
+    /Attached to:/ && index($0, "/" alias "/") && !found { print node; found = 1 }'
 }
 
 cmd_write() {

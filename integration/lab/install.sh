@@ -7,7 +7,8 @@
 # swtpm and its tools, OVMF, nbdkit, the libnbd tools, zstd, tar and the OpenSSH client, and for the
 # guest-agent VM (agent-guest.sh, domain.sh create --agent): busybox-static, cpio and e2fsprogs (mkfs.ext4
 # for its disk, dumpe2fs and debugfs for the tests), gcc with libc6-dev (the oracle guest's static workload), and
-# the shell linter for integration/lint.sh. agent-guest.sh fetches the guest's kernel and
+# the shell linter for integration/lint.sh, and libguestfs-tools (guestfish reads a file out of a served export:
+# docs/RECOVERY.md; guestfs-kernel.sh gives its appliance a kernel). agent-guest.sh fetches the guest's kernel and
 # qemu-guest-agent itself (apt-get download, unpacked into its cache, not installed on the host).
 # Idempotent: when every package is already installed it returns at once, without touching apt.
 # Nothing is started here; see start-daemons.sh (no systemd is assumed).
@@ -22,6 +23,7 @@ PACKAGES=(
   busybox-static cpio e2fsprogs
   gcc libc6-dev
   shellcheck
+  libguestfs-tools
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -1,4 +1,5 @@
 using VirtBackup.Core.Nbd;
+using VirtBackup.Core.Recovery;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Tests.Recovery;
@@ -116,11 +117,116 @@ public sealed class HostileClientTests
         }
     }
 
+    [Fact(Timeout = 60000)]
+    public async Task Two_hundred_connections_reading_at_once_each_get_their_own_bytes()
+    {
+        await using var chain = await ServedChain.StartAsync();
+        var expected = chain.Expected["vda"];
+        var uri = NbdUri.Parse(chain.Uri("vda"));
+        var clients = new List<NbdClient>();
+        for (var i = 0; i < 200; i++)
+        {
+            // One at a time: our client's handshake blocks a pool thread, 200 at once would starve the pool.
+            clients.Add(await NbdClient.ConnectAsync(uri));
+        }
+
+        var reads = await Task.WhenAll(clients.Select(async (client, i) =>
+        {
+            await using var _ = client;
+            var offset = i * 997 % (expected.Length - 70_000);
+            var buffer = new byte[70_000];
+            await client.ReadAsync(offset, buffer);
+            return (Offset: offset, Right: buffer.AsSpan().SequenceEqual(expected.AsSpan(offset, buffer.Length)));
+        }));
+
+        Assert.Empty(reads.Where(r => !r.Right).Select(r => r.Offset));
+    }
+
+    [Fact(Timeout = 60000)]
+    public async Task Connections_past_the_limit_of_1024_are_closed_as_they_arrive_and_a_reader_gets_in_once_one_leaves()
+    {
+        await using var chain = await ServedChain.StartAsync();
+        var open = new List<RawNbdConnection>();
+        for (var i = 0; i < NbdServerLimits.Default.MaxConnections; i++)
+        {
+            open.Add(await RawNbdConnection.ConnectAsync(chain.Socket));
+            await open[^1].ReceiveAsync(18); // accepted: the greeting came
+        }
+
+        using var extra = await RawNbdConnection.ConnectAsync(chain.Socket);
+
+        Assert.True(await extra.IsClosedByServerAsync());
+        Assert.Contains("Warning refusing an NBD connection: 1024 are open already", Snapshot(chain.LogLines));
+        open[0].Dispose();
+        await WaitUntilServedAsync(chain);
+        foreach (var c in open)
+        {
+            c.Dispose();
+        }
+    }
+
+    [Fact(Timeout = 60000)]
+    public async Task A_client_that_does_not_finish_its_handshake_in_time_is_cut_off_and_the_others_are_served()
+    {
+        await using var chain = await ServedChain.StartAsync(limits: new NbdServerLimits { HandshakeTimeout = TimeSpan.FromSeconds(1) });
+        using var slow = await RawNbdConnection.ConnectAsync(chain.Socket);
+        await slow.ReceiveAsync(18);
+        await slow.SendAsync([0, 0, 0, 3]); // client flags, then nothing more
+
+        Assert.True(await slow.IsClosedByServerAsync());
+        await AssertServesAsync(chain);
+    }
+
+    [Fact(Timeout = 60000)]
+    public async Task Clients_that_vanish_mid_request_mid_write_payload_or_mid_option_end_only_their_own_connection()
+    {
+        await using var chain = await ServedChain.StartAsync();
+        using (var halfRequest = await RawNbdConnection.OpenAsync(chain.Socket, "vda"))
+        using (var halfPayload = await RawNbdConnection.OpenAsync(chain.Socket, "vda"))
+        using (var halfOption = await RawNbdConnection.ConnectAsync(chain.Socket))
+        {
+            await halfRequest.SendAsync([0x25, 0x60, 0x95, 0x13, 0, 0, 0, 0]); // 8 of a request's 28 bytes
+            await halfPayload.SendRequestAsync(CmdWrite, 1, 0, 65536);
+            await halfPayload.SendAsync(new byte[1000]);
+            await halfOption.ReceiveAsync(18);
+            await halfOption.SendAsync([0, 0, 0, 3, 0x49, 0x48, 0x41, 0x56]); // flags, then half an option magic
+        }
+
+        await AssertServesAsync(chain);
+        await AssertServesAsync(chain);
+    }
+
     private static async Task AssertServesAsync(ServedChain chain)
     {
         await using var client = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri("vda")));
         var buffer = new byte[client.ExportSize];
         await client.ReadAsync(0, buffer);
         Assert.True(buffer.AsSpan().SequenceEqual(chain.Expected["vda"]));
+    }
+
+    /// <summary>A reader gets the whole disk once the server has noticed a connection that left (it may take a moment).</summary>
+    private static async Task WaitUntilServedAsync(ServedChain chain)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await AssertServesAsync(chain);
+                return;
+            }
+            catch (Exception e) when ((e is NbdException or IOException or System.Net.Sockets.SocketException) && clock.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
+    private static List<string> Snapshot(List<string> lines)
+    {
+        lock (lines)
+        {
+            return [.. lines];
+        }
     }
 }

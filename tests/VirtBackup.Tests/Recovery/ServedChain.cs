@@ -28,7 +28,7 @@ internal sealed class ServedChain : IAsyncDisposable
 
     public string Uri(string target) => Server.Exports.Single(e => e.Target == target).Uri;
 
-    public static async Task<ServedChain> StartAsync(Func<int, byte[], byte[]>? change = null)
+    public static async Task<ServedChain> StartAsync(Func<int, byte[], byte[]>? change = null, NbdServerLimits? limits = null)
     {
         var chain = new ServedChain();
         var full = ChainFixtures.Full();
@@ -48,7 +48,7 @@ internal sealed class ServedChain : IAsyncDisposable
         chain.Expected["vda"] = ChainFixtures.Image(inc2, "vda");
         chain.Expected["vdb"] = ChainFixtures.Image(inc2, "vdb");
         var log = new LoggerConfiguration().WriteTo.Sink(new ListSink(chain.LogLines)).CreateLogger();
-        chain.Server = ChainServer.Start(paths, ServeEndpoint.Unix(chain.Socket), log);
+        chain.Server = ChainServer.Start(paths, ServeEndpoint.Unix(chain.Socket), log, limits: limits);
         return chain;
     }
 
