@@ -264,7 +264,7 @@ node_of_alias() {
 
 cmd_write() {
   (($# == 5)) || die "usage: domain.sh write NAME NODE_OR_DISK OFFSET LENGTH PATTERN"
-  local name=$1 target=$2 offset=$3 length=$4 pattern=$5 node alias command out random_file=""
+  local name=$1 target=$2 offset=$3 length=$4 pattern=$5 node alias command out
   check_name "$name" yes
   if [[ $target =~ ^[shv]d[a-z]+$ ]]; then
     alias=$(disk_alias "$name" "$target")
@@ -279,7 +279,7 @@ cmd_write() {
     0x[0-9a-fA-F] | 0x[0-9a-fA-F][0-9a-fA-F]) command="write -P $pattern $offset $length" ;;
     random)
       # QEMU (not this script) opens the file: it lies next to the images, readable by the qemu user.
-      random_file=$(mktemp "$IMAGES/$name-random.XXXXXX")
+      random_file=$(mktemp "$IMAGES/$name-random.XXXXXX") # global: the EXIT trap runs after this function returned
       trap 'rm -f "$random_file"' EXIT
       chmod 0644 "$random_file"
       head -c "$(to_bytes "$length")" /dev/urandom >"$random_file"
