@@ -89,20 +89,18 @@ public sealed class RewrittenStreamLabTests(LabChainFixture chain) : IClassFixtu
         await chain.AtInc.AssertRestoredBelowAsync(root, chain.Vm);
     }
 
-    [Theory(Timeout = 180_000)]
-    [InlineData("gnu")]
-    [InlineData("pax")]
-    [InlineData("ustar")]
-    public async Task A_repack_of_the_lab_incremental_with_one_changed_content_byte_is_refused_naming_the_member_and_restores_nothing(string format)
+    /// <summary>One flavour here: the unit tests refuse a changed byte in every flavour and member kind.</summary>
+    [Fact(Timeout = 180_000)]
+    public async Task A_gnu_repack_of_the_lab_incremental_with_one_changed_content_byte_is_refused_naming_the_member_and_restores_nothing()
     {
-        var corrupt = await NewRepack().GnuTarAsync(chain.Inc, format, change: (dir, _) =>
+        var corrupt = await NewRepack().GnuTarAsync(chain.Inc, "gnu", change: (dir, _) =>
         {
             var path = Path.Combine(dir, ChangedMember);
             var bytes = File.ReadAllBytes(path);
             bytes[bytes.Length / 2] ^= 0x01;
             File.WriteAllBytes(path, bytes);
         });
-        var root = chain.Work.Sub($"corrupt-{format}");
+        var root = chain.Work.Sub("corrupt");
         await RestoreAsync(chain.Full, root, expectedExitCode: 0);
 
         var verify = await VirtBackupCli.RunAsync(["verify"], new MemoryStream(corrupt));
