@@ -1,3 +1,4 @@
+using CliWrap.Buffered;
 using VirtBackup.IntegrationTests.Backup;
 using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.Testing;
@@ -9,12 +10,23 @@ namespace VirtBackup.IntegrationTests.Hosts;
 /// <c>virtbackup consolidate</c> on a lab VM's real chain (docs/RESTORE.md, Synthetic full): full + 3 incrementals
 /// with incompressible writes between give a synthetic full that restores equal to the chain and to the VM at the
 /// third incremental; the fourth incremental, taken after, applies on top of it. Stored after the chain in restic and
-/// in borg, the synthetic full adds little: the incrementals' members it copies byte for byte deduplicate.
+/// in borg, the synthetic full adds little: the incrementals' members it copies byte for byte deduplicate. Stored in
+/// restic as docs/HOSTS.md says, the restic wrapper restores the newest state from it and the fourth incremental.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class ConsolidateLabTests(ITestOutputHelper output) : IDisposable
 {
     private const long MiB = 1024 * 1024;
+
+    /// <summary>Level tags of full, inc1, inc2, inc3 and the synthetic full as stored in restic.</summary>
+    private static readonly string[] Levels = ["full", "inc", "inc", "inc", "full"];
+
+    /// <summary>Their restic times: an hour apart, the synthetic full one second after inc3, the stream it ends with.</summary>
+    private static readonly DateTimeOffset[] Times =
+    [
+        .. Enumerable.Range(0, 4).Select(k => new DateTimeOffset(2026, 1, 5, 6 + k, 0, 0, TimeSpan.Zero)),
+        new DateTimeOffset(2026, 1, 5, 9, 0, 1, TimeSpan.Zero),
+    ];
 
     private readonly TempDirectory _work = new();
 
@@ -68,7 +80,7 @@ public sealed class ConsolidateLabTests(ITestOutputHelper output) : IDisposable
         output.WriteLine($"stream bytes: full {full.Bytes.Length}, incs {inc1.Bytes.Length} {inc2.Bytes.Length} {inc3.Bytes.Length}, synthetic full {synthetic.Bytes.Length}");
         foreach (var (name, location, store) in new (string, string, Func<string, int, Task>)[]
         {
-            ("restic", restic.Location, (file, _) => HostTools.RunCheckedAsync("restic", ["backup", "--host", "lab", file], restic.Environment())),
+            ("restic", restic.Location, (file, k) => StoreInResticAsync(restic, vm.Name, file, Levels[k], Times[k])),
             ("borg", borg.Location, (file, k) => HostTools.RunCheckedAsync("borg", ["create", $"::s{k}", file], borg.Environment())),
         })
         {
@@ -86,6 +98,28 @@ public sealed class ConsolidateLabTests(ITestOutputHelper output) : IDisposable
             // incremental added its 16 MiB of random data.
             Assert.True(added[4] < 1.5 * added[3] + MiB, $"{name}: the synthetic full added {added[4]} bytes, the last incremental {added[3]}");
         }
+
+        // Stored as HOSTS.md says (a full one second after its last stream), the restic wrapper restores the newest
+        // state as the synthetic full and the incremental taken after it.
+        await StoreInResticAsync(restic, vm.Name, Save(inc4.Bytes, "inc4.tar"), "inc", Times[3].AddHours(1));
+        var resticRoot = _work.Sub("restic-newest");
+        var restore = await restic.RestoreAsync(vm.Name, "--", "--target-root", resticRoot);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains($"restored '{vm.Name}' from 2 snapshot(s)", restore.StandardError);
+        await atInc4.AssertRestoredBelowAsync(resticRoot, vm);
+    }
+
+    /// <summary>A stream stored as the restic backup wrapper tags it, with restic's --time.</summary>
+    private static async Task StoreInResticAsync(ResticRepository restic, string domain, string file, string level, DateTimeOffset time)
+    {
+        var result = await CliWrap.Cli.Wrap("restic")
+            .WithArguments(["backup", "--stdin", "--stdin-filename", $"{domain}.tar", "--tag", "virtbackup", "--tag", $"domain={domain}",
+                "--tag", $"level={level}", "--time", ChainHosts.Format(time, " ")])
+            .WithEnvironmentVariables(restic.Environment())
+            .WithStandardInputPipe(CliWrap.PipeSource.FromFile(file))
+            .WithValidation(CliWrap.CommandResultValidation.None)
+            .ExecuteBufferedAsync();
+        Assert.True(result.ExitCode == 0, $"restic backup of {file}: {result.StandardError}");
     }
 
     private static async Task RestoreAsync(byte[] stream, string root)
