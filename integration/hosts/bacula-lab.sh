@@ -19,6 +19,8 @@
 #                                         (replace=always), wait
 #       both print one line: "JobId=N JobStatus=C JobErrors=N Level=L" (C: T ok, E/f error, A cancel)
 #   bacula-lab.sh joblog JOBID            the job's messages from the catalog
+#   bacula-lab.sh prune-volumes JOBID     Bacula's own `prune volume=V yes` on each volume job JOBID was
+#                                         written to (prunes the jobs on it whose retention expired)
 #   bacula-lab.sh console                 bconsole on the lab (commands on stdin)
 # Environment: VBT_BACULA_DIR (default /var/tmp/vbt-bacula), VBT_BACULA_PORT_BASE (default 19101:
 # director 19101, file daemon 19102, storage daemon 19103). Everything lives in the lab directory:
@@ -280,6 +282,16 @@ joblog() {
   sqlite3 "$LAB/work/bacula.db" "SELECT rtrim(LogText, char(10, 92)) FROM Log WHERE JobId = ${1:?jobid} ORDER BY LogId"
 }
 
+prune_volumes() {
+  local jobid=${1:?jobid} volumes volume
+  volumes=$(sqlite3 "$LAB/work/bacula.db" \
+    "SELECT DISTINCT m.VolumeName FROM JobMedia j JOIN Media m ON m.MediaId = j.MediaId WHERE j.JobId = $jobid")
+  [[ -n $volumes ]] || die "job $jobid has no volume in the catalog"
+  for volume in $volumes; do
+    console <<< "prune volume=$volume yes"
+  done
+}
+
 cmd=${1:-}
 shift || true
 case $cmd in
@@ -290,6 +302,7 @@ case $cmd in
   run-backup) run_backup "$@" ;;
   run-restore) run_restore "$@" ;;
   joblog) joblog "$@" ;;
+  prune-volumes) prune_volumes "$@" ;;
   console) console ;;
-  *) sed -n '5,25s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+  *) sed -n '5,27s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac

@@ -22,8 +22,9 @@
 #   domain.sh write NAME NODE_OR_DISK OFFSET LENGTH PATTERN
 #       A guest-like write into the running VM through HMP `qemu-io` followed by `flush` (so the qcow2
 #       metadata reaches the file). NODE_OR_DISK is a block node name (libvirt-1-format) or a target
-#       (vda). OFFSET and LENGTH use qemu-io syntax (8M, 65536). PATTERN is a byte (0x77) or `zero`
-#       (write -z). Marks the dirty bitmaps of active checkpoints like a guest write would.
+#       (vda). OFFSET and LENGTH use qemu-io syntax (8M, 65536). PATTERN is a byte (0x77), `zero`
+#       (write -z) or `random` (bytes from /dev/urandom: incompressible, never deduplicated; through a
+#       file QEMU reads, removed after). Marks the dirty bitmaps of active checkpoints like a guest write would.
 #   domain.sh remove NAME [--force]
 #       Destroys and undefines NAME (--nvram --checkpoints-metadata, and --tpm where virsh has it;
 #       otherwise /var/lib/libvirt/swtpm/UUID is removed by hand), then deletes its images, scratch files
@@ -277,7 +278,15 @@ cmd_write() {
   case $pattern in
     zero) command="write -z $offset $length" ;;
     0x[0-9a-fA-F] | 0x[0-9a-fA-F][0-9a-fA-F]) command="write -P $pattern $offset $length" ;;
-    *) die "PATTERN must be a byte like 0x77 or 'zero'" ;;
+    random)
+      # QEMU (not this script) opens the file: it lies next to the images, readable by the qemu user.
+      random_file=$(mktemp "$IMAGES/$name-random.XXXXXX") # global: the EXIT trap runs after this function returned
+      trap 'rm -f "$random_file"' EXIT
+      chmod 0644 "$random_file"
+      head -c "$(to_bytes "$length")" /dev/urandom >"$random_file"
+      command="write -s $random_file $offset $length"
+      ;;
+    *) die "PATTERN must be a byte like 0x77, 'zero' or 'random'" ;;
   esac
   # HMP answers errors as text with success, so the answer itself is checked.
   for command in "$command" flush; do

@@ -107,10 +107,20 @@ public sealed class BaculaLab : IAsyncLifetime
             .Replace("Name = \"virtbackup\"", $"Name = \"virtbackup-defs-{domain}\"", StringComparison.Ordinal)
             .Replace("JobDefs = \"virtbackup\"", $"JobDefs = \"virtbackup-defs-{domain}\"", StringComparison.Ordinal);
         Assert.DoesNotContain("/usr/local/sbin", adapted);
-        var file = Path.Combine(Directory, $"contrib-{domain}.conf");
-        await File.WriteAllTextAsync(file, adapted);
-        await RunCheckedAsync(["define-file", $"contrib-{domain}", file]);
+        await DefineResourcesAsync($"contrib-{domain}", adapted);
     }
+
+    /// <summary>Adds (or replaces) director resources <paramref name="resources"/> as lab file <paramref name="name"/>; reloads.</summary>
+    public async Task DefineResourcesAsync(string name, string resources)
+    {
+        var file = Path.Combine(Directory, $"{name}.conf");
+        await File.WriteAllTextAsync(file, resources);
+        await RunCheckedAsync(["define-file", name, file]);
+    }
+
+    /// <summary>Bacula's own <c>prune volume</c> on the volumes job <paramref name="jobId"/> was written to; what bconsole said.</summary>
+    public async Task<string> PruneVolumesAsync(int jobId) =>
+        (await RunCheckedAsync(["prune-volumes", jobId.ToString(System.Globalization.CultureInfo.InvariantCulture)])).StandardOutput;
 
     public async Task DefineJobAsync(string job, string plugin, string? clientAfter = null) =>
         await RunCheckedAsync(clientAfter is null ? ["define-job", job, plugin] : ["define-job", job, plugin, clientAfter]);

@@ -53,6 +53,16 @@ public sealed record SourceState(IReadOnlyDictionary<string, string> RawDisks, b
         AssertSameFiles(TpmFiles, ReadTree(tpmStateDirectory), $"restored TPM state {tpmStateDirectory}");
     }
 
+    /// <summary>
+    /// Asserts <paramref name="vm"/> restored with <c>--target-root <paramref name="root"/></c> under its own name
+    /// (images, NVRAM and TPM state at their usual paths below the root) equals this state.
+    /// </summary>
+    public Task AssertRestoredBelowAsync(string root, LabVm vm) =>
+        AssertRestoredAsync(
+            target => $"{root}/var/lib/libvirt/images/{vm.Name}-{target}.qcow2",
+            $"{root}/var/lib/libvirt/qemu/nvram/{vm.Name}_VARS.fd",
+            $"{root}/var/lib/libvirt/swtpm/{vm.Uuid}/tpm2");
+
     /// <summary>Asserts two relative-path → content maps hold the same files with the same bytes.</summary>
     public static void AssertSameFiles(IReadOnlyDictionary<string, byte[]> expected, IReadOnlyDictionary<string, byte[]> actual, string what)
     {

@@ -107,7 +107,7 @@ public sealed partial class LabVm : IAsyncDisposable
 
     /// <summary>
     /// Writes into the running VM like its guest would (HMP qemu-io, then flush): <paramref name="pattern"/>
-    /// is a byte like "0x77" or "zero"; <paramref name="target"/> a disk (vda) or a block node name.
+    /// is a byte like "0x77", "zero" or "random" (incompressible bytes); <paramref name="target"/> a disk (vda) or a block node name.
     /// Offsets and lengths use qemu-io syntax (8M, 65536). Returns the block node written to.
     /// </summary>
     public async Task<string> InjectWriteAsync(string target, string offset, string length, string pattern,
