@@ -23,6 +23,24 @@ internal sealed class BenchContext(BenchOptions options, LibvirtConnection libvi
     /// <summary>The order of ours (true) and the peer (false) in run <paramref name="i"/>: alternating, so neither always goes first.</summary>
     public static bool[] Alternate(int i) => i % 2 == 0 ? [true, false] : [false, true];
 
+    private readonly Dictionary<string, string> _fullStreams = [];
+
+    /// <summary>
+    /// A <c>--level full</c> stream file of <paramref name="domain"/> (zstd, the default), made once, untimed, and
+    /// shared by the benchmarks that read one (boot, serve).
+    /// </summary>
+    public async Task<string> FullStreamAsync(string domain)
+    {
+        if (!_fullStreams.TryGetValue(domain, out var path))
+        {
+            path = Path.Combine(StateDirectory("streams"), $"{domain}.full.vbk");
+            await Tool.ToFileAsync(path, Options.VirtBackup, "backup", "--domain", domain, "--level", "full", "--state-dir", StateDirectory("streams-state"));
+            _fullStreams[domain] = path;
+        }
+
+        return path;
+    }
+
     public string StateDirectory(string name)
     {
         var path = Path.Combine(Options.WorkDirectory, name);

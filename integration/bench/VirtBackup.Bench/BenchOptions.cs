@@ -10,9 +10,13 @@ internal sealed record BenchOptions(
     string BenchApp,
     string DomainScript,
     string WorkDirectory,
+    string DiskDirectory,
     int Runs,
     IReadOnlySet<string> Only)
 {
+    /// <summary>Every benchmark, in the order they run (the names BENCH_ONLY takes).</summary>
+    public static readonly IReadOnlyList<string> All = ["read", "backup", "pause", "rss", "inc", "restore", "boot", "serve", "consolidate"];
+
     public static BenchOptions Parse(IReadOnlyList<string> args)
     {
         var values = new Dictionary<string, string>();
@@ -28,7 +32,7 @@ internal sealed record BenchOptions(
 
         string Need(string name) => values.GetValueOrDefault(name) ?? throw new BenchException($"--{name} is required");
         var only = values.GetValueOrDefault("only")?.Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet()
-            ?? ["read", "backup", "pause", "rss", "inc", "restore"];
+            ?? [.. All];
         return new BenchOptions(
             Need("domain"),
             Need("domain32"),
@@ -38,6 +42,7 @@ internal sealed record BenchOptions(
             Environment.ProcessPath ?? throw new BenchException("cannot tell where this program is"),
             Need("domain-script"),
             Need("work"),
+            values.GetValueOrDefault("disk-dir") ?? Need("work"),
             int.Parse(values.GetValueOrDefault("runs") ?? "5"),
             only);
     }

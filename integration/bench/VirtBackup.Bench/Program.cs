@@ -37,6 +37,9 @@ static async Task<int> RunAsync(BenchOptions options)
     await Bench("rss", async () => [await new RssBench(context).RunAsync()]);
     await Bench("inc", async () => [await new IncrementalBench(context).RunAsync()]);
     await Bench("restore", () => new RestoreBench(context).RunAsync());
+    await Bench("boot", () => new BootBench(context).RunAsync());
+    await Bench("serve", () => new ServeBench(context).RunAsync());
+    await Bench("consolidate", () => new ConsolidateBench(context).RunAsync());
     Console.WriteLine(Results.Table(rows, options.Runs));
     return rows.All(r => r.Pass != false) ? 0 : 3;
 }
@@ -45,7 +48,8 @@ static int Usage()
 {
     Console.Error.WriteLine("""
         usage: VirtBackup.Bench run --domain D4 --domain32 D32 --pause-domain DP --data FILE --virtbackup PATH
-                                    --domain-script integration/lab/domain.sh --work DIR [--runs 5] [--only read,backup,pause,rss,inc,restore]
+                                    --domain-script integration/lab/domain.sh --work DIR [--disk-dir DIR] [--runs 5]
+                                    [--only read,backup,pause,rss,inc,restore,boot,serve,consolidate]
                VirtBackup.Bench nbd-read URI              (benchmark 1's reader, the backup's; prints BYTES SECONDS CONNECTIONS)
                VirtBackup.Bench cpu FILE                                  (zstd/SHA-256 speed per 4 MiB member)
         integration/bench/run.sh sets everything up and runs `run`.

@@ -19,12 +19,16 @@
 # --compression none into a fresh borg repository instead (`borg create --compression zstd,3
 # --stdin-name NAME.tar ::ARCHIVE -`, unencrypted), whose data_added column is borg's
 # deduplicated_size (after borg's compression, unlike restic's data_added).
-# Target (issue 5), for --compression none: step 3 adds at most 8 MiB, step 4 at most 24 MiB. The
-# exit code is 1 when it is missed.
+# And "synthetic" (issue 12): the synthetic full. Fresh restic and borg repositories each store the same
+# three stream files (kept on disk, --compression none): 1. a full; 2. after one 16 MiB random write (as
+# in step 4), an incremental; 3. `virtbackup consolidate FULL INC`, the synthetic full.
+# Targets: issue 5, for --compression none: step 3 adds at most 8 MiB, step 4 at most 24 MiB; issue 12,
+# in restic and in borg: the synthetic full adds at most 1.5x what the incremental added (repository
+# growth). The exit code is 1 when one is missed.
 #
 # Environment: VIRTBACKUP (default: build src/VirtBackup.Cli in Release into the work directory),
 # VBT_DEDUP_WORK (default /var/tmp/vbt-dedup-PID; removed at the end unless --keep),
-# VBT_DEDUP_MODES (default "none zstd virtnbdbackup borg"), VBT_DEDUP_SEED (offsets; default 1),
+# VBT_DEDUP_MODES (default "none zstd virtnbdbackup borg synthetic"), VBT_DEDUP_SEED (offsets; default 1),
 # VBT_DEDUP_WRITES_IN (which extents the writes go to: mixed, the default, as above; random, the
 # worst case: restic cannot compress the chunks they change; text; any: wherever the seed says).
 # Prints the results as a Markdown table on stdout (progress on stderr); the VM is always removed.
@@ -33,7 +37,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 WORK=${VBT_DEDUP_WORK:-/var/tmp/vbt-dedup-$$}
-MODES=${VBT_DEDUP_MODES:-none zstd virtnbdbackup borg}
+MODES=${VBT_DEDUP_MODES:-none zstd virtnbdbackup borg synthetic}
 RANDOM=${VBT_DEDUP_SEED:-1}
 KEEP=no
 [[ ${1:-} == --keep ]] && KEEP=yes
@@ -157,7 +161,66 @@ store_borg() {
     jq -c '{message_type: "summary", total_bytes_processed: .archive.stats.original_size, data_added: .archive.stats.deduplicated_size}'
 }
 
+# store_file STEP HOST FILE LABEL SECONDS: FILE into the HOST (restic or borg) repository; records its growth
+# as result[LABEL,STEP] (SECONDS: what making FILE took).
+store_file() {
+  local step=$1 host=$2 file=$3 label=$4 took=$5 repository before after
+  repository=$RESTIC_REPOSITORY
+  [[ $host == borg ]] && repository=$BORG_REPO
+  before=$(size_of "$repository")
+  if [[ $host == borg ]]; then
+    store_borg "$step" < "$file" > "$WORK/store.json"
+  else
+    restic backup --stdin --stdin-filename "$NAME.tar" --json < "$file" > "$WORK/store.json"
+  fi
+  after=$(size_of "$repository")
+  growth[$label,$step]=$((after - before))
+  result[$label,$step]="$(mib $((after - before))) | $(mib "$(jq -r 'select(.message_type == "summary") | .data_added' "$WORK/store.json")") | $(mib "$(stat -c %s "$file")") | $took"
+  log "synthetic: $label step $step: repository +$(mib $((after - before))) MiB"
+}
+
+# The synthetic full (issue 12): the same full, incremental and consolidate of the two, each a file, into
+# fresh restic and borg repositories.
+run_synthetic() {
+  local dir=$WORK/synthetic step start took host
+  rm -rf "$dir" && mkdir -p "$dir"
+  export BORG_REPO=$dir/borg-repo BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+  export RESTIC_REPOSITORY=$dir/restic-repo RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/cache
+  restic init -q >/dev/null
+  borg init -e none
+  for step in 1 2 3; do
+    log "synthetic: stream $step"
+    start=$(date +%s.%N)
+    case $step in
+      1) "$VIRTBACKUP" backup --domain "$NAME" --level full --compression none --state-dir "$WORK/state-synthetic" > "$dir/1.tar" ;;
+      2)
+        random_write $((16 * MIB)) random
+        "$VIRTBACKUP" backup --domain "$NAME" --level inc --compression none --state-dir "$WORK/state-synthetic" > "$dir/2.tar"
+        ;;
+      3) "$VIRTBACKUP" consolidate "$dir/1.tar" "$dir/2.tar" > "$dir/3.tar" ;;
+    esac
+    took=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    for host in restic borg; do
+      store_file "$step" "$host" "$dir/$step.tar" "synthetic-$host" "$took"
+    done
+  done
+  for host in restic borg; do
+    if ((growth[synthetic-$host,3] * 2 > growth[synthetic-$host,2] * 3)); then
+      log "MISSED: in $host the synthetic full added more than 1.5x what the incremental added"
+      verdict=1
+    fi
+  done
+  repo_version=$(restic cat config --no-lock 2>/dev/null | jq .version)
+  members+="${members:+, }synthetic $(tar -xOf "$dir/3.tar" virtbackup/manifest.json | jq -r '.compression.memberSize / 1048576') MiB"
+  rm -f "$dir"/?.tar
+}
+
+declare -A growth
 for mode in $MODES; do
+  if [[ $mode == synthetic ]]; then
+    run_synthetic
+    continue
+  fi
   export BORG_REPO=$WORK/borg-repo BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
   export RESTIC_REPOSITORY=$WORK/repo-$mode RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/cache
   rm -rf "$RESTIC_REPOSITORY" "$BORG_REPO" "$WORK/nbd" && mkdir -p "$WORK/nbd"
@@ -200,6 +263,15 @@ done
 echo "| producer | step | repository growth MiB | restic data_added MiB | stream MiB | seconds |"
 echo "| --- | --- | ---: | ---: | ---: | ---: |"
 for mode in $MODES; do
+  if [[ $mode == synthetic ]]; then
+    for host in restic borg; do
+      label="virtbackup --compression none, consolidate, into $host"
+      echo "| $label | 1. a full | ${result[synthetic-$host,1]} |"
+      echo "| $label | 2. after a 16 MiB random write: an incremental | ${result[synthetic-$host,2]} |"
+      echo "| $label | 3. consolidate of 1 and 2: the synthetic full | ${result[synthetic-$host,3]} |"
+    done
+    continue
+  fi
   case $mode in
     none | zstd) label="virtbackup --compression $mode" ;;
     borg) label="virtbackup --compression none into borg" ;;
@@ -214,8 +286,14 @@ echo
 echo "restic $(restic version | cut -d' ' -f2), repository version $repo_version (restic compresses: auto);" \
   "virtbackup members: ${members:-?}; disk: 4 GiB, $((allocated / MIB)) MiB allocated;" \
   "writes: ${VBT_DEDUP_WRITES_IN:-mixed}, seed ${VBT_DEDUP_SEED:-1}"
-if [[ " $MODES " == *" borg "* ]]; then
+if [[ " $MODES " == *" borg "* || " $MODES " == *" synthetic "* ]]; then
   echo "borg $(borg --version | cut -d' ' -f2), unencrypted, --compression zstd,3; its data_added is borg's deduplicated_size (compressed)"
 fi
-if ((verdict)); then log "MISSED: with --compression none a run must add <= 8 MiB after 4 x 4 KiB and <= 24 MiB after 16 MiB"; fi
+if [[ " $MODES " == *" synthetic "* ]]; then
+  for host in restic borg; do
+    echo "synthetic full in $host: added $(awk -v s="${growth[synthetic-$host,3]}" -v i="${growth[synthetic-$host,2]}" \
+      'BEGIN { printf "%.2f", s / i }')x what the incremental added (target: at most 1.50x)"
+  done
+fi
+if ((verdict)); then log "MISSED: see above (issue 5: --compression none adds <= 8 MiB after 4 x 4 KiB, <= 24 MiB after 16 MiB)"; fi
 exit "$verdict"

@@ -10,6 +10,9 @@ namespace VirtBackup.Core.Recovery;
 /// </summary>
 internal sealed class NbdServer : IAsyncDisposable
 {
+    /// <summary>The kernel send buffer of each connection: four 256 KiB replies (what nbdcopy and QEMU ask for) fit in it.</summary>
+    private const int SendBufferBytes = 1024 * 1024;
+
     private readonly Socket _listener;
     private readonly IReadOnlyList<INbdExport> _exports;
     private readonly NbdServerLimits _limits;
@@ -107,6 +110,10 @@ internal sealed class NbdServer : IAsyncDisposable
                 {
                     client.NoDelay = true;
                 }
+
+                // Room for several whole read replies in the kernel: a reply is written without waiting for the
+                // client to drain the last one (fewer wake-ups on both sides); capped by net.core.wmem_max.
+                client.SendBufferSize = SendBufferBytes;
 
                 var session = new NbdServerSession(client, _exports, _limits, _log);
                 _sessions[session] = Task.Run(() => ServeAsync(session));
