@@ -170,22 +170,25 @@ public sealed class BootLabTests : IDisposable
 
     public void Dispose() => Directory.Delete(_work, recursive: true);
 
-    private async Task<string> BackupAsync(LabVm vm, string level)
+    private Task<string> BackupAsync(LabVm vm, string level) => BackupAsync(vm, level, _work);
+
+    /// <summary>A backup of <paramref name="vm"/> at <paramref name="level"/> into a new stream file in <paramref name="work"/> (state in work/state).</summary>
+    internal static async Task<string> BackupAsync(LabVm vm, string level, string work)
     {
-        var result = await VirtBackupCli.RunAsync(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(_work, "state")]);
+        var result = await VirtBackupCli.RunAsync(["backup", "--domain", vm.Name, "--level", level, "--state-dir", Path.Combine(work, "state")]);
         Assert.True(result.ExitCode == 0, $"backup --level {level} failed ({result.ExitCode}): {result.StandardError}");
-        var path = Path.Combine(_work, $"{level}-{Guid.NewGuid():N}.tar");
+        var path = Path.Combine(work, $"{level}-{Guid.NewGuid():N}.tar");
         await File.WriteAllBytesAsync(path, result.StandardOutput);
         return path;
     }
 
-    private static int ServePid(string name)
+    internal static int ServePid(string name)
     {
         var record = JsonNode.Parse(File.ReadAllText($"/run/virtbackup/boot-{name}/boot.json"))!;
         return (int)record["servePid"]!;
     }
 
-    private static async Task WaitForAgentAsync(string name, TimeSpan timeout)
+    internal static async Task WaitForAgentAsync(string name, TimeSpan timeout)
     {
         using var libvirt = LibvirtConnection.Open();
         using var domain = libvirt.LookupByName(name);
@@ -198,7 +201,7 @@ public sealed class BootLabTests : IDisposable
         }
     }
 
-    private static string ReadGuestFile(string name, string path)
+    internal static string ReadGuestFile(string name, string path)
     {
         using var libvirt = LibvirtConnection.Open();
         using var domain = libvirt.LookupByName(name);
@@ -209,7 +212,7 @@ public sealed class BootLabTests : IDisposable
     }
 
     /// <summary>Alive and not a zombie: the stopped server may wait for whoever inherited it to reap it.</summary>
-    private static bool IsLive(int pid)
+    internal static bool IsLive(int pid)
     {
         try
         {
@@ -222,7 +225,7 @@ public sealed class BootLabTests : IDisposable
         }
     }
 
-    private static async Task AssertNothingLeftAsync(string name, string? uuid, int servePid)
+    internal static async Task AssertNothingLeftAsync(string name, string? uuid, int servePid)
     {
         var domains = await LabHost.RunAsync("virsh", ["-q", "-c", "qemu:///system", "list", "--all", "--name"]);
         Assert.DoesNotContain(name, domains.Split('\n').Select(l => l.Trim()));

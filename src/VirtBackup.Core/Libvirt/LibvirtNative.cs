@@ -52,6 +52,15 @@ internal static unsafe partial class LibvirtNative
         public ulong Capacity, Allocation, Physical;
     }
 
+    /// <summary><c>virDomainBlockJobInfo</c>: type, bandwidth (<c>unsigned long</c>), cur and end.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct VirDomainBlockJobInfo
+    {
+        public int Type;
+        public nuint Bandwidth;
+        public ulong Cur, End;
+    }
+
     // Library and errors
     [LibraryImport(Lib)] internal static partial int virInitialize();
     [LibraryImport(Lib)] internal static partial VirError* virGetLastError();
@@ -93,6 +102,11 @@ internal static unsafe partial class LibvirtNative
     [LibraryImport(Lib)] internal static partial int virDomainGetJobInfo(DomainHandle domain, out VirDomainJobInfo info);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virDomainGetBlockInfo(DomainHandle domain, string disk, out VirDomainBlockInfo info, uint flags);
     [LibraryImport(Lib)] internal static partial int virDomainGetJobStats(DomainHandle domain, out int type, out VirTypedParameter* parameters, out int count, uint flags);
+
+    // Block jobs
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virDomainBlockPull(DomainHandle domain, string disk, nuint bandwidth, uint flags);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virDomainGetBlockJobInfo(DomainHandle domain, string disk, out VirDomainBlockJobInfo info, uint flags);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virDomainBlockJobAbort(DomainHandle domain, string disk, uint flags);
 
     // Checkpoints
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial CheckpointHandle virDomainCheckpointCreateXML(DomainHandle domain, string xml, uint flags);

@@ -17,6 +17,7 @@ public class InvalidArgumentTests
     [InlineData(new[] { "backup", "--domain", "x", "--chain", "../x" }, "--chain: '../x' is not a chain name")]
     [InlineData(new[] { "restore", "--format", "vmdk" }, "--format takes one of qcow2|raw, not 'vmdk'")]
     [InlineData(new[] { "restore", "--define", "--target-root", "/tmp/x" }, "--define")]
+    [InlineData(new[] { "boot", "--as", "x", "--live-restore", "full.tar" }, "--live-restore needs --disk-dir DIR: the directory where the domain's images stay for good")]
     public async Task Invalid_arguments_exit_2_and_say_what_is_wrong(string[] args, string message)
     {
         var result = await VirtBackupCli.RunAsync(args, new MemoryStream());

@@ -7,6 +7,8 @@ namespace VirtBackup.Core.Recovery.Boot;
 /// Removes what a boot made, from its record: the domain (destroyed and undefined, only when its UUID is the
 /// recorded one), the overlays, the NVRAM file, the swtpm directory, the serve process (only when its pid is still
 /// that serve) and the run directory. Every step is tried; what could not be removed is logged and reported.
+/// A live-restored boot (<see cref="BootPhase.Restored"/>) keeps its domain, images, NVRAM and TPM state: they are an
+/// ordinary domain's now; only its server and run directory go.
 /// </summary>
 public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
 {
@@ -27,30 +29,10 @@ public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
     public async Task RemoveAsync(BootRecord record)
     {
         var left = new List<string>();
-        if (record.Defined)
+        var restored = record.Phase == BootPhase.Restored;
+        if (!restored)
         {
-            Try(left, $"domain {record.Name}", () => RemoveDomain(record));
-        }
-
-        foreach (var overlay in record.Overlays)
-        {
-            Try(left, overlay, () => File.Delete(overlay));
-        }
-
-        if (record.NvramPath is { } nvram)
-        {
-            Try(left, nvram, () => File.Delete(nvram));
-        }
-
-        if (record.SwtpmDirectory is { } swtpm)
-        {
-            Try(left, swtpm, () =>
-            {
-                if (Directory.Exists(swtpm))
-                {
-                    Directory.Delete(swtpm, recursive: true);
-                }
-            });
+            RemoveDomainAndFiles(record, left);
         }
 
         try
@@ -79,7 +61,42 @@ public sealed class BootCleanup(LibvirtConnection libvirt, ILogger log)
             throw new BootFailedException($"removing boot {record.Name} left: {string.Join("; ", left)}");
         }
 
+        if (restored)
+        {
+            log.Information("stopped the server of live-restored {Name} ({Uuid}) and removed its run directory", record.Name, record.Uuid);
+            return;
+        }
+
         log.Information("removed boot {Name} ({Uuid}): domain, overlays, NVRAM, TPM state and its server", record.Name, record.Uuid);
+    }
+
+    private void RemoveDomainAndFiles(BootRecord record, List<string> left)
+    {
+        if (record.Defined)
+        {
+            Try(left, $"domain {record.Name}", () => RemoveDomain(record));
+        }
+
+        foreach (var file in record.SerialLogPath is { } serial ? [.. record.Overlays, serial] : record.Overlays)
+        {
+            Try(left, file, () => File.Delete(file));
+        }
+
+        if (record.NvramPath is { } nvram)
+        {
+            Try(left, nvram, () => File.Delete(nvram));
+        }
+
+        if (record.SwtpmDirectory is { } swtpm)
+        {
+            Try(left, swtpm, () =>
+            {
+                if (Directory.Exists(swtpm))
+                {
+                    Directory.Delete(swtpm, recursive: true);
+                }
+            });
+        }
     }
 
     private void RemoveDomain(BootRecord record)

@@ -7,7 +7,7 @@ namespace VirtBackup.Core.Recovery.Boot;
 /// <summary>How the booted copy is set apart from the original.</summary>
 /// <param name="KeepNetwork">Keep the interfaces (with new MACs); otherwise every &lt;interface&gt; is removed.</param>
 /// <param name="SerialLog">verify --boot: the serial console goes to this file (replacing serial/console devices); otherwise
-/// only a console that logged to a file logs to RUN_DIR/serial.log instead.</param>
+/// only a console that logged to a file logs to the layout's serial log instead.</param>
 /// <param name="EnsureDisplay">verify --boot: add a VNC display on 127.0.0.1 and a video device when there is none (screenshots).</param>
 public sealed record BootIsolation(bool KeepNetwork, string? SerialLog = null, bool EnsureDisplay = false);
 
@@ -15,11 +15,12 @@ public sealed record BootIsolation(bool KeepNetwork, string? SerialLog = null, b
 /// The definition of a domain booted from a backup: restore's definition (new name, UUID, MACs, NVRAM path,
 /// disks as files) with each served disk a qcow2 overlay whose backing store is that disk's NBD export on the
 /// serve socket, read and write errors pausing the guest (<c>error_policy</c>/<c>rerror_policy='stop'</c>: a dead
-/// server never shows the guest wrong data), and the isolation asked for.
+/// server never shows the guest wrong data), and the isolation asked for. Not <c>served</c>: the same definition with
+/// the disks as the plain local images they are after a live restore (no backing store, the original's error policy).
 /// </summary>
 public static class BootDefinition
 {
-    public static string Build(BootState state, BootLayout layout, IReadOnlyList<string> servedTargets, BootIsolation isolation)
+    public static string Build(BootState state, BootLayout layout, IReadOnlyList<string> servedTargets, BootIsolation isolation, bool served = true)
     {
         var manifest = state.Manifest;
         var restored = RestoredDefinition.Rewrite(
@@ -36,7 +37,7 @@ public static class BootDefinition
         foreach (var disk in devices.Elements("disk"))
         {
             var target = (string?)disk.Element("target")?.Attribute("dev");
-            if (target is null || !servedTargets.Contains(target))
+            if (!served || target is null || !servedTargets.Contains(target))
             {
                 continue;
             }
@@ -62,7 +63,7 @@ public static class BootDefinition
             foreach (var source in devices.Elements().Where(e => e.Name == "serial" || e.Name == "console")
                 .Where(e => (string?)e.Attribute("type") == "file").Elements("source"))
             {
-                source.SetAttributeValue("path", Path.Combine(layout.RunDirectory, "serial.log"));
+                source.SetAttributeValue("path", layout.SerialLogPath);
             }
         }
         else

@@ -7,12 +7,14 @@ namespace VirtBackup.Core.Recovery.Boot;
 /// user traverses it to the socket) holds the serve socket <c>nbd.sock</c>, the serve log <c>serve.log</c> and the
 /// record <c>boot.json</c>; overlays are <c>DISK_DIR/NAME-TARGET.overlay.qcow2</c>; NVRAM and TPM state are where
 /// restore puts them (<c>/var/lib/libvirt/qemu/nvram/NAME_VARS.fd</c>, <c>/var/lib/libvirt/swtpm/UUID</c>).
+/// With live restore the overlays are the domain's images for good, named as restore names them
+/// (<c>DISK_DIR/NAME-TARGET.qcow2</c>), and a file console logs to <c>DISK_DIR/NAME-serial.log</c> (the run directory goes).
 /// </summary>
 public sealed class BootLayout
 {
     public const string DefaultRunRoot = "/run/virtbackup";
 
-    public BootLayout(string name, string uuid, string diskDirectory, string runRoot = DefaultRunRoot)
+    public BootLayout(string name, string uuid, string diskDirectory, string runRoot = DefaultRunRoot, bool liveRestore = false)
     {
         if (RestoreName.Problem(name) is { } problem)
         {
@@ -23,7 +25,10 @@ public sealed class BootLayout
         Uuid = uuid;
         DiskDirectory = Path.GetFullPath(diskDirectory);
         RunDirectory = RunDirectoryFor(name, runRoot);
+        LiveRestore = liveRestore;
     }
+
+    public bool LiveRestore { get; }
 
     public string Name { get; }
 
@@ -45,7 +50,10 @@ public sealed class BootLayout
 
     public string TpmStateDirectory(string? version) => Path.Combine(SwtpmDomainDirectory, version == "1.2" ? "tpm1.2" : "tpm2");
 
-    public string OverlayPath(string target) => Path.Combine(DiskDirectory, $"{Name}-{target}.overlay.qcow2");
+    public string OverlayPath(string target) => Path.Combine(DiskDirectory, LiveRestore ? $"{Name}-{target}.qcow2" : $"{Name}-{target}.overlay.qcow2");
+
+    /// <summary>Where a serial console that logged to a file logs.</summary>
+    public string SerialLogPath => LiveRestore ? Path.Combine(DiskDirectory, $"{Name}-serial.log") : Path.Combine(RunDirectory, "serial.log");
 
     public static string RunDirectoryFor(string name, string runRoot = DefaultRunRoot) => Path.Combine(runRoot, $"boot-{name}");
 

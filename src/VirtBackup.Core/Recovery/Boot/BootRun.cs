@@ -11,10 +11,11 @@ namespace VirtBackup.Core.Recovery.Boot;
 
 /// <summary>What to boot and how.</summary>
 /// <param name="Throwaway">verify --boot: overlays in the run directory, the serial console to a log there, a display ensured.</param>
-public sealed record BootRequest(string Name, IReadOnlyList<string> Streams, string DiskDirectory, bool KeepNetwork, bool Throwaway = false);
+/// <param name="LiveRestore">The overlays are named as the domain's images for good (see <see cref="BootLayout"/>); <see cref="LiveRestore"/> pulls the data into them.</param>
+public sealed record BootRequest(string Name, IReadOnlyList<string> Streams, string DiskDirectory, bool KeepNetwork, bool Throwaway = false, bool LiveRestore = false);
 
-/// <summary>A booted domain: its record (what was made) and definition.</summary>
-public sealed record BootedDomain(BootRecord Record, BootLayout Layout, string Definition, BootState State, TimeSpan Elapsed)
+/// <summary>A booted domain: its record (what was made), definition and served disks.</summary>
+public sealed record BootedDomain(BootRecord Record, BootLayout Layout, string Definition, BootState State, TimeSpan Elapsed, IReadOnlyList<string> Targets)
 {
     public string SerialLogPath => Path.Combine(Layout.RunDirectory, "serial.log");
 }
@@ -46,6 +47,8 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
             throw new BootRefusedException("boot needs root (the TPM state goes to swtpm's user, the domain into libvirt's directories)");
         }
 
+        await new StaleBoots(libvirt, log).RemoveAsync(includeRunning: false);
+
         using (var existing = libvirt.TryLookupByName(request.Name))
         {
             if (existing is not null)
@@ -67,8 +70,17 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
         }
 
         var state = BootState.Read(request.Streams[^1]);
-        var layout = new BootLayout(request.Name, Guid.NewGuid().ToString(), request.Throwaway ? runDirectory : request.DiskDirectory);
+        var layout = new BootLayout(request.Name, Guid.NewGuid().ToString(), request.Throwaway ? runDirectory : request.DiskDirectory, liveRestore: request.LiveRestore);
         var owner = await SwtpmOwnerAsync(cancellationToken);
+        if (!request.Throwaway)
+        {
+            await new DiskDirAccess(new LocalHypervisorHost(), qemuConf, log).CheckAsync(layout.DiskDirectory, define: true, cancellationToken);
+        }
+
+        if (request.LiveRestore && File.Exists(layout.SerialLogPath))
+        {
+            throw new BootRefusedException($"'{layout.SerialLogPath}' exists: remove it or boot under another name");
+        }
 
         if (!Directory.Exists(BootLayout.DefaultRunRoot))
         {
@@ -77,6 +89,8 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
 
         Directory.CreateDirectory(layout.RunDirectory, Traversable);
         var record = BootRecord.For(layout);
+        record.Owner = BootOwner.Current();
+        record.SerialLogPath = request.LiveRestore ? layout.SerialLogPath : null;
         record.Save();
         try
         {
@@ -101,7 +115,8 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
             }
 
             await WriteStateAsync(state, layout, record, owner, cancellationToken);
-            var definition = BootDefinition.Build(state, layout, disks.Select(d => d.Target).ToList(),
+            var targets = disks.Select(d => d.Target).ToList();
+            var definition = BootDefinition.Build(state, layout, targets,
                 new BootIsolation(request.KeepNetwork, request.Throwaway ? Path.Combine(layout.RunDirectory, "serial.log") : null, request.Throwaway));
             if (request.Throwaway)
             {
@@ -115,7 +130,7 @@ public sealed class BootRun(LibvirtConnection libvirt, QemuConf qemuConf, ILogge
             domain.Start();
             log.Information("booted {Name} ({Uuid}) from {Streams} stream(s) of {Source} in {Seconds:F2} s; served by pid {Pid} on {Socket}",
                 layout.Name, layout.Uuid, request.Streams.Count, state.Manifest.DomainName, elapsed.Elapsed.TotalSeconds, record.ServePid, layout.SocketPath);
-            return new BootedDomain(record, layout, definition, state, elapsed.Elapsed);
+            return new BootedDomain(record, layout, definition, state, elapsed.Elapsed, targets);
         }
         catch
         {

@@ -50,6 +50,27 @@ public sealed class BootDefinitionTests
     }
 
     [Fact]
+    public void A_live_restore_boots_from_images_named_as_restore_names_them_and_its_final_definition_has_plain_local_disks()
+    {
+        var layout = new BootLayout("w-live", "11111111-2222-3333-4444-555555555555", "/srv/images", "/run/vbt", liveRestore: true);
+
+        var served = BootDefinition.Build(State(), layout, ["vda"], new BootIsolation(KeepNetwork: false));
+        var final = BootDefinition.Build(State(), layout, ["vda"], new BootIsolation(KeepNetwork: false), served: false);
+
+        Assert.Contains("<source file=\"/srv/images/w-live-vda.qcow2\" />\n      <backingStore type=\"network\">", served.ReplaceLineEndings("\n"));
+        Assert.Contains("""
+            <disk type="file" device="disk">
+                  <driver name="qemu" type="qcow2" />
+                  <source file="/srv/images/w-live-vda.qcow2" />
+                  <target dev="vda" bus="virtio" />
+                </disk>
+            """.ReplaceLineEndings("\n"), final.ReplaceLineEndings("\n"));
+        Assert.DoesNotContain("backingStore", final);
+        Assert.Contains("<serial type=\"file\">\n      <source path=\"/srv/images/w-live-serial.log\" />", final.ReplaceLineEndings("\n"));
+        Assert.DoesNotContain("<interface", final);
+    }
+
+    [Fact]
     public void Network_keep_keeps_the_interface_with_a_new_mac_and_a_throwaway_gets_one_serial_log_a_vnc_display_and_video()
     {
         var layout = new BootLayout("vbverify-0a1b2c3d", "11111111-2222-3333-4444-555555555555", "/run/vbt/boot-vbverify-0a1b2c3d", "/run/vbt");
