@@ -1,5 +1,4 @@
 using System.Text;
-using CliWrap;
 
 namespace VirtBackup.IntegrationTests.Hosts;
 

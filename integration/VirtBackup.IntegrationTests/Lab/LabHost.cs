@@ -1,6 +1,3 @@
-using CliWrap;
-using CliWrap.Buffered;
-
 namespace VirtBackup.IntegrationTests.Lab;
 
 /// <summary>

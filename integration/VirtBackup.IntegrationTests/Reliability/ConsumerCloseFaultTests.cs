@@ -1,7 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.IntegrationTests.Lab;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>The "consumer closes stdout" column of the fault matrix: EPIPE on the next write, exit 7, cleanup done.</summary>

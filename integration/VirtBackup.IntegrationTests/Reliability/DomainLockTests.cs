@@ -1,8 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Capture;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Capture;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

@@ -1,7 +1,4 @@
 using System.Text;
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

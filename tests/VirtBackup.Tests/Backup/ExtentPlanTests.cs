@@ -1,7 +1,3 @@
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Nbd;
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Backup;
 
 public class ExtentPlanTests

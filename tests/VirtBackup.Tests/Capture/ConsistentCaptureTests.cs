@@ -1,8 +1,3 @@
-using VirtBackup.Core;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Capture;
 
 /// <summary>The consistency protocol against a fake domain: the order of its steps, and what it leaves when a step fails.</summary>

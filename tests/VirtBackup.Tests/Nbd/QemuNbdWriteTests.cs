@@ -1,5 +1,4 @@
 using System.Text.Json;
-using VirtBackup.Core.Nbd;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Nbd;

@@ -1,4 +1,3 @@
-using VirtBackup.Core.Nbd;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Tests.Recovery;
