@@ -93,14 +93,7 @@ public sealed class GnuToolsInteropTests : IDisposable
     /// <summary>The bash block between the rebuild-recipe markers of docs/FORMAT.md, verbatim.</summary>
     private static string RebuildRecipe()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "VirtBackup.Plugin.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        Assert.NotNull(dir);
-        var doc = File.ReadAllText(Path.Combine(dir.FullName, "docs", "FORMAT.md"));
+        var doc = File.ReadAllText(Path.Combine(RepositoryCheckout.Root, "docs", "FORMAT.md"));
         var match = Regex.Match(doc, @"<!-- rebuild-recipe:begin -->\s*```bash\n(?<script>.*?)```\s*<!-- rebuild-recipe:end -->", RegexOptions.Singleline);
         Assert.True(match.Success, "docs/FORMAT.md has no rebuild recipe block");
         return match.Groups["script"].Value;
