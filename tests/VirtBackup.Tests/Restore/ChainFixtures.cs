@@ -164,6 +164,14 @@ internal static class ChainFixtures
         };
     }
 
+    /// <summary>The full and two incrementals after it, in chain order.</summary>
+    public static (StreamSpec Full, StreamSpec Inc1, StreamSpec Inc2) FullAndTwoIncrementals()
+    {
+        var full = Full();
+        var inc1 = Next(full, 2, 100);
+        return (full, inc1, Next(inc1, 3, 200));
+    }
+
     /// <summary>The full, an incremental after it, and the differential taken after that incremental.</summary>
     public static (StreamSpec Full, StreamSpec Inc, StreamSpec Diff) FullIncAndDiff()
     {

@@ -7,9 +7,7 @@ public class RestoreRefusalTests
     public async Task An_incremental_applied_before_its_parent_is_refused_naming_both_checkpoints()
     {
         using var tree = new RestoredTree();
-        var full = ChainFixtures.Full();
-        var inc1 = ChainFixtures.Next(full, 2, 100);
-        var inc2 = ChainFixtures.Next(inc1, 3, 200);
+        var (full, _, inc2) = ChainFixtures.FullAndTwoIncrementals();
         await tree.RestoreAsync(full);
 
         var e = await tree.RefusedAsync<ChainGapException>(inc2);
@@ -160,9 +158,7 @@ public class RestoreRefusalTests
     public async Task After_an_interrupted_commit_only_the_same_incremental_is_accepted_and_applying_it_again_repairs_the_images()
     {
         using var tree = new RestoredTree();
-        var full = ChainFixtures.Full();
-        var inc1 = ChainFixtures.Next(full, 2, 100);
-        var inc2 = ChainFixtures.Next(inc1, 3, 200);
+        var (full, inc1, inc2) = ChainFixtures.FullAndTwoIncrementals();
         await tree.RestoreAsync(full);
         // What a crash halfway through committing inc1 leaves: the marker, and part of inc1 in the image.
         await File.WriteAllTextAsync(Path.Combine(tree.Images, ".virtbackup/win11.committing"), "virtbackup-chain-a-0002\n");
