@@ -125,6 +125,19 @@ internal sealed class FaultLab : IAsyncDisposable
         return stream.Manifest.Level;
     }
 
+    /// <summary>
+    /// Lets <paramref name="held"/> go on from its phase: it must complete, its stream restore byte-equal to the source
+    /// disk, and leave nothing behind.
+    /// </summary>
+    public async Task CompletesAndRestoresByteEqualAsync(CliProcess held)
+    {
+        held.Continue();
+        var outcome = await held.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(outcome.ExitCode == 0, outcome.StandardError);
+        await RestoresByteEqualAsync(outcome.StandardOutput);
+        AssertClean();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Vm.DisposeAsync();
