@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

@@ -1,12 +1,4 @@
 using Serilog;
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

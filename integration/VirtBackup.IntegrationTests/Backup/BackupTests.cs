@@ -1,10 +1,3 @@
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Backup;
 
 [Collection(LabCollection.Name)]

@@ -1,10 +1,4 @@
 using System.Text;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

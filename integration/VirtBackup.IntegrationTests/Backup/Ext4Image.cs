@@ -1,8 +1,3 @@
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Backup;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.IntegrationTests.Backup;
 
 /// <summary>An agent that answers but whose freeze fails: here because someone else froze the guest already.</summary>

@@ -1,9 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Reliability;
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Backup;
 
 /// <summary>Backups with a real guest agent interrupted while the guest is frozen.</summary>

@@ -1,10 +1,4 @@
 using System.Globalization;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.IntegrationTests.Reliability;
-using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

@@ -1,13 +1,3 @@
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Backup;
 
 /// <summary>

@@ -1,6 +1,4 @@
 using System.Text;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

@@ -1,9 +1,4 @@
 using System.Text;
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Backup;
 

@@ -1,7 +1,4 @@
 using System.Text;
-using CliWrap;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Consistency;
 

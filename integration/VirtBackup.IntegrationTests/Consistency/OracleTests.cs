@@ -1,7 +1,4 @@
-using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.IntegrationTests.Remote;
-using VirtBackup.IntegrationTests.Restore;
-using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Consistency;
 

@@ -1,7 +1,3 @@
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.IntegrationTests.Restore;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Consistency;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.IntegrationTests.Restore;
-
 namespace VirtBackup.IntegrationTests.Hosts;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-
 namespace VirtBackup.IntegrationTests.Hosts;
 
 /// <summary>

@@ -1,5 +1,4 @@
 using System.Text;
-using CliWrap;
 
 namespace VirtBackup.IntegrationTests.Hosts;
 
@@ -17,7 +16,7 @@ public static class HostTools
 {
     private static readonly Lazy<Task> Installation = new(InstallAsync);
 
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    public static string RepositoryRoot => RepositoryCheckout.Root;
 
     public static string HostsDirectory { get; } = Path.Combine(RepositoryRoot, "integration", "hosts");
 
@@ -74,18 +73,6 @@ public static class HostTools
         }
     }
 
-    private static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "VirtBackup.Plugin.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no VirtBackup.Plugin.sln above {AppContext.BaseDirectory}");
-    }
 }
 
 /// <summary>A fresh directory under /tmp for one test, removed afterwards.</summary>

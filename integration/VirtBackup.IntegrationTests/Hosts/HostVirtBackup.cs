@@ -1,5 +1,3 @@
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Hosts;
 
 /// <summary>

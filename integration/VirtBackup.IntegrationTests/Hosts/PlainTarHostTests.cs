@@ -1,6 +1,4 @@
 using System.Text.RegularExpressions;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Hosts;
 

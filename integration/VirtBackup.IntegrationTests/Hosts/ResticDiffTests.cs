@@ -1,5 +1,3 @@
-using VirtBackup.IntegrationTests.Lab;
-
 namespace VirtBackup.IntegrationTests.Hosts;
 
 /// <summary>

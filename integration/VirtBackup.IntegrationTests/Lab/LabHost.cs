@@ -1,6 +1,3 @@
-using CliWrap;
-using CliWrap.Buffered;
-
 namespace VirtBackup.IntegrationTests.Lab;
 
 /// <summary>
@@ -12,7 +9,7 @@ public static class LabHost
     private static readonly Lazy<Task> Daemons = new(() => RunScriptAsync("start-daemons.sh", [], CancellationToken.None));
 
     /// <summary>The folder holding VirtBackup.Plugin.sln, found by walking up from the test assembly.</summary>
-    public static string RepoRoot { get; } = FindRepoRoot();
+    public static string RepoRoot => RepositoryCheckout.Root;
 
     /// <summary>integration/lab/NAME.</summary>
     public static string Script(string name) => Path.Combine(RepoRoot, "integration", "lab", name);
@@ -51,18 +48,6 @@ public static class LabHost
         return result.StandardOutput;
     }
 
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "VirtBackup.Plugin.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new LabException($"No VirtBackup.Plugin.sln above {AppContext.BaseDirectory}: run the tests from the repository.");
-    }
 }
 
 /// <summary>A lab script or tool failed; the message carries its stderr.</summary>

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Xml.Linq;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Lab;
-using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Libvirt;
 

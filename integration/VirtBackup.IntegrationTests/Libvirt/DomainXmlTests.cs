@@ -1,5 +1,3 @@
-using VirtBackup.Core.Libvirt;
-
 namespace VirtBackup.IntegrationTests.Libvirt;
 
 /// <summary>Hermetic: parses XML text only, no VM.</summary>

@@ -1,6 +1,4 @@
 using System.Text.Json;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Libvirt;
 

@@ -1,5 +1,3 @@
-using VirtBackup.IntegrationTests.Lab;
-
 namespace VirtBackup.IntegrationTests.Libvirt;
 
 /// <summary>Backup and checkpoint XML for lab VMs, as LAB.md shows them working.</summary>

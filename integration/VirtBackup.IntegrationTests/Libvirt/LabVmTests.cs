@@ -1,6 +1,3 @@
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Lab;
-
 namespace VirtBackup.IntegrationTests.Libvirt;
 
 [Collection(LabCollection.Name)]

@@ -1,6 +1,4 @@
 using System.Runtime.InteropServices;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Libvirt;
 

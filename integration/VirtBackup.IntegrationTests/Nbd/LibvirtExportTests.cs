@@ -1,8 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Core.Nbd;
-using VirtBackup.IntegrationTests.Lab;
 using VirtBackup.IntegrationTests.Libvirt;
 
 namespace VirtBackup.IntegrationTests.Nbd;

@@ -1,6 +1,3 @@
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>Errors that need libvirt to be found: each exits with its documented code and a message that says what to do.</summary>

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

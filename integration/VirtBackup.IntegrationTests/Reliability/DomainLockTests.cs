@@ -1,8 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Capture;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 
@@ -27,11 +23,7 @@ public sealed class DomainLockTests
             second.StandardError);
         Assert.Empty(second.StandardOutput);
         Assert.Equal(before, lab.Describe()); // the refused runs touched nothing (the first run's job is still there)
-        first.Continue();
-        var outcome = await first.WaitForExitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(outcome.ExitCode == 0, outcome.StandardError);
-        await lab.RestoresByteEqualAsync(outcome.StandardOutput);
-        lab.AssertClean();
+        await lab.CompletesAndRestoresByteEqualAsync(first);
     }
 
     [Fact(Timeout = 240_000)]

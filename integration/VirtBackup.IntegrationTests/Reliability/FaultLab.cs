@@ -1,13 +1,4 @@
 using System.Globalization;
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 
@@ -132,6 +123,19 @@ internal sealed class FaultLab : IAsyncDisposable
         var restored = Path.Combine(RestoreRoot, "var/lib/libvirt/images", $"{Vm.Name}-vda.img");
         await AssertSameBytesAsync(source, restored);
         return stream.Manifest.Level;
+    }
+
+    /// <summary>
+    /// Lets <paramref name="held"/> go on from its phase: it must complete, its stream restore byte-equal to the source
+    /// disk, and leave nothing behind.
+    /// </summary>
+    public async Task CompletesAndRestoresByteEqualAsync(CliProcess held)
+    {
+        held.Continue();
+        var outcome = await held.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(outcome.ExitCode == 0, outcome.StandardError);
+        await RestoresByteEqualAsync(outcome.StandardOutput);
+        AssertClean();
     }
 
     public async ValueTask DisposeAsync()

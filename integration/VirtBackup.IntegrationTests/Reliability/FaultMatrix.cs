@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Capture;
-using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

@@ -1,9 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>

@@ -1,10 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.IntegrationTests.Lab;
-
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>

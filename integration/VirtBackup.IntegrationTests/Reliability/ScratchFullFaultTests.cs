@@ -1,7 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.IntegrationTests.Lab;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Reliability;
 
 /// <summary>

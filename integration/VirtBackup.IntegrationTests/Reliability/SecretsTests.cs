@@ -1,9 +1,4 @@
 using System.Text;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Capture;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Reliability;
 
@@ -30,11 +28,7 @@ public sealed class SignalTests
 
         using var piped = await lab.StartAtAsync(BackupPhase.Streaming);
         piped.Signal(Signals.Pipe);
-        piped.Continue();
-        var completed = await piped.WaitForExitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(completed.ExitCode == 0, completed.StandardError);
-        await lab.RestoresByteEqualAsync(completed.StandardOutput);
-        lab.AssertClean();
+        await lab.CompletesAndRestoresByteEqualAsync(piped);
     }
 
     [Fact(Timeout = 180_000)]

@@ -1,6 +1,3 @@
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Hosts.Ssh;
 using VirtBackup.Core.Platform;
 
 namespace VirtBackup.IntegrationTests.Remote;

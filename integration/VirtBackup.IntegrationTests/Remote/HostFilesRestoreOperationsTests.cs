@@ -1,8 +1,4 @@
 using System.Security.Cryptography;
-using CliWrap.Buffered;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

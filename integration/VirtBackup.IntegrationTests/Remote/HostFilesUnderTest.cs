@@ -1,8 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Hosts.Ssh;
-
 namespace VirtBackup.IntegrationTests.Remote;
 
 /// <summary>The host files a test runs against: this machine's ("local"), or the SSH lab's ("ssh").</summary>

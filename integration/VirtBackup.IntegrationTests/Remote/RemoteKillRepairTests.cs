@@ -1,10 +1,3 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.IntegrationTests.Reliability;
-using VirtBackup.Testing;
-using Xunit.Abstractions;
-
 namespace VirtBackup.IntegrationTests.Remote;
 
 /// <summary>

@@ -1,15 +1,3 @@
-using VirtBackup.Core;
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts.Ssh;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Backup;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.IntegrationTests.Restore;
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Remote;
 
 /// <summary>

@@ -1,11 +1,5 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using VirtBackup.Core;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Hosts.Ssh;
-using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

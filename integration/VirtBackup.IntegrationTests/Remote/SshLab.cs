@@ -1,7 +1,4 @@
 using System.Text;
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.IntegrationTests.Remote;
 
@@ -40,7 +37,7 @@ internal static class SshLab
 
     public static SshTarget User { get; } = new("127.0.0.1", UnprivilegedUser, null, UserKey, Options: ["-o", "IdentitiesOnly=yes"]);
 
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    public static string RepositoryRoot => RepositoryCheckout.Root;
 
     public static Task EnsureAsync() => Started.Value;
 
@@ -88,19 +85,6 @@ internal static class SshLab
         {
             throw new InvalidOperationException($"{script} failed ({result.ExitCode}): {result.StandardError}");
         }
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "VirtBackup.Plugin.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no VirtBackup.Plugin.sln above {AppContext.BaseDirectory}");
     }
 
     public sealed class Scratch : IDisposable

@@ -2,9 +2,6 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using VirtBackup.Core;
-using VirtBackup.Core.Hosts.Ssh;
-using Xunit.Abstractions;
 
 namespace VirtBackup.IntegrationTests.Remote;
 

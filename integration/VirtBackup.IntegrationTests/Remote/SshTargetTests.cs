@@ -1,6 +1,3 @@
-using VirtBackup.Core.Hosts.Ssh;
-
-
 namespace VirtBackup.IntegrationTests.Remote;
 
 public class SshTargetTests

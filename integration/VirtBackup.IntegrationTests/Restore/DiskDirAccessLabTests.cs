@@ -1,7 +1,3 @@
-using VirtBackup.Core.Libvirt;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
-
 namespace VirtBackup.IntegrationTests.Restore;
 
 /// <summary>

@@ -1,8 +1,4 @@
 using System.Text;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Stream;
-using VirtBackup.IntegrationTests.Lab;
-using VirtBackup.Testing;
 
 namespace VirtBackup.IntegrationTests.Restore;
 

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using VirtBackup.IntegrationTests.Lab;
 
 namespace VirtBackup.IntegrationTests.Restore;
 

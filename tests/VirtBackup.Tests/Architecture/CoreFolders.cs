@@ -25,9 +25,9 @@ internal static partial class CoreFolders
         ["Backup", "Restore", "Recovery", "Consolidate"],
     ];
 
-    public static string CoreDirectory { get; } = Path.Combine(FindRepositoryRoot(), "src", "VirtBackup.Core");
+    public static string CoreDirectory { get; } = Path.Combine(RepositoryCheckout.Root, "src", "VirtBackup.Core");
 
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    public static string RepositoryRoot => RepositoryCheckout.Root;
 
     public static int? LevelOf(string folder)
     {
@@ -100,19 +100,6 @@ internal static partial class CoreFolders
     /// scanned left to right so that a "//" in a string or a quote in a comment is no confusion.</summary>
     public static string WithoutCommentsAndStrings(string source) =>
         CommentOrLiteral().Replace(source, m => m.Value.StartsWith('/') ? (m.Value.StartsWith("/*", StringComparison.Ordinal) ? " " : string.Empty) : "\"\"");
-
-    private static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "VirtBackup.Plugin.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no VirtBackup.Plugin.sln above {AppContext.BaseDirectory}");
-    }
 
     [GeneratedRegex(@"\b(?:class|record|interface|enum|struct)\s+(?<name>[A-Z]\w*)|\bdelegate\s+[\w<>?,\s\[\]]+?\s(?<name>[A-Z]\w*)\s*[<(]")]
     private static partial Regex Declaration();

@@ -1,12 +1,20 @@
-using VirtBackup.Core.Backup;
-using VirtBackup.Core.Nbd;
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Backup;
 
 public class ExtentPlanTests
 {
     private const long M = 1024 * 1024;
+
+    /// <summary>
+    /// The plan of the dirty ranges [1M, 2M) and [3M, 9M) of a disk whose [4M, 8M) reads as zeroes: data, data,
+    /// the zero range, data.
+    /// </summary>
+    private static readonly DiskExtent[] PlanOfTheDirtyRanges =
+    [
+        new DiskExtent(1 * M, 1 * M, false),
+        new DiskExtent(3 * M, 1 * M, false),
+        new DiskExtent(4 * M, 4 * M, true),
+        new DiskExtent(8 * M, 1 * M, false),
+    ];
 
     [Fact]
     public void A_full_plan_keeps_data_and_records_zero_and_hole_ranges_as_zero()
@@ -26,14 +34,7 @@ public class ExtentPlanTests
 
         var plan = ExtentPlan.Incremental(allocation, dirty);
 
-        Assert.Equal(
-            [
-                new DiskExtent(1 * M, 1 * M, false),
-                new DiskExtent(3 * M, 1 * M, false),
-                new DiskExtent(4 * M, 4 * M, true),
-                new DiskExtent(8 * M, 1 * M, false),
-            ],
-            plan);
+        Assert.Equal(PlanOfTheDirtyRanges, plan);
     }
 
     [Fact]
@@ -45,14 +46,7 @@ public class ExtentPlanTests
 
         var plan = ExtentPlan.Incremental(allocation, dirty);
 
-        Assert.Equal(
-            [
-                new DiskExtent(1 * M, 1 * M, false),
-                new DiskExtent(3 * M, 1 * M, false),
-                new DiskExtent(4 * M, 4 * M, true),
-                new DiskExtent(8 * M, 1 * M, false),
-            ],
-            plan);
+        Assert.Equal(PlanOfTheDirtyRanges, plan);
     }
 
     [Fact]

@@ -1,8 +1,4 @@
 using Serilog.Events;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Tests.Capture;
 

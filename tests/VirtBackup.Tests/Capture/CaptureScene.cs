@@ -1,8 +1,4 @@
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Tests.Fakes;
 
 namespace VirtBackup.Tests.Capture;

@@ -1,5 +1,3 @@
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Stream;
 using static VirtBackup.Tests.Chain.ChainScene;
 
 namespace VirtBackup.Tests.Chain;

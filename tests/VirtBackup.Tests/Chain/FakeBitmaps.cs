@@ -1,5 +1,3 @@
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Libvirt;
 using VirtBackup.Tests.Fakes;
 
 namespace VirtBackup.Tests.Chain;

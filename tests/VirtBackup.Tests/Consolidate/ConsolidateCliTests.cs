@@ -1,11 +1,5 @@
-using CliWrap.Buffered;
-using VirtBackup.Core.Stream;
-using VirtBackup.Testing;
 using VirtBackup.Tests.Nbd.Peers;
 using VirtBackup.Tests.Reliability;
-using VirtBackup.Tests.Restore;
-using VirtBackup.Tests.Stream;
-using Xunit.Abstractions;
 
 namespace VirtBackup.Tests.Consolidate;
 

@@ -1,8 +1,5 @@
-using VirtBackup.Core.Backup;
 using VirtBackup.Core.Consolidate;
-using VirtBackup.Core.Stream;
 using VirtBackup.Tests.Nbd.Peers;
-using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Consolidate;
 

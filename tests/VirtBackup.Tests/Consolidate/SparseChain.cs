@@ -1,7 +1,3 @@
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Restore;
-using VirtBackup.Tests.Stream;
-
 namespace VirtBackup.Tests.Consolidate;
 
 /// <summary>

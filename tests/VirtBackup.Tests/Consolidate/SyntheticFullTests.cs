@@ -1,7 +1,4 @@
 using VirtBackup.Core.Consolidate;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Restore;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Consolidate;
 
@@ -18,11 +15,11 @@ public class SyntheticFullTests
         using var viaSynthetic = new RestoredTree();
         foreach (var stream in chain.Streams)
         {
-            await ChainFixtures.RestoreAsync(stream, viaChain.Root);
+            await viaChain.RestoreAsync(stream);
         }
 
         var (synthetic, _) = await chain.ConsolidateAsync();
-        var result = await ChainFixtures.RestoreAsync(synthetic, viaSynthetic.Root);
+        var result = await viaSynthetic.RestoreAsync(synthetic);
 
         var last = chain.Specs[^1];
         Assert.Equal(ChainFixtures.Image(last, "vda"), await File.ReadAllBytesAsync(viaSynthetic.Disk("vda")));
@@ -83,8 +80,8 @@ public class SyntheticFullTests
         using var tree = new RestoredTree();
         var (synthetic, _) = await chain.ConsolidateAsync();
 
-        await ChainFixtures.RestoreAsync(synthetic, tree.Root);
-        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(chain.Later), tree.Root);
+        await tree.RestoreAsync(synthetic);
+        var result = await tree.RestoreAsync(chain.Later);
 
         Assert.Equal(ChainFixtures.Image(chain.Later, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
         Assert.Equal(ChainFixtures.Image(chain.Later, "vdb"), await File.ReadAllBytesAsync(tree.Disk("vdb")));

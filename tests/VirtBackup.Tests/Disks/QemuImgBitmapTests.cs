@@ -1,5 +1,3 @@
-using VirtBackup.Core.Chain;
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
 using VirtBackup.Tests.Nbd.Peers;
 

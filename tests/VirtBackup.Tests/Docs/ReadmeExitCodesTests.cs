@@ -9,7 +9,7 @@ public partial class ReadmeExitCodesTests
     [Fact]
     public void The_readme_exit_code_table_has_exactly_the_rows_help_prints()
     {
-        var rows = ReadmeRows(File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md")));
+        var rows = ReadmeRows(File.ReadAllText(Path.Combine(RepositoryCheckout.Root, "README.md")));
 
         // Row by row, so that a failure shows the whole differing row.
         for (var i = 0; i < Math.Min(rows.Count, ExitCodes.Documented.Count); i++)
@@ -53,19 +53,6 @@ public partial class ReadmeExitCodesTests
             Assert.True(match.Success, $"'{line}' is not a '| code | meaning |' row");
             return (int.Parse(match.Groups["code"].Value, System.Globalization.CultureInfo.InvariantCulture), match.Groups["meaning"].Value);
         }).ToList();
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "VirtBackup.Plugin.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no VirtBackup.Plugin.sln above {AppContext.BaseDirectory}");
     }
 
     [GeneratedRegex(@"^\| (?<code>[0-9]+) \| (?<meaning>.+) \|$")]

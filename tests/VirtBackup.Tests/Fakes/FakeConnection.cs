@@ -1,5 +1,3 @@
-using VirtBackup.Core.Libvirt;
-
 namespace VirtBackup.Tests.Fakes;
 
 /// <summary>

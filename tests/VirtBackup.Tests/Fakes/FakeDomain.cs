@@ -1,5 +1,4 @@
 using System.Xml.Linq;
-using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Tests.Fakes;
 

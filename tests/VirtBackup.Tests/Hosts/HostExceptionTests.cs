@@ -1,7 +1,4 @@
-using VirtBackup.Core;
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Hosts.Ssh;
 
 namespace VirtBackup.Tests.Hosts;
 

@@ -1,4 +1,3 @@
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Hosts;

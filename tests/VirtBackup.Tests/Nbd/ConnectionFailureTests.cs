@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Nbd;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Nbd;

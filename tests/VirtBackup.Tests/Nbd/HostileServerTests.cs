@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core.Nbd;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Nbd;
@@ -19,6 +18,22 @@ public sealed class HostileServerTests
         var error = await Assert.ThrowsAsync<NbdException>(() => client.ReadAsync(offset, new byte[length]));
         Assert.Empty(server.Failures);
         return error;
+    }
+
+    /// <summary>
+    /// Asks for the base:allocation status of [0, 64 KiB) from a server that answers with one block-status chunk of
+    /// <paramref name="descriptors"/> for <paramref name="contextId"/>; returns the client's error.
+    /// </summary>
+    private static async Task<NbdException> BlockStatusFailsAsync(uint contextId, bool requestOne, params (uint Length, uint Flags)[] descriptors)
+    {
+        await using var server = new FakeNbdServer(async c =>
+        {
+            var request = await c.ReadRequestAsync();
+            await c.SendBlockStatusAsync(request.Handle, contextId, true, descriptors);
+            await c.ReadExactAsync(1);
+        }).Start();
+        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
+        return await Assert.ThrowsAsync<NbdException>(() => client.BlockStatusAsync("base:allocation", 0, 65536, requestOne: requestOne));
     }
 
     [Fact(Timeout = 30000)]
@@ -134,15 +149,7 @@ public sealed class HostileServerTests
     [Fact(Timeout = 30000)]
     public async Task A_block_status_reply_with_a_wrong_context_id_fails_with_a_server_error()
     {
-        await using var server = new FakeNbdServer(async c =>
-        {
-            var request = await c.ReadRequestAsync();
-            await c.SendBlockStatusAsync(request.Handle, 8, true, (4096, 0));
-            await c.ReadExactAsync(1);
-        }).Start();
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
-
-        var error = await Assert.ThrowsAsync<NbdException>(() => client.BlockStatusAsync("base:allocation", 0, 65536));
+        var error = await BlockStatusFailsAsync(contextId: 8, requestOne: false, (4096, 0));
 
         Assert.Equal(
             "NBD BLOCK_STATUS at offset 0 (length 65536): server error: block-status chunk for context id 8, which was never negotiated (negotiated: 7 = base:allocation). This is likely a bug in the NBD server.",
@@ -152,15 +159,7 @@ public sealed class HostileServerTests
     [Fact(Timeout = 30000)]
     public async Task Block_status_extents_longer_than_the_request_are_rejected()
     {
-        await using var server = new FakeNbdServer(async c =>
-        {
-            var request = await c.ReadRequestAsync();
-            await c.SendBlockStatusAsync(request.Handle, 7, true, (32768, 0), (65536, 3));
-            await c.ReadExactAsync(1);
-        }).Start();
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
-
-        var error = await Assert.ThrowsAsync<NbdException>(() => client.BlockStatusAsync("base:allocation", 0, 65536));
+        var error = await BlockStatusFailsAsync(contextId: 7, requestOne: false, (32768, 0), (65536, 3));
 
         Assert.Contains("server error: block-status descriptors for context 'base:allocation' extend to offset 98304, beyond the end of the request", error.Message);
     }
@@ -281,15 +280,7 @@ public sealed class HostileServerTests
     [Fact(Timeout = 30000)]
     public async Task Several_descriptors_in_answer_to_request_one_are_rejected()
     {
-        await using var server = new FakeNbdServer(async c =>
-        {
-            var request = await c.ReadRequestAsync();
-            await c.SendBlockStatusAsync(request.Handle, 7, true, (4096, 0), (4096, 3));
-            await c.ReadExactAsync(1);
-        }).Start();
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
-
-        var error = await Assert.ThrowsAsync<NbdException>(() => client.BlockStatusAsync("base:allocation", 0, 65536, requestOne: true));
+        var error = await BlockStatusFailsAsync(contextId: 7, requestOne: true, (4096, 0), (4096, 3));
 
         Assert.Contains("server error: block-status chunk with 2 descriptors although NBD_CMD_FLAG_REQ_ONE asked for one", error.Message);
     }

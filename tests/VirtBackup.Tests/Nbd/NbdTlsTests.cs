@@ -1,4 +1,3 @@
-using VirtBackup.Core.Nbd;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Nbd;

@@ -1,5 +1,3 @@
-using VirtBackup.Core.Nbd;
-
 namespace VirtBackup.Tests.Nbd;
 
 public sealed class NbdUriTests

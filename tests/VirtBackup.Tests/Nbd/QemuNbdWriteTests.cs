@@ -1,5 +1,4 @@
 using System.Text.Json;
-using VirtBackup.Core.Nbd;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Nbd;
@@ -11,13 +10,33 @@ public sealed class QemuNbdWriteTests
     private const long Mi = 1024 * Ki;
     private static readonly NbdConnectOptions WithAllocation = new() { MetaContexts = ["base:allocation"] };
 
-    private static async Task<(TempDir Dir, QemuNbdServer Server)> StartFreshAsync(string size)
+    /// <summary>A writable qemu-nbd on a fresh qcow2 of <paramref name="size"/> and our client connected to it.</summary>
+    private sealed class FreshExport : IAsyncDisposable
     {
-        var dir = new TempDir();
-        var image = dir.File("fresh.qcow2");
-        await Tool.CreateQcow2Async(image, size);
-        var server = await QemuNbdServer.StartAsync(dir, image, "", "--discard=unmap", "--detect-zeroes=off");
-        return (dir, server);
+        private readonly TempDir _dir;
+
+        private FreshExport(TempDir dir, QemuNbdServer server, NbdClient client) => (_dir, Server, Client) = (dir, server, client);
+
+        public QemuNbdServer Server { get; }
+
+        public NbdClient Client { get; }
+
+        public static async Task<FreshExport> StartAsync(string size, NbdConnectOptions? options = null)
+        {
+            var dir = new TempDir();
+            var image = dir.File("fresh.qcow2");
+            await Tool.CreateQcow2Async(image, size);
+            var server = await QemuNbdServer.StartAsync(dir, image, "", "--discard=unmap", "--detect-zeroes=off");
+            var client = await NbdClient.ConnectAsync(server.Uri, options);
+            return new FreshExport(dir, server, client);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            await Server.DisposeAsync();
+            _dir.Dispose();
+        }
     }
 
     private static byte[] Pattern(int length, int seed)
@@ -40,10 +59,8 @@ public sealed class QemuNbdWriteTests
     [Fact(Timeout = 60000)]
     public async Task Written_data_reads_back_exactly_and_is_reported_allocated()
     {
-        var (dir, server) = await StartFreshAsync("16M");
-        using var _ = dir;
-        await using var __ = server;
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
+        await using var export = await FreshExport.StartAsync("16M", WithAllocation);
+        var client = export.Client;
         var data = Pattern((int)(3 * Mi), 1);
 
         await client.WriteAsync(Mi, data);
@@ -63,10 +80,8 @@ public sealed class QemuNbdWriteTests
     [Fact(Timeout = 60000)]
     public async Task Write_zeroes_without_no_hole_keeps_the_image_thin()
     {
-        var (dir, server) = await StartFreshAsync("4M");
-        using var _ = dir;
-        await using var __ = server;
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
+        await using var export = await FreshExport.StartAsync("4M", WithAllocation);
+        var client = export.Client;
         var data = Pattern((int)(2 * Mi), 2);
 
         await client.WriteAsync(0, data);
@@ -75,7 +90,7 @@ public sealed class QemuNbdWriteTests
         var back = new byte[2 * Mi];
         await client.ReadAsync(0, back);
         var extents = await client.GetExtentsAsync("base:allocation", 0, client.ExportSize).ToListAsync();
-        var map = await QemuImgMapAsync(server.Image);
+        var map = await QemuImgMapAsync(export.Server.Image);
 
         Assert.True(back.AsSpan(0, (int)(512 * Ki)).SequenceEqual(data.AsSpan(0, (int)(512 * Ki))));
         Assert.True(back.AsSpan((int)(512 * Ki), (int)Mi).SequenceEqual(new byte[Mi]));
@@ -93,10 +108,8 @@ public sealed class QemuNbdWriteTests
     [Fact(Timeout = 60000)]
     public async Task Write_zeroes_with_no_hole_reads_as_zeroes_and_keeps_the_clusters_allocated()
     {
-        var (dir, server) = await StartFreshAsync("4M");
-        using var _ = dir;
-        await using var __ = server;
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
+        await using var export = await FreshExport.StartAsync("4M", WithAllocation);
+        var client = export.Client;
 
         await client.WriteAsync(0, Pattern((int)Mi, 3));
         await client.WriteZeroesAsync(0, Mi, noHole: true);
@@ -105,7 +118,7 @@ public sealed class QemuNbdWriteTests
         back.AsSpan().Fill(0xEE);
         await client.ReadAsync(0, back);
         var extents = await client.BlockStatusAsync("base:allocation", 0, Mi);
-        var map = await QemuImgMapAsync(server.Image);
+        var map = await QemuImgMapAsync(export.Server.Image);
 
         Assert.True(back.AsSpan().SequenceEqual(new byte[Mi]));
         // qemu reports allocated zero clusters as hole|zero too; only the image map shows they kept their storage.
@@ -116,10 +129,8 @@ public sealed class QemuNbdWriteTests
     [Fact(Timeout = 60000)]
     public async Task Trim_deallocates_the_range_on_qcow2()
     {
-        var (dir, server) = await StartFreshAsync("4M");
-        using var _ = dir;
-        await using var __ = server;
-        await using var client = await NbdClient.ConnectAsync(server.Uri, WithAllocation);
+        await using var export = await FreshExport.StartAsync("4M", WithAllocation);
+        var client = export.Client;
 
         await client.WriteAsync(0, Pattern((int)(2 * Mi), 4));
         await client.TrimAsync(Mi, Mi);
@@ -132,10 +143,8 @@ public sealed class QemuNbdWriteTests
     [Fact(Timeout = 60000)]
     public async Task A_write_larger_than_the_maximum_block_size_is_split_and_reads_back_exactly()
     {
-        var (dir, server) = await StartFreshAsync("48M");
-        using var _ = dir;
-        await using var __ = server;
-        await using var client = await NbdClient.ConnectAsync(server.Uri);
+        await using var export = await FreshExport.StartAsync("48M");
+        var client = export.Client;
         var data = Pattern((int)(40 * Mi), 5);
 
         await client.WriteAsync(4 * Mi + 512, data);

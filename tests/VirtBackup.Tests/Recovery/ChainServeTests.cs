@@ -1,7 +1,4 @@
-using VirtBackup.Core.Nbd;
 using VirtBackup.Core.Recovery;
-using VirtBackup.Core.Restore;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Recovery;
 

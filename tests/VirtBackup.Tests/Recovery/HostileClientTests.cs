@@ -1,5 +1,3 @@
-using VirtBackup.Core.Nbd;
-using VirtBackup.Core.Recovery;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Tests.Recovery;

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
-using VirtBackup.Core.Nbd;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Tests.Recovery;

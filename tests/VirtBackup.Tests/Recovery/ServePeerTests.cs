@@ -1,6 +1,4 @@
-using VirtBackup.Core.Stream;
 using VirtBackup.Tests.Nbd.Peers;
-using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Recovery;
 

@@ -1,9 +1,7 @@
 using Serilog;
 using Serilog.Core;
 using VirtBackup.Core.Recovery;
-using VirtBackup.Core.Stream;
 using VirtBackup.Tests.Nbd.Peers;
-using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Recovery;
 

@@ -1,4 +1,3 @@
-using VirtBackup.Core.Backup;
 using VirtBackup.Core.Hosts.Local;
 
 namespace VirtBackup.Tests.Reliability;

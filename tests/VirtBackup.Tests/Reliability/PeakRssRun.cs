@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Testing;
 
 namespace VirtBackup.Tests.Reliability;
 

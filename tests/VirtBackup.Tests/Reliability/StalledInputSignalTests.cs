@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using VirtBackup.Testing;
-using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Reliability;
 

@@ -1,8 +1,3 @@
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Restore;
-
 namespace VirtBackup.Tests.Reliability;
 
 /// <summary>

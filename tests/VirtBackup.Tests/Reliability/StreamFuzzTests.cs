@@ -1,10 +1,4 @@
 using System.Diagnostics;
-using VirtBackup.Core;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Restore;
-using VirtBackup.Tests.Stream;
-using Xunit.Abstractions;
 
 namespace VirtBackup.Tests.Reliability;
 
@@ -30,7 +24,7 @@ public sealed class StreamFuzzTests(ITestOutputHelper output)
     {
         var valid = await ChainFixtures.BuildAsync(ChainFixtures.Small());
         using var previous = new RestoredTree();
-        await ChainFixtures.RestoreAsync(valid, previous.Root);
+        await previous.RestoreAsync(valid);
         var count = Long ? LongCount : CiCount;
         var mutants = new StreamMutator(valid, 20261127).Generate(count).ToList();
         var elapsed = Stopwatch.StartNew();
@@ -159,7 +153,7 @@ public sealed class StreamFuzzTests(ITestOutputHelper output)
         }
 
         var before = tree.Snapshot();
-        var restore = await OutcomeAsync(() => ChainFixtures.RestoreAsync(mutant.Stream, tree.Root, force: overPrevious));
+        var restore = await OutcomeAsync(() => tree.RestoreAsync(mutant.Stream, force: overPrevious));
         foreach (var (verb, outcome) in new[] { ("verify", verify), ("list", list), ("restore", restore) })
         {
             if (outcome.Problem is { } problem)

@@ -1,7 +1,5 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Reliability;
 

@@ -1,9 +1,4 @@
 using System.Formats.Tar;
-using VirtBackup.Core;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts;
-using VirtBackup.Core.Hosts.Ssh;
-using VirtBackup.Testing;
 
 namespace VirtBackup.Tests.Remote;
 

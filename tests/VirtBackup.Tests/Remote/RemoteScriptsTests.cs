@@ -1,5 +1,3 @@
-using VirtBackup.Core.Hosts.Ssh;
-
 namespace VirtBackup.Tests.Remote;
 
 /// <summary>The remote shell scripts are plain files (shellcheck lints them) and exactly those files are embedded.</summary>

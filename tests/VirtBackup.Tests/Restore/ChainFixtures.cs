@@ -1,8 +1,4 @@
 using System.Security.Cryptography;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Restore;
 
@@ -170,6 +166,22 @@ internal static class ChainFixtures
             Parent = full.Checkpoint,
             Disks = [new SyntheticDisk("vda", after, changed), next.Disks[1], next.Disks[2]],
         };
+    }
+
+    /// <summary>The full and two incrementals after it, in chain order.</summary>
+    public static (StreamSpec Full, StreamSpec Inc1, StreamSpec Inc2) FullAndTwoIncrementals()
+    {
+        var full = Full();
+        var inc1 = Next(full, 2, 100);
+        return (full, inc1, Next(inc1, 3, 200));
+    }
+
+    /// <summary>The full, an incremental after it, and the differential taken after that incremental.</summary>
+    public static (StreamSpec Full, StreamSpec Inc, StreamSpec Diff) FullIncAndDiff()
+    {
+        var full = Full();
+        var inc = Next(full, 2, 100);
+        return (full, inc, Diff(full, inc, 3, 200));
     }
 
     /// <summary>The whole image of each disk after <paramref name="spec"/> and its parents were applied.</summary>

@@ -1,11 +1,7 @@
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
-using VirtBackup.Core.Capture;
-using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Hosts.Local;
-using VirtBackup.Core.Libvirt;
-using VirtBackup.Core.Restore;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Restore;

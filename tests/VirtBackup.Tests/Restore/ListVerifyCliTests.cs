@@ -1,7 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using VirtBackup.Testing;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Restore;
 

@@ -1,5 +1,3 @@
-using VirtBackup.Testing;
-
 namespace VirtBackup.Tests.Restore;
 
 /// <summary><c>restore</c> through the real executable: options, exit codes, what lands on disk.</summary>

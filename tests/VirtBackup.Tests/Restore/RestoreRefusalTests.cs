@@ -1,8 +1,3 @@
-using VirtBackup.Core;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Stream;
-
 namespace VirtBackup.Tests.Restore;
 
 /// <summary>What a restore refuses before it writes anything, and what it leaves when it does.</summary>
@@ -12,34 +7,28 @@ public class RestoreRefusalTests
     public async Task An_incremental_applied_before_its_parent_is_refused_naming_both_checkpoints()
     {
         using var tree = new RestoredTree();
-        var full = ChainFixtures.Full();
-        var inc1 = ChainFixtures.Next(full, 2, 100);
-        var inc2 = ChainFixtures.Next(inc1, 3, 200);
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
-        var before = tree.Snapshot();
+        var (full, _, inc2) = ChainFixtures.FullAndTwoIncrementals();
+        await tree.RestoreAsync(full);
 
-        var e = await Assert.ThrowsAsync<ChainGapException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root));
+        var e = await tree.RefusedAsync<ChainGapException>(inc2);
 
         Assert.Equal(ErrorCategory.Refused, e.Category);
         Assert.Contains("it continues from checkpoint 'virtbackup-chain-a-0002'", e.Message);
         Assert.Contains("the last checkpoint applied to 'win11' is 'virtbackup-chain-a-0001'", e.Message);
-        Assert.Equal(before, tree.Snapshot());
     }
 
     [Fact(Timeout = 60_000)]
     public async Task An_incremental_of_another_chain_is_refused_naming_both_chains()
     {
         using var tree = new RestoredTree();
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Full("chain-a")), tree.Root);
+        await tree.RestoreAsync(ChainFixtures.Full("chain-a"));
         var other = ChainFixtures.Next(ChainFixtures.Full("chain-b"), 2, 100);
-        var before = tree.Snapshot();
 
-        var e = await Assert.ThrowsAsync<ChainGapException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(other), tree.Root));
+        var e = await tree.RefusedAsync<ChainGapException>(other);
 
         Assert.Contains("(chain 'chain-b'", e.Message);
         Assert.Contains("it belongs to another chain", e.Message);
         Assert.Contains("of chain 'chain-a'", e.Message);
-        Assert.Equal(before, tree.Snapshot());
     }
 
     [Fact(Timeout = 60_000)]
@@ -49,10 +38,10 @@ public class RestoreRefusalTests
         var full = ChainFixtures.Full();
         var inc1 = await ChainFixtures.BuildAsync(ChainFixtures.Next(full, 2, 100));
 
-        var missing = await Assert.ThrowsAsync<ChainGapException>(() => ChainFixtures.RestoreAsync(inc1, tree.Root));
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
-        await ChainFixtures.RestoreAsync(inc1, tree.Root);
-        var twice = await Assert.ThrowsAsync<ChainGapException>(() => ChainFixtures.RestoreAsync(inc1, tree.Root));
+        var missing = await Assert.ThrowsAsync<ChainGapException>(() => tree.RestoreAsync(inc1));
+        await tree.RestoreAsync(full);
+        await tree.RestoreAsync(inc1);
+        var twice = await Assert.ThrowsAsync<ChainGapException>(() => tree.RestoreAsync(inc1));
 
         Assert.Contains("nothing was restored as 'win11'", missing.Message);
         Assert.Contains("was already applied to 'win11'", twice.Message);
@@ -63,10 +52,10 @@ public class RestoreRefusalTests
     {
         using var tree = new RestoredTree();
         var copy = ChainFixtures.Full() with { Level = BackupLevel.Copy, ChainId = null, Checkpoint = null };
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(copy), tree.Root);
+        await tree.RestoreAsync(copy);
 
         var e = await Assert.ThrowsAsync<ChainGapException>(async () =>
-            await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Next(ChainFixtures.Full(), 2, 100)), tree.Root));
+            await tree.RestoreAsync(ChainFixtures.Next(ChainFixtures.Full(), 2, 100)));
 
         Assert.Contains("was restored from a copy backup", e.Message);
         Assert.Contains("which starts no chain", e.Message);
@@ -77,10 +66,9 @@ public class RestoreRefusalTests
     {
         using var tree = new RestoredTree();
         var stream = await ChainFixtures.BuildAsync(ChainFixtures.Full());
-        await ChainFixtures.RestoreAsync(stream, tree.Root);
-        var before = tree.Snapshot();
+        await tree.RestoreAsync(stream);
 
-        var e = await Assert.ThrowsAsync<RestoreRefusedException>(() => ChainFixtures.RestoreAsync(stream, tree.Root));
+        var e = await tree.RefusedAsync<RestoreRefusedException>(stream);
 
         Assert.Equal(ErrorCategory.Refused, e.Category);
         Assert.Contains($"disk image '{tree.Disk("vda")}'", e.Message);
@@ -88,7 +76,6 @@ public class RestoreRefusalTests
         Assert.Contains($"NVRAM file '{tree.Nvram()}'", e.Message);
         Assert.Contains($"TPM state directory '{tree.TpmDirectory()}'", e.Message);
         Assert.Contains("Pass --force to replace it, or --as NEWNAME", e.Message);
-        Assert.Equal(before, tree.Snapshot());
     }
 
     [Fact(Timeout = 60_000)]
@@ -96,9 +83,9 @@ public class RestoreRefusalTests
     {
         using var tree = new RestoredTree();
         var first = ChainFixtures.Full("chain-a");
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Next(first, 2, 100) with { Level = BackupLevel.Full, Parent = null }), tree.Root);
+        await tree.RestoreAsync(ChainFixtures.Next(first, 2, 100) with { Level = BackupLevel.Full, Parent = null });
 
-        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(first), tree.Root, force: true);
+        var result = await tree.RestoreAsync(first, force: true);
 
         Assert.Equal(ChainFixtures.Image(first, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
         Assert.Equal(first.Nvram, await File.ReadAllBytesAsync(tree.Nvram()));
@@ -113,14 +100,14 @@ public class RestoreRefusalTests
         using var tree = new RestoredTree();
         var full = ChainFixtures.Full();
         var inc1 = ChainFixtures.Next(full, 2, 100);
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        await tree.RestoreAsync(full);
         await using (var image = File.OpenWrite(tree.Disk("vda")))
         {
             image.Write([1, 2, 3]);
         }
 
-        var e = await Assert.ThrowsAsync<RestoreRefusedException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root));
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root, force: true);
+        var e = await Assert.ThrowsAsync<RestoreRefusedException>(async () => await tree.RestoreAsync(inc1));
+        await tree.RestoreAsync(inc1, force: true);
 
         Assert.Contains("changed after the last restore (was the VM started?)", e.Message);
     }
@@ -136,8 +123,8 @@ public class RestoreRefusalTests
         using var tree = new RestoredTree();
         var stream = await ChainFixtures.BuildAsync(ChainFixtures.Full() with { DomainName = name });
 
-        var e = await Assert.ThrowsAsync<RestoreRefusedException>(() => ChainFixtures.RestoreAsync(stream, tree.Root));
-        await ChainFixtures.RestoreAsync(stream, tree.Root, asName: "renamed");
+        var e = await Assert.ThrowsAsync<RestoreRefusedException>(() => tree.RestoreAsync(stream));
+        await tree.RestoreAsync(stream, asName: "renamed");
 
         Assert.Contains($"the stream's domain name '{name}' cannot be used for file names", e.Message);
         Assert.Contains("restore it with --as NAME", e.Message);
@@ -171,10 +158,8 @@ public class RestoreRefusalTests
     public async Task After_an_interrupted_commit_only_the_same_incremental_is_accepted_and_applying_it_again_repairs_the_images()
     {
         using var tree = new RestoredTree();
-        var full = ChainFixtures.Full();
-        var inc1 = ChainFixtures.Next(full, 2, 100);
-        var inc2 = ChainFixtures.Next(inc1, 3, 200);
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        var (full, inc1, inc2) = ChainFixtures.FullAndTwoIncrementals();
+        await tree.RestoreAsync(full);
         // What a crash halfway through committing inc1 leaves: the marker, and part of inc1 in the image.
         await File.WriteAllTextAsync(Path.Combine(tree.Images, ".virtbackup/win11.committing"), "virtbackup-chain-a-0002\n");
         await using (var image = new FileStream(tree.Disk("vda"), FileMode.Open, FileAccess.Write))
@@ -183,9 +168,9 @@ public class RestoreRefusalTests
             image.Write(ChainFixtures.Image(inc1, "vda").AsSpan(700_000 + 2 * 4096, 70_000));
         }
 
-        var other = await Assert.ThrowsAsync<ChainGapException>(async () => await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root));
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root);
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root);
+        var other = await Assert.ThrowsAsync<ChainGapException>(async () => await tree.RestoreAsync(inc2));
+        await tree.RestoreAsync(inc1);
+        await tree.RestoreAsync(inc2);
 
         Assert.Contains("an interrupted restore of 'virtbackup-chain-a-0002' left 'win11' between two states", other.Message);
         Assert.Equal(ChainFixtures.Image(inc2, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
@@ -198,7 +183,7 @@ public class RestoreRefusalTests
         using var tree = new RestoredTree();
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd, nvramSize: 2_000);
 
-        await ChainFixtures.RestoreAsync(backup.Stream, tree.Root);
+        await tree.RestoreAsync(backup.Stream);
 
         var state = tree.TpmDirectory();
         Assert.Equal(backup.TpmFiles[0].Content, await File.ReadAllBytesAsync(Path.Combine(state, "tpm2/tpm2-00.permall")));

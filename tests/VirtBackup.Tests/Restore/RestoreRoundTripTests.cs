@@ -1,8 +1,5 @@
 using System.Text.Json;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
 using VirtBackup.Tests.Nbd.Peers;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Restore;
 
@@ -15,7 +12,7 @@ public class RestoreRoundTripTests
         using var tree = new RestoredTree();
         var full = ChainFixtures.Full();
 
-        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        var result = await tree.RestoreAsync(full);
 
         Assert.Equal(ChainFixtures.Image(full, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
         Assert.Equal(ChainFixtures.Image(full, "vdb"), await File.ReadAllBytesAsync(tree.Disk("vdb")));
@@ -48,7 +45,7 @@ public class RestoreRoundTripTests
         using var tree = new RestoredTree();
         var full = ChainFixtures.Full();
 
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        await tree.RestoreAsync(full);
 
         // vda holds 150000 + 337756 + 5000 data bytes in 1 MiB; 4 KiB blocks that hold data are allocated, the rest are holes.
         var allocated = long.Parse((await Tool.RunAsync("stat", "-c", "%b", tree.Disk("vda"))).Trim()) * 512;
@@ -59,7 +56,7 @@ public class RestoreRoundTripTests
     public async Task The_chain_position_names_the_chain_the_checkpoint_and_every_restored_image_as_the_host_sees_it()
     {
         using var tree = new RestoredTree();
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Full()), tree.Root);
+        await tree.RestoreAsync(ChainFixtures.Full());
 
         using var json = JsonDocument.Parse(await File.ReadAllBytesAsync(tree.ChainPosition()));
         var root = json.RootElement;
@@ -87,9 +84,9 @@ public class RestoreRoundTripTests
         var inc1 = ChainFixtures.Next(full, 2, 100);
         var inc2 = ChainFixtures.Next(inc1, 3, 200);
 
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root, format);
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root, format);
-        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root, format);
+        await tree.RestoreAsync(full, format);
+        await tree.RestoreAsync(inc1, format);
+        var result = await tree.RestoreAsync(inc2, format);
 
         Assert.Equal(ChainFixtures.Image(inc2, "vda"), await ReadImageAsync(tree.Disk("vda", format), format, ChainFixtures.DiskSize));
         Assert.Equal(ChainFixtures.Image(full, "vdb"), await ReadImageAsync(tree.Disk("vdb", format), format, 300_000));
@@ -110,7 +107,7 @@ public class RestoreRoundTripTests
             Disks = [StreamFixtures.Disk("vda", 8 << 20, 3, new DiskExtent(0, 1 << 20, false), new DiskExtent(1 << 20, 6 << 20, true))],
         };
 
-        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root, DiskFormat.Qcow2);
+        await tree.RestoreAsync(full, DiskFormat.Qcow2);
 
         var map = JsonDocument.Parse(await Tool.RunAsync("qemu-img", "map", "--output=json", "-f", "qcow2", tree.Disk("vda", DiskFormat.Qcow2)))
             .RootElement.EnumerateArray().Where(e => e.GetProperty("data").GetBoolean())
@@ -123,7 +120,7 @@ public class RestoreRoundTripTests
     {
         using var tree = new RestoredTree();
 
-        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(ChainFixtures.Full()), tree.Root, asName: "win11-copy");
+        var result = await tree.RestoreAsync(ChainFixtures.Full(), asName: "win11-copy");
 
         var uuid = result.Position.DomainUuid;
         Assert.NotEqual(ChainFixtures.DomainUuid, uuid);

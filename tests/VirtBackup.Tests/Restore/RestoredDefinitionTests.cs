@@ -1,7 +1,5 @@
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Tests.Restore;
 

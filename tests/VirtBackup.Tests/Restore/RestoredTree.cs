@@ -1,6 +1,4 @@
 using System.Security.Cryptography;
-using VirtBackup.Core.Restore;
-using VirtBackup.Core.Stream;
 using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Restore;
@@ -34,6 +32,28 @@ internal sealed class RestoredTree : IDisposable
     public string ChainPosition(string name = ChainFixtures.DomainName) => Path.Combine(Images, ".virtbackup", $"{name}.chain.json");
 
     public string Definition(string name = ChainFixtures.DomainName) => Path.Combine(Images, ".virtbackup", $"{name}.xml");
+
+    /// <summary>Builds <paramref name="spec"/>'s stream and restores it in-process under <see cref="Root"/>.</summary>
+    public async Task<RestoreResult> RestoreAsync(StreamSpec spec, DiskFormat format = DiskFormat.Raw, bool force = false, string? asName = null) =>
+        await RestoreAsync(await ChainFixtures.BuildAsync(spec), format, force, asName);
+
+    /// <summary>Restores <paramref name="stream"/> in-process under <see cref="Root"/>, like <c>virtbackup restore --target-root</c>.</summary>
+    public Task<RestoreResult> RestoreAsync(byte[] stream, DiskFormat format = DiskFormat.Raw, bool force = false, string? asName = null) =>
+        ChainFixtures.RestoreAsync(stream, Root, format, force, asName);
+
+    /// <summary>Restores <paramref name="spec"/> expecting the refusal <typeparamref name="T"/>, and asserts the tree is left as it was.</summary>
+    public async Task<T> RefusedAsync<T>(StreamSpec spec)
+        where T : Exception => await RefusedAsync<T>(await ChainFixtures.BuildAsync(spec));
+
+    /// <summary>Restores <paramref name="stream"/> expecting the refusal <typeparamref name="T"/>, and asserts the tree is left as it was.</summary>
+    public async Task<T> RefusedAsync<T>(byte[] stream)
+        where T : Exception
+    {
+        var before = Snapshot();
+        var e = await Assert.ThrowsAsync<T>(() => RestoreAsync(stream));
+        Assert.Equal(before, Snapshot());
+        return e;
+    }
 
     /// <summary>Every file and directory below the root: path → kind, mode, size and SHA-256 of the content.</summary>
     public SortedDictionary<string, string> Snapshot() => Snapshot(Root);

@@ -1,7 +1,4 @@
 using System.Text;
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Testing;
 
 namespace VirtBackup.Tests.Restore;
 

@@ -1,7 +1,4 @@
 using System.Text.RegularExpressions;
-using CliWrap;
-using CliWrap.Buffered;
-using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Tests.Stream;
 
@@ -31,10 +28,8 @@ public sealed class GnuToolsInteropTests : IDisposable
     public async Task Gnu_tar_extracts_nvram_and_tpm_files_byte_exact()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
-        var file = Save(backup.Stream);
-        var outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
 
-        await Run("tar", ["-xf", file, "-C", outDir]);
+        var outDir = await ExtractAsync(backup.Stream);
 
         Assert.Equal(backup.Nvram, File.ReadAllBytes(Path.Combine(outDir, "state/nvram/win11_VARS.fd")));
         foreach (var (path, content) in backup.TpmFiles)
@@ -49,9 +44,7 @@ public sealed class GnuToolsInteropTests : IDisposable
     public async Task Zstd_tests_and_decodes_an_extracted_member_to_the_exact_disk_bytes_and_the_frame_has_a_checksum()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
-        var file = Save(backup.Stream);
-        var outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
-        await Run("tar", ["-xf", file, "-C", outDir]);
+        var outDir = await ExtractAsync(backup.Stream);
         var member = Path.Combine(outDir, "disks/vda/0000000000040064.zst");
 
         await Run("zstd", ["-q", "-t", member]);
@@ -100,14 +93,7 @@ public sealed class GnuToolsInteropTests : IDisposable
     /// <summary>The bash block between the rebuild-recipe markers of docs/FORMAT.md, verbatim.</summary>
     private static string RebuildRecipe()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "VirtBackup.Plugin.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        Assert.NotNull(dir);
-        var doc = File.ReadAllText(Path.Combine(dir.FullName, "docs", "FORMAT.md"));
+        var doc = File.ReadAllText(Path.Combine(RepositoryCheckout.Root, "docs", "FORMAT.md"));
         var match = Regex.Match(doc, @"<!-- rebuild-recipe:begin -->\s*```bash\n(?<script>.*?)```\s*<!-- rebuild-recipe:end -->", RegexOptions.Singleline);
         Assert.True(match.Success, "docs/FORMAT.md has no rebuild recipe block");
         return match.Groups["script"].Value;
@@ -122,6 +108,15 @@ public sealed class GnuToolsInteropTests : IDisposable
             .ExecuteBufferedAsync();
         Assert.True(result.ExitCode == 0, $"recipe failed ({result.ExitCode}): {result.StandardError}");
         Assert.Equal("", result.StandardError);
+    }
+
+    /// <summary>Extracts <paramref name="stream"/> with GNU tar into a new directory and returns that directory.</summary>
+    private async Task<string> ExtractAsync(byte[] stream)
+    {
+        var file = Save(stream);
+        var outDir = Directory.CreateDirectory(Path.Combine(_dir, "x")).FullName;
+        await Run("tar", ["-xf", file, "-C", outDir]);
+        return outDir;
     }
 
     private string Save(byte[] bytes, string name = "backup.tar")

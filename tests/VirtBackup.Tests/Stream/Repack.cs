@@ -1,6 +1,4 @@
 using System.ComponentModel;
-using CliWrap;
-using CliWrap.Buffered;
 
 namespace VirtBackup.Tests.Stream;
 

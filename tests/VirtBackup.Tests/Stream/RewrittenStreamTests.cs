@@ -1,8 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using VirtBackup.Core.Stream;
-using VirtBackup.Testing;
-using VirtBackup.Tests.Restore;
 
 namespace VirtBackup.Tests.Stream;
 
@@ -64,8 +61,8 @@ public sealed class RewrittenStreamTests : IDisposable
         using var expected = new RestoredTree();
         using var actual = new RestoredTree();
 
-        await ChainFixtures.RestoreAsync(original, expected.Root);
-        await ChainFixtures.RestoreAsync(rewritten, actual.Root);
+        await expected.RestoreAsync(original);
+        await actual.RestoreAsync(rewritten);
 
         Assert.Equal(ChainFixtures.Image(spec, "vda"), await File.ReadAllBytesAsync(actual.Disk("vda")));
         Assert.Equal(ChainFixtures.Image(spec, "vdb"), await File.ReadAllBytesAsync(actual.Disk("vdb")));

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Tests.Stream;
 

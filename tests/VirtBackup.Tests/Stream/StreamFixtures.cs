@@ -1,5 +1,3 @@
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Stream;
 
 /// <summary>A synthetic disk: its full image (zeros outside data extents) and the map the backup declares.</summary>

@@ -1,5 +1,3 @@
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Stream;
 
 /// <summary>
@@ -35,28 +33,10 @@ public class StreamMutationPropertyTests
             copy[at] ^= mask;
             yield return ($"bit 0x{mask:x2} flipped at {at}", copy);
         }
-        var records = TarSurgery.Records(valid);
-        List<byte[]> Blocks() => records.Select(r => TarSurgery.Bytes(valid, r)).ToList();
-        for (var i = 0; i < 25; i++)
-        {
-            int a = rnd.Next(records.Count), b = rnd.Next(records.Count);
-            if (a == b)
-            {
-                b = (a + 1) % records.Count;
-            }
 
-            var blocks = Blocks();
-            (blocks[a], blocks[b]) = (blocks[b], blocks[a]);
-            yield return ($"members {records[a].Name} and {records[b].Name} swapped", TarSurgery.Join(blocks));
-        }
-        for (var i = 0; i < records.Count; i++)
+        foreach (var variant in MemberReorderings.Of(valid, rnd, swaps: 25))
         {
-            var blocks = Blocks();
-            blocks.RemoveAt(i);
-            yield return ($"member {records[i].Name} removed", TarSurgery.Join(blocks));
-            blocks = Blocks();
-            blocks.Insert(i, blocks[i]);
-            yield return ($"member {records[i].Name} duplicated", TarSurgery.Join(blocks));
+            yield return variant;
         }
     }
 

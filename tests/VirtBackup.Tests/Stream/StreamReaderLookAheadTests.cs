@@ -1,5 +1,3 @@
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Stream;
 
 /// <summary>The reader decodes data members ahead of the consumer, in parallel: nothing of that may show.</summary>

@@ -2,7 +2,6 @@ using System.Formats.Tar;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using VirtBackup.Core.Stream;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
 

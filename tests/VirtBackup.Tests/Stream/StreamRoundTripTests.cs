@@ -1,5 +1,3 @@
-using VirtBackup.Core.Stream;
-
 namespace VirtBackup.Tests.Stream;
 
 public class StreamRoundTripTests

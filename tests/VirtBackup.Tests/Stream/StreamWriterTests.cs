@@ -1,5 +1,4 @@
 using System.IO.Pipes;
-using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Tests.Stream;
 
@@ -15,6 +14,20 @@ public class StreamWriterTests
         var writer = new BackupStreamWriter(output, Options);
         await writer.WriteManifestAsync(manifest, default);
         await writer.WriteDomainXmlAsync("<domain/>", default);
+        return writer;
+    }
+
+    private static readonly IReadOnlyList<SyntheticDisk> Disks = StreamFixtures.TwoDisks();
+
+    /// <summary>A writer past the prologue of a stream of <see cref="Disks"/> without NVRAM or TPM.</summary>
+    private static Task<BackupStreamWriter> StartedOnTwoDisksAsync() =>
+        StartedAsync(new MemoryStream(), ManifestFor(Disks, tpm: false, nvram: false));
+
+    /// <summary>A writer of <see cref="Disks"/> whose next member is vda's data, its map just written.</summary>
+    private static async Task<BackupStreamWriter> AtVdaDataAsync()
+    {
+        var writer = await StartedOnTwoDisksAsync();
+        await writer.WriteDiskMapAsync("vda", Disks[0].Extents, default);
         return writer;
     }
 
@@ -100,10 +113,9 @@ public class StreamWriterTests
     [Fact(Timeout = 10_000)]
     public async Task Disks_must_come_in_manifest_order()
     {
-        var disks = StreamFixtures.TwoDisks();
-        await using var writer = await StartedAsync(new MemoryStream(), ManifestFor(disks, tpm: false, nvram: false));
+        await using var writer = await StartedOnTwoDisksAsync();
 
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => writer.WriteDiskMapAsync("vdb", disks[1].Extents, default));
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => writer.WriteDiskMapAsync("vdb", Disks[1].Extents, default));
 
         Assert.Equal("The next disk in manifest order is 'vda', not 'vdb'.", e.Message);
     }
@@ -111,8 +123,7 @@ public class StreamWriterTests
     [Fact(Timeout = 10_000)]
     public async Task Overlapping_extents_are_refused()
     {
-        var disks = StreamFixtures.TwoDisks();
-        await using var writer = await StartedAsync(new MemoryStream(), ManifestFor(disks, tpm: false, nvram: false));
+        await using var writer = await StartedOnTwoDisksAsync();
 
         var e = await Assert.ThrowsAsync<ArgumentException>(() =>
             writer.WriteDiskMapAsync("vda", [new DiskExtent(0, 100, false), new DiskExtent(50, 100, true)], default));
@@ -134,9 +145,7 @@ public class StreamWriterTests
     [Fact(Timeout = 10_000)]
     public async Task Disk_data_must_continue_where_the_previous_data_ended()
     {
-        var disks = StreamFixtures.TwoDisks();
-        await using var writer = await StartedAsync(new MemoryStream(), ManifestFor(disks, tpm: false, nvram: false));
-        await writer.WriteDiskMapAsync("vda", disks[0].Extents, default);
+        await using var writer = await AtVdaDataAsync();
         await writer.WriteDiskDataAsync("vda", 0, new byte[1000], default);
 
         var e = await Assert.ThrowsAsync<ArgumentException>(() => writer.WriteDiskDataAsync("vda", 2000, new byte[1000], default));
@@ -147,9 +156,7 @@ public class StreamWriterTests
     [Fact(Timeout = 10_000)]
     public async Task Disk_data_may_not_run_past_its_data_extent()
     {
-        var disks = StreamFixtures.TwoDisks();
-        await using var writer = await StartedAsync(new MemoryStream(), ManifestFor(disks, tpm: false, nvram: false));
-        await writer.WriteDiskMapAsync("vda", disks[0].Extents, default);
+        await using var writer = await AtVdaDataAsync();
 
         var e = await Assert.ThrowsAsync<ArgumentException>(() => writer.WriteDiskDataAsync("vda", 0, new byte[150_001], default));
 
@@ -159,9 +166,7 @@ public class StreamWriterTests
     [Fact(Timeout = 10_000)]
     public async Task The_trailer_cannot_be_written_while_disk_data_is_missing()
     {
-        var disks = StreamFixtures.TwoDisks();
-        await using var writer = await StartedAsync(new MemoryStream(), ManifestFor(disks, tpm: false, nvram: false));
-        await writer.WriteDiskMapAsync("vda", disks[0].Extents, default);
+        await using var writer = await AtVdaDataAsync();
         await writer.WriteDiskDataAsync("vda", 0, new byte[150_000], default);
 
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => writer.CompleteAsync(default));
@@ -172,10 +177,8 @@ public class StreamWriterTests
     [Fact(Timeout = 10_000)]
     public async Task The_trailer_cannot_be_written_while_a_disk_map_is_missing()
     {
-        var disks = StreamFixtures.TwoDisks();
-        await using var writer = await StartedAsync(new MemoryStream(), ManifestFor(disks, tpm: false, nvram: false));
-        await writer.WriteDiskMapAsync("vda", disks[0].Extents, default);
-        await StreamFixtures.WriteDataAsync(writer, disks[0], 1 << 20);
+        await using var writer = await AtVdaDataAsync();
+        await StreamFixtures.WriteDataAsync(writer, Disks[0], 1 << 20);
 
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => writer.CompleteAsync(default));
 
@@ -276,19 +279,10 @@ public class StreamWriterTests
         await blocked;
     }
 
-    private sealed class FailingStream(long failAfterBytes) : System.IO.Stream
+    private sealed class FailingStream(long failAfterBytes) : WriteOnlyStream
     {
         private long _written;
         public bool SawTrailer { get; private set; }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -307,19 +301,10 @@ public class StreamWriterTests
         }
     }
 
-    private sealed class GateStream : System.IO.Stream
+    private sealed class GateStream : WriteOnlyStream
     {
         private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public void Open() => _open.TrySetResult();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => _open.Task.GetAwaiter().GetResult();
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => await _open.Task.WaitAsync(cancellationToken);
     }

@@ -1,5 +1,4 @@
 using System.Text;
-using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Tests.Stream;
 

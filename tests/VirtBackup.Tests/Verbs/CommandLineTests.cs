@@ -1,5 +1,3 @@
-using VirtBackup.Testing;
-
 namespace VirtBackup.Tests.Verbs;
 
 public class CommandLineTests

@@ -1,5 +1,3 @@
-using VirtBackup.Testing;
-
 namespace VirtBackup.Tests.Verbs;
 
 /// <summary>Invalid arguments exit 2 with a message that names the problem, before anything is touched.</summary>

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
-using VirtBackup.Core.Nbd;
 
 namespace VirtBackup.Tests.Nbd.Peers;
 

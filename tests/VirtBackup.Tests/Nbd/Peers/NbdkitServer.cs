@@ -1,5 +1,3 @@
-using VirtBackup.Core.Nbd;
-
 namespace VirtBackup.Tests.Nbd.Peers;
 
 /// <summary>nbdkit in the foreground (-f) with a plugin and its parameters, stopped on dispose.</summary>

@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using VirtBackup.Core.Nbd;
 
 namespace VirtBackup.Tests.Nbd.Peers;
 

@@ -1,5 +1,3 @@
-using VirtBackup.Core.Nbd;
-
 namespace VirtBackup.Tests.Nbd.Peers;
 
 /// <summary>qemu-nbd serving one image from a temp dir over a unix socket (or TCP), stopped on dispose.</summary>

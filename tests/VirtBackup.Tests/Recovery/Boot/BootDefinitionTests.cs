@@ -1,6 +1,4 @@
 using VirtBackup.Core.Recovery.Boot;
-using VirtBackup.Core.Stream;
-using VirtBackup.Tests.Stream;
 
 namespace VirtBackup.Tests.Recovery.Boot;
 
