@@ -1,3 +1,4 @@
+using VirtBackup.Core.Recovery;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
 namespace VirtBackup.Tests.Recovery;
