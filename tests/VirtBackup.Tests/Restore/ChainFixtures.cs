@@ -17,7 +17,8 @@ internal sealed record StreamSpec(
     IReadOnlyList<(string Path, byte[] Content)> Tpm,
     Compression Compression = Compression.Zstd,
     string DomainName = ChainFixtures.DomainName,
-    string DomainUuid = ChainFixtures.DomainUuid);
+    string DomainUuid = ChainFixtures.DomainUuid,
+    int FormatVersion = Manifest.CurrentFormatVersion);
 
 /// <summary>Synthetic full and incremental streams of one small domain, and the files a restore of them must produce.</summary>
 internal static class ChainFixtures
@@ -178,6 +179,7 @@ internal static class ChainFixtures
         var options = StreamFixtures.Options(spec.Compression);
         var manifest = new Manifest
         {
+            FormatVersion = spec.FormatVersion,
             ToolVersion = "0.1.0-test",
             DomainName = spec.DomainName,
             DomainUuid = spec.DomainUuid,
