@@ -5,9 +5,10 @@ namespace VirtBackup.Tests.Stream;
 /// <summary>
 /// A large synthetic disk of many small scattered extents that exists only as a rule: extent <c>i</c> and the bytes
 /// at any offset are computed, never stored, so a test can write and check 100,000+ extents in little memory.
-/// Data extent <c>i</c> lies at <c>i * Stride + jitter</c>; every fifth one is followed by a zero extent.
+/// Data extent <c>i</c> lies at <c>i * Stride + jitter</c>, <paramref name="maxLength"/> bytes long (or a quarter, half or
+/// three quarters of it unless <paramref name="fixedLength"/>); every fifth one is followed by a zero extent.
 /// </summary>
-internal sealed class ScatteredDisk(int count, long stride, int maxLength)
+internal sealed class ScatteredDisk(int count, long stride, int maxLength, bool fixedLength = false)
 {
     public const string Target = "vda";
 
@@ -20,7 +21,7 @@ internal sealed class ScatteredDisk(int count, long stride, int maxLength)
     public DiskExtent Data(int i)
     {
         var offset = i * stride + (i % 7) * 4096;
-        var length = MaxLength / 4 * (1 + i % 4);
+        var length = fixedLength ? MaxLength : MaxLength / 4 * (1 + i % 4);
         return new DiskExtent(offset, length, false);
     }
 
@@ -49,20 +50,29 @@ internal sealed class ScatteredDisk(int count, long stride, int maxLength)
         }
     }
 
-    public async Task WriteDataAsync(BackupStreamWriter writer)
+    /// <summary>Writes every data extent; <paramref name="constant"/>: one byte value per extent instead of <see cref="Fill"/>.</summary>
+    public async Task WriteDataAsync(BackupStreamWriter writer, bool constant = false)
     {
         var buffer = new byte[MaxLength];
         for (var i = 0; i < Count; i++)
         {
             var e = Data(i);
             var span = buffer.AsMemory(0, (int)e.Length);
-            Fill(e.Offset, span.Span);
+            if (constant)
+            {
+                span.Span.Fill((byte)(1 + i % 251));
+            }
+            else
+            {
+                Fill(e.Offset, span.Span);
+            }
+
             await writer.WriteDiskDataAsync(Target, e.Offset, span, CancellationToken.None);
         }
     }
 
     /// <summary>A copy stream of this disk alone, written to <paramref name="output"/>.</summary>
-    public async Task WriteStreamAsync(System.IO.Stream output, int formatVersion, StreamWriterOptions options)
+    public async Task WriteStreamAsync(System.IO.Stream output, int formatVersion, StreamWriterOptions options, bool constant = false)
     {
         var disk = new SyntheticDisk(Target, [], []);
         var manifest = StreamFixtures.Manifest(options, [disk], level: BackupLevel.Copy, tpm: false, nvram: false, formatVersion: formatVersion) with
@@ -73,7 +83,7 @@ internal sealed class ScatteredDisk(int count, long stride, int maxLength)
         await writer.WriteManifestAsync(manifest, CancellationToken.None);
         await writer.WriteDomainXmlAsync("<domain/>", CancellationToken.None);
         await writer.WriteDiskMapAsync(Target, Extents().ToList(), CancellationToken.None);
-        await WriteDataAsync(writer);
+        await WriteDataAsync(writer, constant);
         await writer.CompleteAsync(CancellationToken.None);
     }
 
