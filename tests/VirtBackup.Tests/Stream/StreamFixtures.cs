@@ -21,6 +21,16 @@ internal sealed record SyntheticBackup(
 internal static class StreamFixtures
 {
     public const int SmallMemberSize = 64 * 1024;
+
+    /// <summary>The members <see cref="BuildAsync"/> writes before the disks, in order.</summary>
+    public static readonly string[] MembersBeforeDisks =
+    [
+        "virtbackup/manifest.json",
+        "virtbackup/domain.xml",
+        "state/nvram/win11_VARS.fd",
+        "state/tpm/tpm2/tpm2-00.permall",
+        "state/tpm/tpm2/tpm2-00.volatilestate",
+    ];
     public static readonly DateTime FixedTime = new(2026, 11, 27, 10, 30, 0, DateTimeKind.Utc);
 
     /// <summary>Deterministic, partly compressible bytes: runs of text, random bytes and zeros.</summary>

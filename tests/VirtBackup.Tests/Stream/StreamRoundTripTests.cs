@@ -57,11 +57,7 @@ public class StreamRoundTripTests
 
         string[] expected =
         [
-            "virtbackup/manifest.json",
-            "virtbackup/domain.xml",
-            "state/nvram/win11_VARS.fd",
-            "state/tpm/tpm2/tpm2-00.permall",
-            "state/tpm/tpm2/tpm2-00.volatilestate",
+            .. StreamFixtures.MembersBeforeDisks,
             "disks/vda/extents.json",
             "disks/vda/0000000000000000.zst", // [0, 64 KiB)
             "disks/vda/0000000000010000.zst", // [64 KiB, 128 KiB)

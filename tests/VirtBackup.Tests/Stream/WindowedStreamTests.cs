@@ -17,11 +17,7 @@ public class WindowedStreamTests
 
         string[] expected =
         [
-            "virtbackup/manifest.json",
-            "virtbackup/domain.xml",
-            "state/nvram/win11_VARS.fd",
-            "state/tpm/tpm2/tpm2-00.permall",
-            "state/tpm/tpm2/tpm2-00.volatilestate",
+            .. StreamFixtures.MembersBeforeDisks,
             "disks/vda/extents.txt",
             "disks/vda/0000000000000000.zst", // [0, 64 KiB): a whole block, alone
             "disks/vda/0000000000010000.zst",
