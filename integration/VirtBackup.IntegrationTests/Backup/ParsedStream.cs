@@ -49,7 +49,11 @@ public sealed class ParsedStream
                     parsed.Data[map.Map.Target] = [];
                     break;
                 case DiskDataMember d:
-                    parsed.Data[d.Target][d.Offset] = d.Data.ToArray();
+                    foreach (var s in d.Segments)
+                    {
+                        parsed.Data[d.Target][s.DiskOffset] = d.Data.Slice(s.ContentOffset, s.Length).ToArray();
+                    }
+
                     break;
             }
         }

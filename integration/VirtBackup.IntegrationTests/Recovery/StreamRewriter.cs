@@ -35,7 +35,11 @@ internal static class StreamRewriter
                         await writer!.WriteDiskMapAsync(d.Disk.Target, d.Map.Extents, CancellationToken.None);
                         break;
                     case DiskDataMember d:
-                        await writer!.WriteDiskDataAsync(d.Target, d.Offset, d.Data.ToArray(), CancellationToken.None);
+                        foreach (var s in d.Segments)
+                        {
+                            await writer!.WriteDiskDataAsync(d.Target, s.DiskOffset, d.Data.Slice(s.ContentOffset, s.Length).ToArray(), CancellationToken.None);
+                        }
+
                         break;
                     case TrailerMember:
                         await writer!.CompleteAsync(CancellationToken.None);

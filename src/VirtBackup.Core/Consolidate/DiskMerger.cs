@@ -6,11 +6,11 @@ namespace VirtBackup.Core.Consolidate;
 
 /// <summary>
 /// Writes one disk of the synthetic full: the map of the chain's merged layout (data, zeros, holes as restore
-/// leaves them), then each data member that map implies. A member whose range is exactly one surviving member
-/// of an input (same range, same compression) is copied as its stored bytes; any other (an input member cut by a
-/// newer stream, or pieces of several) is assembled from the decoded inputs and encoded by the writer.
+/// leaves them), then each data member that map implies. A member whose ranges are exactly those of one surviving
+/// member of an input (same segments, same compression) is copied as its stored bytes; any other (an input member
+/// cut by a newer stream, or pieces of several) is assembled from the decoded inputs and encoded by the writer.
 /// </summary>
-internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader, CompressionInfo compression)
+internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader, CompressionInfo compression, int formatVersion)
 {
     public async Task<MergedCounts> WriteAsync(DiskLayout layout, CancellationToken cancellationToken)
     {
@@ -22,27 +22,35 @@ internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader,
         try
         {
             var first = 0;
-            foreach (var (offset, length, _) in StreamRules.Pieces(extents, compression.MemberSize))
+            foreach (var plan in StreamRules.Members(extents, compression.MemberSize, formatVersion))
             {
-                while (spans[first].End <= offset)
+                while (spans[first].End <= plan.Offset)
                 {
                     first++;
                 }
 
-                var span = spans[first];
-                if (span.Member is { } whole && whole.Compression == compression.Algorithm
-                    && span.Offset == offset && span.Length == length && whole.DiskOffset == offset && whole.Length == length)
+                if (Surviving(spans, first, plan) is { } whole)
                 {
                     var (stored, entry) = reader.Stored(whole);
-                    await writer.WriteStoredDiskDataAsync(layout.Target, offset, length, stored, entry.Sha256, entry.StoredSha256,
+                    await writer.WriteStoredDiskDataAsync(layout.Target, plan.Offset, plan.Length, stored, entry.Sha256, entry.StoredSha256,
                         $"'{whole.Source.Path}'", cancellationToken);
-                    counts = counts with { CopiedMembers = counts.CopiedMembers + 1, CopiedBytes = counts.CopiedBytes + length };
+                    counts = counts with { CopiedMembers = counts.CopiedMembers + 1, CopiedBytes = counts.CopiedBytes + plan.Length };
                     continue;
                 }
 
-                Assemble(spans, first, offset, content.AsSpan(0, length));
-                await writer.WriteDiskDataAsync(layout.Target, offset, content.AsMemory(0, length), cancellationToken);
-                counts = counts with { EncodedMembers = counts.EncodedMembers + 1, EncodedBytes = counts.EncodedBytes + length };
+                foreach (var segment in plan.Segments)
+                {
+                    while (spans[first].End <= segment.DiskOffset)
+                    {
+                        first++;
+                    }
+
+                    var into = content.AsMemory(segment.ContentOffset, segment.Length);
+                    Assemble(spans, first, segment.DiskOffset, into.Span);
+                    await writer.WriteDiskDataAsync(layout.Target, segment.DiskOffset, into, cancellationToken);
+                }
+
+                counts = counts with { EncodedMembers = counts.EncodedMembers + 1, EncodedBytes = counts.EncodedBytes + plan.Length };
             }
         }
         finally
@@ -51,6 +59,40 @@ internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader,
         }
 
         return counts;
+    }
+
+    /// <summary>
+    /// The input member the planned member can be copied from: one of the same compression and length whose segments
+    /// are the plan's, and which still supplies every byte of them (no newer stream touched them); or null.
+    /// </summary>
+    private DataMember? Surviving(IReadOnlyList<DiskSpan> spans, int index, MemberPlan plan)
+    {
+        if (spans[index].Member is not { } whole || whole.Compression != compression.Algorithm || whole.Length != plan.Length
+            || !whole.Segments.SequenceEqual(plan.Segments))
+        {
+            return null;
+        }
+
+        foreach (var segment in plan.Segments)
+        {
+            while (spans[index].End <= segment.DiskOffset)
+            {
+                index++;
+            }
+
+            for (var position = segment.DiskOffset; position < segment.DiskEnd; position = spans[index++].End)
+            {
+                var span = spans[index];
+                if (span.Member != whole || span.ContentBase != segment.DiskOffset - segment.ContentOffset)
+                {
+                    return null;
+                }
+            }
+
+            index--;
+        }
+
+        return whole;
     }
 
     /// <summary>The disk's map: data spans as data, zero spans as zeros, holes unlisted; adjacent ones merged.</summary>
@@ -88,7 +130,7 @@ internal sealed class DiskMerger(BackupStreamWriter writer, MemberReader reader,
             var member = span.Member
                 ?? throw new InvalidOperationException($"The merged map puts data at {position}, but the chain has {span.Kind} there.");
             var stop = Math.Min(span.End, end);
-            reader.Content(member).Slice((int)(position - member.DiskOffset), (int)(stop - position))
+            reader.Content(member).Slice((int)(position - span.ContentBase), (int)(stop - position))
                 .CopyTo(into[(int)(position - offset)..]);
             position = stop;
         }

@@ -52,7 +52,7 @@ public static class SyntheticFull
                 await writer.WriteTpmFileAsync(member.Name[MemberNames.TpmPrefix.Length..], MemberReader.Small(newest, member), cancellationToken);
             }
 
-            var merger = new DiskMerger(writer, reader, compression);
+            var merger = new DiskMerger(writer, reader, compression, manifest.FormatVersion);
             foreach (var disk in index.Disks)
             {
                 counts += await merger.WriteAsync(disk, cancellationToken);
@@ -69,7 +69,7 @@ public static class SyntheticFull
     /// <summary>
     /// A full at the newest stream's checkpoint and chain id (so the next incremental's parent rule holds), with the
     /// newest stream's domain, time, pause window, freeze state, NVRAM and TPM; the full's disks and compression
-    /// (most members are copied from it); and a warning naming every consolidated stream.
+    /// and format version (most members are copied from it); and a warning naming every consolidated stream.
     /// </summary>
     internal static Manifest Manifest(ChainIndex index, string toolVersion)
     {
@@ -82,6 +82,7 @@ public static class SyntheticFull
             ToolVersion = toolVersion,
             Level = BackupLevel.Full,
             ParentCheckpoint = null,
+            FormatVersion = full.FormatVersion,
             Compression = full.Compression,
             Disks = full.Disks,
             Warnings = [.. newest.Warnings.Where(w => !w.StartsWith(WarningPrefix, StringComparison.Ordinal)),

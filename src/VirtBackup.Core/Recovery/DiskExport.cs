@@ -49,7 +49,7 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
 
                 var decoded = await content.ConfigureAwait(false);
                 holds.Add(decoded);
-                pieces.Add(new ExportPiece(from, take, decoded.Buffer.AsMemory((int)(from - span.Member!.DiskOffset), take), IsZero: false));
+                pieces.Add(new ExportPiece(from, take, decoded.Buffer.AsMemory((int)(from - span.ContentBase), take), IsZero: false));
             }
         }
         catch
@@ -73,7 +73,7 @@ internal sealed class DiskExport(DiskLayout layout, MemberCache cache, string de
     /// </summary>
     private void Prefetch(DiskSpan last, long end)
     {
-        if (last.Member is not { } member || end < member.DiskOffset + member.Length / 2)
+        if (last.Member is not { } member || end - last.ContentBase < member.Length / 2)
         {
             return;
         }

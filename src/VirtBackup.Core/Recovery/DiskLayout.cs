@@ -13,15 +13,18 @@ internal enum SpanKind : byte
     Data,
 }
 
-/// <summary>A range of the disk and where its bytes come from; for <see cref="SpanKind.Data"/>, part of <see cref="Member"/>.</summary>
-internal readonly record struct DiskSpan(long Offset, long Length, SpanKind Kind, DataMember? Member)
+/// <summary>
+/// A range of the disk and where its bytes come from; for <see cref="SpanKind.Data"/>, part of <see cref="Member"/>:
+/// disk byte <c>d</c> is byte <c>d - ContentBase</c> of the member's content.
+/// </summary>
+internal readonly record struct DiskSpan(long Offset, long Length, SpanKind Kind, DataMember? Member, long ContentBase = 0)
 {
     public long End => Offset + Length;
 }
 
 /// <summary>
 /// The extent map of one served disk: sorted spans covering it exactly, each a hole, zeros, or the newest data
-/// member of the chain that holds it. Built from the maps alone (one span per data member at most), found by
+/// member of the chain that holds it. Built from the maps alone (one span per data member segment at most), found by
 /// binary search.
 /// </summary>
 internal sealed class DiskLayout
@@ -97,24 +100,28 @@ internal sealed class DiskLayout
         return new DiskLayout(target, size, merged.ToArray());
     }
 
-    /// <summary>The spans a stream's map lists: zero extents, and each data member over its own range.</summary>
+    /// <summary>The spans a stream's map lists, sorted: zero extents, and each data member's segments (its ranges).</summary>
     private static List<DiskSpan> Listed(DiskMap map, IReadOnlyList<DataMember> members)
     {
         var result = new List<DiskSpan>();
-        var m = 0;
-        foreach (var e in map.Extents)
+        var zeros = map.Extents.Where(e => e.Zero).GetEnumerator();
+        var zero = zeros.MoveNext();
+        foreach (var member in members)
         {
-            if (e.Zero)
+            foreach (var s in member.Segments)
             {
-                result.Add(new DiskSpan(e.Offset, e.Length, SpanKind.Zero, null));
-                continue;
-            }
+                for (; zero && zeros.Current.Offset < s.DiskOffset; zero = zeros.MoveNext())
+                {
+                    result.Add(new DiskSpan(zeros.Current.Offset, zeros.Current.Length, SpanKind.Zero, null));
+                }
 
-            while (m < members.Count && members[m].DiskOffset < e.End)
-            {
-                var member = members[m++];
-                result.Add(new DiskSpan(member.DiskOffset, member.Length, SpanKind.Data, member));
+                result.Add(new DiskSpan(s.DiskOffset, s.Length, SpanKind.Data, member, s.DiskOffset - s.ContentOffset));
             }
+        }
+
+        for (; zero; zero = zeros.MoveNext())
+        {
+            result.Add(new DiskSpan(zeros.Current.Offset, zeros.Current.Length, SpanKind.Zero, null));
         }
 
         return result;

@@ -12,17 +12,19 @@ internal sealed record StoredMember(string Name, long HeaderOffset, long StoredS
 }
 
 /// <summary>
-/// A data member of a disk as the server reads it: <see cref="Length"/> bytes of the disk from
-/// <see cref="DiskOffset"/>, stored in <see cref="Member"/> of <see cref="Source"/>. <see cref="State"/> remembers
+/// A data member of a disk as the server reads it: <see cref="Length"/> bytes of content, placed on the disk by
+/// <see cref="Segments"/> (one contiguous range from <see cref="DiskOffset"/> in a version-1 stream), stored in
+/// <see cref="Member"/> of <see cref="Source"/>. <see cref="State"/> remembers
 /// whether its content was checked against the trailer's SHA-256 (once, the first time it is decoded).
 /// </summary>
-internal sealed class DataMember(StreamFile source, StoredMember member, long diskOffset, int length, Compression compression)
+internal sealed class DataMember(StreamFile source, StoredMember member, IReadOnlyList<DataSegment> segments, int length, Compression compression)
 {
     public const int Unchecked = 0, Verified = 1, Corrupt = 2;
 
     public StreamFile Source { get; } = source;
     public StoredMember Member { get; } = member;
-    public long DiskOffset { get; } = diskOffset;
+    public IReadOnlyList<DataSegment> Segments { get; } = segments;
+    public long DiskOffset => Segments[0].DiskOffset;
     public int Length { get; } = length;
     public Compression Compression { get; } = compression;
 

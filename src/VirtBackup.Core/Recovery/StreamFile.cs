@@ -42,7 +42,7 @@ internal sealed class StreamFile(
             var (trailerOffset, trailerSize) = TrailerLocator.Find(handle, length, path);
             var trailerBytes = ReadContent(handle, path, new StoredMember(MemberNames.Trailer, trailerOffset, trailerSize, trailerSize, ""));
             var trailer = StreamJson.DeserializeTrailer(trailerBytes, MemberNames.Trailer);
-            if (trailer.FormatVersion != Manifest.CurrentFormatVersion || trailer.Members is null || trailer.MemberCount != trailer.Members.Count)
+            if (trailer.FormatVersion is < 1 or > Manifest.MaxFormatVersion || trailer.Members is null || trailer.MemberCount != trailer.Members.Count)
             {
                 throw Bad(path, MemberNames.Trailer, "format version or member count is wrong");
             }
@@ -103,7 +103,7 @@ internal sealed class StreamFile(
         var disks = new Dictionary<string, StreamDisk>(StringComparer.Ordinal);
         foreach (var disk in manifest.Disks.Where(d => !d.Excluded))
         {
-            var mapName = MemberNames.DiskMap(disk.Target);
+            var mapName = MemberNames.DiskMap(disk.Target, manifest.FormatVersion);
             if (!byName.TryGetValue(mapName, out var index))
             {
                 throw Bad(path, mapName, "the trailer does not list this disk's map");
@@ -115,7 +115,8 @@ internal sealed class StreamFile(
                 throw Bad(path, mapName, $"{mapEntry.Size} bytes is more than the {StreamRules.MaxMapSize} allowed");
             }
 
-            var map = StreamJson.DeserializeMap(ReadChecked(handle, path, mapEntry), mapName);
+            var mapBytes = ReadChecked(handle, path, mapEntry);
+            var map = manifest.FormatVersion >= 2 ? DiskMapText.Parse(mapBytes, mapName) : StreamJson.DeserializeMap(mapBytes, mapName);
             if (map.Target != disk.Target || map.VirtualSize != disk.VirtualSize)
             {
                 throw Bad(path, mapName, "target or virtualSize differ from the manifest's");
@@ -139,8 +140,9 @@ internal sealed class StreamFile(
         var members = Members;
         var result = new List<DataMember>();
         var index = disk.FirstDataIndex;
-        foreach (var (offset, length, _) in StreamRules.Pieces(disk.Map.Extents, compression.MemberSize))
+        foreach (var plan in StreamRules.Members(disk.Map.Extents, compression.MemberSize, Manifest.FormatVersion))
         {
+            var (offset, length) = (plan.Offset, plan.Length);
             var name = MemberNames.DiskData(disk.Disk.Target, offset, compression.Algorithm);
             if (index >= members.Count || members[index].Name != name)
             {
@@ -156,7 +158,7 @@ internal sealed class StreamFile(
                 throw Bad(Path, name, $"the trailer's sizes ({entry.StoredSize} stored, {entry.Size}) do not fit {length} bytes of content");
             }
 
-            result.Add(new DataMember(this, entry, offset, length, compression.Algorithm));
+            result.Add(new DataMember(this, entry, plan.Segments, length, compression.Algorithm));
         }
 
         return result;

@@ -74,7 +74,11 @@ internal sealed class DiskRestore : IAsyncDisposable
 
     public async Task WriteAsync(DiskDataMember member, CancellationToken cancellationToken)
     {
-        await Guard(() => _writer.WriteAsync(member.Offset, member.Data, cancellationToken));
+        foreach (var segment in member.Segments)
+        {
+            await Guard(() => _writer.WriteAsync(segment.DiskOffset, member.Data.Slice(segment.ContentOffset, segment.Length), cancellationToken));
+        }
+
         DataBytes += member.Length;
     }
 

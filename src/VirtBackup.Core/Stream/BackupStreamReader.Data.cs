@@ -28,7 +28,7 @@ public sealed partial class BackupStreamReader
         var name = parsed.Name;
         if (_stage != Stage.Disks || _disk is null || _disk.Disk.Target != parsed.Target)
         {
-            throw Fail(name, _disk is not null && _names.Contains(MemberNames.DiskMap(parsed.Target!))
+            throw Fail(name, _disk is not null && _names.Contains(MemberNames.DiskMap(parsed.Target!, _manifest!.FormatVersion))
                 ? $"data of disk '{parsed.Target}' after the map of disk '{_disk.Disk.Target}' (data must directly follow its own disk's map)"
                 : $"disk data before the map of disk '{parsed.Target}' (data must follow its own disk's map)");
         }
@@ -45,7 +45,7 @@ public sealed partial class BackupStreamReader
             throw Fail(name, $"disk '{parsed.Target}' has no more data in its map: this member lies outside the map's data extents");
         }
 
-        var piece = disk.Pieces.Current;
+        var piece = disk.Members.Current;
         if (parsed.Offset != piece.Offset)
         {
             if (parsed.Offset < piece.Offset)
@@ -82,7 +82,8 @@ public sealed partial class BackupStreamReader
         var storedSize = (int)size;
         var hashes = Task.Run(() => zstd ? DecodeZstd(name, slot, storedSize, length, decode) : (Hash(slot.Decoded.AsSpan(0, length)), null));
         var data = decode ? slot.Decoded.AsMemory(0, length) : ReadOnlyMemory<byte>.Empty;
-        var member = new DiskDataMember(name, size, parsed.Target!, parsed.Offset, length, data);
+        var member = new DiskDataMember(name, size, parsed.Target!, parsed.Offset, length, data,
+            _manifest.FormatVersion >= 2 ? piece.Segments : null);
         _decoding.Enqueue(new PendingDecode(member, _entries.Count, hashes));
         AddEntry(name, size, length, null, null);
         disk.Advance();

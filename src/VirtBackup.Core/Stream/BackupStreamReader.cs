@@ -137,13 +137,12 @@ public sealed partial class BackupStreamReader
         return new StreamSummary(_manifest!, trailer!);
     }
 
-    private sealed class CurrentDisk(ManifestDisk disk, IEnumerator<(long Offset, int Length, long ExtentEnd)> pieces, List<DiskExtent> extents)
+    private sealed class CurrentDisk(ManifestDisk disk, IEnumerator<MemberPlan> members)
     {
         public ManifestDisk Disk { get; } = disk;
-        public List<DiskExtent> Extents { get; } = extents;
-        public IEnumerator<(long Offset, int Length, long ExtentEnd)> Pieces { get; } = pieces;
-        public bool IsComplete { get; private set; } = !pieces.MoveNext();
-        public void Advance() => IsComplete = !Pieces.MoveNext();
+        public IEnumerator<MemberPlan> Members { get; } = members;
+        public bool IsComplete { get; private set; } = !members.MoveNext();
+        public void Advance() => IsComplete = !Members.MoveNext();
     }
 
     // ---- the state machine --------------------------------------------------------------------------
@@ -329,9 +328,15 @@ public sealed partial class BackupStreamReader
             throw Fail(name, $"the map of disk '{disks[next].Target}' is missing (disks come in manifest order)");
         }
 
+        var version = _manifest.FormatVersion;
+        if (name != MemberNames.DiskMap(parsed.Target!, version))
+        {
+            throw Fail(name, $"a version-{version} stream has its disk maps in '{MemberNames.DiskMap(parsed.Target!, version)}'");
+        }
+
         CheckSize(name, size, StreamRules.MaxMapSize);
         var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
-        var map = StreamJson.DeserializeMap(content, name);
+        var map = version >= 2 ? DiskMapText.Parse(content, name) : StreamJson.DeserializeMap(content, name);
         var disk = disks[index];
         if (map.Target != disk.Target)
         {
@@ -343,7 +348,7 @@ public sealed partial class BackupStreamReader
             throw Fail(name, $"map says virtual size {map.VirtualSize}, the manifest {disk.VirtualSize}");
         }
 
-        if (map.Extents is null || map.Extents.Count > size / 16)
+        if (map.Extents is null || map.Extents.Count > size / (version >= 2 ? 6 : 16))
         {
             throw Fail(name, "map has no or too many extents");
         }
@@ -355,7 +360,7 @@ public sealed partial class BackupStreamReader
 
         AddEntry(name, size, size, Hash(content), null);
         var extents = map.Extents.ToList();
-        _disk = new CurrentDisk(disk, StreamRules.Pieces(extents, _manifest.Compression.MemberSize).GetEnumerator(), extents);
+        _disk = new CurrentDisk(disk, StreamRules.Members(extents, _manifest.Compression.MemberSize, version).GetEnumerator());
         _nextDiskIndex = index + 1;
         return new DiskMapMember(name, size, disk, map with { Extents = extents });
     }
@@ -385,9 +390,9 @@ public sealed partial class BackupStreamReader
     private Trailer CheckTrailer(string name, byte[] content)
     {
         var actual = StreamJson.DeserializeTrailer(content, name);
-        if (actual.FormatVersion != Manifest.CurrentFormatVersion)
+        if (actual.FormatVersion != _manifest!.FormatVersion)
         {
-            throw Fail(name, $"trailer format version {actual.FormatVersion} is not {Manifest.CurrentFormatVersion}");
+            throw Fail(name, $"trailer format version {actual.FormatVersion} is not the manifest's {_manifest.FormatVersion}");
         }
 
         if (actual.ManifestSha256 != _manifestSha256)
@@ -581,7 +586,7 @@ public sealed partial class BackupStreamReader
     }
 
     private string ExpectedDataName(CurrentDisk disk) =>
-        MemberNames.DiskData(disk.Disk.Target, disk.Pieces.Current.Offset, _manifest!.Compression.Algorithm);
+        MemberNames.DiskData(disk.Disk.Target, disk.Members.Current.Offset, _manifest!.Compression.Algorithm);
 
     private void CheckSize(string name, long size, long max)
     {
@@ -657,7 +662,7 @@ public sealed partial class BackupStreamReader
             return ExpectedDataName(open);
         }
 
-        return NextDiskIndex() is var next and >= 0 ? MemberNames.DiskMap(_manifest!.Disks[next].Target) : MemberNames.Trailer;
+        return NextDiskIndex() is var next and >= 0 ? MemberNames.DiskMap(_manifest!.Disks[next].Target, _manifest.FormatVersion) : MemberNames.Trailer;
     }
 
     private static StreamFormatException Fail(string member, string problem, long? at = null) => new(member, problem, at);

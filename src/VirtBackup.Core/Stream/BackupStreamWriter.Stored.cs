@@ -24,10 +24,10 @@ public sealed partial class BackupStreamWriter
             throw new InvalidOperationException($"A stored member of '{target}' must be the next data member of that disk (current disk: '{disk?.Target ?? "none"}').");
         }
 
-        if (disk.Filled != 0 || offset != disk.Piece.Offset || length != disk.Piece.Length)
+        if (!disk.IsFresh || offset != disk.Plan.Offset || length != disk.Plan.Length)
         {
             throw new ArgumentException(
-                $"A stored member of '{target}' at {offset} (+{length}) is not the next whole member ({disk.NextOffset}, +{disk.Piece.Length - disk.Filled}).", nameof(offset));
+                $"A stored member of '{target}' at {offset} (+{length}) is not the next whole member ({disk.NextOffset}, +{disk.Plan.Length - disk.ContentFilled}).", nameof(offset));
         }
 
         var zstd = _options.Compression == Compression.Zstd;

@@ -227,7 +227,9 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
 
         var normalized = StreamRules.Normalize(extents, manifestDisk.VirtualSize, out var problem)
             ?? throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
-        var json = StreamJson.Serialize(new DiskMap(target, manifestDisk.VirtualSize, normalized));
+        var version = _manifest.FormatVersion;
+        var map = new DiskMap(target, manifestDisk.VirtualSize, normalized);
+        var json = version >= 2 ? DiskMapText.Serialize(map) : StreamJson.Serialize(map);
         if (json.Length > StreamRules.MaxMapSize)
         {
             throw new ArgumentException($"The map of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
@@ -237,8 +239,8 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         {
             _stage = Stage.Disks;
             _nextDiskIndex = diskIndex + 1;
-            _disk = new DiskState(target, StreamRules.Pieces(normalized, _options.MemberSize).GetEnumerator());
-            return EnqueueSmallAsync(MemberNames.DiskMap(target), json, cancellationToken);
+            _disk = new DiskState(target, StreamRules.Members(normalized, _options.MemberSize, version).GetEnumerator(), normalized);
+            return EnqueueSmallAsync(MemberNames.DiskMap(target, version), json, cancellationToken);
         };
     });
 
@@ -269,10 +271,10 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
             throw new ArgumentException($"Data for disk '{target}' must continue at offset {disk.NextOffset}; got offset {offset}.", nameof(offset));
         }
 
-        if (data.Length > disk.Piece.ExtentEnd - offset)
+        if (data.Length > disk.ExtentEnd - offset)
         {
             throw new ArgumentException(
-                $"Data for disk '{target}' at offset {offset} (+{data.Length}) runs past the end of its data extent at {disk.Piece.ExtentEnd}.", nameof(data));
+                $"Data for disk '{target}' at offset {offset} (+{data.Length}) runs past the end of its data extent at {disk.ExtentEnd}.", nameof(data));
         }
 
         return () => AppendDiskDataAsync(disk, data, cancellationToken);
@@ -411,21 +413,58 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
 
     // ---- members ------------------------------------------------------------------------------------
 
-    private sealed class DiskState(string target, IEnumerator<(long Offset, int Length, long ExtentEnd)> pieces)
+    /// <summary>
+    /// The current disk's progress through the members its map implies: the member being filled (<see cref="Plan"/>),
+    /// its segment being filled and how far; <see cref="ExtentEnd"/> is the end of the data extent data continues in.
+    /// </summary>
+    private sealed class DiskState(string target, IEnumerator<MemberPlan> members, IReadOnlyList<DiskExtent> extents)
     {
+        private int _extent;
+
         public string Target { get; } = target;
-        public IEnumerator<(long Offset, int Length, long ExtentEnd)> Pieces { get; } = pieces;
-        public bool IsComplete { get; private set; } = !pieces.MoveNext();
-        public (long Offset, int Length, long ExtentEnd) Piece => Pieces.Current;
+        public bool IsComplete { get; private set; } = !members.MoveNext();
+        public MemberPlan Plan => members.Current;
+        public int Segment { get; private set; }
+        public int SegmentFilled { get; private set; }
         public byte[]? Slot { get; set; }
-        public int Filled { get; set; }
-        public long NextOffset => IsComplete ? -1 : Piece.Offset + Filled;
+        public bool IsFresh => Segment == 0 && SegmentFilled == 0;
+        public int ContentFilled => Plan.Segments[Segment].ContentOffset + SegmentFilled;
+        public long NextOffset => IsComplete ? -1 : Plan.Segments[Segment].DiskOffset + SegmentFilled;
+
+        public long ExtentEnd
+        {
+            get
+            {
+                var next = NextOffset;
+                while (extents[_extent].Zero || extents[_extent].End <= next)
+                {
+                    _extent++;
+                }
+
+                return extents[_extent].End;
+            }
+        }
+
+        /// <summary>Counts <paramref name="n"/> bytes of the current segment as filled; true when the member is full.</summary>
+        public bool Fill(int n)
+        {
+            SegmentFilled += n;
+            if (SegmentFilled < Plan.Segments[Segment].Length)
+            {
+                return false;
+            }
+
+            Segment++;
+            SegmentFilled = 0;
+            return Segment == Plan.Segments.Count;
+        }
 
         public void Advance()
         {
             Slot = null;
-            Filled = 0;
-            IsComplete = !Pieces.MoveNext();
+            Segment = 0;
+            SegmentFilled = 0;
+            IsComplete = !members.MoveNext();
         }
     }
 
@@ -439,20 +478,21 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     {
         while (!data.IsEmpty)
         {
-            var piece = disk.Piece;
+            var plan = disk.Plan;
+            var segment = plan.Segments[disk.Segment];
             disk.Slot ??= _slotPool.Rent();
-            var n = Math.Min(data.Length, piece.Length - disk.Filled);
-            data.Span[..n].CopyTo(disk.Slot.AsSpan(TarHeader.BlockSize + disk.Filled, n));
-            disk.Filled += n;
+            var n = Math.Min(data.Length, segment.Length - disk.SegmentFilled);
+            data.Span[..n].CopyTo(disk.Slot.AsSpan(TarHeader.BlockSize + segment.ContentOffset + disk.SegmentFilled, n));
             data = data[n..];
-            if (disk.Filled == piece.Length)
+            if (disk.Fill(n))
             {
                 var slot = disk.Slot;
-                var name = MemberNames.DiskData(disk.Target, piece.Offset, _options.Compression);
+                var name = MemberNames.DiskData(disk.Target, plan.Offset, _options.Compression);
+                var length = plan.Length;
                 disk.Advance();
                 var work = _options.Compression == Compression.Zstd
-                    ? Task.Run(() => BuildZstdMember(name, slot, piece.Length), CancellationToken.None)
-                    : Task.Run(() => BuildRawMember(name, slot, piece.Length), CancellationToken.None);
+                    ? Task.Run(() => BuildZstdMember(name, slot, length), CancellationToken.None)
+                    : Task.Run(() => BuildRawMember(name, slot, length), CancellationToken.None);
                 await EnqueueAsync(work, cancellationToken).ConfigureAwait(false);
             }
         }

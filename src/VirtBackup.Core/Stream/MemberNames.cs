@@ -31,7 +31,7 @@ public readonly record struct ParsedMemberName(
 /// <item><c>virtbackup/manifest.json</c>, <c>virtbackup/domain.xml</c>, <c>virtbackup/trailer.json</c></item>
 /// <item><c>state/nvram/&lt;file name&gt;</c> (one segment)</item>
 /// <item><c>state/tpm/&lt;relative path&gt;</c> (one or more segments)</item>
-/// <item><c>disks/&lt;target&gt;/extents.json</c></item>
+/// <item><c>disks/&lt;target&gt;/extents.json</c> (format version 1) or <c>extents.txt</c> (version 2)</item>
 /// <item><c>disks/&lt;target&gt;/&lt;16 lowercase hex digits of the byte offset&gt;.zst</c> or <c>.raw</c></item>
 /// </list>
 /// Disk targets are one segment of <c>[A-Za-z0-9_-]</c> starting with a letter or digit, at most 32 characters.
@@ -45,6 +45,8 @@ public static class MemberNames
     public const string TpmPrefix = "state/tpm/";
     public const string DisksPrefix = "disks/";
     public const string DiskMapFileName = "extents.json";
+    /// <summary>The disk map of a version-2 stream (<see cref="DiskMapText"/>).</summary>
+    public const string DiskMapTextFileName = "extents.txt";
     public const string ZstdExtension = ".zst";
     public const string RawExtension = ".raw";
 
@@ -74,10 +76,14 @@ public static class MemberNames
         return Checked(TpmPrefix + relativePath);
     }
 
-    public static string DiskMap(string target)
+    /// <summary>The disk map's name in a stream of format version 1 (<c>extents.json</c>).</summary>
+    public static string DiskMap(string target) => DiskMap(target, 1);
+
+    /// <summary>The disk map's name in a stream of <paramref name="formatVersion"/>.</summary>
+    public static string DiskMap(string target, int formatVersion)
     {
         CheckTarget(target);
-        return Checked(DisksPrefix + target + "/" + DiskMapFileName);
+        return Checked(DisksPrefix + target + "/" + (formatVersion >= 2 ? DiskMapTextFileName : DiskMapFileName));
     }
 
     public static string DiskData(string target, long offset, Compression compression)
@@ -281,7 +287,7 @@ public static class MemberNames
                 return $"bad disk target: {why}";
             }
 
-            if (file == DiskMapFileName)
+            if (file is DiskMapFileName or DiskMapTextFileName)
             {
                 parsed = new(MemberKind.DiskMap, name, Target: target);
                 return null;
@@ -292,7 +298,7 @@ public static class MemberNames
                 : null;
             if (compression is null || file.Length != OffsetDigits + 4)
             {
-                return "unknown disk member (expected extents.json or <16 hex digits>.zst/.raw)";
+                return "unknown disk member (expected extents.json, extents.txt or <16 hex digits>.zst/.raw)";
             }
 
             var hex = file.AsSpan(0, OffsetDigits);

@@ -53,7 +53,11 @@ public enum DiskFormat
 /// </summary>
 public sealed record Manifest
 {
-    public const int CurrentFormatVersion = 1;
+    /// <summary>The version new streams get (docs/FORMAT.md §8); readers read every version from 1 to <see cref="MaxFormatVersion"/>.</summary>
+    public const int CurrentFormatVersion = 2;
+
+    /// <summary>The newest version this build reads (and writes when asked to).</summary>
+    public const int MaxFormatVersion = 2;
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
     public required string ToolVersion { get; init; }
@@ -157,7 +161,7 @@ public sealed record Trailer(
             stored += m.StoredSize;
             total += m.Size;
         }
-        return new Trailer(Manifest.CurrentFormatVersion, manifest.DomainUuid, manifest.ChainId, manifest.Checkpoint,
+        return new Trailer(manifest.FormatVersion, manifest.DomainUuid, manifest.ChainId, manifest.Checkpoint,
             manifestSha256, members.Count, stored, total, members);
     }
 }

@@ -34,10 +34,10 @@ internal static class StreamJson
     public static Manifest DeserializeManifest(ReadOnlySpan<byte> utf8, string member)
     {
         // Say "unsupported version" rather than "unknown property" for a manifest of a newer format.
-        if (PeekFormatVersion(utf8) is { } version && version != Manifest.CurrentFormatVersion)
+        if (PeekFormatVersion(utf8) is { } version and (< 1 or > Manifest.MaxFormatVersion))
         {
             throw new StreamFormatException(member,
-                $"format version {version} is not supported (this build reads version {Manifest.CurrentFormatVersion})");
+                $"format version {version} is not supported (this build reads versions 1 to {Manifest.MaxFormatVersion})");
         }
 
         return Deserialize(utf8, member, static s => JsonSerializer.Deserialize(s, StreamJsonContext.Default.Manifest));

@@ -25,12 +25,19 @@ public sealed record DiskMapMember(string Name, long StoredSize, ManifestDisk Di
     : StreamMember(Name, StoredSize, StoredSize);
 
 /// <summary>
-/// <see cref="Length"/> bytes of disk <see cref="Target"/> at byte <see cref="Offset"/>. <see cref="Data"/> holds them
-/// decoded when the reader decodes data (empty otherwise); it is a reused buffer, valid only until the
+/// <see cref="Length"/> bytes of content of disk <see cref="Target"/>, the first of them at byte <see cref="Offset"/>.
+/// <see cref="Segments"/> says where each part of the content goes on the disk: one segment in a version-1 stream,
+/// every data extent piece of the member's window in a version-2 one (docs/FORMAT.md §5). <see cref="Data"/> holds
+/// the content decoded when the reader decodes data (empty otherwise); it is a reused buffer, valid only until the
 /// enumeration moves on, so copy or write it before asking for the next member.
 /// </summary>
-public sealed record DiskDataMember(string Name, long StoredSize, string Target, long Offset, int Length, ReadOnlyMemory<byte> Data)
-    : StreamMember(Name, StoredSize, Length);
+public sealed record DiskDataMember(string Name, long StoredSize, string Target, long Offset, int Length, ReadOnlyMemory<byte> Data,
+    IReadOnlyList<DataSegment>? PackedSegments = null)
+    : StreamMember(Name, StoredSize, Length)
+{
+    /// <summary>Where the content goes: <see cref="PackedSegments"/>, or the one contiguous range at <see cref="Offset"/>.</summary>
+    public IReadOnlyList<DataSegment> Segments => PackedSegments ?? [new DataSegment(Offset, Length, 0)];
+}
 
 /// <summary>The last member, yielded only after the whole stream has been checked against it.</summary>
 public sealed record TrailerMember(string Name, long StoredSize, Trailer Trailer)

@@ -56,9 +56,9 @@ internal static class StreamRules
     /// <summary>First thing wrong with a manifest, or null.</summary>
     public static string? ManifestProblem(Manifest m)
     {
-        if (m.FormatVersion != Manifest.CurrentFormatVersion)
+        if (m.FormatVersion is < 1 or > Manifest.MaxFormatVersion)
         {
-            return $"format version {m.FormatVersion} is not supported (this build reads version {Manifest.CurrentFormatVersion})";
+            return $"format version {m.FormatVersion} is not supported (this build reads versions 1 to {Manifest.MaxFormatVersion})";
         }
 
         if (string.IsNullOrWhiteSpace(m.ToolVersion) || m.ToolVersion.Length > 64)
@@ -246,10 +246,19 @@ internal static class StreamRules
     }
 
     /// <summary>
-    /// The data members a map implies, in order: every data extent cut at each multiple of
-    /// <paramref name="memberSize"/>. This is the whole layout rule; writer and reader both follow it.
+    /// The data members a map implies, in order (the whole layout rule; writer and reader both follow it).
+    /// Version 1: every data extent cut at each multiple of <paramref name="memberSize"/>, one member per piece.
+    /// Version 2: the same pieces (also cut at each multiple of <see cref="WindowSize"/>), packed: in disk order, each
+    /// piece joins the member before it when both lie in the same window and their content fits the member size,
+    /// else starts a new member. A whole aligned piece of member size is always a member of its own, as in version 1.
     /// </summary>
-    public static IEnumerable<(long Offset, int Length, long ExtentEnd)> Pieces(IReadOnlyList<DiskExtent> extents, int memberSize)
+    public static IEnumerable<MemberPlan> Members(IEnumerable<DiskExtent> extents, int memberSize, int formatVersion) =>
+        formatVersion >= 2 ? PackedMembers(extents, memberSize) : PieceMembers(extents, memberSize);
+
+    /// <summary>Address-space window of a version-2 data member: a member never holds bytes of two windows.</summary>
+    public const long WindowSize = 256L * 1024 * 1024;
+
+    private static IEnumerable<MemberPlan> PieceMembers(IEnumerable<DiskExtent> extents, int memberSize)
     {
         foreach (var e in extents)
         {
@@ -263,9 +272,64 @@ internal static class StreamRules
             {
                 var boundary = (pos / memberSize + 1) * memberSize;
                 var end = Math.Min(boundary, e.End);
-                yield return (pos, (int)(end - pos), e.End);
+                yield return new MemberPlan(pos, (int)(end - pos), [new DataSegment(pos, (int)(end - pos), 0)]);
                 pos = end;
             }
         }
     }
+
+    private static IEnumerable<MemberPlan> PackedMembers(IEnumerable<DiskExtent> extents, int memberSize)
+    {
+        List<DataSegment>? segments = null;
+        long window = -1;
+        var filled = 0;
+        foreach (var e in extents)
+        {
+            if (e.Zero)
+            {
+                continue;
+            }
+
+            var pos = e.Offset;
+            while (pos < e.End)
+            {
+                var w = pos / WindowSize;
+                var end = Math.Min(e.End, Math.Min((pos / memberSize + 1) * memberSize, (w + 1) * WindowSize));
+                var length = (int)(end - pos);
+                if (segments is not null && (w != window || filled + length > memberSize))
+                {
+                    yield return new MemberPlan(segments[0].DiskOffset, filled, segments);
+                    segments = null;
+                }
+
+                window = w;
+                if (segments is null)
+                {
+                    segments = [];
+                    filled = 0;
+                }
+
+                segments.Add(new DataSegment(pos, length, filled));
+                filled += length;
+                pos = end;
+            }
+        }
+
+        if (segments is not null)
+        {
+            yield return new MemberPlan(segments[0].DiskOffset, filled, segments);
+        }
+    }
 }
+
+/// <summary><see cref="Length"/> bytes of the disk at <see cref="DiskOffset"/>, stored at <see cref="ContentOffset"/> of a member's content.</summary>
+public readonly record struct DataSegment(long DiskOffset, int Length, int ContentOffset)
+{
+    public long DiskEnd => DiskOffset + Length;
+}
+
+/// <summary>
+/// One data member as the layout rule implies it: named by <see cref="Offset"/> (the disk offset of its first byte),
+/// <see cref="Length"/> bytes of content made of <see cref="Segments"/> in disk order, packed without gaps.
+/// </summary>
+public sealed record MemberPlan(long Offset, int Length, IReadOnlyList<DataSegment> Segments);

@@ -29,9 +29,9 @@ internal sealed class ConsolidatedChain : IDisposable
 
     public string Dir => _dir.Path;
 
-    public static async Task<ConsolidatedChain> CreateAsync(Compression compression = Compression.Zstd)
+    public static async Task<ConsolidatedChain> CreateAsync(Compression compression = Compression.Zstd, int formatVersion = Manifest.CurrentFormatVersion)
     {
-        var specs = new List<StreamSpec> { ChainFixtures.Full(compression: compression) };
+        var specs = new List<StreamSpec> { ChainFixtures.Full(compression: compression) with { FormatVersion = formatVersion } };
         for (var i = 2; i <= 4; i++)
         {
             specs.Add(ChainFixtures.Next(specs[^1], i, i * 100));

@@ -55,10 +55,10 @@ public class SyntheticFullTests
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task The_synthetic_map_is_the_merged_layout_with_zeros_where_the_newest_stream_zeroed_and_holes_where_none_wrote()
+    public async Task The_synthetic_map_of_a_version_1_chain_is_the_merged_layout_with_zeros_where_the_newest_stream_zeroed_and_holes_where_none_wrote()
     {
         // The full leaves a 100-byte hole at 262144 (its zero extent ends there, its data starts at 262244): it stays a hole.
-        using var chain = await ConsolidatedChain.CreateAsync();
+        using var chain = await ConsolidatedChain.CreateAsync(formatVersion: 1);
 
         var (synthetic, _) = await chain.ConsolidateAsync();
 
@@ -90,18 +90,13 @@ public class SyntheticFullTests
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task Data_members_no_incremental_touched_are_the_fulls_exact_bytes_and_only_cut_ones_are_encoded_anew()
+    public async Task Data_members_of_a_version_1_chain_no_incremental_touched_are_the_fulls_exact_bytes_and_only_cut_ones_are_encoded_anew()
     {
-        using var chain = await ConsolidatedChain.CreateAsync();
+        using var chain = await ConsolidatedChain.CreateAsync(formatVersion: 1);
 
         var (synthetic, result) = await chain.ConsolidateAsync();
 
-        var full = chain.Streams[0];
-        var fullMembers = TarSurgery.Records(full).ToDictionary(r => r.Name);
-        var identical = TarSurgery.Records(synthetic)
-            .Where(r => r.Name.StartsWith("disks/", StringComparison.Ordinal) && !r.Name.EndsWith(".json", StringComparison.Ordinal))
-            .Where(r => fullMembers.TryGetValue(r.Name, out var f) && TarSurgery.Bytes(full, f).AsSpan().SequenceEqual(TarSurgery.Bytes(synthetic, r)))
-            .Select(r => r.Name);
+        var identical = DataMembersIdenticalToTheFulls(chain, synthetic);
         // vda: the full's members at 262244, 327680, 393216 and 589824 and its tail member lie where no incremental wrote;
         // 0, 65536, 458752 and 524288 are cut by the incrementals' data or zeros. vdb: never changed.
         Assert.Equal(
@@ -113,6 +108,26 @@ public class SyntheticFullTests
         // Copied too: the last incremental's members at 131072, 196608 and 720896, whole in the merged map. Encoded anew: the
         // pieces at 40000, 65536, 458752, 565536 (the full's members cut) and 708192 (three incrementals' data in one member).
         Assert.Equal((9, 5), (result.Counts.CopiedMembers, result.Counts.EncodedMembers));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Data_members_of_a_version_2_chain_no_incremental_touched_are_the_fulls_exact_bytes()
+    {
+        using var chain = await ConsolidatedChain.CreateAsync();
+
+        var (synthetic, result) = await chain.ConsolidateAsync();
+
+        var identical = DataMembersIdenticalToTheFulls(chain, synthetic);
+        // vda: the full's members at 262244, 327680 and 393216 lie where no incremental wrote. Its packed tail member
+        // [589824, 600000) + [1043576, 1 MiB) does not survive: the incrementals' data at 708192 now lies between its pieces.
+        Assert.Equal(
+            [
+                "disks/vda/0000000000040064.zst", "disks/vda/0000000000050000.zst", "disks/vda/0000000000060000.zst",
+                "disks/vdb/0000000000010000.zst",
+            ],
+            identical);
+        Assert.Equal(2, result.Manifest.FormatVersion);
+        Assert.Equal((6, 6), (result.Counts.CopiedMembers, result.Counts.EncodedMembers)); // and 2 of the last incremental
     }
 
     [Fact(Timeout = 60_000)]
@@ -141,5 +156,17 @@ public class SyntheticFullTests
         var refused = await Assert.ThrowsAsync<ConsolidateRefusedException>(() => chain.ConsolidateAsync([copy]));
 
         Assert.Contains("is a copy, which starts no chain", refused.Message);
+    }
+
+    /// <summary>The synthetic full's data members that are byte for byte (header, content, padding) the full's member of that name.</summary>
+    private static List<string> DataMembersIdenticalToTheFulls(ConsolidatedChain chain, byte[] synthetic)
+    {
+        var full = chain.Streams[0];
+        var fullMembers = TarSurgery.Records(full).ToDictionary(r => r.Name);
+        return TarSurgery.Records(synthetic)
+            .Where(r => r.Name.StartsWith("disks/", StringComparison.Ordinal) && MemberNames.Parse(r.Name).Kind == MemberKind.DiskData)
+            .Where(r => fullMembers.TryGetValue(r.Name, out var f) && TarSurgery.Bytes(full, f).AsSpan().SequenceEqual(TarSurgery.Bytes(synthetic, r)))
+            .Select(r => r.Name)
+            .ToList();
     }
 }

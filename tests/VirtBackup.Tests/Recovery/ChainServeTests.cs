@@ -7,10 +7,13 @@ public sealed class ChainServeTests
 {
     private static readonly NbdConnectOptions WithAllocation = new() { MetaContexts = ["base:allocation"] };
 
-    [Fact(Timeout = 60000)]
-    public async Task A_full_and_two_incrementals_read_back_byte_equal_to_the_disks_at_the_last_backup()
+    [Theory(Timeout = 60000)]
+    [InlineData(2, 2, 2)]
+    [InlineData(1, 1, 1)]
+    [InlineData(1, 2, 2)]
+    public async Task A_full_and_two_incrementals_read_back_byte_equal_to_the_disks_at_the_last_backup(int full, int inc1, int inc2)
     {
-        await using var chain = await ServedChain.StartAsync();
+        await using var chain = await ServedChain.StartAsync(formatVersions: [full, inc1, inc2]);
         foreach (var (target, expected) in chain.Expected)
         {
             await using var client = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri(target)), WithAllocation);

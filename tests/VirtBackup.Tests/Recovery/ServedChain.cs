@@ -26,12 +26,14 @@ internal sealed class ServedChain : IAsyncDisposable
 
     public string Uri(string target) => Server.Exports.Single(e => e.Target == target).Uri;
 
-    public static async Task<ServedChain> StartAsync(Func<int, byte[], byte[]>? change = null, NbdServerLimits? limits = null)
+    /// <summary>A full and two incrementals; <paramref name="formatVersions"/> gives each stream's format version.</summary>
+    public static async Task<ServedChain> StartAsync(Func<int, byte[], byte[]>? change = null, NbdServerLimits? limits = null, int[]? formatVersions = null)
     {
         var chain = new ServedChain();
-        var full = ChainFixtures.Full();
-        var inc1 = ChainFixtures.Next(full, 2, 300);
-        var inc2 = ChainFixtures.Next(inc1, 3, 400);
+        int Version(int i) => formatVersions?[i] ?? Manifest.CurrentFormatVersion;
+        var full = ChainFixtures.Full() with { FormatVersion = Version(0) };
+        var inc1 = ChainFixtures.Next(full, 2, 300) with { FormatVersion = Version(1) };
+        var inc2 = ChainFixtures.Next(inc1, 3, 400) with { FormatVersion = Version(2) };
         var specs = new[] { full, inc1, inc2 };
         var paths = new List<string>();
         for (var i = 0; i < specs.Length; i++)

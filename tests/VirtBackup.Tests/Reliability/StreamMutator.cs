@@ -213,6 +213,11 @@ internal sealed class StreamMutator(byte[] valid, int seed)
 
     private Mutant MapValues()
     {
+        if (_records.FirstOrDefault(r => r.Name.EndsWith("extents.txt", StringComparison.Ordinal)) is { } textMap)
+        {
+            return TextMapValues(textMap);
+        }
+
         var map = _records.First(r => r.Name.EndsWith("extents.json", StringComparison.Ordinal));
         var json = JsonNode.Parse(TarSurgery.Content(valid, map))!.AsObject();
         var extents = json["extents"]!.AsArray();
@@ -237,6 +242,34 @@ internal sealed class StreamMutator(byte[] valid, int seed)
         var (what, change) = changes[_rnd.Next(changes.Length)];
         change();
         return WithMember(map, Encoding.UTF8.GetBytes(json.ToJsonString()), "map values", what);
+    }
+
+    /// <summary>The version-2 map (lines of text): the same kinds of lies as <see cref="MapValues"/> tells a JSON map.</summary>
+    private Mutant TextMapValues(TarRecord map)
+    {
+        var lines = Encoding.ASCII.GetString(TarSurgery.Content(valid, map)).TrimEnd('\n').Split('\n').ToList();
+        var first = lines[2].Split(' ');
+        (string What, Action Change)[] changes =
+        [
+            ("an extent of 2^62 bytes", () => lines[2] = $"{first[0]} {first[1]} {1L << 62}"),
+            ("a negative offset", () => lines[2] = $"{first[0]} -512 {first[2]}"),
+            ("overlapping extents", () => lines.Insert(3, lines[2])),
+            ("an extent past the end", () => lines[2] = $"{first[0]} {1L << 40} {first[2]}"),
+            ("a leading zero", () => lines[2] = $"{first[0]} 0{first[1]} {first[2]}"),
+            ("200000 extents", () =>
+            {
+                lines.RemoveRange(2, lines.Count - 2);
+                for (var i = 0; i < 200_000; i++)
+                {
+                    lines.Add($"{(i % 2 == 0 ? 'z' : 'd')} {i * 2L} 1");
+                }
+            }),
+            ("virtualSize 0", () => lines[1] = "virtualSize 0"),
+            ("no target line", () => lines.RemoveAt(0)),
+        ];
+        var (what, change) = changes[_rnd.Next(changes.Length)];
+        change();
+        return WithMember(map, Encoding.ASCII.GetBytes(string.Join('\n', lines) + "\n"), "map values", what);
     }
 
     private Mutant TrailingData()

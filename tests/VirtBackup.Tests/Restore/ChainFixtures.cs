@@ -13,7 +13,8 @@ internal sealed record StreamSpec(
     IReadOnlyList<(string Path, byte[] Content)> Tpm,
     Compression Compression = Compression.Zstd,
     string DomainName = ChainFixtures.DomainName,
-    string DomainUuid = ChainFixtures.DomainUuid)
+    string DomainUuid = ChainFixtures.DomainUuid,
+    int FormatVersion = Manifest.CurrentFormatVersion)
 {
     /// <summary>The manifest's chain name (<c>backup --chain</c>); null: the unnamed chain.</summary>
     public string? Chain { get; init; }
@@ -194,6 +195,7 @@ internal static class ChainFixtures
         var options = StreamFixtures.Options(spec.Compression);
         var manifest = new Manifest
         {
+            FormatVersion = spec.FormatVersion,
             ToolVersion = "0.1.0-test",
             DomainName = spec.DomainName,
             DomainUuid = spec.DomainUuid,

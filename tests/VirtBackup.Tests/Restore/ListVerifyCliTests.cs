@@ -6,12 +6,34 @@ namespace VirtBackup.Tests.Restore;
 /// <summary><c>list</c> and <c>verify</c> through the real executable: data on stdout, verdicts as exit codes.</summary>
 public class ListVerifyCliTests
 {
-    private static async Task<byte[]> StreamAsync() => await ChainFixtures.BuildAsync(ChainFixtures.Next(ChainFixtures.Full(), 2, 100));
+    private static async Task<byte[]> StreamAsync(int formatVersion = Manifest.CurrentFormatVersion) =>
+        await ChainFixtures.BuildAsync(ChainFixtures.Next(ChainFixtures.Full() with { FormatVersion = formatVersion }, 2, 100));
 
     [Fact(Timeout = 60_000)]
-    public async Task List_prints_the_manifest_and_one_line_per_member_then_the_summary()
+    public async Task List_of_a_version_2_stream_prints_one_line_per_member_with_small_pieces_packed()
     {
         var stream = await StreamAsync();
+
+        var result = await VirtBackupCli.RunAsync(["list"], new MemoryStream(stream));
+
+        Assert.Equal(0, result.ExitCode);
+        var lines = Encoding.UTF8.GetString(result.StandardOutput).Split('\n');
+        Assert.Equal(
+            [
+                "virtbackup/manifest.json", "virtbackup/domain.xml", "state/nvram/win11_VARS.fd", "state/tpm/.lock", "state/tpm/tpm2-00.permall",
+                "disks/vda/extents.txt", "disks/vda/0000000000018e70.zst", "disks/vda/0000000000020000.zst",
+                "disks/vda/0000000000030000.zst", "disks/vda/00000000000b0000.zst", "disks/vdb/extents.txt", "virtbackup/trailer.json",
+            ],
+            lines[18..^2].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1]));
+        // The member at 196608 holds [196608, 202000) and [708192, 720896): 5392 + 12704 bytes.
+        Assert.EndsWith(" 18096  disks/vda/0000000000030000.zst", lines[26]);
+        Assert.StartsWith("complete: 11 members and the trailer, ", lines[^2]);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task List_of_a_version_1_stream_prints_the_manifest_and_one_line_per_member_then_the_summary()
+    {
+        var stream = await StreamAsync(formatVersion: 1);
 
         var result = await VirtBackupCli.RunAsync(["list"], new MemoryStream(stream));
 

@@ -98,6 +98,25 @@ public class RestoreRoundTripTests
         Assert.Equal([tree.TpmDirectory()], Directory.EnumerateDirectories(Path.GetDirectoryName(tree.TpmDirectory())!));
     }
 
+    [Theory(Timeout = 120_000)]
+    [InlineData(1, 1)]
+    [InlineData(1, 2)]
+    public async Task A_version_1_full_with_incrementals_of_version_inc_version_gives_the_disks_of_the_last_backup(int fullVersion, int incVersion)
+    {
+        using var tree = new RestoredTree();
+        var full = ChainFixtures.Full() with { FormatVersion = fullVersion };
+        var inc1 = ChainFixtures.Next(full, 2, 100) with { FormatVersion = incVersion };
+        var inc2 = ChainFixtures.Next(inc1, 3, 200);
+
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(full), tree.Root);
+        await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc1), tree.Root);
+        var result = await ChainFixtures.RestoreAsync(await ChainFixtures.BuildAsync(inc2), tree.Root);
+
+        Assert.Equal(ChainFixtures.Image(inc2, "vda"), await File.ReadAllBytesAsync(tree.Disk("vda")));
+        Assert.Equal(ChainFixtures.Image(full, "vdb"), await File.ReadAllBytesAsync(tree.Disk("vdb")));
+        Assert.Equal(("virtbackup-chain-a-0003", BackupLevel.Inc, 3), (result.Position.Checkpoint, result.Position.Level, result.Position.Streams));
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task A_qcow2_restore_stays_thin_zero_ranges_are_not_allocated()
     {

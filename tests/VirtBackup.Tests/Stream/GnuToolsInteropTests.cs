@@ -58,11 +58,17 @@ public sealed class GnuToolsInteropTests : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task The_documented_rebuild_recipe_rebuilds_full_and_incremental_disks_byte_exact()
+    public async Task The_documented_rebuild_recipe_rebuilds_full_and_incremental_disks_byte_exact() =>
+        await RebuildFullAndIncAsync(RebuildRecipe("rebuild-recipe"), Manifest.CurrentFormatVersion);
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_documented_version_1_rebuild_recipe_rebuilds_full_and_incremental_version_1_disks_byte_exact() =>
+        await RebuildFullAndIncAsync(RebuildRecipe("rebuild-recipe-v1"), 1);
+
+    private async Task RebuildFullAndIncAsync(string recipe, int formatVersion)
     {
-        var recipe = RebuildRecipe();
         // Full backup: vda of the standard fixture.
-        var full = await StreamFixtures.BuildAsync(Compression.Zstd);
+        var full = await StreamFixtures.BuildAsync(Compression.Zstd, formatVersion: formatVersion);
         var vda = full.Disks[0];
         var image = Path.Combine(_dir, "vda.img");
 
@@ -83,18 +89,18 @@ public sealed class GnuToolsInteropTests : IDisposable
         changed.AsSpan(100_000, 40_000).Clear();
         StreamFixtures.Content(1000, 98).CopyTo(changed, 600_000);
         var incDisk = new SyntheticDisk("vda", changed, incMap);
-        var inc = await StreamFixtures.BuildAsync(Compression.None, disks: [incDisk], level: BackupLevel.Inc);
+        var inc = await StreamFixtures.BuildAsync(Compression.None, disks: [incDisk], level: BackupLevel.Inc, formatVersion: formatVersion);
 
         await RunRecipe(recipe, Save(inc.Stream, "inc.tar"), "vda", image);
 
         Assert.Equal(changed, File.ReadAllBytes(image));
     }
 
-    /// <summary>The bash block between the rebuild-recipe markers of docs/FORMAT.md, verbatim.</summary>
-    private static string RebuildRecipe()
+    /// <summary>The bash block between the <paramref name="marker"/> markers of docs/FORMAT.md, verbatim.</summary>
+    private static string RebuildRecipe(string marker)
     {
         var doc = File.ReadAllText(Path.Combine(RepositoryCheckout.Root, "docs", "FORMAT.md"));
-        var match = Regex.Match(doc, @"<!-- rebuild-recipe:begin -->\s*```bash\n(?<script>.*?)```\s*<!-- rebuild-recipe:end -->", RegexOptions.Singleline);
+        var match = Regex.Match(doc, $@"<!-- {marker}:begin -->\s*```bash\n(?<script>.*?)```\s*<!-- {marker}:end -->", RegexOptions.Singleline);
         Assert.True(match.Success, "docs/FORMAT.md has no rebuild recipe block");
         return match.Groups["script"].Value;
     }

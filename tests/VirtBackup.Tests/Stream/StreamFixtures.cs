@@ -19,6 +19,16 @@ internal sealed record SyntheticBackup(
 internal static class StreamFixtures
 {
     public const int SmallMemberSize = 64 * 1024;
+
+    /// <summary>The members <see cref="BuildAsync"/> writes before the disks, in order.</summary>
+    public static readonly string[] MembersBeforeDisks =
+    [
+        "virtbackup/manifest.json",
+        "virtbackup/domain.xml",
+        "state/nvram/win11_VARS.fd",
+        "state/tpm/tpm2/tpm2-00.permall",
+        "state/tpm/tpm2/tpm2-00.volatilestate",
+    ];
     public static readonly DateTime FixedTime = new(2026, 11, 27, 10, 30, 0, DateTimeKind.Utc);
 
     /// <summary>Deterministic, partly compressible bytes: runs of text, random bytes and zeros.</summary>
@@ -79,8 +89,9 @@ internal static class StreamFixtures
     ];
 
     public static Manifest Manifest(StreamWriterOptions options, IReadOnlyList<SyntheticDisk> disks, DateTime? created = null,
-        BackupLevel level = BackupLevel.Full, bool tpm = true, bool nvram = true) => new()
+        BackupLevel level = BackupLevel.Full, bool tpm = true, bool nvram = true, int formatVersion = VirtBackup.Core.Stream.Manifest.CurrentFormatVersion) => new()
         {
+            FormatVersion = formatVersion,
             ToolVersion = "0.1.0-test",
             DomainName = "win11",
             DomainUuid = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
@@ -104,11 +115,12 @@ internal static class StreamFixtures
     /// <summary>Writes a complete synthetic backup; disk data is passed in calls of <paramref name="writeChunk"/> bytes.</summary>
     public static async Task<SyntheticBackup> BuildAsync(Compression compression, int memberSize = SmallMemberSize,
         IReadOnlyList<SyntheticDisk>? disks = null, DateTime? created = null, int writeChunk = 50_000, int seed = 7,
-        BackupLevel level = BackupLevel.Full, int nvramSize = 540_672, IReadOnlyList<(string, byte[])>? tpmFiles = null)
+        BackupLevel level = BackupLevel.Full, int nvramSize = 540_672, IReadOnlyList<(string, byte[])>? tpmFiles = null,
+        int formatVersion = VirtBackup.Core.Stream.Manifest.CurrentFormatVersion)
     {
         var options = Options(compression, memberSize);
         disks ??= TwoDisks(seed);
-        var manifest = Manifest(options, disks, created, level);
+        var manifest = Manifest(options, disks, created, level, formatVersion: formatVersion);
         var xml = "<domain type='kvm'><name>win11</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid></domain>\n";
         var nvram = Content(nvramSize, seed + 100);
         var tpm = tpmFiles ??

@@ -9,7 +9,8 @@ namespace VirtBackup.Tests.Stream;
 
 public class StreamReaderRefusalTests
 {
-    private static Task<SyntheticBackup> ZstdBackup() => StreamFixtures.BuildAsync(Compression.Zstd);
+    private static Task<SyntheticBackup> ZstdBackup(int formatVersion = Manifest.CurrentFormatVersion) =>
+        StreamFixtures.BuildAsync(Compression.Zstd, formatVersion: formatVersion);
     private static Task<SyntheticBackup> RawBackup() => StreamFixtures.BuildAsync(Compression.None);
 
     private static byte[] Flip(byte[] stream, long at, byte mask = 0x01)
@@ -90,11 +91,11 @@ public class StreamReaderRefusalTests
     public async Task A_stream_cut_inside_a_header_is_refused_naming_the_member()
     {
         var backup = await ZstdBackup();
-        var member = TarSurgery.Records(backup.Stream).First(r => r.Name == "disks/vda/extents.json");
+        var member = TarSurgery.Records(backup.Stream).First(r => r.Name == "disks/vda/extents.txt");
 
         var e = await StreamFixtures.RefusedAsync(backup.Stream[..(int)(member.HeaderOffset + 300)]);
 
-        Assert.Equal("disks/vda/extents.json", e.Member);
+        Assert.Equal("disks/vda/extents.txt", e.Member);
         Assert.Contains("the stream ends inside a tar header", e.Message);
     }
 
@@ -332,7 +333,7 @@ public class StreamReaderRefusalTests
     [InlineData("etc/passwd", "unknown top-level name (expected virtbackup/, state/nvram/, state/tpm/ or disks/)")]
     [InlineData("disks/vda/../../x", "name has a '..' segment")]
     [InlineData("disks/vda/00000000000000zz.zst", "disk data offset must be 16 lowercase hex digits")]
-    [InlineData("disks/vda/0000000000000000.tar", "unknown disk member (expected extents.json or <16 hex digits>.zst/.raw)")]
+    [InlineData("disks/vda/0000000000000000.tar", "unknown disk member (expected extents.json, extents.txt or <16 hex digits>.zst/.raw)")]
     public async Task Hostile_names_are_refused(string name, string problem)
     {
         var backup = await ZstdBackup();
@@ -518,10 +519,10 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
 
         var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest,
-            j => j.Replace("\"formatVersion\": 1,", "\"formatVersion\": 2,\n  \"newThing\": true,")));
+            j => j.Replace("\"formatVersion\": 2,", "\"formatVersion\": 3,\n  \"newThing\": true,")));
 
         Assert.Equal(MemberNames.Manifest, e.Member);
-        Assert.Equal("format version 2 is not supported (this build reads version 1)", e.Problem);
+        Assert.Equal("format version 3 is not supported (this build reads versions 1 to 2)", e.Problem);
     }
 
     [Fact(Timeout = 10_000)]
@@ -571,9 +572,9 @@ public class StreamReaderRefusalTests
     }
 
     [Fact(Timeout = 10_000)]
-    public async Task A_map_that_is_not_canonical_is_refused()
+    public async Task A_version_1_json_map_that_is_not_canonical_is_refused()
     {
-        var backup = await ZstdBackup();
+        var backup = await ZstdBackup(formatVersion: 1);
 
         var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, "disks/vdb/extents.json", j => j.Replace(
             "\"offset\": 70000,\n      \"length\": 10000,",
@@ -584,9 +585,9 @@ public class StreamReaderRefusalTests
     }
 
     [Fact(Timeout = 10_000)]
-    public async Task A_map_reaching_past_the_virtual_size_is_refused()
+    public async Task A_version_1_json_map_reaching_past_the_virtual_size_is_refused()
     {
-        var backup = await ZstdBackup();
+        var backup = await ZstdBackup(formatVersion: 1);
 
         var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, "disks/vdb/extents.json", j => j.Replace("\"length\": 10000,", "\"length\": 300000,")));
 
