@@ -24,9 +24,9 @@ public class ListVerifyCliTests
                 "disks/vda/extents.txt", "disks/vda/0000000000018e70.zst", "disks/vda/0000000000020000.zst",
                 "disks/vda/0000000000030000.zst", "disks/vda/00000000000b0000.zst", "disks/vdb/extents.txt", "virtbackup/trailer.json",
             ],
-            lines[18..^2].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1]));
+            lines[19..^2].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1]));
         // The member at 196608 holds [196608, 202000) and [708192, 720896): 5392 + 12704 bytes.
-        Assert.EndsWith(" 18096  disks/vda/0000000000030000.zst", lines[26]);
+        Assert.EndsWith(" 18096  disks/vda/0000000000030000.zst", lines[27]);
         Assert.StartsWith("complete: 11 members and the trailer, ", lines[^2]);
     }
 
