@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace VirtBackup.Bench;
@@ -13,7 +14,23 @@ internal sealed record ResultRow(
     double Ratio,
     string Target,
     bool? Pass,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>A row whose ratio is our median over the peer's, met at or below <paramref name="limit"/>.</summary>
+    public static ResultRow AtMost(string id, string benchmark, string oursLabel, Samples ours, string peerLabel, Samples peer, double limit, IReadOnlyList<string> notes) =>
+        Compared(id, benchmark, oursLabel, ours, peerLabel, peer, "<=", limit, notes);
+
+    /// <summary>A row whose ratio is our median over the peer's, met at or above <paramref name="limit"/>.</summary>
+    public static ResultRow AtLeast(string id, string benchmark, string oursLabel, Samples ours, string peerLabel, Samples peer, double limit, IReadOnlyList<string> notes) =>
+        Compared(id, benchmark, oursLabel, ours, peerLabel, peer, ">=", limit, notes);
+
+    private static ResultRow Compared(string id, string benchmark, string oursLabel, Samples ours, string peerLabel, Samples peer, string relation, double limit, IReadOnlyList<string> notes)
+    {
+        var ratio = ours.Median / peer.Median;
+        var target = string.Create(CultureInfo.InvariantCulture, $"{relation} {limit:F2}");
+        return new ResultRow(id, benchmark, oursLabel, ours, peerLabel, peer, ratio, target, relation == "<=" ? ratio <= limit : ratio >= limit, notes);
+    }
+}
 
 /// <summary>The table every run prints, as Markdown (readable in a terminal and pasteable into RESULTS.md).</summary>
 internal static class Results
