@@ -55,9 +55,6 @@ public sealed class LabChainFixture : IAsyncLifetime
 [Collection(LabCollection.Name)]
 public sealed class RewrittenStreamLabTests(LabChainFixture chain) : IClassFixture<LabChainFixture>, IDisposable
 {
-    /// <summary>The data member holding the incremental's random write at 16 MiB (a member starts at each 4 MiB).</summary>
-    private const string ChangedMember = "disks/vda/0000000001000000.zst";
-
     private readonly List<Repack> _repacks = [];
 
     public void Dispose() => _repacks.ForEach(r => r.Dispose());
@@ -71,7 +68,11 @@ public sealed class RewrittenStreamLabTests(LabChainFixture chain) : IClassFixtu
     {
         var full = await RewriteAsync(chain.Full, tool);
         var inc = await RewriteAsync(chain.Inc, tool);
-        Assert.NotEqual(chain.Inc, inc);
+        if (tool != "ustar")
+        {
+            // A ustar repack may give the very bytes back: the writer's own headers are what GNU tar writes in ustar.
+            Assert.NotEqual(chain.Inc, inc);
+        }
 
         foreach (var (original, rewritten) in new[] { (chain.Full, full), (chain.Inc, inc) })
         {
@@ -93,9 +94,13 @@ public sealed class RewrittenStreamLabTests(LabChainFixture chain) : IClassFixtu
     [Fact(Timeout = 180_000)]
     public async Task A_gnu_repack_of_the_lab_incremental_with_one_changed_content_byte_is_refused_naming_the_member_and_restores_nothing()
     {
-        var corrupt = await NewRepack().GnuTarAsync(chain.Inc, "gnu", change: (dir, _) =>
+        var changed = "";
+        var corrupt = await NewRepack().GnuTarAsync(chain.Inc, "gnu", change: (dir, names) =>
         {
-            var path = Path.Combine(dir, ChangedMember);
+            // vda's biggest data member of the incremental: it holds the random write (with others packed in format 2).
+            changed = names.Where(n => n.StartsWith("disks/vda/", StringComparison.Ordinal) && n.EndsWith(".zst", StringComparison.Ordinal))
+                .MaxBy(n => new FileInfo(Path.Combine(dir, n)).Length)!;
+            var path = Path.Combine(dir, changed);
             var bytes = File.ReadAllBytes(path);
             bytes[bytes.Length / 2] ^= 0x01;
             File.WriteAllBytes(path, bytes);
@@ -109,7 +114,7 @@ public sealed class RewrittenStreamLabTests(LabChainFixture chain) : IClassFixtu
         Assert.Equal(6, verify.ExitCode);
         foreach (var refusal in new[] { verify.StandardError, restore.StandardError })
         {
-            Assert.Contains($"Invalid backup stream: member '{ChangedMember}'", refusal);
+            Assert.Contains($"Invalid backup stream: member '{changed}'", refusal);
         }
 
         await chain.AtFull.AssertRestoredBelowAsync(root, chain.Vm);
