@@ -7,8 +7,7 @@ namespace VirtBackup.Core.Recovery;
 
 /// <summary>
 /// Transmission, server side: the request loop reads requests one after another and answers each on its own task
-/// (several at once, so pipelined requests overlap: a request runs inline until it has to wait), every reply
-/// written whole under one lock. Writes, trims and
+/// (several at once, so pipelined requests overlap), every reply written whole under one lock. Writes, trims and
 /// zeroing get EPERM (the export is read-only); a request that breaks the framing (bad magic, a write payload past
 /// the limit) ends the connection, since nothing after it can be trusted.
 /// </summary>
@@ -85,9 +84,7 @@ internal sealed partial class NbdServerSession
     {
         try
         {
-            // No hop to another thread: a read of a member in the cache is answered right here, from the request
-            // loop, when its reply fits in the socket's buffer; only a read that waits (a decode, a full socket)
-            // lets the loop go on to the next request meanwhile.
+            await Task.Yield();
             switch (request.Command)
             {
                 case CmdRead:

@@ -72,7 +72,18 @@ internal sealed partial class ServeProcess : IAsyncDisposable
     public async Task<int> StopAsync(int signal = 15)
     {
         Assert.Equal(0, Kill(_process.Id, signal));
-        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            lock (_stderr)
+            {
+                throw new TimeoutException($"serve did not exit within 60 s of signal {signal}; its stderr so far:\n{_stderr}");
+            }
+        }
+
         _process.WaitForExit(); // drains stderr
         return _process.ExitCode;
     }
