@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using VirtBackup.Core.Nbd;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
@@ -248,7 +247,7 @@ internal sealed partial class NbdServerSession
             return;
         }
 
-        var text = Encoding.UTF8.GetBytes(message.Length > 512 ? message[..512] : message);
+        var text = System.Text.Encoding.UTF8.GetBytes(message.Length > 512 ? message[..512] : message);
         var chunk = new byte[StructuredReplyHeaderSize + 6 + text.Length];
         NbdWire.WriteChunkHeader(chunk, ReplyFlagDone, ReplyTypeError, request.Handle, (uint)(6 + text.Length));
         BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(StructuredReplyHeaderSize), errno);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VirtBackup.Core.Hosts.Ssh;
+using VirtBackup.Tests.Nbd.Peers;
 
 namespace VirtBackup.Tests.Remote;
 
@@ -9,7 +10,9 @@ namespace VirtBackup.Tests.Remote;
 /// </summary>
 public sealed class SshOrphanSweepTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("vbt-sweep-").FullName;
+    private readonly TempDir _temp = new();
+
+    private string Root => _temp.Path;
 
     [Fact(Timeout = 60_000)]
     public async Task The_connection_of_a_process_that_is_gone_is_stopped_and_its_directory_removed_and_live_ones_stay()
@@ -20,7 +23,7 @@ public sealed class SshOrphanSweepTests : IDisposable
         var oldStyle = MakeDirectory("vbssh-Qw3rty", withControl: true);
         var (ssh, calls) = FakeSsh();
 
-        var removed = await SshSession.SweepOrphansAsync(ssh, Serilog.Core.Logger.None, _root, CancellationToken.None);
+        var removed = await SshSession.SweepOrphansAsync(ssh, Serilog.Core.Logger.None, Root, CancellationToken.None);
 
         Assert.Equal([orphan], removed);
         Assert.False(Directory.Exists(orphan));
@@ -35,17 +38,17 @@ public sealed class SshOrphanSweepTests : IDisposable
         var orphan = MakeDirectory($"vbssh-{await DeadProcessIdAsync()}-AbC123", withControl: false);
         var (ssh, calls) = FakeSsh();
 
-        var removed = await SshSession.SweepOrphansAsync(ssh, Serilog.Core.Logger.None, _root, CancellationToken.None);
+        var removed = await SshSession.SweepOrphansAsync(ssh, Serilog.Core.Logger.None, Root, CancellationToken.None);
 
         Assert.Equal([orphan], removed);
         Assert.False(File.Exists(calls));
     }
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private string MakeDirectory(string name, bool withControl)
     {
-        var path = Directory.CreateDirectory(Path.Combine(_root, name)).FullName;
+        var path = Directory.CreateDirectory(Path.Combine(Root, name)).FullName;
         if (withControl)
         {
             File.WriteAllText(Path.Combine(path, "ctl"), "");
@@ -56,8 +59,8 @@ public sealed class SshOrphanSweepTests : IDisposable
 
     private (string Ssh, string Calls) FakeSsh()
     {
-        var calls = Path.Combine(_root, "calls");
-        var ssh = Path.Combine(_root, "ssh");
+        var calls = Path.Combine(Root, "calls");
+        var ssh = Path.Combine(Root, "ssh");
         File.WriteAllText(ssh, $"#!/bin/sh\necho \"$*\" >> '{calls}'\n");
         File.SetUnixFileMode(ssh, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return (ssh, calls);
