@@ -109,7 +109,7 @@ public sealed class RestoreLabTests : IDisposable
         Assert.Equal(0, listed.ExitCode);
         var lines = Encoding.UTF8.GetString(listed.StandardOutput).Split('\n');
         Assert.Equal([$"domain       {vm.Name}", $"uuid         {vm.Uuid}", "level        inc"], lines[..3]);
-        Assert.Equal("      STORED         SIZE  MEMBER", lines[15]);
+        Assert.Equal("      STORED         SIZE  MEMBER", lines[16]);
         Assert.StartsWith("complete: ", lines[^2]);
     }
 
