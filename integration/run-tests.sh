@@ -56,7 +56,7 @@ echo "run-tests: the 20 slowest tests"
 cat "$results"/*.trx 2>/dev/null | grep -o '<UnitTestResult [^>]*' |
   sed -n 's/.*testName="\([^"]*\)".*duration="\([0-9]*\):\([0-9]*\):\([0-9.]*\)".*/\2 \3 \4 \1/p' |
   awk '{ name = $4; for (i = 5; i <= NF; i++) name = name " " $i; printf "%8.1f s  %s\n", $1 * 3600 + $2 * 60 + $3, name }' |
-  sort -rn | head -20
+  sort -rn | awk 'NR <= 20' # not head: under pipefail, sort killed by SIGPIPE would end the run with 141 before the summary
 
 # dotnet test prints one summary per test assembly; add them up into the one closing line CI reads.
 awk '/^(Passed|Failed)!/ {

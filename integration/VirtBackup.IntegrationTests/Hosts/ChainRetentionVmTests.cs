@@ -3,7 +3,8 @@ namespace VirtBackup.IntegrationTests.Hosts;
 /// <summary>
 /// Retention on real chains: 12 backups of one lab VM (two fulls, writes between) stored by the backup
 /// wrapper with chosen times, pruned by the chain-aware wrapper with a keep-daily and then a keep-last
-/// policy; after each, every remaining backup's chain restores equal to the VM at that backup's instant.
+/// policy; after each, the remaining chains restore equal to the VM at each backup's instant (every remaining backup
+/// with <c>VIRTBACKUP_LONG_TESTS=1</c>; CI restores each chain's full and newest backup and the end of the older chain).
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class ChainRetentionVmTests : IDisposable
@@ -20,7 +21,7 @@ public sealed class ChainRetentionVmTests : IDisposable
     [Theory(Timeout = Timeout)]
     [InlineData("restic")]
     [InlineData("borg")]
-    public async Task After_keep_daily_3_and_then_keep_last_2_every_remaining_backup_restores_its_chain_equal_to_the_source_at_that_backup(string name)
+    public async Task After_keep_daily_3_and_then_keep_last_2_the_remaining_chains_restore_equal_to_the_source_at_their_backups(string name)
     {
         var virtbackup = new HostVirtBackup(_work.Path);
         var host = ChainHosts.Create(name, _work.Path, virtbackup);
@@ -57,7 +58,9 @@ public sealed class ChainRetentionVmTests : IDisposable
         Assert.Equal(expected, daily.StandardOutput.TrimEnd('\n').Split('\n'));
         int[] remaining = [0, 1, 2, 3, 6, 7, 8, 9, 10, 11];
         Assert.Equal(remaining.Select(k => b[k]), await host.ListAsync(vm.Name));
-        foreach (var k in remaining)
+        // CI restores the end of chain one, the full of chain two and its newest incremental after each prune (each needs
+        // its whole chain); VIRTBACKUP_LONG_TESTS=1 restores every remaining backup.
+        foreach (var k in remaining.Where(k => LongTests.Enabled || k is 3 or 6 or 11))
         {
             await AssertRestoresAsync(host, vm, b[k], sources[k], $"daily-{k}");
         }
@@ -67,7 +70,7 @@ public sealed class ChainRetentionVmTests : IDisposable
         Assert.True(last.ExitCode == 0, last.ToString());
         remaining = [6, 7, 8, 9, 10, 11];
         Assert.Equal(remaining.Select(k => b[k]), await host.ListAsync(vm.Name));
-        foreach (var k in remaining)
+        foreach (var k in remaining.Where(k => LongTests.Enabled || k is 6 or 11))
         {
             await AssertRestoresAsync(host, vm, b[k], sources[k], $"last-{k}");
         }

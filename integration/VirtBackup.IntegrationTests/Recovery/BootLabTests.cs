@@ -124,7 +124,15 @@ public sealed class BootLabTests : IDisposable
             using var domain = libvirt.LookupByName(name);
 
             await LabHost.RunAsync("kill", ["-KILL", ServePid(name).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            domain.QemuAgentCommand("""{"execute":"guest-exec","arguments":{"path":"/bin/dd","arg":["if=/dev/vda","of=/dev/null","bs=1M","iflag=direct"]}}""", 10);
+            try
+            {
+                domain.QemuAgentCommand("""{"execute":"guest-exec","arguments":{"path":"/bin/dd","arg":["if=/dev/vda","of=/dev/null","bs=1M","iflag=direct"]}}""", 10);
+            }
+            catch (LibvirtException)
+            {
+                // The guest's own next read of the disk (it has background reads of its own) may pause it before the
+                // agent takes the command; libvirt then calls the agent unavailable. The state asserted below decides.
+            }
 
             var clock = Stopwatch.StartNew();
             while (domain.GetState().State == DomainState.Running && clock.Elapsed < TimeSpan.FromSeconds(60))
