@@ -9,7 +9,7 @@ namespace VirtBackup.Core.Backup;
 /// </summary>
 public sealed record DiskSource(string Target, NbdReaderPool Reader, IReadOnlyList<DiskExtent> Plan)
 {
-    public long DataBytes => Plan.Where(e => !e.Zero).Sum(e => e.Length);
+    public long DataBytes => DiskStreamer.DataBytesOf(Plan);
 }
 
 /// <summary>Reads disks over NBD into the stream writer: a short loop over planned extents.</summary>
@@ -33,9 +33,9 @@ public static class DiskStreamer
         try
         {
             var plan = dirtyBitmap is null
-                ? ExtentPlan.Full(await ToListAsync(client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken)))
+                ? await PlanFullAsync(client, cancellationToken)
                 : await PlanIncrementalAsync(client, DirtyBitmapContext(dirtyBitmap), cancellationToken);
-            var dataBytes = plan.Where(e => !e.Zero).Sum(e => e.Length);
+            var dataBytes = DataBytesOf(plan);
             var reader = await NbdReaderPool.OpenAsync(client, NbdReaderPool.ConnectionsFor(client, dataBytes), options, cancellationToken);
             return new DiskSource(target, reader, plan);
         }
@@ -70,49 +70,88 @@ public static class DiskStreamer
     /// </summary>
     public static Task ReadDataAsync(DiskSource disk, Func<long, ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken cancellationToken)
     {
-        var data = disk.Plan.Where(e => !e.Zero).Select(e => new NbdRange(e.Offset, e.Length)).ToList();
-        return disk.Reader.ReadRangesAsync(data, sink, cancellationToken: cancellationToken);
+        return disk.Reader.ReadRangesAsync(new DataRanges(disk.Plan), sink, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>Bytes of the plan's data extents.</summary>
+    public static long DataBytesOf(IReadOnlyList<DiskExtent> plan)
+    {
+        long bytes = 0;
+        for (var i = 0; i < plan.Count; i++)
+        {
+            bytes += plan[i].Zero ? 0 : plan[i].Length;
+        }
+
+        return bytes;
     }
 
     /// <summary>
     /// The dirty bitmap first, then base:allocation only where it marks changes: an incremental of a few changed
     /// ranges does not map the whole disk twice. Many dirty ranges (a busy disk) get one map of the whole disk instead.
     /// </summary>
-    private static async Task<IReadOnlyList<DiskExtent>> PlanIncrementalAsync(NbdClient client, string dirtyContext, CancellationToken cancellationToken)
+    private static async Task<ExtentList> PlanIncrementalAsync(NbdClient client, string dirtyContext, CancellationToken cancellationToken)
     {
-        var dirty = await ToListAsync(client.GetExtentsAsync(dirtyContext, 0, client.ExportSize, cancellationToken));
-        var changed = dirty.Where(e => e.IsDirty).ToList();
-        List<NbdExtent> allocation;
+        var changed = new ExtentList();
+        await foreach (var e in client.GetExtentsAsync(dirtyContext, 0, client.ExportSize, cancellationToken))
+        {
+            ExtentPlan.AddDirty(changed, e);
+        }
+
+        var plan = new ExtentPlan.DirtyIntersection(changed);
         if (changed.Count > MaxAllocationQueries)
         {
-            allocation = await ToListAsync(client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken));
-        }
-        else
-        {
-            allocation = [];
-            foreach (var range in changed)
+            await foreach (var e in client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken))
             {
-                // Clipped: the last extent of a reply may reach past the range asked about.
-                allocation.AddRange((await ToListAsync(client.GetExtentsAsync(AllocationContext, range.Offset, range.Length, cancellationToken)))
-                    .Select(e => e with { Offset = Math.Max(e.Offset, range.Offset), Length = Math.Min(e.End, range.End) - Math.Max(e.Offset, range.Offset) })
-                    .Where(e => e.Length > 0));
+                plan.Add(e);
+            }
+
+            return plan.Plan;
+        }
+
+        foreach (var range in changed)
+        {
+            await foreach (var e in client.GetExtentsAsync(AllocationContext, range.Offset, range.Length, cancellationToken))
+            {
+                // Clipped: the last extent of a reply may reach past the range asked about (into the next one).
+                var start = Math.Max(e.Offset, range.Offset);
+                plan.Add(e with { Offset = start, Length = Math.Min(e.End, range.End) - start });
             }
         }
 
-        return ExtentPlan.Incremental(allocation, changed);
+        return plan.Plan;
+    }
+
+    private static async Task<ExtentList> PlanFullAsync(NbdClient client, CancellationToken cancellationToken)
+    {
+        var plan = new ExtentList();
+        await foreach (var e in client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken))
+        {
+            ExtentPlan.AddAllocation(plan, e);
+        }
+
+        return plan;
     }
 
     /// <summary>Above this many dirty ranges, one base:allocation map of the whole disk is cheaper than one per range.</summary>
     private const int MaxAllocationQueries = 16;
 
-    private static async Task<List<NbdExtent>> ToListAsync(IAsyncEnumerable<NbdExtent> extents)
+    /// <summary>
+    /// The plan as the ranges to read, with no copy: a zero extent is an empty range there, which the read skips.
+    /// </summary>
+    private sealed class DataRanges(IReadOnlyList<DiskExtent> plan) : IReadOnlyList<NbdRange>
     {
-        var list = new List<NbdExtent>();
-        await foreach (var e in extents)
+        public int Count => plan.Count;
+
+        public NbdRange this[int index] => plan[index] is var e && e.Zero ? new NbdRange(e.Offset, 0) : new NbdRange(e.Offset, e.Length);
+
+        public IEnumerator<NbdRange> GetEnumerator()
         {
-            list.Add(e);
+            for (var i = 0; i < Count; i++)
+            {
+                yield return this[i];
+            }
         }
 
-        return list;
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

@@ -5,7 +5,8 @@ namespace VirtBackup.Core.Backup;
 
 /// <summary>
 /// Decides which ranges of a disk a stream carries, from the export's extents as NBD reports them.
-/// Pure and exact: the backup loop only walks what this returns.
+/// Pure and exact: the backup loop only walks what this returns. Built as the extents arrive, into one compact
+/// <see cref="ExtentList"/> (no list of what NBD reported is kept).
 /// </summary>
 public static class ExtentPlan
 {
@@ -13,65 +14,82 @@ public static class ExtentPlan
     /// Every range of the disk: zero where base:allocation says the range reads as zeros, data
     /// elsewhere. Adjacent ranges of the same kind are merged.
     /// </summary>
-    public static IReadOnlyList<DiskExtent> Full(IEnumerable<NbdExtent> allocation) =>
-        Merge(allocation.Select(e => new DiskExtent(e.Offset, e.Length, e.IsZero)));
+    public static ExtentList Full(IEnumerable<NbdExtent> allocation)
+    {
+        var plan = new ExtentList();
+        foreach (var e in allocation)
+        {
+            AddAllocation(plan, e);
+        }
+
+        return plan;
+    }
 
     /// <summary>
     /// Only the ranges the dirty bitmap marks as changed, each split into data and zero by
     /// base:allocation. Both lists are in ascending order without overlaps; the allocation must cover at least
     /// the dirty ranges (the whole disk, or just those ranges).
     /// </summary>
-    public static IReadOnlyList<DiskExtent> Incremental(
-        IEnumerable<NbdExtent> allocation,
-        IEnumerable<NbdExtent> dirty)
+    public static ExtentList Incremental(IEnumerable<NbdExtent> allocation, IEnumerable<NbdExtent> dirty)
     {
-        var full = Full(allocation);
-        var result = new List<DiskExtent>();
-        var i = 0;
+        var changed = new ExtentList();
         foreach (var d in dirty)
         {
-            if (!d.IsDirty)
-            {
-                continue;
-            }
-
-            var dEnd = d.Offset + d.Length;
-            while (i < full.Count && full[i].End <= d.Offset)
-            {
-                i++;
-            }
-
-            for (var j = i; j < full.Count && full[j].Offset < dEnd; j++)
-            {
-                var start = Math.Max(full[j].Offset, d.Offset);
-                var end = Math.Min(full[j].End, dEnd);
-                result.Add(new DiskExtent(start, end - start, full[j].Zero));
-            }
+            AddDirty(changed, d);
         }
 
-        return Merge(result);
+        var plan = new DirtyIntersection(changed);
+        foreach (var a in allocation)
+        {
+            plan.Add(a);
+        }
+
+        return plan.Plan;
     }
 
-    private static List<DiskExtent> Merge(IEnumerable<DiskExtent> extents)
+    /// <summary>Appends one base:allocation extent to a full plan.</summary>
+    internal static void AddAllocation(ExtentList plan, NbdExtent allocation)
     {
-        var merged = new List<DiskExtent>();
-        foreach (var e in extents)
+        if (allocation.Length > 0)
         {
-            if (e.Length <= 0)
+            plan.AddMerged(new DiskExtent(allocation.Offset, allocation.Length, allocation.IsZero));
+        }
+    }
+
+    /// <summary>Appends one dirty-bitmap extent to the changed ranges when it is dirty (as data: the kind is allocation's to say).</summary>
+    internal static void AddDirty(ExtentList changed, NbdExtent dirty)
+    {
+        if (dirty.IsDirty && dirty.Length > 0)
+        {
+            changed.AddMerged(new DiskExtent(dirty.Offset, dirty.Length, false));
+        }
+    }
+
+    /// <summary>An incremental plan built from base:allocation extents in ascending order: their parts inside the changed ranges.</summary>
+    internal sealed class DirtyIntersection(ExtentList changed)
+    {
+        private int _next;
+
+        public ExtentList Changed { get; } = changed;
+
+        public ExtentList Plan { get; } = new();
+
+        public void Add(NbdExtent allocation)
+        {
+            while (_next < Changed.Count && Changed[_next].End <= allocation.Offset)
             {
-                continue;
+                _next++;
             }
 
-            if (merged.Count > 0 && merged[^1].End == e.Offset && merged[^1].Zero == e.Zero)
+            for (var j = _next; j < Changed.Count && Changed[j].Offset < allocation.End; j++)
             {
-                merged[^1] = merged[^1] with { Length = merged[^1].Length + e.Length };
-            }
-            else
-            {
-                merged.Add(e);
+                var start = Math.Max(Changed[j].Offset, allocation.Offset);
+                var end = Math.Min(Changed[j].End, allocation.End);
+                if (end > start)
+                {
+                    Plan.AddMerged(new DiskExtent(start, end - start, allocation.IsZero));
+                }
             }
         }
-
-        return merged;
     }
 }

@@ -335,8 +335,9 @@ public sealed partial class BackupStreamReader
         }
 
         CheckSize(name, size, StreamRules.MaxMapSize);
-        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
-        var map = version >= 2 ? DiskMapText.Parse(content, name) : StreamJson.DeserializeMap(content, name);
+        var (map, sha256) = version >= 2
+            ? await ReadMapTextAsync(name, size, cancellationToken).ConfigureAwait(false)
+            : await ReadMapJsonAsync(name, size, cancellationToken).ConfigureAwait(false);
         var disk = disks[index];
         if (map.Target != disk.Target)
         {
@@ -358,11 +359,35 @@ public sealed partial class BackupStreamReader
             throw Fail(name, problem);
         }
 
-        AddEntry(name, size, size, Hash(content), null);
-        var extents = map.Extents.ToList();
-        _disk = new CurrentDisk(disk, StreamRules.Members(extents, _manifest.Compression.MemberSize, version).GetEnumerator());
+        AddEntry(name, size, size, sha256, null);
+        _disk = new CurrentDisk(disk, StreamRules.Members(map.Extents, _manifest.Compression.MemberSize, version).GetEnumerator());
         _nextDiskIndex = index + 1;
-        return new DiskMapMember(name, size, disk, map with { Extents = extents });
+        return new DiskMapMember(name, size, disk, map);
+    }
+
+    private async Task<(DiskMap Map, string Sha256)> ReadMapJsonAsync(string name, long size, CancellationToken cancellationToken)
+    {
+        var content = await ReadContentAsync(name, size, cancellationToken).ConfigureAwait(false);
+        return (StreamJson.DeserializeMap(content, name), Hash(content));
+    }
+
+    /// <summary>Version 2: the map text parsed and hashed as it is read, in pieces (no whole-map bytes in memory).</summary>
+    private async Task<(DiskMap Map, string Sha256)> ReadMapTextAsync(string name, long size, CancellationToken cancellationToken)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var parser = new DiskMapText.Parser(name);
+        var buffer = new byte[(int)Math.Min(size, 64 * 1024)];
+        for (var left = size; left > 0;)
+        {
+            var piece = buffer.AsMemory(0, (int)Math.Min(left, buffer.Length));
+            await ReadExactlyAsync(name, piece, cancellationToken).ConfigureAwait(false);
+            sha.AppendData(piece.Span);
+            parser.Feed(piece.Span);
+            left -= piece.Length;
+        }
+
+        await ReadPaddingAsync(name, size, cancellationToken).ConfigureAwait(false);
+        return (parser.Finish(), BackupStreamWriter.Hex(sha.GetHashAndReset()));
     }
 
     private async Task<StreamMember> ReadTrailerAsync(string name, long size, CancellationToken cancellationToken)

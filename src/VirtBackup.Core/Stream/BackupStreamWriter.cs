@@ -200,8 +200,10 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     });
 
     /// <summary>
-    /// Writes <c>disks/&lt;target&gt;/extents.json</c> for the next non-excluded disk of the manifest. Extents must be
-    /// sorted, non-overlapping, non-empty and inside the disk; adjacent extents of the same kind are merged.
+    /// Writes the map (<c>disks/&lt;target&gt;/extents.txt</c>, version 1: <c>extents.json</c>) of the next
+    /// non-excluded disk of the manifest. Extents must be sorted, non-overlapping, non-empty and inside the disk;
+    /// adjacent extents of the same kind are merged. An <see cref="ExtentList"/> that is canonical is kept as it is
+    /// (not copied) until the disk's data is written.
     /// </summary>
     public Task WriteDiskMapAsync(string target, IReadOnlyList<DiskExtent> extents, CancellationToken cancellationToken) => Run(() =>
     {
@@ -229,8 +231,9 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
             ?? throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
         var version = _manifest.FormatVersion;
         var map = new DiskMap(target, manifestDisk.VirtualSize, normalized);
-        var json = version >= 2 ? DiskMapText.Serialize(map) : StreamJson.Serialize(map);
-        if (json.Length > StreamRules.MaxMapSize)
+        var text = version >= 2 ? new DiskMapText.Text(map) : null;
+        var json = text is null ? StreamJson.Serialize(map) : null;
+        if ((text?.Size ?? json!.Length) > StreamRules.MaxMapSize)
         {
             throw new ArgumentException($"The map of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
         }
@@ -240,7 +243,8 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
             _stage = Stage.Disks;
             _nextDiskIndex = diskIndex + 1;
             _disk = new DiskState(target, StreamRules.Members(normalized, _options.MemberSize, version).GetEnumerator(), normalized);
-            return EnqueueSmallAsync(MemberNames.DiskMap(target, version), json, cancellationToken);
+            var name = MemberNames.DiskMap(target, version);
+            return text is null ? EnqueueSmallAsync(name, json!, cancellationToken) : EnqueueMapTextAsync(name, text, cancellationToken);
         };
     });
 
@@ -468,8 +472,11 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>A member ready to be written: header, stored bytes and zero padding contiguous in one buffer.</summary>
-    private sealed record ReadyMember(byte[] Buffer, int Length, TrailerEntry Entry, BufferPool? Pool)
+    /// <summary>
+    /// A member ready to be written: header, stored bytes and zero padding contiguous in one buffer; or a piece of a
+    /// member written in several (the map text): only its last piece has the <see cref="Entry"/>.
+    /// </summary>
+    private sealed record ReadyMember(byte[] Buffer, int Length, TrailerEntry? Entry, BufferPool? Pool)
     {
         public void Release() => Pool?.Return(Buffer);
     }
@@ -570,7 +577,10 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
                 if (_outputFault is null)
                 {
                     await _output.WriteAsync(ready.Buffer.AsMemory(0, ready.Length), _abort.Token).ConfigureAwait(false);
-                    _entries.Add(ready.Entry);
+                    if (ready.Entry is { } entry)
+                    {
+                        _entries.Add(entry);
+                    }
                 }
             }
             catch (Exception e)

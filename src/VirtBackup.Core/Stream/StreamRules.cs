@@ -202,44 +202,51 @@ internal static class StreamRules
 
     /// <summary>
     /// Checks extents against a disk of <paramref name="virtualSize"/> bytes and merges adjacent extents of the
-    /// same kind. Returns the canonical list, or null with <paramref name="problem"/> set.
+    /// same kind. Returns the canonical list (<paramref name="extents"/> itself when it is an <see cref="ExtentList"/>
+    /// that is canonical already: no copy), or null with <paramref name="problem"/> set.
     /// </summary>
-    public static List<DiskExtent>? Normalize(IReadOnlyList<DiskExtent> extents, long virtualSize, out string problem)
+    public static ExtentList? Normalize(IReadOnlyList<DiskExtent> extents, long virtualSize, out string problem)
     {
+        if (Problem(extents, virtualSize, out var mergeable) is { } found)
+        {
+            problem = found;
+            return null;
+        }
+
         problem = "";
-        var result = new List<DiskExtent>(extents.Count);
-        long previousEnd = 0;
+        if (!mergeable && extents is ExtentList canonical)
+        {
+            return canonical;
+        }
+
+        var result = new ExtentList();
         foreach (var e in extents)
         {
-            if (e.Length <= 0) { problem = $"extent at {e.Offset} has length {e.Length}"; return null; }
-            if (e.Offset < previousEnd) { problem = $"extent at {e.Offset} is out of order or overlaps the previous one (ending at {previousEnd})"; return null; }
-            if (e.Offset > virtualSize || e.Length > virtualSize - e.Offset) { problem = $"extent [{e.Offset}, +{e.Length}) goes past the virtual size {virtualSize}"; return null; }
-            if (result.Count > 0 && result[^1].End == e.Offset && result[^1].Zero == e.Zero)
-            {
-                result[^1] = result[^1] with { Length = result[^1].Length + e.Length };
-            }
-            else
-            {
-                result.Add(e);
-            }
-
-            previousEnd = e.End;
+            result.AddMerged(e);
         }
+
         return result;
     }
 
     /// <summary>Null when <paramref name="extents"/> is already canonical for the disk, else what is wrong.</summary>
-    public static string? CanonicalMapProblem(IReadOnlyList<DiskExtent> extents, long virtualSize)
-    {
-        var normalized = Normalize(extents, virtualSize, out var problem);
-        if (normalized is null)
-        {
-            return problem;
-        }
+    public static string? CanonicalMapProblem(IReadOnlyList<DiskExtent> extents, long virtualSize) =>
+        Problem(extents, virtualSize, out var mergeable) ?? (mergeable ? "adjacent extents of the same kind are not merged" : null);
 
-        if (normalized.Count != extents.Count)
+    /// <summary>What is wrong with the extents (null: nothing), and whether two adjacent ones of the same kind could merge.</summary>
+    private static string? Problem(IReadOnlyList<DiskExtent> extents, long virtualSize, out bool mergeable)
+    {
+        mergeable = false;
+        long previousEnd = 0;
+        bool? previousZero = null;
+        for (var i = 0; i < extents.Count; i++)
         {
-            return "adjacent extents of the same kind are not merged";
+            var e = extents[i];
+            if (e.Length <= 0) { return $"extent at {e.Offset} has length {e.Length}"; }
+            if (e.Offset < previousEnd) { return $"extent at {e.Offset} is out of order or overlaps the previous one (ending at {previousEnd})"; }
+            if (e.Offset > virtualSize || e.Length > virtualSize - e.Offset) { return $"extent [{e.Offset}, +{e.Length}) goes past the virtual size {virtualSize}"; }
+            mergeable |= e.Offset == previousEnd && previousZero == e.Zero;
+            previousEnd = e.End;
+            previousZero = e.Zero;
         }
 
         return null;

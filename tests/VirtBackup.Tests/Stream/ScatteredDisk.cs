@@ -50,12 +50,20 @@ internal sealed class ScatteredDisk(int count, long stride, int maxLength, bool 
         }
     }
 
-    /// <summary>Writes every data extent; <paramref name="constant"/>: one byte value per extent instead of <see cref="Fill"/>.</summary>
-    public async Task WriteDataAsync(BackupStreamWriter writer, bool constant = false)
+    /// <summary>
+    /// Writes every data extent; <paramref name="constant"/>: one byte value per extent instead of <see cref="Fill"/>;
+    /// <paramref name="halfway"/> is called once half the extents are written.
+    /// </summary>
+    public async Task WriteDataAsync(BackupStreamWriter writer, bool constant = false, Action? halfway = null)
     {
         var buffer = new byte[MaxLength];
         for (var i = 0; i < Count; i++)
         {
+            if (i == Count / 2)
+            {
+                halfway?.Invoke();
+            }
+
             var e = Data(i);
             var span = buffer.AsMemory(0, (int)e.Length);
             if (constant)
@@ -72,7 +80,12 @@ internal sealed class ScatteredDisk(int count, long stride, int maxLength, bool 
     }
 
     /// <summary>A copy stream of this disk alone, written to <paramref name="output"/>.</summary>
-    public async Task WriteStreamAsync(System.IO.Stream output, int formatVersion, StreamWriterOptions options, bool constant = false)
+    public Task WriteStreamAsync(System.IO.Stream output, int formatVersion, StreamWriterOptions options, bool constant = false) =>
+        WriteStreamAsync(output, formatVersion, options, Extents().ToList(), constant: constant);
+
+    /// <summary>A copy stream of this disk alone with <paramref name="map"/> (its extents, in any list), written to <paramref name="output"/>.</summary>
+    public async Task WriteStreamAsync(System.IO.Stream output, int formatVersion, StreamWriterOptions options,
+        IReadOnlyList<DiskExtent> map, Action? halfway = null, bool constant = false)
     {
         var disk = new SyntheticDisk(Target, [], []);
         var manifest = StreamFixtures.Manifest(options, [disk], level: BackupLevel.Copy, tpm: false, nvram: false, formatVersion: formatVersion) with
@@ -82,8 +95,8 @@ internal sealed class ScatteredDisk(int count, long stride, int maxLength, bool 
         await using var writer = new BackupStreamWriter(output, options);
         await writer.WriteManifestAsync(manifest, CancellationToken.None);
         await writer.WriteDomainXmlAsync("<domain/>", CancellationToken.None);
-        await writer.WriteDiskMapAsync(Target, Extents().ToList(), CancellationToken.None);
-        await WriteDataAsync(writer, constant);
+        await writer.WriteDiskMapAsync(Target, map, CancellationToken.None);
+        await WriteDataAsync(writer, constant, halfway);
         await writer.CompleteAsync(CancellationToken.None);
     }
 
