@@ -8,7 +8,7 @@ public sealed partial class BackupStreamWriter
     private async Task EnqueueMapTextAsync(string name, DiskMapText.Text text, CancellationToken cancellationToken)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[]? buffer = _slotPool.Rent();
+        var buffer = _slotPool.Rent();
         TarHeader.Write(buffer.AsSpan(0, TarHeader.BlockSize), name, text.Size);
         var filled = TarHeader.BlockSize;
         long written = 0;
