@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# rss.sh: issue 14's "memory flat in extent count" in real processes: peak RSS (GNU time's maximum resident set)
+# of `virtbackup backup --level copy` of a shut-off lab VM whose disk holds 50,000 and then 500,000 scattered
+# 4 KiB extents, and of `virtbackup restore` of that stream into qcow2.
+#
+# Usage: integration/bench/scale/rss.sh [RUNS]     (default 3; every figure is a median of RUNS runs)
+#   RSS_SIZE=64G RSS_COUNTS="50000 500000" RSS_RESTORE=1   the disk, its extent counts, 0: no restore
+#   RSS_SOURCE=DIR   the source tree whose CLI is measured (default this one; e.g. `git archive main` unpacked)
+#
+# The images are built once (make-fragmented.py with 4 KiB extents, then qemu-img convert) and cached in
+# /var/lib/virtbackup-lab/bench-scale; one lab VM (vbt-rss-<pid>, TCG, firmware only, never started after it is
+# created) gets each image in turn. The VM and the work directory are removed at exit. Not part of the test suite.
+set -euo pipefail
+
+runs=${1:-3}
+size=${RSS_SIZE:-64G}
+counts=${RSS_COUNTS:-50000 500000}
+restore=${RSS_RESTORE:-1}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+lab=$root/integration/lab
+die() { echo "rss.sh: $*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+for tool in dotnet qemu-img /usr/bin/time; do
+  command -v "$tool" >/dev/null || die "$tool is missing"
+done
+bash "$lab/start-daemons.sh" >/dev/null
+
+bytes=$(numfmt --from=iec "$size")
+cache=/var/lib/virtbackup-lab/bench-scale
+mkdir -p "$cache"
+for count in $counts; do
+  image=$cache/frag-$size-$count-4k.qcow2
+  if [[ ! -f $image ]]; then
+    echo "rss.sh: building $image (once)" >&2
+    /usr/bin/python3 "$here/make-fragmented.py" "$cache/building-$$.raw" "$bytes" "$count" 4 >/dev/null
+    qemu-img convert -f raw -O qcow2 "$cache/building-$$.raw" "$cache/building-$$.qcow2"
+    rm -f "$cache/building-$$.raw"
+    mv "$cache/building-$$.qcow2" "$image"
+  fi
+done
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+name=vbt-rss-$$
+work=$(mktemp -d "/tmp/$name.XXXXXX")
+chmod 755 "$work"
+# shellcheck disable=SC2317 # run by the EXIT trap, which shellcheck does not follow
+cleanup() {
+  bash "$lab/domain.sh" remove "$name" >/dev/null 2>&1 || echo "rss.sh: could not remove $name" >&2
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+dotnet publish "${RSS_SOURCE:-$root}/src/VirtBackup.Cli" -c Release -r linux-x64 -o "$work/virtbackup" -nologo -clp:ErrorsOnly >/dev/null
+virtbackup=$work/virtbackup/virtbackup
+bash "$lab/domain.sh" create "$name" --disk-size "$size" >/dev/null
+virsh -q destroy "$name" >/dev/null
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# peak KEY CMD...: runs CMD under GNU time and appends its peak RSS (MiB) and wall (s) to KEY's samples.
+declare -A samples
+peak() {
+  local key=$1
+  shift
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@"
+  read -r seconds kib <"$work/time"
+  samples[$key.rss]+="$((kib / 1024)) "
+  samples[$key.s]+="$seconds "
+}
+
+for count in $counts; do
+  cp --sparse=always "$cache/frag-$size-$count-4k.qcow2" "/var/lib/libvirt/images/$name-vda.qcow2"
+  extents=$(qemu-img map --output=json "/var/lib/libvirt/images/$name-vda.qcow2" | grep -c '"data": true')
+  for ((run = 1; run <= runs; run++)); do
+    peak "backup.$count" "$virtbackup" backup --domain "$name" --level copy --log-level warning >"$work/stream.tar"
+    if [[ $restore == 1 ]]; then
+      rm -rf "$work/restored"
+      peak "restore.$count" "$virtbackup" restore --target-root "$work/restored" --log-level warning <"$work/stream.tar"
+    fi
+  done
+  stream=$(stat -c %s "$work/stream.tar")
+  echo "$count extents requested, $extents data extents mapped, stream $((stream / 1048576)) MiB"
+  for what in backup restore; do
+    [[ -n ${samples[$what.$count.rss]:-} ]] || continue
+    echo "  $what: peak RSS ${samples[$what.$count.rss]}MiB (median $(median <<<"${samples[$what.$count.rss]}")), wall ${samples[$what.$count.s]}s"
+  done
+  rm -rf "$work/restored" "$work/stream.tar"
+done
