@@ -4,16 +4,17 @@
 # 4 KiB extents, and of `virtbackup restore` of that stream into qcow2.
 #
 # Usage: integration/bench/scale/rss.sh [RUNS]     (default 3; every figure is a median of RUNS runs)
-#   RSS_SIZE=64G RSS_COUNTS="50000 500000" RSS_RESTORE=1   the disk, its extent counts, 0: no restore
+#   RSS_SIZE=8G RSS_COUNTS="50000 500000" RSS_RESTORE=1   the disk, its extent counts, 0: no restore
 #   RSS_SOURCE=DIR   the source tree whose CLI is measured (default this one; e.g. `git archive main` unpacked)
 #
-# The images are built once (make-fragmented.py with 4 KiB extents, then qemu-img convert) and cached in
+# The images are built once (make-fragmented.py with 4 KiB extents, then qemu-img convert to 4 KiB clusters: with
+# qcow2's default 64 KiB, block status would report whole clusters) and cached in
 # /var/lib/virtbackup-lab/bench-scale; one lab VM (vbt-rss-<pid>, TCG, firmware only, never started after it is
 # created) gets each image in turn. The VM and the work directory are removed at exit. Not part of the test suite.
 set -euo pipefail
 
 runs=${1:-3}
-size=${RSS_SIZE:-64G}
+size=${RSS_SIZE:-8G}
 counts=${RSS_COUNTS:-50000 500000}
 restore=${RSS_RESTORE:-1}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +36,7 @@ for count in $counts; do
   if [[ ! -f $image ]]; then
     echo "rss.sh: building $image (once)" >&2
     /usr/bin/python3 "$here/make-fragmented.py" "$cache/building-$$.raw" "$bytes" "$count" 4 >/dev/null
-    qemu-img convert -f raw -O qcow2 "$cache/building-$$.raw" "$cache/building-$$.qcow2"
+    qemu-img convert -f raw -O qcow2 -o cluster_size=4096 "$cache/building-$$.raw" "$cache/building-$$.qcow2"
     rm -f "$cache/building-$$.raw"
     mv "$cache/building-$$.qcow2" "$image"
   fi
