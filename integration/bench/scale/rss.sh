@@ -45,47 +45,43 @@ done
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 name=vbt-rss-$$
 work=$(mktemp -d "/tmp/$name.XXXXXX")
-chmod 755 "$work"
-# shellcheck disable=SC2317 # run by the EXIT trap, which shellcheck does not follow
-cleanup() {
-  bash "$lab/domain.sh" remove "$name" >/dev/null 2>&1 || echo "rss.sh: could not remove $name" >&2
-  rm -rf "$work"
-}
-trap cleanup EXIT
+chmod 755 "$work" # the VM's disk is not here, but qemu-nbd of a shut-off backup may look
+trap 'bash "$lab/domain.sh" remove "$name" >/dev/null 2>&1 || echo "rss.sh: could not remove $name" >&2; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
-
-dotnet publish "${RSS_SOURCE:-$root}/src/VirtBackup.Cli" -c Release -r linux-x64 -o "$work/virtbackup" -nologo -clp:ErrorsOnly >/dev/null
-virtbackup=$work/virtbackup/virtbackup
+cli=${RSS_SOURCE:-$root}/src/VirtBackup.Cli
+dotnet publish "$cli" -c Release -r linux-x64 -o "$work/cli" -nologo -clp:ErrorsOnly >/dev/null
+virtbackup=$work/cli/virtbackup
 bash "$lab/domain.sh" create "$name" --disk-size "$size" >/dev/null
 virsh -q destroy "$name" >/dev/null
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# peak KEY CMD...: runs CMD under GNU time and appends its peak RSS (MiB) and wall (s) to KEY's samples.
-declare -A samples
-peak() {
-  local key=$1
-  shift
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@"
-  read -r seconds kib <"$work/time"
-  samples[$key.rss]+="$((kib / 1024)) "
-  samples[$key.s]+="$seconds "
+# measured WHAT COUNT CMD...: runs CMD under GNU time, appending "peak-RSS-KiB wall-seconds" to $work/WHAT.COUNT.
+measured() {
+  local file=$work/$1.$2
+  shift 2
+  /usr/bin/time -a -o "$file" -f '%M %e' "$@"
+}
+# report FILE: the runs' peak RSS in MiB, their median, and the walls.
+report() {
+  sort -n "$1" | awk '{ rss[NR] = int($1 / 1024); list = list rss[NR] " "; walls = walls $2 " " }
+    END { printf "peak RSS %sMiB (median %d), wall %ss\n", list, rss[int((NR + 1) / 2)], walls }'
 }
 
 for count in $counts; do
   cp --sparse=always "$cache/frag-$size-$count-4k.qcow2" "/var/lib/libvirt/images/$name-vda.qcow2"
   extents=$(qemu-img map --output=json "/var/lib/libvirt/images/$name-vda.qcow2" | grep -c '"data": true')
   for ((run = 1; run <= runs; run++)); do
-    peak "backup.$count" "$virtbackup" backup --domain "$name" --level copy --log-level warning >"$work/stream.tar"
+    measured backup "$count" "$virtbackup" backup --domain "$name" --level copy --log-level warning >"$work/stream.tar"
     if [[ $restore == 1 ]]; then
       rm -rf "$work/restored"
-      peak "restore.$count" "$virtbackup" restore --target-root "$work/restored" --log-level warning <"$work/stream.tar"
+      measured restore "$count" "$virtbackup" restore --target-root "$work/restored" --log-level warning <"$work/stream.tar"
     fi
   done
   stream=$(stat -c %s "$work/stream.tar")
   echo "$count extents requested, $extents data extents mapped, stream $((stream / 1048576)) MiB"
   for what in backup restore; do
-    [[ -n ${samples[$what.$count.rss]:-} ]] || continue
-    echo "  $what: peak RSS ${samples[$what.$count.rss]}MiB (median $(median <<<"${samples[$what.$count.rss]}")), wall ${samples[$what.$count.s]}s"
+    if [[ -f $work/$what.$count ]]; then
+      echo "  $what: $(report "$work/$what.$count")"
+    fi
   done
   rm -rf "$work/restored" "$work/stream.tar"
 done
