@@ -37,6 +37,11 @@ internal sealed class DiskRestore : IAsyncDisposable
 
     public long DataBytes { get; private set; }
 
+    public bool Finished => _finished;
+
+    /// <summary>The requests sent to the image so far.</summary>
+    public ImageWriteCounts Counts => _writer.Counts;
+
     public static async Task<DiskRestore> OpenAsync(PlannedDisk plan, StagingDirectory staging, IHypervisorHost host, CancellationToken cancellationToken)
     {
         try

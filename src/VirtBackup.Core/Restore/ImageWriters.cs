@@ -15,6 +15,20 @@ internal interface IImageWriter : IAsyncDisposable
 
     /// <summary>Waits for every write, flushes the image to stable storage and closes it.</summary>
     Task FinishAsync(CancellationToken cancellationToken);
+
+    /// <summary>What was sent to the image so far.</summary>
+    ImageWriteCounts Counts { get; }
+}
+
+/// <summary>
+/// The requests a writer sent: data writes and zero requests, with their bytes. A restore logs them per disk, and
+/// they show that a new image gets no zero requests and an incremental touches only the ranges of its map.
+/// </summary>
+internal readonly record struct ImageWriteCounts(long Writes, long WriteBytes, long Zeroes, long ZeroBytes)
+{
+    public ImageWriteCounts Write(long bytes) => this with { Writes = Writes + 1, WriteBytes = WriteBytes + bytes };
+
+    public ImageWriteCounts Zero(long bytes) => this with { Zeroes = Zeroes + 1, ZeroBytes = ZeroBytes + bytes };
 }
 
 /// <summary>
@@ -33,6 +47,8 @@ internal sealed class NbdImageWriter : IImageWriter
     private readonly NbdClient _client;
     private readonly Queue<(Task Write, byte[]? Buffer)> _pending = new();
     private bool _closed;
+
+    public ImageWriteCounts Counts { get; private set; }
 
     private NbdImageWriter(IServedImage server, NbdClient client)
     {
@@ -80,6 +96,7 @@ internal sealed class NbdImageWriter : IImageWriter
         await MakeRoomAsync();
         var buffer = ArrayPool<byte>.Shared.Rent(data.Length);
         data.CopyTo(buffer);
+        Counts = Counts.Write(data.Length);
         _pending.Enqueue((_client.WriteAsync(offset, buffer.AsMemory(0, data.Length), cancellationToken), buffer));
     }
 
@@ -88,6 +105,7 @@ internal sealed class NbdImageWriter : IImageWriter
         await MakeRoomAsync();
         if (_client.CanWriteZeroes)
         {
+            Counts = Counts.Zero(length);
             _pending.Enqueue((_client.WriteZeroesAsync(offset, length, noHole: false, cancellationToken), null));
             return;
         }
@@ -96,6 +114,7 @@ internal sealed class NbdImageWriter : IImageWriter
         var zeros = new byte[(int)Math.Min(length, 4 << 20)];
         for (var done = 0L; done < length; done += zeros.Length)
         {
+            Counts = Counts.Write(Math.Min(zeros.Length, length - done));
             await _client.WriteAsync(offset + done, zeros.AsMemory(0, (int)Math.Min(zeros.Length, length - done)), cancellationToken);
         }
     }
@@ -177,6 +196,8 @@ internal sealed class RawFileWriter : IImageWriter
 
     private RawFileWriter(FileStream file) => _file = file;
 
+    public ImageWriteCounts Counts { get; private set; }
+
     public static RawFileWriter Create(string path, long virtualSize)
     {
         var file = new FileStream(path, new FileStreamOptions
@@ -208,6 +229,7 @@ internal sealed class RawFileWriter : IImageWriter
                 break;
             }
 
+            Counts = Counts.Write(length);
             await RandomAccess.WriteAsync(_file.SafeFileHandle, data.Slice(start, length), offset + start, cancellationToken);
             position = start + length;
         }
