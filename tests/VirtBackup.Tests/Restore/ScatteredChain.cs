@@ -126,23 +126,8 @@ internal sealed class ScatteredChain(int count)
     private async Task WriteStreamAsync(string path, BackupLevel level, IEnumerable<DiskExtent> map, int seed)
     {
         var options = StreamWriterOptions.Default;
-        var sequence = level == BackupLevel.Full ? 1 : 2;
-        var manifest = new Manifest
-        {
-            ToolVersion = "0.1.0-test",
-            DomainName = ChainFixtures.DomainName,
-            DomainUuid = ChainFixtures.DomainUuid,
-            Level = level,
-            Checkpoint = ChainFixtures.Checkpoint("chain-s", sequence),
-            ParentCheckpoint = level == BackupLevel.Inc ? ChainFixtures.Checkpoint("chain-s", 1) : null,
-            ChainId = "chain-s",
-            CreatedUtc = StreamFixtures.FixedTime,
-            Freeze = FreezeState.NoAgent,
-            Compression = CompressionInfo.From(options),
-            Disks = [new ManifestDisk(Target, DiskFormat.Qcow2, VirtualSize, false, $"/srv/vm/{Target}")],
-            Tpm = TpmInfo.None,
-            NvramPresent = false,
-        };
+        var manifest = ChainFixtures.OneDiskManifest("chain-s", level, level == BackupLevel.Full ? 1 : 2, options,
+            new ManifestDisk(Target, DiskFormat.Qcow2, VirtualSize, false, $"/srv/vm/{Target}"), FreezeState.NoAgent);
         var cancellationToken = CancellationToken.None;
         await using var output = File.Create(path);
         await using var writer = new BackupStreamWriter(output, options);
