@@ -37,6 +37,11 @@ internal sealed class DiskRestore : IAsyncDisposable
 
     public long DataBytes { get; private set; }
 
+    public bool Finished => _finished;
+
+    /// <summary>The requests sent to the image so far.</summary>
+    public ImageWriteCounts Counts => _writer.Counts;
+
     public static async Task<DiskRestore> OpenAsync(PlannedDisk plan, StagingDirectory staging, IHypervisorHost host, CancellationToken cancellationToken)
     {
         try
@@ -45,7 +50,7 @@ internal sealed class DiskRestore : IAsyncDisposable
             {
                 var overlay = staging.Combine($"{plan.Target}.overlay.qcow2");
                 await host.Images.CreateOverlayAsync(overlay, plan.WrittenPath, FormatName(plan.Format), cancellationToken);
-                return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, overlay, "qcow2", cancellationToken), overlay, host);
+                return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, overlay, "qcow2", newImage: false, cancellationToken), overlay, host);
             }
 
             var image = staging.Combine($"{plan.Target}.{(plan.Format == DiskFormat.Qcow2 ? "qcow2" : "img")}");
@@ -55,7 +60,7 @@ internal sealed class DiskRestore : IAsyncDisposable
             }
 
             await host.Images.CreateAsync(image, FormatName(plan.Format), plan.VirtualSize, cancellationToken);
-            return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, image, FormatName(plan.Format), cancellationToken), image, host);
+            return new DiskRestore(plan, await NbdImageWriter.OpenAsync(host.Images, image, FormatName(plan.Format), newImage: true, cancellationToken), image, host);
         }
         catch (Exception e) when (e is IOException or HostException)
         {
@@ -63,22 +68,28 @@ internal sealed class DiskRestore : IAsyncDisposable
         }
     }
 
-    /// <summary>Applies a map: its zero extents now (data follows in data members).</summary>
-    public async Task ApplyZerosAsync(DiskMap map, CancellationToken cancellationToken)
+    /// <summary>
+    /// Applies a map: its zero extents now (data follows in data members). Ranges the map does not list (unchanged in
+    /// an incremental) get no request; on a new image the writer skips the zero extents too, as it reads as zeros.
+    /// </summary>
+    public Task ApplyZerosAsync(DiskMap map, CancellationToken cancellationToken) => Guard(async () =>
     {
         foreach (var extent in map.Extents.Where(e => e.Zero))
         {
-            await Guard(() => _writer.ZeroAsync(extent.Offset, extent.Length, cancellationToken));
+            await _writer.ZeroAsync(extent.Offset, extent.Length, cancellationToken);
         }
-    }
+    });
 
+    /// <summary>Writes each segment of the member where it goes; the writer joins the segments that touch.</summary>
     public async Task WriteAsync(DiskDataMember member, CancellationToken cancellationToken)
     {
-        foreach (var segment in member.Segments)
+        await Guard(async () =>
         {
-            await Guard(() => _writer.WriteAsync(segment.DiskOffset, member.Data.Slice(segment.ContentOffset, segment.Length), cancellationToken));
-        }
-
+            foreach (var segment in member.Segments)
+            {
+                await _writer.WriteAsync(segment.DiskOffset, member.Data.Slice(segment.ContentOffset, segment.Length), cancellationToken);
+            }
+        });
         DataBytes += member.Length;
     }
 

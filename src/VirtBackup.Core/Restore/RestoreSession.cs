@@ -111,9 +111,13 @@ internal sealed class RestoreSession : IAsyncDisposable
 
     private async Task FinishCurrentDiskAsync(CancellationToken cancellationToken)
     {
-        if (_disks.Count > 0)
+        if (_disks.Count > 0 && !_disks[^1].Finished)
         {
-            await _disks[^1].FinishAsync(cancellationToken);
+            var disk = _disks[^1];
+            await disk.FinishAsync(cancellationToken);
+            var counts = disk.Counts;
+            _log.Debug("disk {Target} written: {Writes} write requests of {WriteBytes} bytes, {Zeroes} zero requests for {ZeroBytes} bytes",
+                disk.Target, counts.Writes, counts.WriteBytes, counts.Zeroes, counts.ZeroBytes);
         }
     }
 

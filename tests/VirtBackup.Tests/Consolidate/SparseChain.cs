@@ -23,22 +23,8 @@ internal static class SparseChain
     private static async Task<byte[]> StreamAsync(BackupLevel level, int sequence, long virtualSize, DiskExtent[] extents)
     {
         var options = StreamFixtures.Options(Compression.Zstd, 1 * Mi);
-        var manifest = new Manifest
-        {
-            ToolVersion = "0.1.0-test",
-            DomainName = ChainFixtures.DomainName,
-            DomainUuid = ChainFixtures.DomainUuid,
-            Level = level,
-            Checkpoint = ChainFixtures.Checkpoint("sparse", sequence),
-            ParentCheckpoint = sequence == 1 ? null : ChainFixtures.Checkpoint("sparse", sequence - 1),
-            ChainId = "sparse",
-            CreatedUtc = StreamFixtures.FixedTime,
-            Freeze = FreezeState.Off,
-            Compression = CompressionInfo.From(options),
-            Disks = [new ManifestDisk("vda", DiskFormat.Raw, virtualSize, false, null)],
-            Tpm = TpmInfo.None,
-            NvramPresent = false,
-        };
+        var manifest = ChainFixtures.OneDiskManifest("sparse", level, sequence, options,
+            new ManifestDisk("vda", DiskFormat.Raw, virtualSize, false, null), FreezeState.Off);
         var output = new MemoryStream();
         await using (var writer = new BackupStreamWriter(output, options))
         {

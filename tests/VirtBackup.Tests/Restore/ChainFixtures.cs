@@ -190,6 +190,27 @@ internal static class ChainFixtures
 
     public static string Checkpoint(string chain, int sequence) => $"virtbackup-{chain}-{sequence:D4}";
 
+    /// <summary>
+    /// The manifest of stream <paramref name="sequence"/> of chain <paramref name="chain"/> (1: the full or copy, then
+    /// each with the one before as parent) of a domain with one disk and no NVRAM or TPM.
+    /// </summary>
+    public static Manifest OneDiskManifest(string chain, BackupLevel level, int sequence, StreamWriterOptions options, ManifestDisk disk, FreezeState freeze) => new()
+    {
+        ToolVersion = "0.1.0-test",
+        DomainName = DomainName,
+        DomainUuid = DomainUuid,
+        Level = level,
+        Checkpoint = Checkpoint(chain, sequence),
+        ParentCheckpoint = sequence == 1 ? null : Checkpoint(chain, sequence - 1),
+        ChainId = chain,
+        CreatedUtc = StreamFixtures.FixedTime,
+        Freeze = freeze,
+        Compression = CompressionInfo.From(options),
+        Disks = [disk],
+        Tpm = TpmInfo.None,
+        NvramPresent = false,
+    };
+
     public static async Task<byte[]> BuildAsync(StreamSpec spec)
     {
         var options = StreamFixtures.Options(spec.Compression);
