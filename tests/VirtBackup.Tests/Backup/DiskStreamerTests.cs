@@ -38,7 +38,7 @@ public sealed class DiskStreamerTests(QemuNbdLayoutFixture layout) : IClassFixtu
     [InlineData(20)]
     public async Task An_incremental_plan_is_the_dirty_ranges_split_by_allocation_with_few_or_many_ranges(int dirtyRanges)
     {
-        // More than 16 dirty ranges: one base:allocation map of the whole disk; fewer: one query per range.
+        // On this 8 MiB disk, more than 16 dirty ranges: one base:allocation map of the whole disk; fewer: one query per range.
         using var dir = new TempDir();
         var image = dir.File("inc.qcow2");
         await Tool.CreateQcow2Async(image, "8M", "write -P 0x55 0 64K");
@@ -63,6 +63,13 @@ public sealed class DiskStreamerTests(QemuNbdLayoutFixture layout) : IClassFixtu
         Assert.Equal(expected, disk.Plan);
         Assert.Equal(expected.Where(e => !e.Zero).Select(e => (e.Offset, e.Length)), await ReadAllAsync(disk, null));
     }
+
+    [Theory]
+    [InlineData(8 * Mi, 16)]
+    [InlineData(4 * 1024 * Mi, 256)]
+    [InlineData(1024L * 1024 * Mi, 65536)]
+    public void An_incremental_maps_the_whole_disk_only_above_one_dirty_range_per_16_MiB_of_disk(long size, long ranges) =>
+        Assert.Equal(ranges, DiskStreamer.MaxAllocationQueries(size));
 
     private static Task<DiskSource> OpenAsync(NbdUri uri, string? bitmap) =>
         DiskStreamer.OpenAsync("vda", uri, bitmap, tls: null, CancellationToken.None);
