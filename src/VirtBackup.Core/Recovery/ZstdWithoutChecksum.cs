@@ -9,7 +9,7 @@ namespace VirtBackup.Core.Recovery;
 /// time, by <see cref="StoredFingerprint"/> after that. With the system libzstd on one context per thread
 /// (<c>ZSTD_d_forceIgnoreChecksum</c>); without it, <see cref="ZstdFrames.Decompress"/> (checksum and all).
 /// </summary>
-internal static partial class ZstdWithoutChecksum
+internal static unsafe class ZstdWithoutChecksum
 {
     private const string Lib = "libzstd.so.1";
 
@@ -19,9 +19,9 @@ internal static partial class ZstdWithoutChecksum
     [ThreadStatic] private static nint _context;
 
     /// <summary>Decodes a frame checked by <see cref="ZstdFrames.FrameProblem"/> into exactly <paramref name="content"/>; returns what is wrong, or null.</summary>
-    public static unsafe string? Decompress(ReadOnlySpan<byte> frame, Span<byte> content)
+    public static string? Decompress(ReadOnlySpan<byte> frame, Span<byte> content)
     {
-        var context = NativeZstd.IsAvailable ? Context() : 0;
+        var context = Bound ? Context() : 0;
         if (context == 0)
         {
             return ZstdFrames.Decompress(frame, content);
@@ -58,21 +58,20 @@ internal static partial class ZstdWithoutChecksum
         return _context == -1 ? 0 : _context;
     }
 
-    [LibraryImport(Lib)]
-    private static partial nint ZSTD_createDCtx();
+    // The few libzstd calls this needs, bound once by name (NativeZstd's context always checks the checksum).
+    private static readonly nint Library = NativeLibrary.TryLoad(Lib, out var library) ? library : 0;
+    private static readonly delegate* unmanaged<nint> ZSTD_createDCtx = (delegate* unmanaged<nint>)Export("ZSTD_createDCtx");
+    private static readonly delegate* unmanaged<nint, nuint> ZSTD_freeDCtx = (delegate* unmanaged<nint, nuint>)Export("ZSTD_freeDCtx");
+    private static readonly delegate* unmanaged<nint, int, int, nuint> ZSTD_DCtx_setParameter =
+        (delegate* unmanaged<nint, int, int, nuint>)Export("ZSTD_DCtx_setParameter");
+    private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> ZSTD_decompressDCtx =
+        (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)Export("ZSTD_decompressDCtx");
+    private static readonly delegate* unmanaged<nuint, uint> ZSTD_isError = (delegate* unmanaged<nuint, uint>)Export("ZSTD_isError");
+    private static readonly delegate* unmanaged<nuint, nint> ZSTD_getErrorName = (delegate* unmanaged<nuint, nint>)Export("ZSTD_getErrorName");
 
-    [LibraryImport(Lib)]
-    private static partial nuint ZSTD_freeDCtx(nint context);
+    private static readonly bool Bound = ZSTD_createDCtx != null && ZSTD_freeDCtx != null && ZSTD_DCtx_setParameter != null
+        && ZSTD_decompressDCtx != null && ZSTD_isError != null && ZSTD_getErrorName != null;
 
-    [LibraryImport(Lib)]
-    private static partial nuint ZSTD_DCtx_setParameter(nint context, int parameter, int value);
-
-    [LibraryImport(Lib)]
-    private static unsafe partial nuint ZSTD_decompressDCtx(nint context, byte* destination, nuint capacity, byte* source, nuint length);
-
-    [LibraryImport(Lib)]
-    private static partial uint ZSTD_isError(nuint code);
-
-    [LibraryImport(Lib)]
-    private static partial nint ZSTD_getErrorName(nuint code);
+    private static nint Export(string name) =>
+        Library != 0 && NativeLibrary.TryGetExport(Library, name, out var address) ? address : 0;
 }
