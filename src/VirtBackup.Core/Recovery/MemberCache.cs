@@ -121,11 +121,22 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
                 throw MarkCorrupt(member, $"its tar header is not the expected one ({headerProblem})");
             }
 
+            // Checked once against the trailer's SHA-256; after that the stored bytes must be the ones checked.
+            var verified = Volatile.Read(ref member.State) == DataMember.Verified;
+            var fingerprint = StoredFingerprint.Of(frame);
+            if (verified && fingerprint is { } now && now != member.Fingerprint)
+            {
+                throw MarkCorrupt(member, "its stored bytes changed since they were first checked");
+            }
+
             var decoded = new DecodedMember(_pool, member.Length);
             var content = decoded.Buffer.AsSpan(0, member.Length);
             if (member.Compression == Compression.Zstd)
             {
-                if ((ZstdFrames.FrameProblem(frame, member.Length) ?? ZstdFrames.Decompress(frame, content)) is { } problem)
+                // zstd's own checksum only where nothing else checks the content: a CPU without CRC-32C.
+                var problem = ZstdFrames.FrameProblem(frame, member.Length)
+                    ?? (!verified || fingerprint is not null ? ZstdWithoutChecksum.Decompress(frame, content) : ZstdFrames.Decompress(frame, content));
+                if (problem is not null)
                 {
                     decoded.Release();
                     throw MarkCorrupt(member, problem);
@@ -136,13 +147,15 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
                 frame.CopyTo(content);
             }
 
-            if (Volatile.Read(ref member.State) != DataMember.Verified)
+            if (!verified)
             {
                 if (Convert.ToHexStringLower(SHA256.HashData(content)) != entry.Sha256)
                 {
                     decoded.Release();
                     throw MarkCorrupt(member, "its content's SHA-256 differs from the trailer's");
                 }
+
+                member.Fingerprint = fingerprint ?? default;
                 Interlocked.CompareExchange(ref member.State, DataMember.Verified, DataMember.Unchecked);
             }
 

@@ -6,20 +6,28 @@ namespace VirtBackup.Core.Recovery;
 
 /// <summary>
 /// Transmission, server side: the request loop reads requests one after another and answers each on its own task
-/// (several at once, so pipelined requests overlap), every reply written whole under one lock. Writes, trims and
-/// zeroing get EPERM (the export is read-only); a request that breaks the framing (bad magic, a write payload past
-/// the limit) ends the connection, since nothing after it can be trusted.
+/// (several at once, so pipelined requests overlap); each answer is a reply handed to the connection's
+/// <see cref="NbdReplyWriter"/>, which writes replies whole. Writes, trims and zeroing get EPERM (the export is
+/// read-only); a request that breaks the framing (bad magic, a write payload past the limit) ends the connection,
+/// since nothing after it can be trusted.
 /// </summary>
 internal sealed partial class NbdServerSession
 {
     private const int MaxExtentsPerReply = 2048;
+    private const int HoleChunkSize = StructuredReplyHeaderSize + 12;
+    private const int DataChunkHeaderSize = StructuredReplyHeaderSize + 8;
     private static readonly byte[] Zeros = new byte[256 * 1024];
-
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
 
     private async Task TransmitAsync(INbdExport export)
     {
+        // A place in flight is taken for each request and given back once its reply is written (or dropped).
         var inFlight = new SemaphoreSlim(limits.RequestsInFlight, limits.RequestsInFlight);
+        var writer = new NbdReplyWriter(socket, inFlight, e =>
+        {
+            // The client vanished mid-reply, or the connection is being closed: nothing more can be said to it.
+            log.Debug("NBD connection closed while writing a reply: {Message}", e.Message);
+            Close();
+        });
         var pending = new List<Task>();
         var header = new byte[RequestHeaderSize];
         try
@@ -51,15 +59,14 @@ internal sealed partial class NbdServerSession
 
                 await inFlight.WaitAsync(_closed.Token).ConfigureAwait(false);
                 pending.RemoveAll(t => t.IsCompleted);
-                pending.Add(AnswerAsync(export, request).ContinueWith(
-                    static (_, s) => ((SemaphoreSlim)s!).Release(), inFlight, CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default));
+                pending.Add(AnswerAsync(export, request, writer, inFlight));
             }
         }
         finally
         {
             // NBD_CMD_DISC: answer what is in flight, then hang up.
             await Task.WhenAll(pending).ConfigureAwait(false);
+            await writer.CompleteAsync().ConfigureAwait(false);
         }
     }
 
@@ -78,37 +85,31 @@ internal sealed partial class NbdServerSession
         }
     }
 
-    /// <summary>Answers one request; a client that went away closes the connection, nothing escapes.</summary>
-    private async Task AnswerAsync(INbdExport export, NbdRequestHeader request)
+    /// <summary>Answers one request by posting its reply; nothing escapes.</summary>
+    private async Task AnswerAsync(INbdExport export, NbdRequestHeader request, NbdReplyWriter writer, SemaphoreSlim inFlight)
     {
+        NbdReply reply;
         try
         {
             await Task.Yield();
-            switch (request.Command)
+            reply = request.Command switch
             {
-                case CmdRead:
-                    await ReadAsync(export, request).ConfigureAwait(false);
-                    break;
-                case CmdBlockStatus:
-                    await BlockStatusAsync(export, request).ConfigureAwait(false);
-                    break;
-                case CmdWrite or CmdTrim or CmdWriteZeroes:
-                    await ErrorReplyAsync(request, EPerm, "the export is read-only (a backup)").ConfigureAwait(false);
-                    break;
-                case CmdFlush or CmdCache:
-                    await SimpleReplyAsync(request.Handle, 0).ConfigureAwait(false);
-                    break;
-                default:
-                    await ErrorReplyAsync(request, EInval, $"unknown command {request.Command}").ConfigureAwait(false);
-                    break;
-            }
+                CmdRead => await ReadAsync(export, request).ConfigureAwait(false),
+                CmdBlockStatus => BlockStatus(export, request),
+                CmdWrite or CmdTrim or CmdWriteZeroes => ErrorReply(request, EPerm, "the export is read-only (a backup)"),
+                CmdFlush or CmdCache => SimpleReply(request.Handle, 0),
+                _ => ErrorReply(request, EInval, $"unknown command {request.Command}"),
+            };
         }
         catch (Exception e)
         {
-            // The client vanished mid-reply, or the connection is being closed: nothing more can be said to it.
             log.Debug("NBD connection closed while answering {Command}: {Message}", CommandName(request.Command), e.Message);
+            inFlight.Release();
             Close();
+            return;
         }
+
+        writer.Post(reply);
     }
 
     private string? RangeProblem(INbdExport export, NbdRequestHeader request, uint max)
@@ -126,12 +127,11 @@ internal sealed partial class NbdServerSession
         return request.Length > max ? $"length {request.Length} is more than the maximum {max}" : null;
     }
 
-    private async Task ReadAsync(INbdExport export, NbdRequestHeader request)
+    private async Task<NbdReply> ReadAsync(INbdExport export, NbdRequestHeader request)
     {
         if (RangeProblem(export, request, limits.MaxRead) is { } problem)
         {
-            await ErrorReplyAsync(request, EInval, problem).ConfigureAwait(false);
-            return;
+            return ErrorReply(request, EInval, problem);
         }
 
         ExportRead read;
@@ -141,86 +141,94 @@ internal sealed partial class NbdServerSession
         }
         catch (ExportReadException e)
         {
-            await ErrorReplyAsync(request, EIo, e.Message).ConfigureAwait(false);
-            return;
+            return ErrorReply(request, EIo, e.Message);
         }
 
-        using (read)
+        var reply = new NbdReply(read);
+        try
         {
-            await _sendLock.WaitAsync(_closed.Token).ConfigureAwait(false);
-            try
+            if (_structured)
             {
-                if (_structured)
-                {
-                    await SendChunksAsync(request.Handle, read.Pieces).ConfigureAwait(false);
-                }
-                else
-                {
-                    await SendSimpleDataAsync(request.Handle, read.Pieces).ConfigureAwait(false);
-                }
+                AddChunks(reply, request.Handle, read.Pieces);
             }
-            finally
+            else
             {
-                _sendLock.Release();
+                AddSimpleData(reply, request.Handle, read.Pieces);
             }
         }
+        catch
+        {
+            read.Dispose();
+            throw;
+        }
+
+        return reply;
     }
 
-    private async Task SendChunksAsync(ulong handle, IReadOnlyList<ExportPiece> pieces)
+    /// <summary>One chunk per piece: data straight from the cache's buffer, zeros as a hole chunk (no bytes).</summary>
+    private static void AddChunks(NbdReply reply, ulong handle, IReadOnlyList<ExportPiece> pieces)
     {
-        var header = new byte[StructuredReplyHeaderSize + 12];
+        var size = 0;
+        foreach (var piece in pieces)
+        {
+            size += piece.IsZero ? HoleChunkSize : DataChunkHeaderSize;
+        }
+
+        var headers = new byte[size];
+        var at = 0;
         for (var i = 0; i < pieces.Count; i++)
         {
             var piece = pieces[i];
             var flags = i == pieces.Count - 1 ? ReplyFlagDone : (ushort)0;
-            BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(StructuredReplyHeaderSize), (ulong)piece.Offset);
+            var chunk = headers.AsSpan(at);
+            BinaryPrimitives.WriteUInt64BigEndian(chunk[StructuredReplyHeaderSize..], (ulong)piece.Offset);
             if (piece.IsZero)
             {
-                NbdWire.WriteChunkHeader(header, flags, ReplyTypeOffsetHole, handle, 12);
-                BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(StructuredReplyHeaderSize + 8), (uint)piece.Length);
-                await SendAsync(header).ConfigureAwait(false);
+                NbdWire.WriteChunkHeader(chunk, flags, ReplyTypeOffsetHole, handle, 12);
+                BinaryPrimitives.WriteUInt32BigEndian(chunk[(StructuredReplyHeaderSize + 8)..], (uint)piece.Length);
+                reply.Add(new ArraySegment<byte>(headers, at, HoleChunkSize));
+                at += HoleChunkSize;
             }
             else
             {
-                NbdWire.WriteChunkHeader(header, flags, ReplyTypeOffsetData, handle, (uint)(8 + piece.Length));
-                await SendAsync(header.AsMemory(0, StructuredReplyHeaderSize + 8)).ConfigureAwait(false);
-                await SendAsync(piece.Data).ConfigureAwait(false);
+                NbdWire.WriteChunkHeader(chunk, flags, ReplyTypeOffsetData, handle, (uint)(8 + piece.Length));
+                reply.Add(new ArraySegment<byte>(headers, at, DataChunkHeaderSize));
+                reply.Add(piece.Data);
+                at += DataChunkHeaderSize;
             }
         }
     }
 
-    private async Task SendSimpleDataAsync(ulong handle, IReadOnlyList<ExportPiece> pieces)
+    private static void AddSimpleData(NbdReply reply, ulong handle, IReadOnlyList<ExportPiece> pieces)
     {
         var header = new byte[SimpleReplyHeaderSize];
         NbdWire.WriteSimpleReply(header, 0, handle);
-        await SendAsync(header).ConfigureAwait(false);
+        reply.Add(header);
         foreach (var piece in pieces)
         {
             if (!piece.IsZero)
             {
-                await SendAsync(piece.Data).ConfigureAwait(false);
+                reply.Add(piece.Data);
                 continue;
             }
 
             for (var left = piece.Length; left > 0; left -= Zeros.Length)
             {
-                await SendAsync(Zeros.AsMemory(0, Math.Min(left, Zeros.Length))).ConfigureAwait(false);
+                reply.Add(new ArraySegment<byte>(Zeros, 0, Math.Min(left, Zeros.Length)));
             }
         }
     }
 
-    private async Task BlockStatusAsync(INbdExport export, NbdRequestHeader request)
+    private NbdReply BlockStatus(INbdExport export, NbdRequestHeader request)
     {
         if (!_baseAllocation || !_structured)
         {
-            await ErrorReplyAsync(request, EInval, "no metadata context was negotiated (NBD_OPT_SET_META_CONTEXT base:allocation)").ConfigureAwait(false);
-            return;
+            return ErrorReply(request, EInval, "no metadata context was negotiated (NBD_OPT_SET_META_CONTEXT base:allocation)");
         }
 
         if (RangeProblem(export, request, uint.MaxValue) is { } problem)
         {
-            await ErrorReplyAsync(request, EInval, problem).ConfigureAwait(false);
-            return;
+            return ErrorReply(request, EInval, problem);
         }
 
         var extents = new List<ExportExtent>();
@@ -236,15 +244,14 @@ internal sealed partial class NbdServerSession
             BinaryPrimitives.WriteUInt32BigEndian(at[4..], extents[i].Flags);
         }
 
-        await SendWholeAsync(payload).ConfigureAwait(false);
+        return NbdReply.Of(payload);
     }
 
-    private async Task ErrorReplyAsync(NbdRequestHeader request, uint errno, string message)
+    private NbdReply ErrorReply(NbdRequestHeader request, uint errno, string message)
     {
         if (!_structured)
         {
-            await SimpleReplyAsync(request.Handle, errno).ConfigureAwait(false);
-            return;
+            return SimpleReply(request.Handle, errno);
         }
 
         var text = System.Text.Encoding.UTF8.GetBytes(message.Length > 512 ? message[..512] : message);
@@ -253,26 +260,13 @@ internal sealed partial class NbdServerSession
         BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(StructuredReplyHeaderSize), errno);
         BinaryPrimitives.WriteUInt16BigEndian(chunk.AsSpan(StructuredReplyHeaderSize + 4), (ushort)text.Length);
         text.CopyTo(chunk, StructuredReplyHeaderSize + 6);
-        await SendWholeAsync(chunk).ConfigureAwait(false);
+        return NbdReply.Of(chunk);
     }
 
-    private Task SimpleReplyAsync(ulong handle, uint errno)
+    private static NbdReply SimpleReply(ulong handle, uint errno)
     {
         var reply = new byte[SimpleReplyHeaderSize];
         NbdWire.WriteSimpleReply(reply, errno, handle);
-        return SendWholeAsync(reply);
-    }
-
-    private async Task SendWholeAsync(byte[] message)
-    {
-        await _sendLock.WaitAsync(_closed.Token).ConfigureAwait(false);
-        try
-        {
-            await SendAsync(message).ConfigureAwait(false);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
+        return NbdReply.Of(reply);
     }
 }

@@ -15,7 +15,8 @@ internal sealed record StoredMember(string Name, long HeaderOffset, long StoredS
 /// A data member of a disk as the server reads it: <see cref="Length"/> bytes of content, placed on the disk by
 /// <see cref="Segments"/> (one contiguous range from <see cref="DiskOffset"/> in a version-1 stream), stored in
 /// <see cref="Member"/> of <see cref="Source"/>. <see cref="State"/> remembers
-/// whether its content was checked against the trailer's SHA-256 (once, the first time it is decoded).
+/// whether its content was checked against the trailer's SHA-256 (once, the first time it is decoded), and
+/// <see cref="Fingerprint"/> what its stored bytes were then.
 /// </summary>
 internal sealed class DataMember(StreamFile source, StoredMember member, IReadOnlyList<DataSegment> segments, int length, Compression compression)
 {
@@ -30,6 +31,9 @@ internal sealed class DataMember(StreamFile source, StoredMember member, IReadOn
 
     /// <summary><see cref="Unchecked"/>, <see cref="Verified"/> or <see cref="Corrupt"/>.</summary>
     public int State;
+
+    /// <summary>The <see cref="StoredFingerprint"/> of its stored bytes when they were checked (set before <see cref="State"/> says so).</summary>
+    public UInt128 Fingerprint;
 
     /// <summary>Why the member is corrupt, once it is.</summary>
     public string? Problem { get; set; }

@@ -126,6 +126,38 @@ public sealed class ChainServeTests
     }
 
     [Fact(Timeout = 60000)]
+    public async Task A_member_whose_stored_bytes_change_after_its_first_check_fails_with_EIO_when_it_is_read_again()
+    {
+        // A cache of one member: reading vda evicts the full's only vdb member, so the next vdb read reads the file again.
+        await using var chain = await ServedChain.StartAsync(cacheBytes: 1);
+        await using var vdb = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri("vdb")), WithAllocation);
+        await using var vda = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri("vda")), WithAllocation);
+        var checkedOnce = new byte[4_464];
+        await vdb.ReadAsync(65_536, checkedOnce);
+        await vda.ReadAsync(0, new byte[vda.ExportSize]);
+
+        var record = TarSurgery.Records(await File.ReadAllBytesAsync(chain.Streams[0])).Single(r => r.Name == "disks/vdb/0000000000010000.zst");
+        using (var file = File.OpenHandle(chain.Streams[0], FileMode.Open, FileAccess.ReadWrite))
+        {
+            var one = new byte[1];
+            RandomAccess.Read(file, one, record.ContentOffset + record.Size / 2);
+            one[0] ^= 0x10;
+            RandomAccess.Write(file, one, record.ContentOffset + record.Size / 2);
+        }
+
+        var again = await Assert.ThrowsAsync<NbdException>(() => vdb.ReadAsync(65_536, new byte[4_464]));
+        var whole = new byte[vda.ExportSize];
+        await vda.ReadAsync(0, whole);
+
+        Assert.True(checkedOnce.AsSpan().SequenceEqual(chain.Expected["vdb"].AsSpan(65_536, 4_464)));
+        Assert.Equal(NbdProtocol.EIo, again.ServerErrno);
+        Assert.True(whole.AsSpan().SequenceEqual(chain.Expected["vda"]));
+        var error = Assert.Single(chain.LogLines, l => l.StartsWith("Error", StringComparison.Ordinal));
+        Assert.Contains("disks/vdb/0000000000010000.zst", error);
+        Assert.Contains("its stored bytes changed since they were first checked", error);
+    }
+
+    [Fact(Timeout = 60000)]
     public async Task Incrementals_out_of_order_are_refused_like_restore_refuses_them()
     {
         await using var chain = await ServedChain.StartAsync();

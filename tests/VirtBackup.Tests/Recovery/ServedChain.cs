@@ -27,7 +27,8 @@ internal sealed class ServedChain : IAsyncDisposable
     public string Uri(string target) => Server.Exports.Single(e => e.Target == target).Uri;
 
     /// <summary>A full and two incrementals; <paramref name="formatVersions"/> gives each stream's format version.</summary>
-    public static async Task<ServedChain> StartAsync(Func<int, byte[], byte[]>? change = null, NbdServerLimits? limits = null, int[]? formatVersions = null)
+    public static async Task<ServedChain> StartAsync(Func<int, byte[], byte[]>? change = null, NbdServerLimits? limits = null, int[]? formatVersions = null,
+        long cacheBytes = ChainServer.DefaultCacheBytes)
     {
         var chain = new ServedChain();
         int Version(int i) => formatVersions?[i] ?? Manifest.CurrentFormatVersion;
@@ -48,7 +49,7 @@ internal sealed class ServedChain : IAsyncDisposable
         chain.Expected["vda"] = ChainFixtures.Image(inc2, "vda");
         chain.Expected["vdb"] = ChainFixtures.Image(inc2, "vdb");
         var log = new LoggerConfiguration().WriteTo.Sink(new ListSink(chain.LogLines)).CreateLogger();
-        chain.Server = ChainServer.Start(paths, ServeEndpoint.Unix(chain.Socket), log, limits: limits);
+        chain.Server = ChainServer.Start(paths, ServeEndpoint.Unix(chain.Socket), log, cacheBytes, limits);
         return chain;
     }
 
