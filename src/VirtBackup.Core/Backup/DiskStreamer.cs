@@ -27,14 +27,14 @@ public static class DiskStreamer
     /// </summary>
     public static async Task<DiskSource> OpenAsync(string target, NbdUri uri, string? dirtyBitmap, NbdTls? tls, CancellationToken cancellationToken)
     {
-        var contexts = dirtyBitmap is null ? new[] { AllocationContext } : [AllocationContext, DirtyBitmapContext(dirtyBitmap)];
-        var options = new NbdConnectOptions { MetaContexts = contexts, Tls = tls };
+        var options = new NbdConnectOptions { MetaContexts = [AllocationContext], Tls = tls };
+        var changed = dirtyBitmap is null ? null : await ReadDirtyRangesAsync(uri, options, DirtyBitmapContext(dirtyBitmap), cancellationToken);
         var client = await NbdClient.ConnectAsync(uri, options, cancellationToken);
         try
         {
-            var plan = dirtyBitmap is null
+            var plan = changed is null
                 ? await PlanFullAsync(client, cancellationToken)
-                : await PlanIncrementalAsync(client, DirtyBitmapContext(dirtyBitmap), cancellationToken);
+                : await PlanIncrementalAsync(client, changed, cancellationToken);
             var dataBytes = DataBytesOf(plan);
             var reader = await NbdReaderPool.OpenAsync(client, NbdReaderPool.ConnectionsFor(client, dataBytes), options, cancellationToken);
             return new DiskSource(target, reader, plan);
@@ -86,17 +86,30 @@ public static class DiskStreamer
     }
 
     /// <summary>
-    /// The dirty bitmap first, then base:allocation only where it marks changes: an incremental of a few changed
-    /// ranges does not map the whole disk twice. Many dirty ranges (a busy disk) get one map of the whole disk instead.
+    /// The ranges the dirty bitmap marks, read on a connection of its own that negotiates only the bitmap and is closed
+    /// before the read's connections open (qemu-nbd serves one client unless told otherwise). A server answers a
+    /// BLOCK_STATUS for every negotiated context: with base:allocation beside it, the bitmap's map of a whole disk costs
+    /// the allocation map of the whole disk too. On the 1 TiB scale disk (60,000 extents) that was 2.96 s; alone, 0.04 s.
     /// </summary>
-    private static async Task<ExtentList> PlanIncrementalAsync(NbdClient client, string dirtyContext, CancellationToken cancellationToken)
+    private static async Task<ExtentList> ReadDirtyRangesAsync(NbdUri uri, NbdConnectOptions options, string dirtyContext, CancellationToken cancellationToken)
     {
         var changed = new ExtentList();
+        await using var client = await NbdClient.ConnectAsync(uri, options with { MetaContexts = [dirtyContext] }, cancellationToken);
         await foreach (var e in client.GetExtentsAsync(dirtyContext, 0, client.ExportSize, cancellationToken))
         {
             ExtentPlan.AddDirty(changed, e);
         }
 
+        return changed;
+    }
+
+    /// <summary>
+    /// base:allocation only where the dirty bitmap marks changes: an incremental of a few changed ranges does not map the
+    /// whole disk. The per-range queries are pipelined, <see cref="AllocationQueriesInFlight"/> at a time. Many dirty
+    /// ranges (a busy disk) get one map of the whole disk instead.
+    /// </summary>
+    private static async Task<ExtentList> PlanIncrementalAsync(NbdClient client, ExtentList changed, CancellationToken cancellationToken)
+    {
         var plan = new ExtentPlan.DirtyIntersection(changed);
         if (changed.Count > MaxAllocationQueries(client.ExportSize))
         {
@@ -108,17 +121,66 @@ public static class DiskStreamer
             return plan.Plan;
         }
 
-        foreach (var range in changed)
+        var inFlight = new Queue<(DiskExtent Range, Task<IReadOnlyList<NbdExtent>> Reply)>();
+        try
         {
-            await foreach (var e in client.GetExtentsAsync(AllocationContext, range.Offset, range.Length, cancellationToken))
+            foreach (var range in changed)
             {
-                // Clipped: the last extent of a reply may reach past the range asked about (into the next one).
-                var start = Math.Max(e.Offset, range.Offset);
-                plan.Add(e with { Offset = start, Length = Math.Min(e.End, range.End) - start });
+                inFlight.Enqueue((range, client.BlockStatusAsync(AllocationContext, range.Offset, range.Length, cancellationToken)));
+                if (inFlight.Count >= AllocationQueriesInFlight)
+                {
+                    await AddRangeAsync(client, plan, inFlight.Dequeue(), cancellationToken);
+                }
+            }
+
+            while (inFlight.Count > 0)
+            {
+                await AddRangeAsync(client, plan, inFlight.Dequeue(), cancellationToken);
+            }
+        }
+        finally
+        {
+            // After a failure, the queries still in flight end with the connection; their outcome no longer matters.
+            foreach (var (_, reply) in inFlight)
+            {
+                _ = reply.ContinueWith(static t => t.Exception, TaskScheduler.Default);
             }
         }
 
         return plan.Plan;
+    }
+
+    /// <summary>
+    /// Adds one dirty range's allocation: the first reply's extents, clipped to the range (the last one may reach past it),
+    /// then more queries for any part of the range the reply did not cover.
+    /// </summary>
+    private static async Task AddRangeAsync(
+        NbdClient client, ExtentPlan.DirtyIntersection plan, (DiskExtent Range, Task<IReadOnlyList<NbdExtent>> Reply) query, CancellationToken cancellationToken)
+    {
+        var range = query.Range;
+        var covered = range.Offset;
+        foreach (var e in await query.Reply)
+        {
+            covered = AddClipped(plan, e, range);
+            if (covered == range.End)
+            {
+                return;
+            }
+        }
+
+        await foreach (var e in client.GetExtentsAsync(AllocationContext, covered, range.End - covered, cancellationToken))
+        {
+            AddClipped(plan, e, range);
+        }
+    }
+
+    /// <summary>Adds the part of <paramref name="e"/> inside <paramref name="range"/>; returns where that part ends.</summary>
+    private static long AddClipped(ExtentPlan.DirtyIntersection plan, NbdExtent e, DiskExtent range)
+    {
+        var start = Math.Max(e.Offset, range.Offset);
+        var end = Math.Min(e.End, range.End);
+        plan.Add(e with { Offset = start, Length = end - start });
+        return end;
     }
 
     private static async Task<ExtentList> PlanFullAsync(NbdClient client, CancellationToken cancellationToken)
@@ -138,6 +200,9 @@ public static class DiskStreamer
     /// 2.7 s, 5,000 per-range queries 0.48 s; a map's cost grows with the disk, a query's does not.
     /// </summary>
     internal static long MaxAllocationQueries(long exportSize) => Math.Max(16, exportSize / (16L << 20));
+
+    /// <summary>Per-range allocation queries kept in flight on the one connection.</summary>
+    private const int AllocationQueriesInFlight = 64;
 
     /// <summary>
     /// The plan as the ranges to read, with no copy: a zero extent is an empty range there, which the read skips.
