@@ -498,7 +498,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
                 var length = plan.Length;
                 disk.Advance();
                 var work = _options.Compression == Compression.Zstd
-                    ? Task.Run(() => BuildZstdMember(name, slot, length), CancellationToken.None)
+                    ? Task.Run(() => BuildZstdMember(name, slot, length, plan.Segments), CancellationToken.None)
                     : Task.Run(() => BuildRawMember(name, slot, length), CancellationToken.None);
                 await EnqueueAsync(work, cancellationToken).ConfigureAwait(false);
             }
@@ -512,13 +512,13 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         return new ReadyMember(slot, total, new TrailerEntry(name, length, length, sha, null), _slotPool);
     }
 
-    private ReadyMember BuildZstdMember(string name, byte[] slot, int length)
+    private ReadyMember BuildZstdMember(string name, byte[] slot, int length, IReadOnlyList<DataSegment> segments)
     {
         var frame = _framePool!.Rent();
         try
         {
             var content = slot.AsSpan(TarHeader.BlockSize, length);
-            var stored = ZstdFrames.Compress(content, frame.AsSpan(TarHeader.BlockSize, frame.Length - 2 * TarHeader.BlockSize), _options.ZstdLevel);
+            var stored = ZstdFrames.Compress(content, frame.AsSpan(TarHeader.BlockSize, frame.Length - 2 * TarHeader.BlockSize), _options.ZstdLevel, ZstdFrames.BlockEnds(segments));
             var sha = Hex(SHA256.HashData(content));
             _slotPool.Return(slot);
             var storedSha = Hex(SHA256.HashData(frame.AsSpan(TarHeader.BlockSize, stored)));

@@ -19,13 +19,21 @@ internal static partial class NativeZstd
     private const int ChecksumFlag = 201;
     private const int DictIdFlag = 202;
 
+    // ZSTD_EndDirective and ZSTD_ResetDirective values.
+    private const int EndFlush = 1;
+    private const int EndFrame = 2;
+    private const int ResetSessionOnly = 1;
+
     [ThreadStatic] private static Context? _context;
     [ThreadStatic] private static nint _dctx;
 
     public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Lib, out _);
 
-    /// <summary>Compresses <paramref name="source"/> into one frame; returns the frame length.</summary>
-    public static unsafe int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    /// <summary>
+    /// Compresses <paramref name="source"/> into one frame; returns the frame length. With <paramref name="blockEnds"/>,
+    /// zstd ends a block at each of those offsets (see <see cref="ZstdFrames.Compress"/>).
+    /// </summary>
+    public static unsafe int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level, ReadOnlySpan<int> blockEnds)
     {
         var context = _context;
         if (context is null || context.Level != level)
@@ -37,9 +45,34 @@ internal static partial class NativeZstd
         fixed (byte* src = source)
         fixed (byte* dst = destination)
         {
-            // ZSTD_compress2 resets the session for every call: the frame depends on source and level only.
-            var written = ZSTD_compress2(context.Handle, dst, (nuint)destination.Length, src, (nuint)source.Length);
-            return (int)Check(written, "ZSTD_compress2");
+            if (blockEnds.IsEmpty)
+            {
+                // ZSTD_compress2 resets the session for every call: the frame depends on source and level only.
+                var written = ZSTD_compress2(context.Handle, dst, (nuint)destination.Length, src, (nuint)source.Length);
+                return (int)Check(written, "ZSTD_compress2");
+            }
+
+            Check(ZSTD_CCtx_reset(context.Handle, ResetSessionOnly), "ZSTD_CCtx_reset");
+            Check(ZSTD_CCtx_setPledgedSrcSize(context.Handle, (ulong)source.Length), "ZSTD_CCtx_setPledgedSrcSize");
+            var output = new OutBuffer { Dst = dst, Size = (nuint)destination.Length };
+            var start = 0;
+            for (var i = 0; i <= blockEnds.Length; i++)
+            {
+                var last = i == blockEnds.Length;
+                var end = last ? source.Length : blockEnds[i];
+                var input = new InBuffer { Src = src + start, Size = (nuint)(end - start) };
+                while (Check(ZSTD_compressStream2(context.Handle, &output, &input, last ? EndFrame : EndFlush), "ZSTD_compressStream2") != 0)
+                {
+                    if (output.Pos == output.Size)
+                    {
+                        throw new InvalidOperationException("ZSTD_compressStream2: the destination is too small for the frame");
+                    }
+                }
+
+                start = end;
+            }
+
+            return (int)output.Pos;
         }
     }
 
@@ -118,6 +151,15 @@ internal static partial class NativeZstd
     private static unsafe partial nuint ZSTD_compress2(nint cctx, byte* dst, nuint dstCapacity, byte* src, nuint srcSize);
 
     [LibraryImport(Lib)]
+    private static partial nuint ZSTD_CCtx_reset(nint cctx, int reset);
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_CCtx_setPledgedSrcSize(nint cctx, ulong pledgedSrcSize);
+
+    [LibraryImport(Lib)]
+    private static unsafe partial nuint ZSTD_compressStream2(nint cctx, OutBuffer* output, InBuffer* input, int endOp);
+
+    [LibraryImport(Lib)]
     private static partial nint ZSTD_createDCtx();
 
     [LibraryImport(Lib)]
@@ -128,4 +170,22 @@ internal static partial class NativeZstd
 
     [LibraryImport(Lib)]
     private static partial nint ZSTD_getErrorName(nuint code);
+
+    /// <summary>zstd.h's ZSTD_inBuffer.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct InBuffer
+    {
+        public byte* Src;
+        public nuint Size;
+        public nuint Pos;
+    }
+
+    /// <summary>zstd.h's ZSTD_outBuffer.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct OutBuffer
+    {
+        public byte* Dst;
+        public nuint Size;
+        public nuint Pos;
+    }
 }
