@@ -135,7 +135,7 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
             {
                 // zstd's own checksum only where nothing else checks the content: a CPU without CRC-32C.
                 var problem = ZstdFrames.FrameProblem(frame, member.Length)
-                    ?? (!verified || fingerprint is not null ? ZstdWithoutChecksum.Decompress(frame, content) : ZstdFrames.Decompress(frame, content));
+                    ?? ZstdFrames.Decompress(frame, content, checkChecksum: verified && fingerprint is null);
                 if (problem is not null)
                 {
                     decoded.Release();

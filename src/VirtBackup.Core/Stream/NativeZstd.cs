@@ -26,6 +26,10 @@ internal static partial class NativeZstd
 
     [ThreadStatic] private static Context? _context;
     [ThreadStatic] private static nint _dctx;
+    [ThreadStatic] private static nint _dctxWithoutChecksum;
+
+    /// <summary><c>ZSTD_d_forceIgnoreChecksum</c> (zstd.h: ZSTD_d_experimentalParam3), value <c>ZSTD_d_ignoreChecksum</c>.</summary>
+    private const int ForceIgnoreChecksum = 1002;
 
     public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Lib, out _);
 
@@ -78,24 +82,36 @@ internal static partial class NativeZstd
 
     /// <summary>
     /// Decodes <paramref name="frame"/> (already checked to be exactly one frame) into at most
-    /// <paramref name="destination"/>'s length, verifying the frame's checksum; returns the decoded length, or
-    /// null with the library's description of what is wrong in <paramref name="problem"/>.
+    /// <paramref name="destination"/>'s length; returns the decoded length, or null with the library's description of
+    /// what is wrong in <paramref name="problem"/>. <paramref name="checkChecksum"/> false skips zstd's own content
+    /// checksum (XXH64 over every decoded byte) for content the caller checks otherwise.
     /// </summary>
-    public static unsafe int? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination, out string? problem)
+    public static unsafe int? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination, bool checkChecksum, out string? problem)
     {
-        if (_dctx == 0)
+        var dctx = checkChecksum ? _dctx : _dctxWithoutChecksum;
+        if (dctx == 0)
         {
-            _dctx = ZSTD_createDCtx();
-            if (_dctx == 0)
+            dctx = ZSTD_createDCtx();
+            if (dctx == 0)
             {
                 throw new OutOfMemoryException("ZSTD_createDCtx failed");
+            }
+
+            if (!checkChecksum)
+            {
+                Check(ZSTD_DCtx_setParameter(dctx, ForceIgnoreChecksum, 1), "ZSTD_DCtx_setParameter(forceIgnoreChecksum)");
+                _dctxWithoutChecksum = dctx;
+            }
+            else
+            {
+                _dctx = dctx;
             }
         }
 
         fixed (byte* src = frame)
         fixed (byte* dst = destination)
         {
-            var written = ZSTD_decompressDCtx(_dctx, dst, (nuint)destination.Length, src, (nuint)frame.Length);
+            var written = ZSTD_decompressDCtx(dctx, dst, (nuint)destination.Length, src, (nuint)frame.Length);
             problem = ZSTD_isError(written) != 0 ? Marshal.PtrToStringUTF8(ZSTD_getErrorName(written)) : null;
             return problem is null ? (int)written : null;
         }
@@ -161,6 +177,9 @@ internal static partial class NativeZstd
 
     [LibraryImport(Lib)]
     private static partial nint ZSTD_createDCtx();
+
+    [LibraryImport(Lib)]
+    private static partial nuint ZSTD_DCtx_setParameter(nint dctx, int parameter, int value);
 
     [LibraryImport(Lib)]
     private static unsafe partial nuint ZSTD_decompressDCtx(nint dctx, byte* dst, nuint dstCapacity, byte* src, nuint srcSize);
