@@ -5,6 +5,8 @@
 #
 # Usage: integration/bench/scale/rss.sh [RUNS]     (default 3; every figure is a median of RUNS runs)
 #   RSS_SIZE=8G RSS_COUNTS="50000 500000" RSS_RESTORE=1   the disk, its extent counts, 0: no restore
+#   RSS_SAME_DATA=1   every image holds the same data: extents of 4 KiB x (largest count / count), so 50,000 extents
+#                     of 40 KiB against 500,000 of 4 KiB (0: 4 KiB extents in every image, data grows with the count)
 #   RSS_SOURCE=DIR   the source tree whose CLI is measured (default this one; e.g. `git archive main` unpacked)
 #
 # The images are built once (make-fragmented.py with 4 KiB extents, then qemu-img convert to 4 KiB clusters: with
@@ -17,6 +19,7 @@ runs=${1:-3}
 size=${RSS_SIZE:-8G}
 counts=${RSS_COUNTS:-50000 500000}
 restore=${RSS_RESTORE:-1}
+same_data=${RSS_SAME_DATA:-1}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 lab=$root/integration/lab
@@ -31,11 +34,21 @@ bash "$lab/start-daemons.sh" >/dev/null
 bytes=$(numfmt --from=iec "$size")
 cache=/var/lib/virtbackup-lab/bench-scale
 mkdir -p "$cache"
+largest=$(tr ' ' '\n' <<<"$counts" | sort -n | tail -1)
+# image_of COUNT: the cached image for COUNT extents
+image_of() {
+  local kib=4
+  if [[ $same_data == 1 ]]; then
+    kib=$((4 * largest / $1))
+  fi
+  echo "$cache/frag-$size-$1-${kib}k.qcow2"
+}
 for count in $counts; do
-  image=$cache/frag-$size-$count-4k.qcow2
+  image=$(image_of "$count")
   if [[ ! -f $image ]]; then
     echo "rss.sh: building $image (once)" >&2
-    /usr/bin/python3 "$here/make-fragmented.py" "$cache/building-$$.raw" "$bytes" "$count" 4 >/dev/null
+    kib=${image##*-}
+    /usr/bin/python3 "$here/make-fragmented.py" "$cache/building-$$.raw" "$bytes" "$count" "${kib%k.qcow2}" >/dev/null
     qemu-img convert -f raw -O qcow2 -o cluster_size=4096 "$cache/building-$$.raw" "$cache/building-$$.qcow2"
     rm -f "$cache/building-$$.raw"
     mv "$cache/building-$$.qcow2" "$image"
@@ -67,7 +80,7 @@ report() {
 }
 
 for count in $counts; do
-  cp --sparse=always "$cache/frag-$size-$count-4k.qcow2" "/var/lib/libvirt/images/$name-vda.qcow2"
+  cp --sparse=always "$(image_of "$count")" "/var/lib/libvirt/images/$name-vda.qcow2"
   extents=$(qemu-img map --output=json "/var/lib/libvirt/images/$name-vda.qcow2" | grep -c '"data": true')
   for ((run = 1; run <= runs; run++)); do
     measured backup "$count" "$virtbackup" backup --domain "$name" --level copy --log-level warning >"$work/stream.tar"
@@ -77,7 +90,7 @@ for count in $counts; do
     fi
   done
   stream=$(stat -c %s "$work/stream.tar")
-  echo "$count extents requested, $extents data extents mapped, stream $((stream / 1048576)) MiB"
+  echo "$count extents requested ($(basename "$(image_of "$count")")), $extents data extents mapped, stream $((stream / 1048576)) MiB"
   for what in backup restore; do
     if [[ -f $work/$what.$count ]]; then
       echo "  $what: $(report "$work/$what.$count")"
