@@ -20,6 +20,9 @@ internal sealed class FakeConnection(Socket socket) : IDisposable
 
     private readonly NetworkStream _stream = new(socket, ownsSocket: true);
 
+    /// <summary>The metadata contexts the handshake granted this connection, in the client's order.</summary>
+    public List<string> MetaContexts { get; } = [];
+
     public async Task<byte[]> ReadExactAsync(int count)
     {
         var buffer = new byte[count];

@@ -44,6 +44,18 @@ internal sealed class FakeNbdServer : IAsyncDisposable
     /// <summary>Everything that went wrong on the server side (assertions in scenarios).</summary>
     public List<Exception> Failures { get; } = [];
 
+    /// <summary>The connections accepted so far, in order.</summary>
+    public IReadOnlyList<FakeConnection> Connections
+    {
+        get
+        {
+            lock (_connections)
+            {
+                return [.. _connections];
+            }
+        }
+    }
+
     public FakeNbdServer Start()
     {
         _listener.Bind(new UnixDomainSocketEndPoint(Uri.SocketPath!));
@@ -138,12 +150,15 @@ internal sealed class FakeNbdServer : IAsyncDisposable
                     await c.SendOptionReplyAsync(option, StructuredReplies ? 1u : 0x80000001u, []);
                     break;
                 case 10: // SET_META_CONTEXT
+                    c.MetaContexts.Clear(); // the last SET_META_CONTEXT counts
                     foreach (var query in ParseQueries(data))
                     {
                         if (!Contexts.TryGetValue(query, out var id))
                         {
                             continue;
                         }
+
+                        c.MetaContexts.Add(query);
 
                         var reply = new byte[4 + Encoding.UTF8.GetByteCount(query)];
                         BinaryPrimitives.WriteUInt32BigEndian(reply, id);
