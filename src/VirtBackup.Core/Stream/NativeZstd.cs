@@ -97,14 +97,15 @@ internal static partial class NativeZstd
                 throw new OutOfMemoryException("ZSTD_createDCtx failed");
             }
 
-            if (!checkChecksum)
+            if (checkChecksum)
             {
-                Check(ZSTD_DCtx_setParameter(dctx, ForceIgnoreChecksum, 1), "ZSTD_DCtx_setParameter(forceIgnoreChecksum)");
-                _dctxWithoutChecksum = dctx;
+                _dctx = dctx;
             }
             else
             {
-                _dctx = dctx;
+                // A libzstd without this (experimental) parameter refuses it: that context checks the checksum after all.
+                _ = ZSTD_DCtx_setParameter(dctx, ForceIgnoreChecksum, 1);
+                _dctxWithoutChecksum = dctx;
             }
         }
 
