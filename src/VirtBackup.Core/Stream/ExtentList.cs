@@ -3,17 +3,43 @@ using System.Collections;
 namespace VirtBackup.Core.Stream;
 
 /// <summary>
-/// A disk's extents in 16 bytes each (the offset, and the length with the zero flag in its top bit), appended in
-/// order. Stored in chunks of 4,096 extents, so a map of millions never copies itself to grow (no doubling peak)
-/// and stays out of the large object heap; read only from outside the library.
+/// A disk's extents, appended in order, in about 4 bytes each: every extent as two varints, the gap from the previous
+/// extent's end (zigzag, so any value round-trips) and the length with the zero flag in its low bit. A checkpoint every
+/// 16 extents (position and the previous end) makes reading by index decode at most 15 extents; a reader going forward
+/// decodes each once. Stored in chunks of at most 64 KiB, so a map of millions never copies itself to grow (no doubling
+/// peak) and stays out of the large object heap. The last extent stays unencoded until the next one is added, so
+/// <see cref="AddMerged"/> can lengthen it. Built by one writer; read by any number of threads once built.
 /// </summary>
 public sealed class ExtentList : IReadOnlyList<DiskExtent>
 {
-    private const int ChunkShift = 12;
-    private const int ChunkLength = 1 << ChunkShift;
-    private const long ZeroFlag = long.MinValue;
+    private const int CheckpointShift = 4;
+    private const int CheckpointEvery = 1 << CheckpointShift;
+    private const int FirstChunkBytes = 256;
+    private const int MaxChunkBytes = 64 * 1024;
 
-    private readonly List<long[]> _chunks = [];
+    /// <summary>Two varints of 64 bits at most.</summary>
+    private const int MaxEncodedBytes = 20;
+
+    private static long _lastId;
+
+    /// <summary>The last index read by this thread and where the extent after it starts, for the list of that id.</summary>
+    [ThreadStatic]
+    private static Cursor _cursor;
+
+    [ThreadStatic]
+    private static long _cursorOwner;
+
+    private readonly long _id = Interlocked.Increment(ref _lastId);
+    private readonly List<byte[]> _chunks = [];
+    private readonly List<int> _chunkFill = [];
+
+    /// <summary>Per checkpoint: its chunk and position in it (chunk &lt;&lt; 32 | position), then the previous extent's end.</summary>
+    private readonly List<long> _checkpoints = [];
+
+    private int _writeAt;
+    private int _encoded;
+    private long _encodedEnd;
+    private DiskExtent _last;
 
     public int Count { get; private set; }
 
@@ -26,48 +52,40 @@ public sealed class ExtentList : IReadOnlyList<DiskExtent>
                 throw new ArgumentOutOfRangeException(nameof(index), $"Index {index} is outside the {Count} extents.");
             }
 
-            var chunk = _chunks[index >> ChunkShift];
-            var at = (index & (ChunkLength - 1)) * 2;
-            var length = chunk[at + 1];
-            return new DiskExtent(chunk[at], length & ~ZeroFlag, length < 0);
+            if (_cursorOwner != _id)
+            {
+                _cursorOwner = _id;
+                _cursor = default;
+            }
+
+            return Get(index, ref _cursor);
         }
     }
 
     /// <summary>The last extent; the list must not be empty.</summary>
-    internal DiskExtent Last => this[Count - 1];
+    internal DiskExtent Last => Count > 0 ? _last : throw new InvalidOperationException("The extent list is empty.");
 
     /// <summary>Appends <paramref name="extent"/> (a length from 0 to 2^62); the caller keeps the order.</summary>
     internal void Add(DiskExtent extent)
     {
-        if (extent.Length is < 0 or >= 1L << 62)
+        CheckLength(extent.Length, nameof(extent));
+        if (Count > 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(extent), $"Extent length {extent.Length} is out of range.");
+            Encode(_last);
         }
 
-        var index = Count & (ChunkLength - 1);
-        if (index == 0)
-        {
-            _chunks.Add(new long[ChunkLength * 2]);
-        }
-
-        var chunk = _chunks[^1];
-        chunk[index * 2] = extent.Offset;
-        chunk[index * 2 + 1] = extent.Zero ? extent.Length | ZeroFlag : extent.Length;
+        _last = extent;
         Count++;
     }
 
     /// <summary>Appends <paramref name="extent"/>, or lengthens the last extent when it ends where this one starts and is of the same kind.</summary>
     internal void AddMerged(DiskExtent extent)
     {
-        if (Count > 0 && Last is var last && last.End == extent.Offset && last.Zero == extent.Zero)
+        if (Count > 0 && _last.End == extent.Offset && _last.Zero == extent.Zero)
         {
-            var length = last.Length + extent.Length;
-            if (length >= 1L << 62)
-            {
-                throw new ArgumentOutOfRangeException(nameof(extent), $"Extent length {length} is out of range.");
-            }
-
-            _chunks[^1][((Count - 1) & (ChunkLength - 1)) * 2 + 1] = last.Zero ? length | ZeroFlag : length;
+            var length = _last.Length + extent.Length;
+            CheckLength(length, nameof(extent));
+            _last = _last with { Length = length };
             return;
         }
 
@@ -76,11 +94,126 @@ public sealed class ExtentList : IReadOnlyList<DiskExtent>
 
     public IEnumerator<DiskExtent> GetEnumerator()
     {
+        var cursor = default(Cursor);
         for (var i = 0; i < Count; i++)
         {
-            yield return this[i];
+            yield return Get(i, ref cursor);
         }
     }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private static void CheckLength(long length, string parameter)
+    {
+        if (length is < 0 or >= 1L << 62)
+        {
+            throw new ArgumentOutOfRangeException(parameter, $"Extent length {length} is out of range.");
+        }
+    }
+
+    /// <summary>Extent <paramref name="index"/> (in range), decoded from <paramref name="cursor"/> when that is nearer than its checkpoint.</summary>
+    private DiskExtent Get(int index, ref Cursor cursor)
+    {
+        if (index == _encoded)
+        {
+            return _last;
+        }
+
+        var fromCheckpoint = index & (CheckpointEvery - 1);
+        if (cursor.Next > index || index - cursor.Next > fromCheckpoint)
+        {
+            var checkpoint = index >> CheckpointShift;
+            var position = _checkpoints[checkpoint * 2];
+            cursor = new Cursor(checkpoint << CheckpointShift, (int)(position >> 32), (int)position, _checkpoints[checkpoint * 2 + 1]);
+        }
+
+        DiskExtent extent;
+        do
+        {
+            extent = Decode(ref cursor);
+        }
+        while (cursor.Next <= index);
+
+        return extent;
+    }
+
+    private DiskExtent Decode(ref Cursor cursor)
+    {
+        var fill = cursor.Chunk < _chunkFill.Count ? _chunkFill[cursor.Chunk] : _writeAt;
+        if (cursor.At == fill)
+        {
+            cursor.Chunk++;
+            cursor.At = 0;
+        }
+
+        var chunk = _chunks[cursor.Chunk];
+        var zigzag = ReadVarint(chunk, ref cursor.At);
+        var lengthAndKind = ReadVarint(chunk, ref cursor.At);
+        var offset = unchecked(cursor.PreviousEnd + ((long)(zigzag >> 1) ^ -(long)(zigzag & 1)));
+        var extent = new DiskExtent(offset, (long)(lengthAndKind >> 1), (lengthAndKind & 1) != 0);
+        cursor.PreviousEnd = unchecked(offset + extent.Length);
+        cursor.Next++;
+        return extent;
+    }
+
+    private void Encode(DiskExtent extent)
+    {
+        if (_chunks.Count == 0 || _writeAt + MaxEncodedBytes > _chunks[^1].Length)
+        {
+            if (_chunks.Count > 0)
+            {
+                _chunkFill.Add(_writeAt);
+            }
+
+            _chunks.Add(new byte[_chunks.Count == 0 ? FirstChunkBytes : Math.Min(MaxChunkBytes, _chunks[^1].Length * 2)]);
+            _writeAt = 0;
+        }
+
+        if ((_encoded & (CheckpointEvery - 1)) == 0)
+        {
+            _checkpoints.Add(((long)(_chunks.Count - 1) << 32) | (uint)_writeAt);
+            _checkpoints.Add(_encodedEnd);
+        }
+
+        var chunk = _chunks[^1];
+        var gap = unchecked(extent.Offset - _encodedEnd);
+        WriteVarint(chunk, ref _writeAt, unchecked((ulong)((gap << 1) ^ (gap >> 63))));
+        WriteVarint(chunk, ref _writeAt, ((ulong)extent.Length << 1) | (extent.Zero ? 1UL : 0UL));
+        _encodedEnd = unchecked(extent.Offset + extent.Length);
+        _encoded++;
+    }
+
+    private static void WriteVarint(byte[] into, ref int at, ulong value)
+    {
+        while (value >= 0x80)
+        {
+            into[at++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        into[at++] = (byte)value;
+    }
+
+    private static ulong ReadVarint(byte[] from, ref int at)
+    {
+        ulong value = 0;
+        for (var shift = 0; ; shift += 7)
+        {
+            var b = from[at++];
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                return value;
+            }
+        }
+    }
+
+    /// <summary>Where extent <see cref="Next"/> starts: its chunk, the position in it and the previous extent's end.</summary>
+    private struct Cursor(int next, int chunk, int at, long previousEnd)
+    {
+        public int Next = next;
+        public int Chunk = chunk;
+        public int At = at;
+        public long PreviousEnd = previousEnd;
+    }
 }

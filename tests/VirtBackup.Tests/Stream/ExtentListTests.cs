@@ -2,6 +2,8 @@ using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Tests.Stream;
 
+/// <summary>In the memory collection: one test reads the process's heap, which tests running beside it would disturb.</summary>
+[Collection(nameof(MemoryMeasurement))]
 public sealed class ExtentListTests
 {
     [Fact]
@@ -46,5 +48,69 @@ public sealed class ExtentListTests
         Assert.Equal(new DiskExtent(1L << 50, (1L << 62) - 1, true), list[0]);
         Assert.Throws<ArgumentOutOfRangeException>(() => list.Add(new DiskExtent(0, 1L << 62, false)));
         Assert.Throws<ArgumentOutOfRangeException>(() => list.AddMerged(new DiskExtent(list[0].End, 1, true)));
+    }
+
+    [Fact]
+    public void Any_offsets_read_back_exactly_even_out_of_order_as_a_hostile_map_may_give_them_before_it_is_checked()
+    {
+        var random = new Random(14);
+        var expected = new List<DiskExtent>();
+        var list = new ExtentList();
+        for (var i = 0; i < 5_000; i++)
+        {
+            var offset = (i % 3) switch
+            {
+                0 => random.NextInt64(0, long.MaxValue),
+                1 => i == 1 ? long.MaxValue : random.NextInt64(0, 1L << 20),
+                _ => expected.Count > 0 ? expected[^1].Offset + expected[^1].Length : 0,
+            };
+            var extent = new DiskExtent(offset, random.NextInt64(0, 1L << 62), random.Next(2) == 0);
+            list.Add(extent);
+            expected.Add(extent);
+        }
+
+        Assert.Equal(expected, list);
+        foreach (var index in Enumerable.Range(0, 2_000).Select(_ => random.Next(expected.Count)))
+        {
+            Assert.Equal(expected[index], list[index]);
+        }
+    }
+
+    [Fact]
+    public void Readers_on_many_threads_each_going_their_own_way_read_the_same_extents()
+    {
+        var list = new ExtentList();
+        for (var i = 0; i < 100_000; i++)
+        {
+            list.Add(new DiskExtent(i * 65536L, 4096 + i % 5 * 512, i % 7 == 0));
+        }
+
+        Parallel.For(0, 8, reader =>
+        {
+            for (var n = 0; n < 100_000; n++)
+            {
+                var i = reader % 2 == 0 ? n : 99_999 - n;
+                Assert.Equal(new DiskExtent(i * 65536L, 4096 + i % 5 * 512, i % 7 == 0), list[i]);
+            }
+        });
+    }
+
+    [Fact]
+    public void A_million_scattered_4_KiB_extents_and_their_gaps_take_under_5_bytes_each()
+    {
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        var list = new ExtentList();
+        for (var i = 0; i < 500_000; i++)
+        {
+            list.AddMerged(new DiskExtent(i * 16384L, 4096, false));
+            list.AddMerged(new DiskExtent(i * 16384L + 4096, 12288, true));
+        }
+
+        var held = GC.GetTotalMemory(forceFullCollection: true) - before;
+        GC.KeepAlive(list);
+
+        Assert.Equal(1_000_000, list.Count);
+        Assert.Equal(new DiskExtent(499_999 * 16384L + 4096, 12288, true), list[^1]);
+        Assert.InRange(held, 0, 5_000_000);
     }
 }
