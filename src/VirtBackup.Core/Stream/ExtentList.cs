@@ -3,7 +3,7 @@ using System.Collections;
 namespace VirtBackup.Core.Stream;
 
 /// <summary>
-/// A disk's extents, appended in order, in about 4 bytes each: every extent as two varints, the gap from the previous
+/// A disk's extents, appended in order, in about 5 bytes each: every extent as two varints, the gap from the previous
 /// extent's end (zigzag, so any value round-trips) and the length with the zero flag in its low bit. A checkpoint every
 /// 16 extents (position and the previous end) makes reading by index decode at most 15 extents; a reader going forward
 /// decodes each once. Stored in chunks of at most 64 KiB, so a map of millions never copies itself to grow (no doubling

