@@ -3,19 +3,31 @@ using System.Collections;
 namespace VirtBackup.Core.Stream;
 
 /// <summary>
-/// A disk's extents, appended in order, in about 5 bytes each: every extent as two varints, the gap from the previous
-/// extent's end (zigzag, so any value round-trips) and the length with the zero flag in its low bit. A checkpoint every
-/// 16 extents (position and the previous end) makes reading by index decode at most 15 extents; a reader going forward
-/// decodes each once. Stored in chunks of at most 64 KiB, so a map of millions never copies itself to grow (no doubling
-/// peak) and stays out of the large object heap. The last extent stays unencoded until the next one is added, so
-/// <see cref="AddMerged"/> can lengthen it. Built by one writer; read by any number of threads once built.
+/// A disk's extents, appended in order, in 2 to 5 bytes each (2.3 for scattered 4 KiB extents and their gaps). Every
+/// extent is two varints: the gap from the previous extent's end (zigzag, so any value round-trips) and the length with
+/// two flags in its low bits (zero; aligned: gap and length are whole 512-byte sectors and stored in sectors). A
+/// checkpoint every 64 extents (position and the previous end) makes reading by index decode at most 63 extents; a
+/// reader going forward decodes each once. Extents and checkpoints are stored in chunks of at most 64 KiB, so a map of
+/// millions never copies itself to grow (no doubling peak) and stays out of the large object heap. The last extent
+/// stays unencoded until the next one is added, so <see cref="AddMerged"/> can lengthen it. Built by one writer; read
+/// by any number of threads once built.
 /// </summary>
 public sealed class ExtentList : IReadOnlyList<DiskExtent>
 {
-    private const int CheckpointShift = 4;
+    private const int CheckpointShift = 6;
     private const int CheckpointEvery = 1 << CheckpointShift;
     private const int FirstChunkBytes = 256;
     private const int MaxChunkBytes = 64 * 1024;
+    private const int SectorShift = 9;
+    private const long SectorMask = (1 << SectorShift) - 1;
+    private const ulong ZeroFlag = 1;
+    private const ulong AlignedFlag = 2;
+
+    /// <summary>Longs in a checkpoint block (32 KiB): two per checkpoint.</summary>
+    private const int CheckpointBlockShift = 12;
+
+    /// <summary>Longs in the first checkpoint block, which doubles until it is full size.</summary>
+    private const int FirstCheckpointBlock = 32;
 
     /// <summary>Two varints of 64 bits at most.</summary>
     private const int MaxEncodedBytes = 20;
@@ -33,8 +45,9 @@ public sealed class ExtentList : IReadOnlyList<DiskExtent>
     private readonly List<byte[]> _chunks = [];
     private readonly List<int> _chunkFill = [];
 
-    /// <summary>Per checkpoint: its chunk and position in it (chunk &lt;&lt; 32 | position), then the previous extent's end.</summary>
-    private readonly List<long> _checkpoints = [];
+    /// <summary>Per checkpoint, in blocks: its chunk and position in it (chunk &lt;&lt; 32 | position), then the previous extent's end.</summary>
+    private readonly List<long[]> _checkpoints = [];
+    private int _checkpointCount;
 
     private int _writeAt;
     private int _encoded;
@@ -123,8 +136,11 @@ public sealed class ExtentList : IReadOnlyList<DiskExtent>
         if (cursor.Next > index || index - cursor.Next > fromCheckpoint)
         {
             var checkpoint = index >> CheckpointShift;
-            var position = _checkpoints[checkpoint * 2];
-            cursor = new Cursor(checkpoint << CheckpointShift, (int)(position >> 32), (int)position, _checkpoints[checkpoint * 2 + 1]);
+            var slot = checkpoint * 2;
+            var block = _checkpoints[slot >> CheckpointBlockShift];
+            var at = slot & ((1 << CheckpointBlockShift) - 1);
+            var position = block[at];
+            cursor = new Cursor(checkpoint << CheckpointShift, (int)(position >> 32), (int)position, block[at + 1]);
         }
 
         DiskExtent extent;
@@ -148,9 +164,17 @@ public sealed class ExtentList : IReadOnlyList<DiskExtent>
 
         var chunk = _chunks[cursor.Chunk];
         var zigzag = ReadVarint(chunk, ref cursor.At);
-        var lengthAndKind = ReadVarint(chunk, ref cursor.At);
-        var offset = unchecked(cursor.PreviousEnd + ((long)(zigzag >> 1) ^ -(long)(zigzag & 1)));
-        var extent = new DiskExtent(offset, (long)(lengthAndKind >> 1), (lengthAndKind & 1) != 0);
+        var lengthAndFlags = ReadVarint(chunk, ref cursor.At);
+        var gap = (long)(zigzag >> 1) ^ -(long)(zigzag & 1);
+        var length = (long)(lengthAndFlags >> 2);
+        if ((lengthAndFlags & AlignedFlag) != 0)
+        {
+            gap = unchecked(gap << SectorShift);
+            length <<= SectorShift;
+        }
+
+        var offset = unchecked(cursor.PreviousEnd + gap);
+        var extent = new DiskExtent(offset, length, (lengthAndFlags & ZeroFlag) != 0);
         cursor.PreviousEnd = unchecked(offset + extent.Length);
         cursor.Next++;
         return extent;
@@ -171,16 +195,46 @@ public sealed class ExtentList : IReadOnlyList<DiskExtent>
 
         if ((_encoded & (CheckpointEvery - 1)) == 0)
         {
-            _checkpoints.Add(((long)(_chunks.Count - 1) << 32) | (uint)_writeAt);
-            _checkpoints.Add(_encodedEnd);
+            AddCheckpoint(((long)(_chunks.Count - 1) << 32) | (uint)_writeAt, _encodedEnd);
         }
 
         var chunk = _chunks[^1];
         var gap = unchecked(extent.Offset - _encodedEnd);
+        var length = extent.Length;
+        var flags = extent.Zero ? ZeroFlag : 0;
+        if (((gap | length) & SectorMask) == 0)
+        {
+            gap >>= SectorShift;
+            length >>= SectorShift;
+            flags |= AlignedFlag;
+        }
+
         WriteVarint(chunk, ref _writeAt, unchecked((ulong)((gap << 1) ^ (gap >> 63))));
-        WriteVarint(chunk, ref _writeAt, ((ulong)extent.Length << 1) | (extent.Zero ? 1UL : 0UL));
+        WriteVarint(chunk, ref _writeAt, ((ulong)length << 2) | flags);
         _encodedEnd = unchecked(extent.Offset + extent.Length);
         _encoded++;
+    }
+
+    private void AddCheckpoint(long position, long previousEnd)
+    {
+        var slot = _checkpointCount * 2;
+        var at = slot & ((1 << CheckpointBlockShift) - 1);
+        if (at == 0)
+        {
+            _checkpoints.Add(new long[_checkpoints.Count == 0 ? FirstCheckpointBlock : 1 << CheckpointBlockShift]);
+        }
+        else if (at == _checkpoints[^1].Length)
+        {
+            // Only the first block grows (doubling up to full size), so a short list stays small.
+            var grown = _checkpoints[^1];
+            Array.Resize(ref grown, at * 2);
+            _checkpoints[^1] = grown;
+        }
+
+        var block = _checkpoints[^1];
+        block[at] = position;
+        block[at + 1] = previousEnd;
+        _checkpointCount++;
     }
 
     private static void WriteVarint(byte[] into, ref int at, ulong value)
