@@ -5,6 +5,12 @@ public interface IServedImage : IAsyncDisposable
 {
     /// <summary>A unix socket on this machine (for a remote host: the local end of an SSH forward).</summary>
     string SocketPath { get; }
+
+    /// <summary>
+    /// Stops serving once the client has disconnected and returns when everything written is on stable storage;
+    /// throws <see cref="HostException"/> when that cannot be said (the image must then not be kept).
+    /// </summary>
+    Task CloseAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>

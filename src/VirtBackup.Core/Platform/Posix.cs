@@ -13,6 +13,8 @@ internal static partial class Posix
     private const int AtCurrentDirectory = -100; // AT_FDCWD
     private const int OpenReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
     private const int Erange = 34; // getpwnam_r/getgrnam_r: the buffer is too small
+    private const int Esrch = 3; // kill: no such process
+    private const int SignalInterrupt = 2; // SIGINT
     /// <summary>An owner or group id that <see cref="ChangeOwner"/> leaves as it is ((uid_t)-1).</summary>
     public const uint NoChange = uint.MaxValue;
 
@@ -97,6 +99,15 @@ internal static partial class Posix
         }
     }
 
+    /// <summary>kill(2) with SIGINT; a process that is already gone is no error (its exit status says what happened).</summary>
+    public static void Interrupt(int processId)
+    {
+        if (NativeKill(processId, SignalInterrupt) != 0 && Marshal.GetLastPInvokeError() != Esrch)
+        {
+            throw Error($"cannot send SIGINT to process {processId}");
+        }
+    }
+
     private static IOException Error(string what)
     {
         var errno = Marshal.GetLastPInvokeError();
@@ -129,6 +140,9 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int NativeRename(string source, string destination);
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int NativeKill(int processId, int signal);
 
     [LibraryImport("libc", EntryPoint = "getpwnam_r", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int NativeGetpwnamR(string name, byte* entry, byte* buffer, nuint size, out nint result);

@@ -142,7 +142,16 @@ internal sealed class NbdImageWriter : IImageWriter
         }
 
         await _client.FlushAsync(cancellationToken);
-        await CloseAsync();
+        _closed = true;
+        await _client.DisposeAsync();
+        try
+        {
+            await _server.CloseAsync(cancellationToken);
+        }
+        finally
+        {
+            await _server.DisposeAsync();
+        }
     }
 
     public async ValueTask DisposeAsync()

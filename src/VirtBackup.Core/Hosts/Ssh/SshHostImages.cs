@@ -128,6 +128,9 @@ public sealed class SshHostImages(SshSession session, ILogger? log = null) : IHo
     {
         public string SocketPath => socketPath;
 
+        /// <summary>The remote qemu-nbd flushes when the client asks (its flushes are not deferred): stopping it is enough.</summary>
+        public async Task CloseAsync(CancellationToken cancellationToken) => await DisposeAsync();
+
         public async ValueTask DisposeAsync()
         {
             try
