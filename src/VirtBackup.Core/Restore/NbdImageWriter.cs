@@ -12,11 +12,7 @@ namespace VirtBackup.Core.Restore;
 /// members); a request leaves when the next write is not contiguous. Its bytes stay in the ring until the server
 /// answers, so the caller may reuse its buffer at once, and the ring bounds the bytes in flight.</item>
 /// <item>Up to <see cref="MaxRequests"/> requests are in flight: decoding the next members overlaps writing these,
-/// and many small writes do not wait for each other's round trips. When the server allows multi-conn (qemu-nbd
-/// does), they go round-robin over <see cref="Connections"/> connections: qemu's NBD server works on at most 16
-/// requests of one connection at a time, which bounds a scattered restore of small writes (the 1 TiB disk of 60,000
-/// 64 KiB extents: 17.1 s with one connection, 15.8 s with two, 17-19 s with four; medians of 3). One FLUSH at the
-/// end then covers the writes of every connection.</item>
+/// and many small writes do not wait for each other's round trips.</item>
 /// <item>Zero ranges are WRITE_ZEROES without NO_HOLE, which qemu turns into unallocated or zero clusters; on a new
 /// image (no backing file) they need no request at all, since it already reads as zeros everywhere.</item>
 /// </list>
@@ -26,33 +22,26 @@ internal sealed class NbdImageWriter : IImageWriter
     private const int BufferSize = 16 << 20;
     private const int MaxWrite = 4 << 20;
     private const int MaxRequests = 64;
-    private const int Connections = 2;
     private const int ConnectAttempts = 40;
 
     private readonly IServedImage _server;
     private readonly NbdClient _client;
-    private readonly NbdClient[] _clients;
     private readonly bool _readsAsZeros;
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BufferSize);
     private readonly Queue<(Task Request, int Bytes)> _pending = new();
     private int _used;
     private int _head;
     private Run _run;
-    private int _nextClient;
     private bool _closed;
 
-    private NbdImageWriter(IServedImage server, NbdClient[] clients, bool readsAsZeros)
+    private NbdImageWriter(IServedImage server, NbdClient client, bool readsAsZeros)
     {
         _server = server;
-        _client = clients[0];
-        _clients = clients;
+        _client = client;
         _readsAsZeros = readsAsZeros;
     }
 
     public ImageWriteCounts Counts { get; private set; }
-
-    /// <summary>The NBD connections the requests go over (2 when the server allows multi-conn, else 1).</summary>
-    internal int ConnectionCount => _clients.Length;
 
     /// <summary>
     /// Serves <paramref name="image"/> (of <paramref name="format"/>) with qemu-nbd where <paramref name="images"/> run, and
@@ -63,35 +52,11 @@ internal sealed class NbdImageWriter : IImageWriter
         var server = await images.ServeAsync(image, format, readOnly: false, bitmap: null, cancellationToken);
         try
         {
-            return new NbdImageWriter(server, await ConnectAllAsync(server.SocketPath, cancellationToken), newImage);
+            return new NbdImageWriter(server, await ConnectAsync(server.SocketPath, cancellationToken), newImage);
         }
         catch
         {
             await server.DisposeAsync();
-            throw;
-        }
-    }
-
-    /// <summary>The first connection, and more up to <see cref="Connections"/> if it says the server allows multi-conn.</summary>
-    private static async Task<NbdClient[]> ConnectAllAsync(string socketPath, CancellationToken cancellationToken)
-    {
-        var clients = new List<NbdClient> { await ConnectAsync(socketPath, cancellationToken) };
-        try
-        {
-            while (clients[0].CanMultiConn && clients.Count < Connections)
-            {
-                clients.Add(await ConnectAsync(socketPath, cancellationToken));
-            }
-
-            return [.. clients];
-        }
-        catch
-        {
-            foreach (var client in clients)
-            {
-                await client.DisposeAsync();
-            }
-
             throw;
         }
     }
@@ -156,7 +121,7 @@ internal sealed class NbdImageWriter : IImageWriter
         {
             await WaitForSlotAsync();
             Counts = Counts.Zero(length);
-            _pending.Enqueue((NextClient().WriteZeroesAsync(offset, length, noHole: false, cancellationToken), 0));
+            _pending.Enqueue((_client.WriteZeroesAsync(offset, length, noHole: false, cancellationToken), 0));
             return;
         }
 
@@ -178,7 +143,7 @@ internal sealed class NbdImageWriter : IImageWriter
 
         await _client.FlushAsync(cancellationToken);
         _closed = true;
-        await DisposeClientsAsync();
+        await _client.DisposeAsync();
         try
         {
             await _server.CloseAsync(cancellationToken);
@@ -218,14 +183,7 @@ internal sealed class NbdImageWriter : IImageWriter
         _run = default;
         await WaitForSlotAsync();
         Counts = Counts.Write(run.Length);
-        _pending.Enqueue((NextClient().WriteAsync(run.Offset, _buffer.AsMemory(run.Start, run.Length), cancellationToken), run.Skipped + run.Length));
-    }
-
-    private NbdClient NextClient()
-    {
-        var client = _clients[_nextClient];
-        _nextClient = (_nextClient + 1) % _clients.Length;
-        return client;
+        _pending.Enqueue((_client.WriteAsync(run.Offset, _buffer.AsMemory(run.Start, run.Length), cancellationToken), run.Skipped + run.Length));
     }
 
     private async Task WaitForSlotAsync()
@@ -269,16 +227,8 @@ internal sealed class NbdImageWriter : IImageWriter
         }
 
         _closed = true;
-        await DisposeClientsAsync();
+        await _client.DisposeAsync();
         await _server.DisposeAsync();
-    }
-
-    private async Task DisposeClientsAsync()
-    {
-        foreach (var client in _clients)
-        {
-            await client.DisposeAsync();
-        }
     }
 
     /// <summary>
