@@ -9,7 +9,8 @@
 # for its disk, dumpe2fs and debugfs for the tests), gcc with libc6-dev (the oracle guest's static workload), and
 # the shell linter for integration/lint.sh, and libguestfs-tools (guestfish reads a file out of a served export:
 # docs/RECOVERY.md; guestfs-kernel.sh gives its appliance a kernel). agent-guest.sh fetches the guest's kernel and
-# qemu-guest-agent itself (apt-get download, unpacked into its cache, not installed on the host).
+# qemu-guest-agent itself (apt-get download, unpacked into its cache, not installed on the host). tini: libvirtd
+# runs under it (start-daemons.sh), so the QEMU and swtpm processes it leaves are reaped at once.
 # Idempotent: when every package is already installed it returns at once, without touching apt.
 # Nothing is started here; see start-daemons.sh (no systemd is assumed).
 set -euo pipefail
@@ -24,6 +25,7 @@ PACKAGES=(
   gcc libc6-dev
   shellcheck
   libguestfs-tools
+  tini
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -5,7 +5,7 @@
 # Usage: bash integration/lab/restart-libvirtd.sh [TIMEOUT_SECONDS]   (default 30)
 #
 # Sends SIGTERM to the libvirtd of /run/libvirtd.pid (SIGKILL after TIMEOUT), waits until it is gone,
-# starts `libvirtd -d` (after start-daemons.sh's configuration) and polls `virsh version` until it
+# starts libvirtd again through start-daemons.sh (under tini, with its configuration) and polls `virsh version` until it
 # answers. Running guests keep running: libvirtd reconnects to their QEMU processes. Clients lose their
 # connections, which is the point. One restart at a time (flock). Run as root, without systemd.
 set -euo pipefail
