@@ -1,4 +1,5 @@
 using VirtBackup.Core.Hosts;
+using VirtBackup.Core.Restore.Qcow2;
 using VirtBackup.Core.Stream;
 
 namespace VirtBackup.Core.Restore;
@@ -7,8 +8,8 @@ namespace VirtBackup.Core.Restore;
 /// One disk being restored, provisional until <see cref="CommitAsync"/>, on the restored host (qemu-img and
 /// qemu-nbd run there; for a remote host the data goes through the SSH connection):
 /// <list type="bullet">
-/// <item>a full or copy stream writes a new image in the staging directory (qcow2 through qemu-nbd, raw
-/// directly on this host and through qemu-nbd on a remote one); committing renames it over the final name;</item>
+/// <item>a full or copy stream writes a new image in the staging directory (qcow2 or raw directly on this host,
+/// through qemu-nbd on a remote one); committing renames it over the final name;</item>
 /// <item>an incremental stream writes a qcow2 overlay (in the staging directory) on top of the restored image;
 /// committing runs <c>qemu-img commit</c> into it. Applying an incremental writes absolute content, so if the
 /// commit is interrupted, applying the same stream again repairs the image (the chain position still names
@@ -54,9 +55,10 @@ internal sealed class DiskRestore : IAsyncDisposable
             }
 
             var image = staging.Combine($"{plan.Target}.{(plan.Format == DiskFormat.Qcow2 ? "qcow2" : "img")}");
-            if (plan.Format == DiskFormat.Raw && !host.IsRemote)
+            if (!host.IsRemote)
             {
-                return new DiskRestore(plan, RawFileWriter.Create(image, plan.VirtualSize), image, host);
+                IImageWriter writer = plan.Format == DiskFormat.Raw ? RawFileWriter.Create(image, plan.VirtualSize) : Qcow2FileWriter.Create(image, plan.VirtualSize);
+                return new DiskRestore(plan, writer, image, host);
             }
 
             await host.Images.CreateAsync(image, FormatName(plan.Format), plan.VirtualSize, cancellationToken);
