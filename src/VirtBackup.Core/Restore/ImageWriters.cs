@@ -27,6 +27,17 @@ internal readonly record struct ImageWriteCounts(long Writes, long WriteBytes, l
     public ImageWriteCounts Zero(long bytes) => this with { Zeroes = Zeroes + 1, ZeroBytes = ZeroBytes + bytes };
 }
 
+/// <summary>The file of an image written directly: new (it must not exist) and readable by its owner only (0600).</summary>
+internal static class NewImageFile
+{
+    public static FileStream Create(string path) => new(path, new FileStreamOptions
+    {
+        Mode = FileMode.CreateNew,
+        Access = FileAccess.ReadWrite,
+        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+    });
+}
+
 /// <summary>
 /// A new raw image written directly: a sparse file of the virtual size, written only where the data is not
 /// zero (in 4 KiB blocks), so unallocated and zero ranges stay holes. Only for a new, empty file.
@@ -43,12 +54,7 @@ internal sealed class RawFileWriter : IImageWriter
 
     public static RawFileWriter Create(string path, long virtualSize)
     {
-        var file = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.ReadWrite,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
+        var file = NewImageFile.Create(path);
         try
         {
             file.SetLength(virtualSize);

@@ -59,16 +59,7 @@ internal sealed class Qcow2FileWriter : IImageWriter
     public ImageWriteCounts Counts { get; private set; }
 
     /// <summary>Creates the file (it must not exist; mode 0600) for an image of <paramref name="virtualSize"/> bytes.</summary>
-    public static Qcow2FileWriter Create(string path, long virtualSize)
-    {
-        var file = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.ReadWrite,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
-        return new Qcow2FileWriter(file, VirtualSize(virtualSize));
-    }
+    public static Qcow2FileWriter Create(string path, long virtualSize) => new(NewImageFile.Create(path), VirtualSize(virtualSize));
 
     public async Task WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
