@@ -4,7 +4,7 @@ namespace VirtBackup.IntegrationTests.Hosts;
 /// contrib/borg/virtbackup-borg-backup with the real virtbackup and a real borg 1.2 on a lab VM: borg runs
 /// virtbackup itself (--content-from-command) and keeps no archive when it fails; the wrapper passes on
 /// virtbackup's exit code, and after any failure the next run is a full. (Chains restored after pruning:
-/// ChainRetentionVmTests.)
+/// ChainRetentionVmTests, for borg with VIRTBACKUP_LONG_TESTS=1.)
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class BorgHostTests : IDisposable
