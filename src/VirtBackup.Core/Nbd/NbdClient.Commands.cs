@@ -100,8 +100,10 @@ public sealed partial class NbdClient
     }
 
     /// <summary>
-    /// The extents of <paramref name="context"/> over the whole range, querying as often as needed;
-    /// adjacent extents with equal flags are merged.
+    /// The extents of <paramref name="context"/> over the whole range, in order; adjacent extents with equal flags are
+    /// merged. The range is mapped in pieces of <see cref="ExtentPieceLength"/>, <see cref="ExtentPiecesInFlight"/> of
+    /// them queried at once (each as often as its replies need), so the requests do not wait for each other's round
+    /// trip. Holds the extents of at most that many pieces besides the one being yielded.
     /// </summary>
     public async IAsyncEnumerable<NbdExtent> GetExtentsAsync(
         string context, long offset, long length, [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -109,27 +111,43 @@ public sealed partial class NbdClient
         CheckRange("BLOCK_STATUS", offset, length);
         NbdExtent? pending = null;
         var end = offset + length;
-        var position = offset;
-        while (position < end)
+        var next = offset;
+        var pieces = new Queue<Task<List<NbdExtent>>>();
+        try
         {
-            var extents = await BlockStatusAsync(context, position, end - position, cancellationToken).ConfigureAwait(false);
-            foreach (var extent in extents)
+            while (next < end || pieces.Count > 0)
             {
-                if (pending is { } merged && merged.Flags == extent.Flags)
+                while (next < end && pieces.Count < ExtentPiecesInFlight)
                 {
-                    pending = merged with { Length = merged.Length + extent.Length };
+                    var pieceEnd = Math.Min(end, next + ExtentPieceLength);
+                    pieces.Enqueue(MapPieceAsync(context, next, pieceEnd, cancellationToken));
+                    next = pieceEnd;
                 }
-                else
+
+                foreach (var extent in await pieces.Dequeue().ConfigureAwait(false))
                 {
-                    if (pending is { } done)
+                    if (pending is { } merged && merged.Flags == extent.Flags)
                     {
-                        yield return done;
+                        pending = merged with { Length = merged.Length + extent.Length };
                     }
+                    else
+                    {
+                        if (pending is { } done)
+                        {
+                            yield return done;
+                        }
 
-                    pending = extent;
+                        pending = extent;
+                    }
                 }
-
-                position = extent.End;
+            }
+        }
+        finally
+        {
+            // After a failure, or when the caller stops early, the pieces still queried no longer matter.
+            foreach (var piece in pieces)
+            {
+                _ = piece.ContinueWith(static t => t.Exception, TaskScheduler.Default);
             }
         }
 
@@ -137,6 +155,30 @@ public sealed partial class NbdClient
         {
             yield return last;
         }
+    }
+
+    /// <summary>Bytes of the range one <see cref="GetExtentsAsync"/> piece maps (the most one BLOCK_STATUS asks for).</summary>
+    internal const long ExtentPieceLength = MaxNonPayloadLength;
+
+    /// <summary>
+    /// Pieces <see cref="GetExtentsAsync"/> keeps in flight (qemu's NBD server works on 16 requests of a client at once).
+    /// qemu's qcow2 answers one BLOCK_STATUS at a time anyway (1 TiB scale disk: 2.1 s either way); what this hides is
+    /// the round trip, which a remote host pays per request (1 TiB is 1,024 requests).
+    /// </summary>
+    internal const int ExtentPiecesInFlight = 8;
+
+    /// <summary>The extents of [<paramref name="start"/>, <paramref name="end"/>), querying until the replies cover it.</summary>
+    private async Task<List<NbdExtent>> MapPieceAsync(string context, long start, long end, CancellationToken cancellationToken)
+    {
+        var extents = new List<NbdExtent>();
+        for (var position = start; position < end;)
+        {
+            var reply = await BlockStatusAsync(context, position, end - position, cancellationToken).ConfigureAwait(false);
+            extents.AddRange(reply);
+            position = reply[^1].End;
+        }
+
+        return extents;
     }
 
     /// <summary>Issues one request per piece of at most <paramref name="maxLength"/> bytes, all in flight together.</summary>
