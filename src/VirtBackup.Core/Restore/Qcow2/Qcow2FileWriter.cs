@@ -32,7 +32,6 @@ internal sealed class Qcow2FileWriter : IImageWriter
 
     private long _cluster = -1;
     private readonly byte[] _clusterData = GC.AllocateUninitializedArray<byte>(ClusterSize);
-    private long _clusterHost;
     private bool _clusterDirty;
 
     private long _l2Index = -1;
@@ -172,7 +171,7 @@ internal sealed class Qcow2FileWriter : IImageWriter
     /// <summary>Writes a whole guest cluster: in place when it is allocated, appended when not, skipped when all zeros and not allocated.</summary>
     private async Task WriteClusterAsync(long index, ReadOnlyMemory<byte> cluster, CancellationToken cancellationToken)
     {
-        var host = index == _cluster ? _clusterHost : await HostOfAsync(index, cancellationToken);
+        var host = await HostOfAsync(index, cancellationToken); // also makes its L2 table the current one
         if (host != 0)
         {
             Counts = Counts.Write(cluster.Length);
@@ -187,7 +186,6 @@ internal sealed class Qcow2FileWriter : IImageWriter
         }
 
         Counts = Counts.Write(cluster.Length);
-        await HostOfAsync(index, cancellationToken); // its L2 table is the current one
         if (_l2Host == 0)
         {
             _l2Host = Allocate();
@@ -220,7 +218,7 @@ internal sealed class Qcow2FileWriter : IImageWriter
             Array.Clear(_clusterData);
         }
 
-        (_cluster, _clusterHost, _clusterDirty) = (index, host, false);
+        (_cluster, _clusterDirty) = (index, false);
     }
 
     /// <summary>The host offset of guest cluster <paramref name="index"/>, 0 when unallocated; makes its L2 table the current one.</summary>
