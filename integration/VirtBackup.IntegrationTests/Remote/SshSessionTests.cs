@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace VirtBackup.IntegrationTests.Remote;
 
@@ -61,6 +62,40 @@ public class SshSessionTests(ITestOutputHelper output)
 
         output.WriteLine($"remote command 'true' as {SshLab.UnprivilegedUser} (login shell /bin/sh): median {Median(userCommand):F1} ms, max {userCommand.Max():F1} ms");
         Assert.Equal("vbtssh\n"u8.ToArray(), await user.RunAsync("id -un"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Every_remote_command_is_logged_at_debug_with_its_operation_exit_code_and_duration()
+    {
+        await SshLab.EnsureAsync();
+        var lines = new List<string>();
+        var log = new Serilog.LoggerConfiguration().MinimumLevel.Debug().WriteTo.Sink(new LineSink(lines)).CreateLogger();
+        await using (var session = await SshSession.ConnectAsync(SshLab.Root, log: log))
+        {
+            await session.RunAsync("true", operation: "do nothing");
+            await session.ExecuteAsync("exit 3", operation: "fail on purpose");
+        }
+
+        var commands = lines.Where(l => Regex.IsMatch(l, @": exit \d+ in \d+ ms$")).ToList();
+        Assert.Equal(2, commands.Count);
+        Assert.Matches(@"^ssh: do nothing on root@127\.0\.0\.1:22: exit 0 in \d+ ms$", commands[0]);
+        Assert.Matches(@"^ssh: fail on purpose on root@127\.0\.0\.1:22: exit 3 in \d+ ms$", commands[1]);
+    }
+
+    /// <summary>Keeps each event's message as the CLI prints it (strings unquoted).</summary>
+    private sealed class LineSink(List<string> lines) : Serilog.Core.ILogEventSink
+    {
+        private readonly Serilog.Formatting.Display.MessageTemplateTextFormatter _format = new("{Message:lj}");
+
+        public void Emit(Serilog.Events.LogEvent logEvent)
+        {
+            using var text = new StringWriter();
+            _format.Format(logEvent, text);
+            lock (lines)
+            {
+                lines.Add(text.ToString());
+            }
+        }
     }
 
     [Fact(Timeout = 60_000)]

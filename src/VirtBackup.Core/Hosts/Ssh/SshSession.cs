@@ -224,8 +224,10 @@ public sealed partial class SshSession : IAsyncDisposable
         await _commandSlots.WaitAsync(cancellationToken);
         try
         {
+            var started = Stopwatch.GetTimestamp();
             var result = await RunProcessAsync(
                 _options.SshExecutable, Display, operation, [.. ClientArguments(), "-T", "--", Target.Host, command], standardInput, cancellationToken);
+            _log.Debug("ssh: {Operation} on {Host}: exit {ExitCode} in {Milliseconds:F0} ms", operation, Display, result.ExitCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             if (result.ExitCode == 255)
             {
                 await ThrowIfMasterGoneAsync(operation, result);
