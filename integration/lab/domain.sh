@@ -28,7 +28,8 @@
 #   domain.sh remove NAME [--force]
 #       Destroys and undefines NAME (--nvram --checkpoints-metadata, and --tpm where virsh has it;
 #       otherwise /var/lib/libvirt/swtpm/UUID is removed by hand), then deletes its images, scratch files
-#       (/var/lib/libvirt/images/NAME-*.scratch), backup sockets (/tmp/NAME-*.sock) and swtpm log.
+#       (/var/lib/libvirt/images/NAME-*.scratch), backup sockets (/tmp/NAME-*.sock), swtpm log and the chain
+#       position a restore in place left (/var/lib/libvirt/images/.virtbackup/NAME.{chain.json,xml,committing}).
 #       Succeeds when NAME does not exist.
 #   domain.sh layout [--disk-size SIZE] [--index I]
 #       Prints the --fill layout of disk I (0 for vda) one run per line, offsets and lengths in bytes:
@@ -320,7 +321,8 @@ cmd_remove() {
     rm -rf "/var/lib/libvirt/swtpm/${uuid:?}"
   fi
   rm -f "$IMAGES/$name"-vd[a-z].qcow2 "$IMAGES/$name"-*.scratch "$IMAGES/$name-console.log" /tmp/"$name"-*.sock \
-    "/var/lib/libvirt/qemu/nvram/${name}_VARS.fd" "/var/log/swtpm/libvirt/qemu/$name-swtpm.log"
+    "/var/lib/libvirt/qemu/nvram/${name}_VARS.fd" "/var/log/swtpm/libvirt/qemu/$name-swtpm.log" \
+    "$IMAGES/.virtbackup/$name".{chain.json,xml,committing}
   echo "removed $name"
 }
 
