@@ -35,8 +35,8 @@ public static class DiskStreamer
             var plan = changed is null
                 ? await PlanFullAsync(client, cancellationToken)
                 : await PlanIncrementalAsync(client, changed, cancellationToken);
-            var dataBytes = DataBytesOf(plan);
-            var reader = await NbdReaderPool.OpenAsync(client, NbdReaderPool.ConnectionsFor(client, dataBytes), options, cancellationToken);
+            var connections = NbdReaderPool.ConnectionsFor(client, DataBytesOf(plan), DataExtentsOf(plan));
+            var reader = await NbdReaderPool.OpenAsync(client, connections, options, cancellationToken);
             return new DiskSource(target, reader, plan);
         }
         catch
@@ -83,6 +83,18 @@ public static class DiskStreamer
         }
 
         return bytes;
+    }
+
+    /// <summary>How many of the plan's extents are data.</summary>
+    public static long DataExtentsOf(IReadOnlyList<DiskExtent> plan)
+    {
+        long count = 0;
+        for (var i = 0; i < plan.Count; i++)
+        {
+            count += plan[i].Zero ? 0 : 1;
+        }
+
+        return count;
     }
 
     /// <summary>

@@ -21,6 +21,14 @@ public sealed class NbdReaderPool : IAsyncDisposable
     /// <summary>Below this much data per extra connection, another connection costs more than it gains.</summary>
     public const long BytesPerConnection = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// Below this mean extent length one connection reads faster: every request is small, so what bounds the read is
+    /// QEMU's cost per request, not the one reply thread's copying, and more connections only add QEMU coroutines and
+    /// wake-ups. On the 1 TiB scale disk (60,000 extents of 64 KiB, 2 cores): 10.81 s against 11.40 s with four
+    /// (medians of 5 interleaved pairs), 0.9 s less system time; the benchmark disk's large extents keep four.
+    /// </summary>
+    public const long SmallExtentBytes = 256 * 1024;
+
     private readonly NbdClient[] _clients;
     private int _closed;
 
@@ -34,13 +42,14 @@ public sealed class NbdReaderPool : IAsyncDisposable
     public long ExportSize => Primary.ExportSize;
 
     /// <summary>
-    /// How many connections are worth opening to read <paramref name="dataBytes"/>: one per
-    /// <see cref="BytesPerConnection"/>, at most <paramref name="maxConnections"/>, one unless the server allows multi-conn.
+    /// How many connections are worth opening to read <paramref name="dataBytes"/> in <paramref name="dataExtents"/>
+    /// extents: one per <see cref="BytesPerConnection"/>, at most <paramref name="maxConnections"/>, one unless the
+    /// server allows multi-conn, and one when the extents are small (a mean below <see cref="SmallExtentBytes"/>).
     /// </summary>
-    public static int ConnectionsFor(NbdClient primary, long dataBytes, int maxConnections = DefaultMaxConnections)
+    public static int ConnectionsFor(NbdClient primary, long dataBytes, long dataExtents, int maxConnections = DefaultMaxConnections)
     {
         ArgumentNullException.ThrowIfNull(primary);
-        if (!primary.CanMultiConn || maxConnections <= 1)
+        if (!primary.CanMultiConn || maxConnections <= 1 || (dataExtents > 0 && dataBytes / dataExtents < SmallExtentBytes))
         {
             return 1;
         }

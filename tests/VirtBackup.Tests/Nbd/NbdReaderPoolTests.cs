@@ -5,6 +5,7 @@ namespace VirtBackup.Tests.Nbd;
 public sealed class NbdReaderPoolTests(QemuNbdMultiConnFixture fixture) : IClassFixture<QemuNbdMultiConnFixture>
 {
     private const int Mi = 1024 * 1024;
+    private const long Ki = 1024;
 
     private NbdUri Uri => fixture.Server.Uri;
 
@@ -107,10 +108,21 @@ public sealed class NbdReaderPoolTests(QemuNbdMultiConnFixture fixture) : IClass
     {
         await using var client = await NbdClient.ConnectAsync(Uri);
 
-        Assert.Equal(1, NbdReaderPool.ConnectionsFor(client, 16 * Mi));
-        Assert.Equal(2, NbdReaderPool.ConnectionsFor(client, 100 * Mi));
-        Assert.Equal(4, NbdReaderPool.ConnectionsFor(client, 768 * Mi));
-        Assert.Equal(1, NbdReaderPool.ConnectionsFor(client, 768 * Mi, maxConnections: 1));
+        Assert.Equal(1, NbdReaderPool.ConnectionsFor(client, 16 * Mi, dataExtents: 1));
+        Assert.Equal(2, NbdReaderPool.ConnectionsFor(client, 100 * Mi, dataExtents: 1));
+        Assert.Equal(4, NbdReaderPool.ConnectionsFor(client, 768 * Mi, dataExtents: 3));
+        Assert.Equal(1, NbdReaderPool.ConnectionsFor(client, 768 * Mi, dataExtents: 3, maxConnections: 1));
+    }
+
+    [Fact(Timeout = 60000)]
+    public async Task Extents_of_less_than_256_KiB_on_average_are_read_on_one_connection()
+    {
+        await using var client = await NbdClient.ConnectAsync(Uri);
+
+        Assert.Equal(1, NbdReaderPool.ConnectionsFor(client, 3750L * Mi, dataExtents: 60_000));
+        Assert.Equal(1, NbdReaderPool.ConnectionsFor(client, (256 * Ki * 1000) - 1, dataExtents: 1000));
+        Assert.Equal(4, NbdReaderPool.ConnectionsFor(client, 256 * Ki * 1000, dataExtents: 1000));
+        Assert.Equal(4, NbdReaderPool.ConnectionsFor(client, 768 * Mi, dataExtents: 0));
     }
 
     private static async Task AssertClosedAsync(NbdReaderPool pool)
