@@ -115,19 +115,21 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
         }
     }
 
-    /// <summary>Before the VM is touched: can this process read everything the capture reads?</summary>
+    /// <summary>
+    /// Before the VM is touched: can this process read everything the capture reads? Both checks run at once (on a
+    /// remote host that is one round trip instead of two); when both fail, the NVRAM's error is the one reported.
+    /// </summary>
     public async Task PreflightAsync(StateLocation state, CancellationToken cancellationToken)
     {
-        if (state.NvramPath is { } nvram)
-        {
-            await files.CheckReadableAsync(nvram, "UEFI NVRAM file", StateLocation.NvramAdvice, cancellationToken);
-        }
-
-        if (state.TpmStateDirectory is { } tpm)
-        {
-            await files.CheckReadableAsync(tpm, "TPM state directory", state.TpmAdvice, cancellationToken);
-        }
-
+        var nvramCheck = state.NvramPath is { } nvram
+            ? files.CheckReadableAsync(nvram, "UEFI NVRAM file", StateLocation.NvramAdvice, cancellationToken)
+            : Task.CompletedTask;
+        var tpmCheck = state.TpmStateDirectory is { } tpm
+            ? files.CheckReadableAsync(tpm, "TPM state directory", state.TpmAdvice, cancellationToken)
+            : Task.CompletedTask;
+        await Task.WhenAll(nvramCheck, tpmCheck).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await nvramCheck;
+        await tpmCheck;
         cancellationToken.ThrowIfCancellationRequested(); // what follows (planning) may remove checkpoints
     }
 
