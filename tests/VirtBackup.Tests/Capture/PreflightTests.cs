@@ -13,11 +13,8 @@ public class PreflightTests
     public async Task Both_checks_are_asked_before_either_answers_and_the_nvram_refusal_is_reported_when_both_fail()
     {
         using var directory = new TestDirectory();
-        var files = DispatchProxy.Create<IHostFiles, HeldChecks>();
-        var held = (HeldChecks)(object)files;
-        var capture = new ConsistentCapture(files, new CaptureMarkers(directory.Path), Serilog.Core.Logger.None);
 
-        var preflight = capture.PreflightAsync(new StateLocation(Nvram, Tpm, null, QemuConf.Defaults), CancellationToken.None);
+        var (preflight, held) = StartPreflight(directory);
 
         Assert.Equal([Nvram, Tpm], held.Asked.Keys.ToArray());
         held.Asked[Tpm].SetException(new PreflightException("the TPM state directory"));
@@ -30,16 +27,22 @@ public class PreflightTests
     public async Task A_tpm_refusal_is_reported_when_only_the_tpm_check_fails()
     {
         using var directory = new TestDirectory();
-        var files = DispatchProxy.Create<IHostFiles, HeldChecks>();
-        var held = (HeldChecks)(object)files;
-        var capture = new ConsistentCapture(files, new CaptureMarkers(directory.Path), Serilog.Core.Logger.None);
 
-        var preflight = capture.PreflightAsync(new StateLocation(Nvram, Tpm, null, QemuConf.Defaults), CancellationToken.None);
+        var (preflight, held) = StartPreflight(directory);
 
         held.Asked[Nvram].SetResult();
         held.Asked[Tpm].SetException(new PreflightException("the TPM state directory"));
         var error = await Assert.ThrowsAsync<PreflightException>(() => preflight);
         Assert.Equal("the TPM state directory", error.Message);
+    }
+
+    /// <summary>Starts the preflight of a domain with both an NVRAM file and a TPM state directory; nothing answers yet.</summary>
+    private static (Task Preflight, HeldChecks Held) StartPreflight(TestDirectory directory)
+    {
+        var files = DispatchProxy.Create<IHostFiles, HeldChecks>();
+        var capture = new ConsistentCapture(files, new CaptureMarkers(directory.Path), Serilog.Core.Logger.None);
+        var preflight = capture.PreflightAsync(new StateLocation(Nvram, Tpm, null, QemuConf.Defaults), CancellationToken.None);
+        return (preflight, (HeldChecks)(object)files);
     }
 
     /// <summary>Host files that answer nothing but <see cref="IHostFiles.CheckReadableAsync"/>, each when the test says so.</summary>
