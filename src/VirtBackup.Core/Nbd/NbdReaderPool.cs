@@ -24,8 +24,10 @@ public sealed class NbdReaderPool : IAsyncDisposable
     /// <summary>
     /// Below this mean extent length one connection reads faster: every request is small, so what bounds the read is
     /// QEMU's cost per request, not the one reply thread's copying, and more connections only add QEMU coroutines and
-    /// wake-ups. On the 1 TiB scale disk (60,000 extents of 64 KiB, 2 cores): 10.81 s against 11.40 s with four
-    /// (medians of 5 interleaved pairs), 0.9 s less system time; the benchmark disk's large extents keep four.
+    /// wake-ups. On the 1 TiB scale disk (60,000 extents of 64 KiB, 2 cores), with the CLI's thread pool not spinning:
+    /// 10.81 s against 11.40 s with four and spinning (medians of 5 interleaved pairs), 0.4-0.9 s less system time, QEMU
+    /// 0.4 s less CPU; one connection alone, with spinning, was inside the noise (10.8 against 11.5 s, 12.6 against
+    /// 12.5 s in two sets of 4). The benchmark disk's large extents keep four.
     /// </summary>
     public const long SmallExtentBytes = 256 * 1024;
 
