@@ -44,9 +44,13 @@ public sealed class ParsedStream
                 case TpmFileMember t:
                     parsed.TpmFiles[t.RelativePath] = t.Content.ToArray();
                     break;
-                case DiskMapMember map:
+                case DiskMapMember { IsFirstPiece: true } map:
                     parsed.Maps[map.Map.Target] = map.Map;
                     parsed.Data[map.Map.Target] = [];
+                    break;
+                case DiskMapMember piece: // a later piece of a version-3 map: its extents follow the pieces before
+                    var before = parsed.Maps[piece.Map.Target];
+                    parsed.Maps[piece.Map.Target] = before with { Extents = [.. before.Extents, .. piece.Map.Extents] };
                     break;
                 case DiskDataMember d:
                     foreach (var s in d.Segments)

@@ -43,7 +43,7 @@ public sealed class PlainTarHostTests : IDisposable
         Assert.Equal(["virtbackup/manifest.json", "virtbackup/domain.xml", $"state/nvram/{vm.Name}_VARS.fd"], names[..3]);
         Assert.Equal("virtbackup/trailer.json", names[^1]);
         Assert.Contains("state/tpm/tpm2-00.permall", names);
-        Assert.Contains("disks/vda/extents.txt", names);
+        Assert.Contains("disks/vda/extents-0000000000000000.txt", names);
         Assert.Contains("disks/vdb/0000000000000000.zst", names);
         // tar -xf: the NVRAM and TPM state files exactly as the source had them at the backup.
         var files = _work.Sub($"{vm.Name}-files");

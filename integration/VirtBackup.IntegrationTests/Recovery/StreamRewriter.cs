@@ -31,8 +31,11 @@ internal static class StreamRewriter
                     case TpmFileMember t:
                         await writer!.WriteTpmFileAsync(t.RelativePath, tpm(t.RelativePath, t.Content.ToArray()), CancellationToken.None);
                         break;
-                    case DiskMapMember d:
+                    case DiskMapMember d when d.IsFirstPiece && d.IsLastPiece:
                         await writer!.WriteDiskMapAsync(d.Disk.Target, d.Map.Extents, CancellationToken.None);
+                        break;
+                    case DiskMapMember d: // one piece of a version-3 map of several
+                        await writer!.WriteDiskMapPieceAsync(d.Disk.Target, d.Map.Extents, CancellationToken.None);
                         break;
                     case DiskDataMember d:
                         foreach (var s in d.Segments)

@@ -101,33 +101,48 @@ internal sealed class StreamFile(
         }
 
         var disks = new Dictionary<string, StreamDisk>(StringComparer.Ordinal);
+        var version = manifest.FormatVersion;
         foreach (var disk in manifest.Disks.Where(d => !d.Excluded))
         {
-            var mapName = MemberNames.DiskMap(disk.Target, manifest.FormatVersion);
-            if (!byName.TryGetValue(mapName, out var index))
+            // Version 3: the pieces of the map, joined into one map of the disk.
+            var extents = new ExtentList();
+            var firstData = -1;
+            for (var piece = 0; piece < StreamRules.MapPieceCount(disk.VirtualSize, version); piece++)
             {
-                throw Bad(path, mapName, "the trailer does not list this disk's map");
+                var (start, end) = StreamRules.MapPieceRange(disk.VirtualSize, piece, version);
+                var mapName = version >= 3 ? MemberNames.DiskMapPiece(disk.Target, start) : MemberNames.DiskMap(disk.Target, version);
+                if (!byName.TryGetValue(mapName, out var index))
+                {
+                    throw Bad(path, mapName, "the trailer does not list this disk's map");
+                }
+
+                var mapEntry = members[index];
+                if (mapEntry.Size > StreamRules.MaxMapSize)
+                {
+                    throw Bad(path, mapName, $"{mapEntry.Size} bytes is more than the {StreamRules.MaxMapSize} allowed");
+                }
+
+                var mapBytes = ReadChecked(handle, path, mapEntry);
+                var map = version >= 2 ? DiskMapText.Parse(mapBytes, mapName) : StreamJson.DeserializeMap(mapBytes, mapName);
+                if (map.Target != disk.Target || map.VirtualSize != disk.VirtualSize)
+                {
+                    throw Bad(path, mapName, "target or virtualSize differ from the manifest's");
+                }
+
+                if ((StreamRules.CanonicalMapProblem(map.Extents, map.VirtualSize) ?? StreamRules.PieceRangeProblem(map.Extents, start, end)) is { } problem)
+                {
+                    throw Bad(path, mapName, problem);
+                }
+
+                foreach (var e in map.Extents)
+                {
+                    extents.AddMerged(e);
+                }
+
+                firstData = firstData < 0 ? index + 1 : firstData;
             }
 
-            var mapEntry = members[index];
-            if (mapEntry.Size > StreamRules.MaxMapSize)
-            {
-                throw Bad(path, mapName, $"{mapEntry.Size} bytes is more than the {StreamRules.MaxMapSize} allowed");
-            }
-
-            var mapBytes = ReadChecked(handle, path, mapEntry);
-            var map = manifest.FormatVersion >= 2 ? DiskMapText.Parse(mapBytes, mapName) : StreamJson.DeserializeMap(mapBytes, mapName);
-            if (map.Target != disk.Target || map.VirtualSize != disk.VirtualSize)
-            {
-                throw Bad(path, mapName, "target or virtualSize differ from the manifest's");
-            }
-
-            if (StreamRules.CanonicalMapProblem(map.Extents, map.VirtualSize) is { } problem)
-            {
-                throw Bad(path, mapName, problem);
-            }
-
-            disks[disk.Target] = new StreamDisk(disk, map, index + 1);
+            disks[disk.Target] = new StreamDisk(disk, new DiskMap(disk.Target, disk.VirtualSize, extents), firstData);
         }
 
         return disks;
@@ -144,6 +159,11 @@ internal sealed class StreamFile(
         {
             var (offset, length) = (plan.Offset, plan.Length);
             var name = MemberNames.DiskData(disk.Disk.Target, offset, compression.Algorithm);
+            while (index < members.Count && IsMapPiece(members[index].Name, disk.Disk.Target))
+            {
+                index++; // a version-3 map piece between the data members
+            }
+
             if (index >= members.Count || members[index].Name != name)
             {
                 throw Bad(Path, name, "the trailer does not list this member where the map puts it");
@@ -163,6 +183,9 @@ internal sealed class StreamFile(
 
         return result;
     }
+
+    private static bool IsMapPiece(string name, string target) =>
+        MemberNames.TryParse(name, out var parsed, out _) && parsed.Kind == MemberKind.DiskMap && parsed.Target == target;
 
     /// <summary>Every member but the trailer, in stream order, with its position.</summary>
     public IReadOnlyList<StoredMember> Members { get; } = members;

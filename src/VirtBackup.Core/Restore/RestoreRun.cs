@@ -70,7 +70,7 @@ public sealed class RestoreRun(LibvirtConnection? libvirt, IHypervisorHost host,
                         session!.StageTpmFile(tpm);
                         break;
                     case DiskMapMember map:
-                        await session!.BeginDiskAsync(map, cancellationToken);
+                        await session!.ApplyMapAsync(map, cancellationToken);
                         break;
                     case DiskDataMember data:
                         await session!.WriteAsync(data, cancellationToken);

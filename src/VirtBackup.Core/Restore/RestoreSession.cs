@@ -42,7 +42,18 @@ internal sealed class RestoreSession : IAsyncDisposable
 
     public void StageTpmFile(TpmFileMember member) => _state.StageTpmFile(member.RelativePath, member.Content.Span);
 
-    public async Task BeginDiskAsync(DiskMapMember map, CancellationToken cancellationToken)
+    /// <summary>A disk's map, or one piece of it (version 3): the first piece starts the disk; every piece's zeros are applied.</summary>
+    public async Task ApplyMapAsync(DiskMapMember map, CancellationToken cancellationToken)
+    {
+        if (map.IsFirstPiece)
+        {
+            await BeginDiskAsync(map, cancellationToken);
+        }
+
+        await _disks[^1].ApplyZerosAsync(map.Map, cancellationToken);
+    }
+
+    private async Task BeginDiskAsync(DiskMapMember map, CancellationToken cancellationToken)
     {
         await FinishCurrentDiskAsync(cancellationToken);
         var plan = Plan.Disk(map.Disk.Target) ?? throw new InvalidOperationException($"disk {map.Disk.Target} was not planned");
@@ -55,10 +66,17 @@ internal sealed class RestoreSession : IAsyncDisposable
 
         var disk = await DiskRestore.OpenAsync(plan, _diskStaging, _host, cancellationToken);
         _disks.Add(disk);
-        var data = map.Map.Extents.Where(e => !e.Zero).Sum(e => e.Length);
-        _log.Information("restoring disk {Target} ({Kind}): {DataMiB:F1} MiB of data into {Path}",
-            plan.Target, plan.IsOverlay ? "changes, through an overlay" : DiskRestore.FormatName(plan.Format), data / 1048576.0, plan.WrittenPath);
-        await disk.ApplyZerosAsync(map.Map, cancellationToken);
+        var kind = plan.IsOverlay ? "changes, through an overlay" : DiskRestore.FormatName(plan.Format);
+        if (map.IsLastPiece)
+        {
+            var data = map.Map.Extents.Where(e => !e.Zero).Sum(e => e.Length);
+            _log.Information("restoring disk {Target} ({Kind}): {DataMiB:F1} MiB of data into {Path}", plan.Target, kind, data / 1048576.0, plan.WrittenPath);
+        }
+        else
+        {
+            // A map in pieces: the amount of data is known at the end (the completion line gives it).
+            _log.Information("restoring disk {Target} ({Kind}) into {Path}", plan.Target, kind, plan.WrittenPath);
+        }
     }
 
     public Task WriteAsync(DiskDataMember member, CancellationToken cancellationToken) => _disks[^1].WriteAsync(member, cancellationToken);

@@ -40,9 +40,11 @@ public sealed partial class BackupStreamReader
             throw Fail(name, $"extension does not match the manifest's compression '{(compression.Algorithm == Compression.Zstd ? "zstd" : "none")}'");
         }
 
-        if (disk.IsComplete)
+        if (disk.MembersDone)
         {
-            throw Fail(name, $"disk '{parsed.Target}' has no more data in its map: this member lies outside the map's data extents");
+            throw Fail(name, disk.IsComplete
+                ? $"disk '{parsed.Target}' has no more data in its map: this member lies outside the map's data extents"
+                : $"the map piece before this member is missing: '{ExpectedDiskMember(disk)}' must come first, or this member lies outside the map's data extents");
         }
 
         var piece = disk.Members.Current;

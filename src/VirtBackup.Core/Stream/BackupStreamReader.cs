@@ -137,12 +137,28 @@ public sealed partial class BackupStreamReader
         return new StreamSummary(_manifest!, trailer!);
     }
 
-    private sealed class CurrentDisk(ManifestDisk disk, IEnumerator<MemberPlan> members)
+    /// <summary>The disk being read: its map pieces read so far (one in versions 1 and 2) and the members the current one implies.</summary>
+    private sealed class CurrentDisk(ManifestDisk disk, int pieceCount)
     {
+        private IEnumerator<MemberPlan>? _members;
+
         public ManifestDisk Disk { get; } = disk;
-        public IEnumerator<MemberPlan> Members { get; } = members;
-        public bool IsComplete { get; private set; } = !members.MoveNext();
-        public void Advance() => IsComplete = !Members.MoveNext();
+        public int PieceCount { get; } = pieceCount;
+        public int PiecesRead { get; private set; }
+        public IEnumerator<MemberPlan> Members => _members!;
+
+        /// <summary>The current piece's data members are all read.</summary>
+        public bool MembersDone { get; private set; } = true;
+        public bool IsComplete => MembersDone && PiecesRead == PieceCount;
+
+        public void StartPiece(IEnumerator<MemberPlan> members)
+        {
+            _members = members;
+            PiecesRead++;
+            MembersDone = !members.MoveNext();
+        }
+
+        public void Advance() => MembersDone = !Members.MoveNext();
     }
 
     // ---- the state machine --------------------------------------------------------------------------
@@ -293,9 +309,63 @@ public sealed partial class BackupStreamReader
     {
         var name = parsed.Name;
         EnterDisks(name);
+        var version = _manifest!.FormatVersion;
+        var current = _disk is { IsComplete: false } open && open.MembersDone && open.Disk.Target == parsed.Target ? open : null;
+        var (disk, diskIndex) = current is null ? StartingDisk(parsed) : (current.Disk, _nextDiskIndex - 1);
+        var pieceIndex = current?.PiecesRead ?? 0;
+        var expectedName = version >= 3
+            ? MemberNames.DiskMapPiece(disk.Target, StreamRules.MapPieceRange(disk.VirtualSize, pieceIndex, version).Offset)
+            : MemberNames.DiskMap(disk.Target, version);
+        if (name != expectedName)
+        {
+            throw Fail(name, version >= 3
+                ? $"map piece '{expectedName}' is missing (a version-3 disk map comes in pieces of {StreamRules.MapPieceSize} bytes of the disk, in order)"
+                : $"a version-{version} stream has its disk maps in '{expectedName}'");
+        }
+
+        CheckSize(name, size, StreamRules.MaxMapSize);
+        var (map, sha256) = version >= 2
+            ? await ReadMapTextAsync(name, size, cancellationToken).ConfigureAwait(false)
+            : await ReadMapJsonAsync(name, size, cancellationToken).ConfigureAwait(false);
+        if (map.Target != disk.Target)
+        {
+            throw Fail(name, $"map says target '{map.Target}'");
+        }
+
+        if (map.VirtualSize != disk.VirtualSize)
+        {
+            throw Fail(name, $"map says virtual size {map.VirtualSize}, the manifest {disk.VirtualSize}");
+        }
+
+        if (map.Extents is null || map.Extents.Count > size / (version >= 2 ? 6 : 16))
+        {
+            throw Fail(name, "map has no or too many extents");
+        }
+
+        var (start, end) = StreamRules.MapPieceRange(disk.VirtualSize, pieceIndex, version);
+        if ((StreamRules.CanonicalMapProblem(map.Extents, disk.VirtualSize) ?? StreamRules.PieceRangeProblem(map.Extents, start, end)) is { } problem)
+        {
+            throw Fail(name, problem);
+        }
+
+        AddEntry(name, size, size, sha256, null);
+        if (current is null)
+        {
+            _disk = current = new CurrentDisk(disk, StreamRules.MapPieceCount(disk.VirtualSize, version));
+            _nextDiskIndex = diskIndex + 1;
+        }
+
+        current.StartPiece(StreamRules.Members(map.Extents, _manifest.Compression.MemberSize, version).GetEnumerator());
+        return new DiskMapMember(name, size, disk, map, start, current.PiecesRead == current.PieceCount);
+    }
+
+    /// <summary>Checks that a map member may start disk <paramref name="parsed"/>'s target: the disk before is complete, this one is next.</summary>
+    private (ManifestDisk Disk, int Index) StartingDisk(ParsedMemberName parsed)
+    {
+        var name = parsed.Name;
         if (_disk is { IsComplete: false } open)
         {
-            throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDataName(open)}' is missing");
+            throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDiskMember(open)}' is missing");
         }
 
         var disks = _manifest!.Disks;
@@ -328,41 +398,7 @@ public sealed partial class BackupStreamReader
             throw Fail(name, $"the map of disk '{disks[next].Target}' is missing (disks come in manifest order)");
         }
 
-        var version = _manifest.FormatVersion;
-        if (name != MemberNames.DiskMap(parsed.Target!, version))
-        {
-            throw Fail(name, $"a version-{version} stream has its disk maps in '{MemberNames.DiskMap(parsed.Target!, version)}'");
-        }
-
-        CheckSize(name, size, StreamRules.MaxMapSize);
-        var (map, sha256) = version >= 2
-            ? await ReadMapTextAsync(name, size, cancellationToken).ConfigureAwait(false)
-            : await ReadMapJsonAsync(name, size, cancellationToken).ConfigureAwait(false);
-        var disk = disks[index];
-        if (map.Target != disk.Target)
-        {
-            throw Fail(name, $"map says target '{map.Target}'");
-        }
-
-        if (map.VirtualSize != disk.VirtualSize)
-        {
-            throw Fail(name, $"map says virtual size {map.VirtualSize}, the manifest {disk.VirtualSize}");
-        }
-
-        if (map.Extents is null || map.Extents.Count > size / (version >= 2 ? 6 : 16))
-        {
-            throw Fail(name, "map has no or too many extents");
-        }
-
-        if (StreamRules.CanonicalMapProblem(map.Extents, disk.VirtualSize) is { } problem)
-        {
-            throw Fail(name, problem);
-        }
-
-        AddEntry(name, size, size, sha256, null);
-        _disk = new CurrentDisk(disk, StreamRules.Members(map.Extents, _manifest.Compression.MemberSize, version).GetEnumerator());
-        _nextDiskIndex = index + 1;
-        return new DiskMapMember(name, size, disk, map);
+        return (disks[index], index);
     }
 
     private async Task<(DiskMap Map, string Sha256)> ReadMapJsonAsync(string name, long size, CancellationToken cancellationToken)
@@ -395,7 +431,7 @@ public sealed partial class BackupStreamReader
         EnterDisks(name);
         if (_disk is { IsComplete: false } open)
         {
-            throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDataName(open)}' is missing");
+            throw Fail(name, $"disk '{open.Disk.Target}' is incomplete: member '{ExpectedDiskMember(open)}' is missing");
         }
 
         if (NextDiskIndex() is var next and >= 0)
@@ -613,6 +649,11 @@ public sealed partial class BackupStreamReader
     private string ExpectedDataName(CurrentDisk disk) =>
         MemberNames.DiskData(disk.Disk.Target, disk.Members.Current.Offset, _manifest!.Compression.Algorithm);
 
+    /// <summary>The member an incomplete disk needs next: its next data member, or its next map piece.</summary>
+    private string ExpectedDiskMember(CurrentDisk disk) => disk.MembersDone
+        ? MemberNames.DiskMapPiece(disk.Disk.Target, StreamRules.MapPieceRange(disk.Disk.VirtualSize, disk.PiecesRead, _manifest!.FormatVersion).Offset)
+        : ExpectedDataName(disk);
+
     private void CheckSize(string name, long size, long max)
     {
         if (size > max)
@@ -684,7 +725,7 @@ public sealed partial class BackupStreamReader
         }
         if (_disk is { IsComplete: false } open)
         {
-            return ExpectedDataName(open);
+            return ExpectedDiskMember(open);
         }
 
         return NextDiskIndex() is var next and >= 0 ? MemberNames.DiskMap(_manifest!.Disks[next].Target, _manifest.FormatVersion) : MemberNames.Trailer;

@@ -19,7 +19,7 @@ public sealed partial class BackupStreamWriter
     {
         ArgumentNullException.ThrowIfNull(sha256);
         var disk = _disk;
-        if (disk is null || disk.Target != target || _stage != Stage.Disks || disk.IsComplete)
+        if (disk is null || disk.Target != target || _stage != Stage.Disks || disk.IsComplete || disk.NeedsPiece)
         {
             throw new InvalidOperationException($"A stored member of '{target}' must be the next data member of that disk (current disk: '{disk?.Target ?? "none"}').");
         }
@@ -69,7 +69,13 @@ public sealed partial class BackupStreamWriter
                     throw;
                 }
             }, CancellationToken.None);
-            return EnqueueAsync(work, cancellationToken);
+            return EnqueueThenPiecesAsync(disk, work, cancellationToken);
         };
     });
+
+    private async Task EnqueueThenPiecesAsync(DiskState disk, Task<ReadyMember> work, CancellationToken cancellationToken)
+    {
+        await EnqueueAsync(work, cancellationToken).ConfigureAwait(false);
+        await EmitPiecesAsync(disk, cancellationToken).ConfigureAwait(false);
+    }
 }

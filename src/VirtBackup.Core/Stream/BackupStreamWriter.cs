@@ -200,19 +200,89 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     });
 
     /// <summary>
-    /// Writes the map (<c>disks/&lt;target&gt;/extents.txt</c>, version 1: <c>extents.json</c>) of the next
-    /// non-excluded disk of the manifest. Extents must be sorted, non-overlapping, non-empty and inside the disk;
-    /// adjacent extents of the same kind are merged. An <see cref="ExtentList"/> that is canonical is kept as it is
-    /// (not copied) until the disk's data is written.
+    /// Writes the map of the next non-excluded disk of the manifest (<c>disks/&lt;target&gt;/extents.txt</c>; version 1:
+    /// <c>extents.json</c>; version 3: its pieces <c>extents-&lt;offset&gt;.txt</c>, each written as the data reaches it).
+    /// Extents must be sorted, non-overlapping, non-empty and inside the disk; adjacent extents of the same kind are
+    /// merged. An <see cref="ExtentList"/> that is canonical is kept as it is (not copied) until the disk's data is written.
     /// </summary>
     public Task WriteDiskMapAsync(string target, IReadOnlyList<DiskExtent> extents, CancellationToken cancellationToken) => Run(() =>
     {
         ArgumentNullException.ThrowIfNull(extents);
+        var (diskIndex, manifestDisk) = NextDiskFor(target);
+        var normalized = StreamRules.Normalize(extents, manifestDisk.VirtualSize, out var problem)
+            ?? throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
+        var version = _manifest!.FormatVersion;
+        var map = new DiskMap(target, manifestDisk.VirtualSize, normalized);
+        var mapSize = version switch { < 2 => StreamJson.Serialize(map).Length, 2 => new DiskMapText.Text(map).Size, _ => 0 };
+        if (mapSize > StreamRules.MaxMapSize)
+        {
+            throw new ArgumentException($"The map of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
+        }
+
+        return () =>
+        {
+            _stage = Stage.Disks;
+            _nextDiskIndex = diskIndex + 1;
+            _disk = new DiskState(target, manifestDisk.VirtualSize, version, _options.MemberSize, normalized);
+            return EmitPiecesAsync(_disk, cancellationToken);
+        };
+    });
+
+    /// <summary>
+    /// Version 3: writes the next piece of a disk's map, for a caller that learns the map as it goes (the backup maps the
+    /// disk while it reads data). The first piece of a disk starts the next non-excluded disk of the manifest; then piece
+    /// after piece (<see cref="StreamRules.MapPieceCount"/> in all), each given once the data of the one before is
+    /// written. <paramref name="extents"/> must lie inside the piece's range (<see cref="StreamRules.MapPieceRange"/>).
+    /// </summary>
+    public Task WriteDiskMapPieceAsync(string target, IReadOnlyList<DiskExtent> extents, CancellationToken cancellationToken) => Run(() =>
+    {
+        ArgumentNullException.ThrowIfNull(extents);
+        var version = _manifest?.FormatVersion ?? 0;
+        Expect(version >= 3, "Map pieces exist in format version 3 streams only.");
+        var disk = _disk is { IsComplete: false, NeedsPiece: true } current && current.Target == target ? current : null;
+        if (disk is null && _disk is { IsComplete: false } open)
+        {
+            throw new InvalidOperationException(open.NeedsPiece
+                ? $"Disk '{open.Target}' needs its next map piece, not one of '{target}'."
+                : $"Disk '{open.Target}' still needs data at offset {open.NextOffset} before its next map piece.");
+        }
+
+        var (diskIndex, manifestDisk) = disk is null ? NextDiskFor(target) : (-1, null);
+        var virtualSize = disk?.VirtualSize ?? manifestDisk!.VirtualSize;
+        var index = disk?.PiecesGiven ?? 0;
+        var (start, end) = StreamRules.MapPieceRange(virtualSize, index, version);
+        var normalized = StreamRules.Normalize(extents, virtualSize, out var problem) is { } list
+            && StreamRules.PieceRangeProblem(list, start, end) is var outside
+            ? outside is null ? list : throw new ArgumentException($"Invalid map piece {index} of disk '{target}': {outside}.", nameof(extents))
+            : throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
+        if (new DiskMapText.Text(new DiskMap(target, virtualSize, normalized)).Size > StreamRules.MaxMapSize)
+        {
+            throw new ArgumentException($"Map piece {index} of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
+        }
+
+        return () =>
+        {
+            if (disk is null)
+            {
+                _stage = Stage.Disks;
+                _nextDiskIndex = diskIndex + 1;
+                disk = _disk = new DiskState(target, virtualSize, version, _options.MemberSize, null);
+            }
+
+            disk.Give(normalized);
+            return EmitPiecesAsync(disk, cancellationToken);
+        };
+    });
+
+    /// <summary>Checks that <paramref name="target"/> is the next disk to start and that the one before is complete.</summary>
+    private (int Index, ManifestDisk Disk) NextDiskFor(string target)
+    {
         ExpectBeforeDisks();
         if (_disk is { IsComplete: false })
         {
-            throw new InvalidOperationException(
-                $"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset} before the next disk can start.");
+            throw new InvalidOperationException(_disk.NeedsPiece
+                ? $"Disk '{_disk.Target}' still needs map pieces before the next disk can start."
+                : $"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset} before the next disk can start.");
         }
 
         var diskIndex = NextDiskIndex();
@@ -227,26 +297,34 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
             throw new InvalidOperationException($"The next disk in manifest order is '{manifestDisk.Target}', not '{target}'.");
         }
 
-        var normalized = StreamRules.Normalize(extents, manifestDisk.VirtualSize, out var problem)
-            ?? throw new ArgumentException($"Invalid extents for disk '{target}': {problem}.", nameof(extents));
-        var version = _manifest.FormatVersion;
-        var map = new DiskMap(target, manifestDisk.VirtualSize, normalized);
-        var text = version >= 2 ? new DiskMapText.Text(map) : null;
-        var json = text is null ? StreamJson.Serialize(map) : null;
-        if ((text?.Size ?? json!.Length) > StreamRules.MaxMapSize)
-        {
-            throw new ArgumentException($"The map of disk '{target}' is larger than {StreamRules.MaxMapSize} bytes.", nameof(extents));
-        }
+        return (diskIndex, manifestDisk);
+    }
 
-        return () =>
+    /// <summary>
+    /// Writes the map members that are due: while the current piece needs no more data and the next piece is known, that
+    /// piece's member (so a piece always comes right after the data of the one before, and before its own data).
+    /// </summary>
+    private async Task EmitPiecesAsync(DiskState disk, CancellationToken cancellationToken)
+    {
+        while (disk.NextPiece() is { } piece)
         {
-            _stage = Stage.Disks;
-            _nextDiskIndex = diskIndex + 1;
-            _disk = new DiskState(target, StreamRules.Members(normalized, _options.MemberSize, version).GetEnumerator(), normalized);
-            var name = MemberNames.DiskMap(target, version);
-            return text is null ? EnqueueSmallAsync(name, json!, cancellationToken) : EnqueueMapTextAsync(name, text, cancellationToken);
-        };
-    });
+            var map = new DiskMap(disk.Target, disk.VirtualSize, piece.Extents);
+            if (disk.Version < 2)
+            {
+                await EnqueueSmallAsync(MemberNames.DiskMap(disk.Target, 1), StreamJson.Serialize(map), cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var text = new DiskMapText.Text(map);
+            if (text.Size > StreamRules.MaxMapSize)
+            {
+                throw new ArgumentException($"The map of disk '{disk.Target}' is larger than {StreamRules.MaxMapSize} bytes.");
+            }
+
+            var name = disk.Version >= 3 ? MemberNames.DiskMapPiece(disk.Target, piece.Start) : MemberNames.DiskMap(disk.Target, disk.Version);
+            await EnqueueMapTextAsync(name, text, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>
     /// Adds bytes of the current disk's data extents, starting at byte <paramref name="offset"/> of the disk.
@@ -263,6 +341,11 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         if (data.IsEmpty)
         {
             return () => Task.CompletedTask;
+        }
+
+        if (disk.NeedsPiece)
+        {
+            throw new InvalidOperationException($"Disk '{target}' needs its next map piece before more data (got data at offset {offset}).");
         }
 
         if (disk.IsComplete)
@@ -293,7 +376,9 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         ExpectBeforeDisks();
         if (_disk is { IsComplete: false })
         {
-            throw new InvalidOperationException($"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset}.");
+            throw new InvalidOperationException(_disk.NeedsPiece
+                ? $"Disk '{_disk.Target}' still needs map pieces."
+                : $"Disk '{_disk.Target}' still needs data at offset {_disk.NextOffset}.");
         }
 
         if (NextDiskIndex() is var missing and >= 0)
@@ -418,28 +503,48 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     // ---- members ------------------------------------------------------------------------------------
 
     /// <summary>
-    /// The current disk's progress through the members its map implies: the member being filled (<see cref="Plan"/>),
-    /// its segment being filled and how far; <see cref="ExtentEnd"/> is the end of the data extent data continues in.
+    /// The current disk's progress: through its map pieces (one in versions 1 and 2), and through the members the current
+    /// piece implies: the member being filled (<see cref="Plan"/>), its segment being filled and how far;
+    /// <see cref="ExtentEnd"/> is the end of the data extent data continues in. A whole map (<paramref name="whole"/>) is
+    /// cut into its pieces as each is written; a map given piece by piece comes through <see cref="Give"/>.
     /// </summary>
-    private sealed class DiskState(string target, IEnumerator<MemberPlan> members, IReadOnlyList<DiskExtent> extents)
+    private sealed class DiskState(string target, long virtualSize, int version, int memberSize, IReadOnlyList<DiskExtent>? whole)
     {
+        private readonly int _pieceCount = StreamRules.MapPieceCount(virtualSize, version);
+        private ExtentList? _given;
+        private int _wholeNext;
+        private IReadOnlyList<DiskExtent> _extents = [];
+        private IEnumerator<MemberPlan>? _members;
         private int _extent;
 
         public string Target { get; } = target;
-        public bool IsComplete { get; private set; } = !members.MoveNext();
-        public MemberPlan Plan => members.Current;
+        public long VirtualSize { get; } = virtualSize;
+        public int Version { get; } = version;
+        public int PiecesGiven { get; private set; } = whole is null ? 0 : StreamRules.MapPieceCount(virtualSize, version);
+        public int PiecesWritten { get; private set; }
+
+        /// <summary>The current piece needs no more data and the next piece is not known yet.</summary>
+        public bool NeedsPiece => MembersDone && PiecesWritten == PiecesGiven && PiecesGiven < _pieceCount;
+        public bool IsComplete => MembersDone && PiecesWritten == _pieceCount;
+        private bool MembersDone { get; set; } = true;
+        public MemberPlan Plan => _members!.Current;
         public int Segment { get; private set; }
         public int SegmentFilled { get; private set; }
         public byte[]? Slot { get; set; }
         public bool IsFresh => Segment == 0 && SegmentFilled == 0;
         public int ContentFilled => Plan.Segments[Segment].ContentOffset + SegmentFilled;
-        public long NextOffset => IsComplete ? -1 : Plan.Segments[Segment].DiskOffset + SegmentFilled;
+        public long NextOffset => MembersDone ? -1 : Plan.Segments[Segment].DiskOffset + SegmentFilled;
 
+        /// <summary>
+        /// The end of the data extent data continues in: of the whole map when there is one (a call may run on across
+        /// a piece boundary: the writer cuts it there), else of the current piece.
+        /// </summary>
         public long ExtentEnd
         {
             get
             {
                 var next = NextOffset;
+                var extents = whole ?? _extents;
                 while (extents[_extent].Zero || extents[_extent].End <= next)
                 {
                     _extent++;
@@ -447,6 +552,31 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
 
                 return extents[_extent].End;
             }
+        }
+
+        public void Give(ExtentList piece)
+        {
+            _given = piece;
+            PiecesGiven++;
+        }
+
+        /// <summary>The next piece to write when one is due (the current one needs no more data), now current; else null.</summary>
+        public (long Start, IReadOnlyList<DiskExtent> Extents)? NextPiece()
+        {
+            if (!MembersDone || PiecesWritten == PiecesGiven)
+            {
+                return null;
+            }
+
+            var (start, end) = StreamRules.MapPieceRange(VirtualSize, PiecesWritten, Version);
+            var extents = whole is null ? _given! : _pieceCount == 1 ? whole : StreamRules.Slice(whole, start, end, ref _wholeNext);
+            _given = null;
+            PiecesWritten++;
+            _extents = extents;
+            _extent = whole is null ? 0 : _extent;
+            _members = StreamRules.Members(extents, memberSize, Version).GetEnumerator();
+            MembersDone = !_members.MoveNext();
+            return (start, extents);
         }
 
         /// <summary>Counts <paramref name="n"/> bytes of the current segment as filled; true when the member is full.</summary>
@@ -468,7 +598,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
             Slot = null;
             Segment = 0;
             SegmentFilled = 0;
-            IsComplete = !members.MoveNext();
+            MembersDone = !_members!.MoveNext();
         }
     }
 
@@ -501,6 +631,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
                     ? Task.Run(() => BuildZstdMember(name, slot, length, plan.Segments), CancellationToken.None)
                     : Task.Run(() => BuildRawMember(name, slot, length), CancellationToken.None);
                 await EnqueueAsync(work, cancellationToken).ConfigureAwait(false);
+                await EmitPiecesAsync(disk, cancellationToken).ConfigureAwait(false);
             }
         }
     }

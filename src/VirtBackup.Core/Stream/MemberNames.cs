@@ -31,7 +31,8 @@ public readonly record struct ParsedMemberName(
 /// <item><c>virtbackup/manifest.json</c>, <c>virtbackup/domain.xml</c>, <c>virtbackup/trailer.json</c></item>
 /// <item><c>state/nvram/&lt;file name&gt;</c> (one segment)</item>
 /// <item><c>state/tpm/&lt;relative path&gt;</c> (one or more segments)</item>
-/// <item><c>disks/&lt;target&gt;/extents.json</c> (format version 1) or <c>extents.txt</c> (version 2)</item>
+/// <item><c>disks/&lt;target&gt;/extents.json</c> (format version 1), <c>extents.txt</c> (version 2) or, in version 3,
+/// <c>extents-&lt;16 lowercase hex digits of the piece's first byte offset&gt;.txt</c> (one per map piece)</item>
 /// <item><c>disks/&lt;target&gt;/&lt;16 lowercase hex digits of the byte offset&gt;.zst</c> or <c>.raw</c></item>
 /// </list>
 /// Disk targets are one segment of <c>[A-Za-z0-9_-]</c> starting with a letter or digit, at most 32 characters.
@@ -47,6 +48,9 @@ public static class MemberNames
     public const string DiskMapFileName = "extents.json";
     /// <summary>The disk map of a version-2 stream (<see cref="DiskMapText"/>).</summary>
     public const string DiskMapTextFileName = "extents.txt";
+    /// <summary>A piece of the disk map of a version-3 stream: <c>extents-&lt;offset&gt;.txt</c>.</summary>
+    public const string DiskMapPiecePrefix = "extents-";
+    public const string DiskMapPieceExtension = ".txt";
     public const string ZstdExtension = ".zst";
     public const string RawExtension = ".raw";
 
@@ -79,11 +83,21 @@ public static class MemberNames
     /// <summary>The disk map's name in a stream of format version 1 (<c>extents.json</c>).</summary>
     public static string DiskMap(string target) => DiskMap(target, 1);
 
-    /// <summary>The disk map's name in a stream of <paramref name="formatVersion"/>.</summary>
+    /// <summary>The disk map's name in a stream of <paramref name="formatVersion"/> (version 3: its first piece's).</summary>
     public static string DiskMap(string target, int formatVersion)
     {
         CheckTarget(target);
-        return Checked(DisksPrefix + target + "/" + (formatVersion >= 2 ? DiskMapTextFileName : DiskMapFileName));
+        return formatVersion >= 3
+            ? DiskMapPiece(target, 0)
+            : Checked(DisksPrefix + target + "/" + (formatVersion >= 2 ? DiskMapTextFileName : DiskMapFileName));
+    }
+
+    /// <summary>The name of the version-3 map piece that starts at byte <paramref name="offset"/> of the disk.</summary>
+    public static string DiskMapPiece(string target, long offset)
+    {
+        CheckTarget(target);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        return Checked(DisksPrefix + target + "/" + DiskMapPiecePrefix + offset.ToString("x16", CultureInfo.InvariantCulture) + DiskMapPieceExtension);
     }
 
     public static string DiskData(string target, long offset, Compression compression)
@@ -292,13 +306,26 @@ public static class MemberNames
                 parsed = new(MemberKind.DiskMap, name, Target: target);
                 return null;
             }
+
+            if (file.StartsWith(DiskMapPiecePrefix, StringComparison.Ordinal))
+            {
+                if (file.Length != DiskMapPiecePrefix.Length + OffsetDigits + DiskMapPieceExtension.Length
+                    || !file.EndsWith(DiskMapPieceExtension, StringComparison.Ordinal)
+                    || ParseOffset(file.AsSpan(DiskMapPiecePrefix.Length, OffsetDigits)) is not { } pieceOffset)
+                {
+                    return "a map piece is extents-<16 lowercase hex digits>.txt";
+                }
+
+                parsed = new(MemberKind.DiskMap, name, Target: target, Offset: pieceOffset);
+                return null;
+            }
             Compression? compression =
                 file.EndsWith(ZstdExtension, StringComparison.Ordinal) ? Compression.Zstd
                 : file.EndsWith(RawExtension, StringComparison.Ordinal) ? Compression.None
                 : null;
             if (compression is null || file.Length != OffsetDigits + 4)
             {
-                return "unknown disk member (expected extents.json, extents.txt or <16 hex digits>.zst/.raw)";
+                return "unknown disk member (expected extents.json, extents.txt, extents-<16 hex digits>.txt or <16 hex digits>.zst/.raw)";
             }
 
             var hex = file.AsSpan(0, OffsetDigits);
@@ -307,8 +334,7 @@ public static class MemberNames
                 return "disk data offset must be 16 lowercase hex digits";
             }
 
-            var offset = long.Parse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
-            if (offset < 0)
+            if (ParseOffset(hex) is not { } offset)
             {
                 return "disk data offset out of range";
             }
@@ -318,6 +344,12 @@ public static class MemberNames
         }
         return "unknown top-level name (expected virtbackup/, state/nvram/, state/tpm/ or disks/)";
     }
+
+    /// <summary>16 lowercase hex digits as a non-negative offset, or null.</summary>
+    private static long? ParseOffset(ReadOnlySpan<char> hex) =>
+        hex.ContainsAnyExcept("0123456789abcdef") || long.Parse(hex, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture) is var offset && offset < 0
+            ? null
+            : offset;
 
     /// <summary>A state file below <paramref name="prefix"/>: the rest of the name must pass <paramref name="invalid"/>.</summary>
     private static string? CheckStateFile(

@@ -54,10 +54,10 @@ public enum DiskFormat
 public sealed record Manifest
 {
     /// <summary>The version new streams get (docs/FORMAT.md §8); readers read every version from 1 to <see cref="MaxFormatVersion"/>.</summary>
-    public const int CurrentFormatVersion = 2;
+    public const int CurrentFormatVersion = 3;
 
     /// <summary>The newest version this build reads (and writes when asked to).</summary>
-    public const int MaxFormatVersion = 2;
+    public const int MaxFormatVersion = 3;
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
     public required string ToolVersion { get; init; }

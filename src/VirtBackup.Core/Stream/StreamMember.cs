@@ -20,9 +20,15 @@ public sealed record NvramMember(string Name, long StoredSize, string FileName, 
 public sealed record TpmFileMember(string Name, long StoredSize, string RelativePath, ReadOnlyMemory<byte> Content)
     : StreamMember(Name, StoredSize, StoredSize);
 
-/// <summary>A disk's map; the disk's data members follow.</summary>
-public sealed record DiskMapMember(string Name, long StoredSize, ManifestDisk Disk, DiskMap Map)
-    : StreamMember(Name, StoredSize, StoredSize);
+/// <summary>
+/// A disk's map, or in a version-3 stream one piece of it: the extents of the disk's range from <see cref="PieceOffset"/>
+/// (0 for the first piece, which starts the disk) to the next piece. The data members of those extents follow.
+/// </summary>
+public sealed record DiskMapMember(string Name, long StoredSize, ManifestDisk Disk, DiskMap Map, long PieceOffset = 0, bool IsLastPiece = true)
+    : StreamMember(Name, StoredSize, StoredSize)
+{
+    public bool IsFirstPiece => PieceOffset == 0;
+}
 
 /// <summary>
 /// <see cref="Length"/> bytes of content of disk <see cref="Target"/>, the first of them at byte <see cref="Offset"/>.

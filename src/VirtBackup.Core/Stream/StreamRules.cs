@@ -265,6 +265,62 @@ internal static class StreamRules
     /// <summary>Address-space window of a version-2 data member: a member never holds bytes of two windows.</summary>
     public const long WindowSize = 256L * 1024 * 1024;
 
+    /// <summary>
+    /// Address space one version-3 map piece covers: 64 data windows (16 GiB), so a piece boundary is a window boundary
+    /// and cutting the map into pieces changes no data member. A 1 TiB disk has 64 pieces.
+    /// </summary>
+    public const long MapPieceSize = 64 * WindowSize;
+
+    /// <summary>How many map members a disk has: one per <see cref="MapPieceSize"/> of it in version 3 (at least one), else one.</summary>
+    public static int MapPieceCount(long virtualSize, int formatVersion) =>
+        formatVersion >= 3 ? (int)Math.Max(1, (virtualSize + MapPieceSize - 1) / MapPieceSize) : 1;
+
+    /// <summary>The address range map piece <paramref name="index"/> covers: its extents lie inside it.</summary>
+    public static (long Offset, long End) MapPieceRange(long virtualSize, int index, int formatVersion) =>
+        formatVersion >= 3 ? (index * MapPieceSize, Math.Min(virtualSize, (index + 1) * MapPieceSize)) : (0, virtualSize);
+
+    /// <summary>Null when every extent lies inside [<paramref name="start"/>, <paramref name="end"/>), else what is wrong.</summary>
+    public static string? PieceRangeProblem(IReadOnlyList<DiskExtent> extents, long start, long end)
+    {
+        if (extents.Count == 0)
+        {
+            return null;
+        }
+
+        return extents[0].Offset < start || extents[^1].End > end
+            ? $"an extent lies outside the piece's range [{start}, {end})"
+            : null;
+    }
+
+    /// <summary>
+    /// The part of the canonical <paramref name="extents"/> inside [<paramref name="start"/>, <paramref name="end"/>),
+    /// from index <paramref name="next"/> on (advanced past the extents that end inside the range): extents that cross
+    /// an end are cut there.
+    /// </summary>
+    public static ExtentList Slice(IReadOnlyList<DiskExtent> extents, long start, long end, ref int next)
+    {
+        var piece = new ExtentList();
+        while (next < extents.Count && extents[next].Offset < end)
+        {
+            var e = extents[next];
+            var from = Math.Max(e.Offset, start);
+            var to = Math.Min(e.End, end);
+            if (to > from)
+            {
+                piece.AddMerged(new DiskExtent(from, to - from, e.Zero));
+            }
+
+            if (e.End > end)
+            {
+                break;
+            }
+
+            next++;
+        }
+
+        return piece;
+    }
+
     private static IEnumerable<MemberPlan> PieceMembers(IEnumerable<DiskExtent> extents, int memberSize)
     {
         foreach (var e in extents)

@@ -113,7 +113,7 @@ public class SyntheticFullTests
     [Fact(Timeout = 60_000)]
     public async Task Data_members_of_a_version_2_chain_no_incremental_touched_are_the_fulls_exact_bytes()
     {
-        using var chain = await ConsolidatedChain.CreateAsync();
+        using var chain = await ConsolidatedChain.CreateAsync(formatVersion: 2);
 
         var (synthetic, result) = await chain.ConsolidateAsync();
 

@@ -8,6 +8,8 @@ public sealed class ChainServeTests
     private static readonly NbdConnectOptions WithAllocation = new() { MetaContexts = ["base:allocation"] };
 
     [Theory(Timeout = 60000)]
+    [InlineData(3, 3, 3)]
+    [InlineData(2, 2, 3)]
     [InlineData(2, 2, 2)]
     [InlineData(1, 1, 1)]
     [InlineData(1, 2, 2)]

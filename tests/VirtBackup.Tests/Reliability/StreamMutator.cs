@@ -213,7 +213,7 @@ internal sealed class StreamMutator(byte[] valid, int seed)
 
     private Mutant MapValues()
     {
-        if (_records.FirstOrDefault(r => r.Name.EndsWith("extents.txt", StringComparison.Ordinal)) is { } textMap)
+        if (_records.FirstOrDefault(r => r.Name.EndsWith(".txt", StringComparison.Ordinal) && r.Name.Contains("/extents", StringComparison.Ordinal)) is { } textMap)
         {
             return TextMapValues(textMap);
         }

@@ -12,7 +12,7 @@ public class ListVerifyCliTests
     [Fact(Timeout = 60_000)]
     public async Task List_of_a_version_2_stream_prints_one_line_per_member_with_small_pieces_packed()
     {
-        var stream = await StreamAsync();
+        var stream = await StreamAsync(formatVersion: 2);
 
         var result = await VirtBackupCli.RunAsync(["list"], new MemoryStream(stream));
 

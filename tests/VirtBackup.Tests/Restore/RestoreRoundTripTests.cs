@@ -101,7 +101,9 @@ public class RestoreRoundTripTests
     [Theory(Timeout = 120_000)]
     [InlineData(1, 1)]
     [InlineData(1, 2)]
-    public async Task A_version_1_full_with_incrementals_of_version_inc_version_gives_the_disks_of_the_last_backup(int fullVersion, int incVersion)
+    [InlineData(1, 3)]
+    [InlineData(2, 3)]
+    public async Task A_full_of_one_format_version_with_incrementals_of_another_gives_the_disks_of_the_last_backup(int fullVersion, int incVersion)
     {
         using var tree = new RestoredTree();
         var full = ChainFixtures.Full() with { FormatVersion = fullVersion };

@@ -33,7 +33,7 @@ public class MemberNamesTests
     [InlineData("virtbackup/other.json", "unknown top-level name (expected virtbackup/, state/nvram/, state/tpm/ or disks/)")]
     [InlineData("state/nvram/a/b", "bad NVRAM file name: it contains '/'")]
     [InlineData("state/tpm/a/./b", "name has a '.' segment")]
-    [InlineData("disks/vda/0000000000000000.ZST", "unknown disk member (expected extents.json, extents.txt or <16 hex digits>.zst/.raw)")]
+    [InlineData("disks/vda/0000000000000000.ZST", "unknown disk member (expected extents.json, extents.txt, extents-<16 hex digits>.txt or <16 hex digits>.zst/.raw)")]
     [InlineData("disks/vda/00000000000000AB.zst", "disk data offset must be 16 lowercase hex digits")]
     [InlineData("disks/vda/8000000000000000.zst", "disk data offset out of range")]
     [InlineData("disks/.vda/extents.json", "bad disk target: it must start with an ASCII letter or digit")]

@@ -91,11 +91,11 @@ public class StreamReaderRefusalTests
     public async Task A_stream_cut_inside_a_header_is_refused_naming_the_member()
     {
         var backup = await ZstdBackup();
-        var member = TarSurgery.Records(backup.Stream).First(r => r.Name == "disks/vda/extents.txt");
+        var member = TarSurgery.Records(backup.Stream).First(r => r.Name == "disks/vda/extents-0000000000000000.txt");
 
         var e = await StreamFixtures.RefusedAsync(backup.Stream[..(int)(member.HeaderOffset + 300)]);
 
-        Assert.Equal("disks/vda/extents.txt", e.Member);
+        Assert.Equal("disks/vda/extents-0000000000000000.txt", e.Member);
         Assert.Contains("the stream ends inside a tar header", e.Message);
     }
 
@@ -333,7 +333,7 @@ public class StreamReaderRefusalTests
     [InlineData("etc/passwd", "unknown top-level name (expected virtbackup/, state/nvram/, state/tpm/ or disks/)")]
     [InlineData("disks/vda/../../x", "name has a '..' segment")]
     [InlineData("disks/vda/00000000000000zz.zst", "disk data offset must be 16 lowercase hex digits")]
-    [InlineData("disks/vda/0000000000000000.tar", "unknown disk member (expected extents.json, extents.txt or <16 hex digits>.zst/.raw)")]
+    [InlineData("disks/vda/0000000000000000.tar", "unknown disk member (expected extents.json, extents.txt, extents-<16 hex digits>.txt or <16 hex digits>.zst/.raw)")]
     public async Task Hostile_names_are_refused(string name, string problem)
     {
         var backup = await ZstdBackup();
@@ -519,10 +519,10 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
 
         var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest,
-            j => j.Replace("\"formatVersion\": 2,", "\"formatVersion\": 3,\n  \"newThing\": true,")));
+            j => j.Replace("\"formatVersion\": 3,", "\"formatVersion\": 4,\n  \"newThing\": true,")));
 
         Assert.Equal(MemberNames.Manifest, e.Member);
-        Assert.Equal("format version 3 is not supported (this build reads versions 1 to 2)", e.Problem);
+        Assert.Equal("format version 4 is not supported (this build reads versions 1 to 3)", e.Problem);
     }
 
     [Fact(Timeout = 10_000)]

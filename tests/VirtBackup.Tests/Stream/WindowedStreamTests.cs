@@ -11,7 +11,7 @@ public class WindowedStreamTests
     [Fact(Timeout = 30_000)]
     public async Task Members_of_a_version_2_stream_come_in_the_documented_order_with_small_pieces_of_a_window_packed()
     {
-        var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
+        var backup = await StreamFixtures.BuildAsync(Compression.Zstd, formatVersion: 2);
 
         var names = (await StreamFixtures.ReadAllAsync(backup.Stream)).Select(m => m.Name).ToList();
 
@@ -38,7 +38,7 @@ public class WindowedStreamTests
     [Fact(Timeout = 30_000)]
     public async Task A_packed_member_reports_each_segment_with_its_disk_offset_and_place_in_the_content()
     {
-        var backup = await StreamFixtures.BuildAsync(Compression.None);
+        var backup = await StreamFixtures.BuildAsync(Compression.None, formatVersion: 2);
 
         var data = (await StreamFixtures.ReadAllAsync(backup.Stream)).OfType<DiskDataMember>().Where(d => d.Target == "vda").ToList();
 
@@ -53,7 +53,7 @@ public class WindowedStreamTests
     [Fact(Timeout = 30_000)]
     public async Task The_version_2_map_is_one_text_line_per_extent()
     {
-        var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
+        var backup = await StreamFixtures.BuildAsync(Compression.Zstd, formatVersion: 2);
 
         var record = TarSurgery.Records(backup.Stream).Single(r => r.Name == "disks/vda/extents.txt");
 
@@ -118,7 +118,7 @@ public class WindowedStreamTests
     [Fact(Timeout = 30_000)]
     public async Task A_version_2_stream_whose_map_is_named_extents_json_is_refused()
     {
-        var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
+        var backup = await StreamFixtures.BuildAsync(Compression.Zstd, formatVersion: 2);
         var renamed = TarSurgery.Join(TarSurgery.Records(backup.Stream).Select(r => r.Name == "disks/vdb/extents.txt"
             ? TarSurgery.Member("disks/vdb/extents.json", TarSurgery.Content(backup.Stream, r))
             : TarSurgery.Bytes(backup.Stream, r)));
