@@ -102,7 +102,9 @@ delete_checkpoints() {
 for ((run = 1; run <= runs; run++)); do
   echo "scale.sh: $(date -u +%H:%M:%S) run $run of $runs"
   timed full.ours "$virtbackup" backup --domain "$name" --level copy --log-level debug >"$work/ours.tar" 2>"$work/ours.log"
+  # Format 3: the read starts once the first 16 GiB map piece is mapped; the rest is mapped while it reads.
   record full.ours.map "$(phase_seconds "$work/ours.log" 'pause window' 'disks connected and mapped')"
+  record full.ours.mapall "$(phase_seconds "$work/ours.log" 'pause window' 'disk vda mapped')"
   record full.ours.bytes "$(size_of "$work/ours.tar")"
   mkdir -p "$work/peer-cwd"
   timed full.peer env -C "$work/peer-cwd" virtnbdbackup -d "$name" -l copy -z -o - -n >"$work/peer.zip" 2>"$work/peer.log"
@@ -160,7 +162,8 @@ fi
 floor=$(median $floor_key.s)
 row "  against nbdcopy to null: (floor, the faster of nbdcopy and nbdcopy -C 1)" "$(median full.ours.s) s" "$floor_tool: $floor s (nbdcopy $(median floor.copy.s) s, -C 1 $(median floor.copy1.s) s)" "$(ratio "$(median full.ours.s)" "$floor")" "<= 1.1"
 row "  CPU seconds, ours + QEMU's" "$(median full.ours.cpu) + $(median full.ours.qemucpu) s" "$floor_tool: $(median $floor_key.cpu) + $(median $floor_key.qemucpu) s" "" "info ($(nproc) cores)"
-row "  extent discovery" "$(median full.ours.map) s" "nbdinfo --map: $(median floor.map.s) s" "$(ratio "$(median full.ours.map)" "$(median floor.map.s)")" "<= 1.0"
+row "  extent discovery the read waits for (the first 16 GiB)" "$(median full.ours.map) s" "nbdinfo --map: $(median floor.map.s) s" "$(ratio "$(median full.ours.map)" "$(median floor.map.s)")" "<= 1.0"
+row "  whole-disk discovery, overlapped with the read (at most 4 pieces ahead of it)" "$(median full.ours.mapall) s" "" "" "info"
 row "  stream size" "$(mib "$(median full.ours.bytes)")" "$(mib "$(median full.peer.bytes)")" "$(ratio "$(median full.ours.bytes)" "$(median full.peer.bytes)")" "<= 0.8"
 row "  stream bytes per data extent" "$(awk -v s="$(median full.ours.bytes)" -v e="$mapped" 'BEGIN { printf "%.0f", s / e }') B" "$(awk -v s="$(median full.peer.bytes)" -v e="$mapped" 'BEGIN { printf "%.0f", s / e }') B" "" "info"
 row "  peak RSS" "$(median full.ours.rss) MiB" "$(median full.peer.rss) MiB" "" "<= 200 MiB"

@@ -4,12 +4,79 @@ using VirtBackup.Core.Stream;
 namespace VirtBackup.Core.Backup;
 
 /// <summary>
-/// One disk as the backup reads it: its export (one or more connections, owned: dispose the reader), its size and
-/// the ranges the stream carries.
+/// One disk as the backup reads it: its export (one or more connections, owned: dispose the source), its size and the
+/// ranges the stream carries: a whole <see cref="Plan"/> (an incremental's changed ranges), or, for a full read, the map
+/// <see cref="Discovery"/> still builds while the data is read.
 /// </summary>
-public sealed record DiskSource(string Target, NbdReaderPool Reader, IReadOnlyList<DiskExtent> Plan)
+public sealed class DiskSource : IAsyncDisposable
 {
-    public long DataBytes => DiskStreamer.DataBytesOf(Plan);
+    private readonly ExtentList? _firstPiece;
+
+    internal DiskSource(string target, NbdReaderPool reader, IReadOnlyList<DiskExtent>? plan, MapDiscovery? discovery, ExtentList? firstPiece)
+    {
+        Target = target;
+        Reader = reader;
+        Plan = plan;
+        Discovery = discovery;
+        _firstPiece = firstPiece;
+    }
+
+    /// <summary>A source of a whole plan (tests, benchmarks): nothing is mapped in the background.</summary>
+    public DiskSource(string target, NbdReaderPool reader, IReadOnlyList<DiskExtent> plan)
+        : this(target, reader, plan, null, null)
+    {
+    }
+
+    public string Target { get; }
+
+    public NbdReaderPool Reader { get; }
+
+    /// <summary>The whole plan, when it was known before the read; null while a full read maps the disk as it goes.</summary>
+    public IReadOnlyList<DiskExtent>? Plan { get; }
+
+    internal MapDiscovery? Discovery { get; }
+
+    /// <summary>Bytes of data to read: all of them for a plan; for a disk being mapped, those mapped so far.</summary>
+    public long DataBytes => Plan is { } plan ? DiskStreamer.DataBytesOf(plan) : Discovery!.DataBytes;
+
+    /// <summary>Completes when the disk is mapped (at once for a whole plan); its result is the mapping's duration, or null.</summary>
+    public async Task<TimeSpan?> MappedAsync()
+    {
+        if (Discovery is null)
+        {
+            return null;
+        }
+
+        await Discovery.Completion.ConfigureAwait(false);
+        return Discovery.Elapsed;
+    }
+
+    /// <summary>The ranges in map pieces (one piece: the whole plan), in order; each is read before the next is asked for.</summary>
+    internal async IAsyncEnumerable<(IReadOnlyList<DiskExtent> Extents, bool Whole)> PiecesAsync(
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (Plan is { } plan)
+        {
+            yield return (plan, true);
+            yield break;
+        }
+
+        yield return (_firstPiece!, false);
+        for (var i = 1; i < Discovery!.PieceCount; i++)
+        {
+            yield return (await Discovery.NextPieceAsync(cancellationToken).ConfigureAwait(false), false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Discovery is not null)
+        {
+            await Discovery.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Reader.DisposeAsync().ConfigureAwait(false);
+    }
 }
 
 /// <summary>Reads disks over NBD into the stream writer: a short loop over planned extents.</summary>
@@ -20,47 +87,72 @@ public static class DiskStreamer
     public static string DirtyBitmapContext(string bitmap) => $"qemu:dirty-bitmap:{bitmap}";
 
     /// <summary>
-    /// Connects to <paramref name="uri"/> and plans the disk: every range for a full read, or only the
-    /// ranges <paramref name="dirtyBitmap"/> marks when it is given. Then opens more connections to the export for
-    /// the read when the server allows multi-conn and there is enough data to be worth them. Every connection uses
-    /// <paramref name="tls"/> when it is given.
+    /// Connects to <paramref name="uri"/> and plans the disk: only the ranges <paramref name="dirtyBitmap"/> marks when it
+    /// is given (planned whole, now); else every range, mapped in the background while the data is read (only the first
+    /// map piece is waited for). Then opens more connections to the export for the read when the server allows
+    /// multi-conn and there is enough data in large enough extents to be worth them (judged on the first piece when
+    /// the disk is still being mapped). Every connection uses <paramref name="tls"/> when it is given.
     /// </summary>
     public static async Task<DiskSource> OpenAsync(string target, NbdUri uri, string? dirtyBitmap, NbdTls? tls, CancellationToken cancellationToken)
     {
         var options = new NbdConnectOptions { MetaContexts = [AllocationContext], Tls = tls };
         var changed = dirtyBitmap is null ? null : await ReadDirtyRangesAsync(uri, options, DirtyBitmapContext(dirtyBitmap), cancellationToken);
         var client = await NbdClient.ConnectAsync(uri, options, cancellationToken);
+        MapDiscovery? discovery = null;
         try
         {
-            var plan = changed is null
-                ? await PlanFullAsync(client, cancellationToken)
-                : await PlanIncrementalAsync(client, changed, cancellationToken);
-            var connections = NbdReaderPool.ConnectionsFor(client, DataBytesOf(plan), DataExtentsOf(plan));
-            var reader = await NbdReaderPool.OpenAsync(client, connections, options, cancellationToken);
-            return new DiskSource(target, reader, plan);
+            if (changed is not null)
+            {
+                var plan = await PlanIncrementalAsync(client, changed, cancellationToken);
+                var reader = await NbdReaderPool.OpenAsync(client, NbdReaderPool.ConnectionsFor(client, DataBytesOf(plan), DataExtentsOf(plan)), options, cancellationToken);
+                return new DiskSource(target, reader, plan);
+            }
+
+            discovery = MapDiscovery.Start(client);
+            var first = await discovery.NextPieceAsync(cancellationToken);
+            var connections = NbdReaderPool.ConnectionsFor(client, DataBytesOf(first), DataExtentsOf(first));
+            var pool = await NbdReaderPool.OpenAsync(client, connections, options, cancellationToken);
+            return new DiskSource(target, pool, null, discovery, first);
         }
         catch
         {
+            if (discovery is not null)
+            {
+                await discovery.DisposeAsync();
+            }
+
             await client.DisposeAsync(); // a no-op when the pool already closed it
             throw;
         }
     }
 
     /// <summary>
-    /// Writes the disk's map, then its data extents in order, read as one pipeline over the disk's connections with
-    /// several requests in flight across extent boundaries (a fragmented disk does not drain the window at every extent).
+    /// Writes the disk's map (a version-3 stream: piece by piece, as the disk is mapped) and, after each piece, its data
+    /// extents in order, read as one pipeline over the disk's connections with several requests in flight across extent
+    /// boundaries (a fragmented disk does not drain the window at every extent).
     /// </summary>
     public static async Task StreamAsync(DiskSource disk, BackupStreamWriter writer, Action<long> progress, CancellationToken cancellationToken)
     {
-        await writer.WriteDiskMapAsync(disk.Target, disk.Plan, cancellationToken);
-        await ReadDataAsync(
-            disk,
-            async (offset, bytes) =>
+        await foreach (var (extents, whole) in disk.PiecesAsync(cancellationToken))
+        {
+            if (whole)
             {
-                await writer.WriteDiskDataAsync(disk.Target, offset, bytes, cancellationToken);
-                progress(bytes.Length);
-            },
-            cancellationToken);
+                await writer.WriteDiskMapAsync(disk.Target, extents, cancellationToken);
+            }
+            else
+            {
+                await writer.WriteDiskMapPieceAsync(disk.Target, extents, cancellationToken);
+            }
+
+            await disk.Reader.ReadRangesAsync(
+                new DataRanges(extents),
+                async (offset, bytes) =>
+                {
+                    await writer.WriteDiskDataAsync(disk.Target, offset, bytes, cancellationToken);
+                    progress(bytes.Length);
+                },
+                cancellationToken: cancellationToken);
+        }
     }
 
     /// <summary>
@@ -68,9 +160,12 @@ public static class DiskStreamer
     /// strictly in offset order; the memory is valid until the sink's task completes. This is the whole read
     /// path of a backup (benchmark 1 measures exactly this).
     /// </summary>
-    public static Task ReadDataAsync(DiskSource disk, Func<long, ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken cancellationToken)
+    public static async Task ReadDataAsync(DiskSource disk, Func<long, ReadOnlyMemory<byte>, ValueTask> sink, CancellationToken cancellationToken)
     {
-        return disk.Reader.ReadRangesAsync(new DataRanges(disk.Plan), sink, cancellationToken: cancellationToken);
+        await foreach (var (extents, _) in disk.PiecesAsync(cancellationToken))
+        {
+            await disk.Reader.ReadRangesAsync(new DataRanges(extents), sink, cancellationToken: cancellationToken);
+        }
     }
 
     /// <summary>Bytes of the plan's data extents.</summary>
@@ -193,17 +288,6 @@ public static class DiskStreamer
         var end = Math.Min(e.End, range.End);
         plan.Add(e with { Offset = start, Length = end - start });
         return end;
-    }
-
-    private static async Task<ExtentList> PlanFullAsync(NbdClient client, CancellationToken cancellationToken)
-    {
-        var plan = new ExtentList();
-        await foreach (var e in client.GetExtentsAsync(AllocationContext, 0, client.ExportSize, cancellationToken))
-        {
-            ExtentPlan.AddAllocation(plan, e);
-        }
-
-        return plan;
     }
 
     /// <summary>

@@ -15,9 +15,10 @@ public sealed class DiskStreamerTests(QemuNbdLayoutFixture layout) : IClassFixtu
     [Fact(Timeout = 60_000)]
     public async Task A_full_plan_of_the_layout_is_its_merged_allocation_and_the_read_hands_over_exactly_its_data_extents()
     {
-        var disk = await OpenAsync(layout.Server.Uri, null);
-        await using var reader = disk.Reader;
+        await using var disk = await OpenAsync(layout.Server.Uri, null);
+        await disk.MappedAsync();
 
+        Assert.Null(disk.Plan); // mapped while read, in map pieces: one for this 64 MiB disk
         Assert.Equal(
         [
             new DiskExtent(0, 1 * Mi, false),
@@ -28,7 +29,7 @@ public sealed class DiskStreamerTests(QemuNbdLayoutFixture layout) : IClassFixtu
             new DiskExtent(7 * Mi + 64 * Ki, 33 * Mi - 64 * Ki, true),
             new DiskExtent(40 * Mi, 64 * Ki, false),
             new DiskExtent(40 * Mi + 64 * Ki, 24 * Mi - 64 * Ki, true),
-        ], disk.Plan);
+        ], Assert.Single(await PiecesAsync(disk)));
         Assert.Equal(1 * Mi + 512 * Ki + 64 * Ki + 64 * Ki, disk.DataBytes);
         Assert.Equal([(0, 1 * Mi), (6 * Mi, 512 * Ki), (7 * Mi, 64 * Ki), (40 * Mi, 64 * Ki)], await ReadAllAsync(disk, layout.Expected));
     }
@@ -57,11 +58,49 @@ public sealed class DiskStreamerTests(QemuNbdLayoutFixture layout) : IClassFixtu
         await Tool.RunAsync("qemu-io", ["-f", "qcow2", .. writes, image]);
         await using var server = await QemuNbdServer.StartAsync(dir, image, "", "-r", "-B", "b0");
 
-        var disk = await OpenAsync(server.Uri, "b0");
-        await using var reader = disk.Reader;
+        await using var disk = await OpenAsync(server.Uri, "b0");
 
         Assert.Equal(expected, disk.Plan);
         Assert.Equal(expected.Where(e => !e.Zero).Select(e => (e.Offset, e.Length)), await ReadAllAsync(disk, null));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_full_read_of_a_40_GiB_disk_maps_it_in_three_pieces_cut_at_16_GiB_and_reads_every_data_extent_once()
+    {
+        const long Gi = 1024 * Mi;
+        using var dir = new TempDir();
+        var image = dir.File("big.qcow2");
+        // Data at 0, data across the 16 GiB piece boundary, zeros in the second piece, data in the last (partial) piece.
+        await Tool.CreateQcow2Async(image, "40G",
+            "write -P 0x11 0 64K", $"write -P 0x22 {16 * Gi - 64 * Ki} 128K", $"write -z {20 * Gi} 64K", $"write -P 0x33 {39 * Gi} 64K");
+        await using var server = await QemuNbdServer.StartAsync(dir, image, "", "-r");
+        await using var disk = await OpenAsync(server.Uri, null);
+
+        var pieces = await PiecesAsync(disk);
+
+        Assert.Equal(3, pieces.Count);
+        Assert.Equal(
+            [
+                [new(0, 64 * Ki, false), new(64 * Ki, 16 * Gi - 128 * Ki, true), new(16 * Gi - 64 * Ki, 64 * Ki, false)],
+                [new(16 * Gi, 64 * Ki, false), new(16 * Gi + 64 * Ki, 16 * Gi - 64 * Ki, true)],
+                [new(32 * Gi, 7 * Gi, true), new(39 * Gi, 64 * Ki, false), new(39 * Gi + 64 * Ki, Gi - 64 * Ki, true)],
+            ],
+            pieces.Select(p => p.ToArray()).ToList<DiskExtent[]>());
+        Assert.Equal(256 * Ki, disk.DataBytes);
+        Assert.NotNull(await disk.MappedAsync());
+    }
+
+    /// <summary>The disk's map pieces, in order (taking them: a disk being mapped gives its pieces once).</summary>
+    private static async Task<List<IReadOnlyList<DiskExtent>>> PiecesAsync(DiskSource disk)
+    {
+        var pieces = new List<IReadOnlyList<DiskExtent>>();
+        await foreach (var (extents, whole) in disk.PiecesAsync(CancellationToken.None))
+        {
+            Assert.False(whole);
+            pieces.Add(extents.ToList());
+        }
+
+        return pieces;
     }
 
     [Theory]

@@ -63,7 +63,7 @@ public sealed class IncrementalContextsTests
         server.Start();
 
         var disk = await DiskStreamer.OpenAsync("vda", server.Uri, "b0", tls: null, CancellationToken.None);
-        await disk.Reader.DisposeAsync();
+        await disk.DisposeAsync();
 
         Assert.Equal([new DiskExtent(64 * Ki, 64 * Ki, false)], disk.Plan);
         var connections = server.Connections;
