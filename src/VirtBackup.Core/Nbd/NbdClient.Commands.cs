@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using static VirtBackup.Core.Nbd.NbdProtocol;
 
@@ -81,7 +82,12 @@ public sealed partial class NbdClient
 
     /// <summary>As above; <paramref name="requestOne"/> sets NBD_CMD_FLAG_REQ_ONE (one extent per context).</summary>
     public async Task<IReadOnlyList<NbdExtent>> BlockStatusAsync(
-        string context, long offset, long length, bool requestOne, CancellationToken cancellationToken = default)
+        string context, long offset, long length, bool requestOne, CancellationToken cancellationToken = default) =>
+        await BlockStatusListAsync(context, offset, length, requestOne, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>As above, as the list the reply was parsed into (which the caller may then own and extend).</summary>
+    private async Task<List<NbdExtent>> BlockStatusListAsync(
+        string context, long offset, long length, bool requestOne, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!MetaContexts.TryGetValue(context, out var contextId))
@@ -101,9 +107,12 @@ public sealed partial class NbdClient
 
     /// <summary>
     /// The extents of <paramref name="context"/> over the whole range, in order; adjacent extents with equal flags are
-    /// merged. The range is mapped in pieces of <see cref="ExtentPieceLength"/>, <see cref="ExtentPiecesInFlight"/> of
-    /// them queried at once (each as often as its replies need), so the requests do not wait for each other's round
-    /// trip. Holds the extents of at most that many pieces besides the one being yielded.
+    /// merged. The range is mapped in pieces, several of them queried at once (each as often as its replies need), so the
+    /// requests do not wait for each other's round trip. Both follow the replies, so the extents held stay about the same
+    /// however fragmented the range is: <see cref="ExtentPiecesAtStart"/> pieces of <see cref="MaxExtentPieceLength"/> at
+    /// first, then pieces sized for about <see cref="ExtentsPerPiece"/> extents of the last piece's density
+    /// (<see cref="PieceLengthAfter"/>), as many in flight as <see cref="ExtentBudget"/> extents allow
+    /// (<see cref="PiecesInFlightAfter"/>).
     /// </summary>
     public async IAsyncEnumerable<NbdExtent> GetExtentsAsync(
         string context, long offset, long length, [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -112,19 +121,26 @@ public sealed partial class NbdClient
         NbdExtent? pending = null;
         var end = offset + length;
         var next = offset;
-        var pieces = new Queue<Task<List<NbdExtent>>>();
+        var pieces = new Queue<(Task<List<NbdExtent>> Extents, long Length)>();
+        var inFlight = ExtentPiecesAtStart;
+        var pieceLength = MaxExtentPieceLength;
         try
         {
             while (next < end || pieces.Count > 0)
             {
-                while (next < end && pieces.Count < ExtentPiecesInFlight)
+                while (next < end && pieces.Count < inFlight)
                 {
-                    var pieceEnd = Math.Min(end, next + ExtentPieceLength);
-                    pieces.Enqueue(MapPieceAsync(context, next, pieceEnd, cancellationToken));
+                    var pieceEnd = Math.Min(end, next + pieceLength);
+                    pieces.Enqueue((MapPieceAsync(context, next, pieceEnd, cancellationToken), pieceEnd - next));
                     next = pieceEnd;
                 }
 
-                foreach (var extent in await pieces.Dequeue().ConfigureAwait(false))
+                var (mapping, mapped) = pieces.Dequeue();
+                var piece = await mapping.ConfigureAwait(false);
+                inFlight = PiecesInFlightAfter(piece.Count);
+                pieceLength = PieceLengthAfter(mapped, piece.Count);
+
+                foreach (var extent in piece)
                 {
                     if (pending is { } merged && merged.Flags == extent.Flags)
                     {
@@ -145,9 +161,9 @@ public sealed partial class NbdClient
         finally
         {
             // After a failure, or when the caller stops early, the pieces still queried no longer matter.
-            foreach (var piece in pieces)
+            foreach (var (mapping, _) in pieces)
             {
-                _ = piece.ContinueWith(static t => t.Exception, TaskScheduler.Default);
+                _ = mapping.ContinueWith(static t => t.Exception, TaskScheduler.Default);
             }
         }
 
@@ -157,8 +173,28 @@ public sealed partial class NbdClient
         }
     }
 
-    /// <summary>Bytes of the range one <see cref="GetExtentsAsync"/> piece maps (the most one BLOCK_STATUS asks for).</summary>
-    internal const long ExtentPieceLength = MaxNonPayloadLength;
+    /// <summary>The most one <see cref="GetExtentsAsync"/> piece maps (the most one BLOCK_STATUS asks for).</summary>
+    internal const long MaxExtentPieceLength = MaxNonPayloadLength;
+
+    /// <summary>The least one <see cref="GetExtentsAsync"/> piece maps, however dense the extents.</summary>
+    internal const long MinExtentPieceLength = 1 << 20;
+
+    /// <summary>
+    /// Extents a piece is sized for: their list (24 bytes each, 48 KiB) stays below the large object heap, so a disk
+    /// with many extents leaves only short-lived garbage (an 8 GiB disk with 500,000 extents: pieces of 32 MiB).
+    /// </summary>
+    internal const int ExtentsPerPiece = 2048;
+
+    /// <summary>
+    /// The piece length after a piece of <paramref name="length"/> bytes held <paramref name="extents"/> extents: the
+    /// power of two nearest below the length holding <see cref="ExtentsPerPiece"/> extents at that density, between
+    /// <see cref="MinExtentPieceLength"/> and <see cref="MaxExtentPieceLength"/>.
+    /// </summary>
+    internal static long PieceLengthAfter(long length, int extents)
+    {
+        var fitting = Math.Max(length * ExtentsPerPiece / Math.Max(extents, 1), 1);
+        return Math.Clamp(1L << BitOperations.Log2((ulong)fitting), MinExtentPieceLength, MaxExtentPieceLength);
+    }
 
     /// <summary>
     /// Pieces <see cref="GetExtentsAsync"/> keeps in flight (qemu's NBD server works on 16 requests of a client at once).
@@ -167,11 +203,24 @@ public sealed partial class NbdClient
     /// </summary>
     internal const int ExtentPiecesInFlight = 8;
 
+    /// <summary>Pieces in flight before any reply told how fragmented the range is.</summary>
+    internal const int ExtentPiecesAtStart = 2;
+
+    /// <summary>
+    /// Extents the pieces in flight may hold together, judged on the last piece (65,536 extents are 1.5 MiB). Pieces
+    /// sized for <see cref="ExtentsPerPiece"/> keep <see cref="ExtentPiecesInFlight"/> in flight; after a piece denser
+    /// than its length was sized for (62,500 extents in 1 GiB), fewer are in flight until the length has adapted.
+    /// </summary>
+    internal const int ExtentBudget = 65_536;
+
+    /// <summary>Pieces to keep in flight after a piece of <paramref name="extents"/> extents.</summary>
+    internal static int PiecesInFlightAfter(int extents) => Math.Clamp(ExtentBudget / Math.Max(extents, 1), 1, ExtentPiecesInFlight);
+
     /// <summary>The extents of [<paramref name="start"/>, <paramref name="end"/>), querying until the replies cover it.</summary>
     private async Task<List<NbdExtent>> MapPieceAsync(string context, long start, long end, CancellationToken cancellationToken)
     {
-        var extents = new List<NbdExtent>();
-        for (var position = start; position < end;)
+        var extents = await BlockStatusListAsync(context, start, end - start, requestOne: false, cancellationToken).ConfigureAwait(false);
+        for (var position = extents[^1].End; position < end;)
         {
             var reply = await BlockStatusAsync(context, position, end - position, cancellationToken).ConfigureAwait(false);
             extents.AddRange(reply);

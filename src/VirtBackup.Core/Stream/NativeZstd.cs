@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 
 namespace VirtBackup.Core.Stream;
@@ -24,9 +25,12 @@ internal static partial class NativeZstd
     private const int EndFrame = 2;
     private const int ResetSessionOnly = 1;
 
-    [ThreadStatic] private static Context? _context;
-    [ThreadStatic] private static nint _dctx;
-    [ThreadStatic] private static nint _dctxWithoutChecksum;
+    // Contexts are pooled, not per thread: compression and decompression run on whichever thread-pool thread is free, so
+    // per-thread contexts (a few MiB each) grew with the threads the pool happened to use; pooled, they are as many as
+    // ever worked at once.
+    private static readonly ConcurrentBag<Context> Contexts = [];
+    private static readonly ConcurrentBag<nint> DContexts = [];
+    private static readonly ConcurrentBag<nint> DContextsWithoutChecksum = [];
 
     /// <summary><c>ZSTD_d_forceIgnoreChecksum</c> (zstd.h: ZSTD_d_experimentalParam3), value <c>ZSTD_d_ignoreChecksum</c>.</summary>
     private const int ForceIgnoreChecksum = 1002;
@@ -39,13 +43,24 @@ internal static partial class NativeZstd
     /// </summary>
     public static unsafe int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level, ReadOnlySpan<int> blockEnds)
     {
-        var context = _context;
-        if (context is null || context.Level != level)
+        if (!Contexts.TryTake(out var context) || context.Level != level)
         {
             context?.Dispose();
-            context = _context = new Context(level);
+            context = new Context(level);
         }
 
+        try
+        {
+            return Compress(context, source, destination, blockEnds);
+        }
+        finally
+        {
+            Contexts.Add(context);
+        }
+    }
+
+    private static unsafe int Compress(Context context, ReadOnlySpan<byte> source, Span<byte> destination, ReadOnlySpan<int> blockEnds)
+    {
         fixed (byte* src = source)
         fixed (byte* dst = destination)
         {
@@ -88,8 +103,8 @@ internal static partial class NativeZstd
     /// </summary>
     public static unsafe int? Decompress(ReadOnlySpan<byte> frame, Span<byte> destination, bool checkChecksum, out string? problem)
     {
-        var dctx = checkChecksum ? _dctx : _dctxWithoutChecksum;
-        if (dctx == 0)
+        var pool = checkChecksum ? DContexts : DContextsWithoutChecksum;
+        if (!pool.TryTake(out var dctx))
         {
             dctx = ZSTD_createDCtx();
             if (dctx == 0)
@@ -97,24 +112,26 @@ internal static partial class NativeZstd
                 throw new OutOfMemoryException("ZSTD_createDCtx failed");
             }
 
-            if (checkChecksum)
-            {
-                _dctx = dctx;
-            }
-            else
+            if (!checkChecksum)
             {
                 // A libzstd without this (experimental) parameter refuses it: that context checks the checksum after all.
                 _ = ZSTD_DCtx_setParameter(dctx, ForceIgnoreChecksum, 1);
-                _dctxWithoutChecksum = dctx;
             }
         }
 
-        fixed (byte* src = frame)
-        fixed (byte* dst = destination)
+        try
         {
-            var written = ZSTD_decompressDCtx(dctx, dst, (nuint)destination.Length, src, (nuint)frame.Length);
-            problem = ZSTD_isError(written) != 0 ? Marshal.PtrToStringUTF8(ZSTD_getErrorName(written)) : null;
-            return problem is null ? (int)written : null;
+            fixed (byte* src = frame)
+            fixed (byte* dst = destination)
+            {
+                var written = ZSTD_decompressDCtx(dctx, dst, (nuint)destination.Length, src, (nuint)frame.Length);
+                problem = ZSTD_isError(written) != 0 ? Marshal.PtrToStringUTF8(ZSTD_getErrorName(written)) : null;
+                return problem is null ? (int)written : null;
+            }
+        }
+        finally
+        {
+            pool.Add(dctx);
         }
     }
 
@@ -123,7 +140,7 @@ internal static partial class NativeZstd
             ? throw new InvalidOperationException($"{call} failed: {Marshal.PtrToStringUTF8(ZSTD_getErrorName(result))}")
             : result;
 
-    /// <summary>One compression context per thread, configured once.</summary>
+    /// <summary>One compression context, configured once for its level.</summary>
     private sealed class Context : IDisposable
     {
         public Context(int level)
