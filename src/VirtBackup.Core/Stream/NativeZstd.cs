@@ -31,6 +31,10 @@ internal static partial class NativeZstd
     private static readonly ConcurrentBag<Context> Contexts = [];
     private static readonly ConcurrentBag<nint> DContexts = [];
     private static readonly ConcurrentBag<nint> DContextsWithoutChecksum = [];
+    private static int _contextsCreated;
+
+    /// <summary>Compression contexts created so far in this process (tests: they follow concurrency, not threads).</summary>
+    internal static int ContextsCreated => Volatile.Read(ref _contextsCreated);
 
     /// <summary><c>ZSTD_d_forceIgnoreChecksum</c> (zstd.h: ZSTD_d_experimentalParam3), value <c>ZSTD_d_ignoreChecksum</c>.</summary>
     private const int ForceIgnoreChecksum = 1002;
@@ -146,6 +150,7 @@ internal static partial class NativeZstd
         public Context(int level)
         {
             Level = level;
+            Interlocked.Increment(ref _contextsCreated);
             Handle = ZSTD_createCCtx();
             if (Handle == 0)
             {
