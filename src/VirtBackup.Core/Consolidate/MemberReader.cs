@@ -41,7 +41,13 @@ internal sealed class MemberReader : IDisposable
         }
 
         _decoded = null;
-        var (stored, _) = Stored(member);
+        var (stored, entry) = Stored(member);
+        // A version-4 zstd member has no content SHA-256: its stored bytes' is checked, and the frame's checksum.
+        if (member.Member.Sha256 is null && Convert.ToHexStringLower(SHA256.HashData(stored.Span)) != entry.StoredSha256)
+        {
+            throw Corrupt(member, "its stored bytes' SHA-256 differs from the trailer's (the stream file is corrupted)");
+        }
+
         Grow(ref _content, member.Length);
         var content = _content.AsSpan(0, member.Length);
         if (member.Compression == Compression.Zstd)
@@ -56,7 +62,7 @@ internal sealed class MemberReader : IDisposable
             stored.Span.CopyTo(content);
         }
 
-        if (Convert.ToHexStringLower(SHA256.HashData(content)) != member.Member.Sha256)
+        if (member.Member.Sha256 is not null && Convert.ToHexStringLower(SHA256.HashData(content)) != member.Member.Sha256)
         {
             throw Corrupt(member, "its content's SHA-256 differs from the trailer's (the stream file is corrupted)");
         }

@@ -129,13 +129,20 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
                 throw MarkCorrupt(member, "its stored bytes changed since they were first checked");
             }
 
+            // A version-4 zstd member has no content SHA-256: its stored bytes' is checked, and the frame's checksum.
+            var checksStored = entry.Sha256 is null;
+            if (!verified && checksStored && Convert.ToHexStringLower(SHA256.HashData(frame)) != entry.StoredSha256)
+            {
+                throw MarkCorrupt(member, "its stored bytes' SHA-256 differs from the trailer's");
+            }
+
             var decoded = new DecodedMember(_pool, member.Length);
             var content = decoded.Buffer.AsSpan(0, member.Length);
             if (member.Compression == Compression.Zstd)
             {
-                // zstd's own checksum only where nothing else checks the content: a CPU without CRC-32C.
+                // zstd's own checksum where nothing else checks the content: a CPU without CRC-32C, or no content SHA-256.
                 var problem = ZstdFrames.FrameProblem(frame, member.Length)
-                    ?? ZstdFrames.Decompress(frame, content, checkChecksum: verified && fingerprint is null);
+                    ?? ZstdFrames.Decompress(frame, content, checkChecksum: verified ? fingerprint is null : checksStored);
                 if (problem is not null)
                 {
                     decoded.Release();
@@ -149,7 +156,7 @@ internal sealed class MemberCache(long capacityBytes, ILogger log)
 
             if (!verified)
             {
-                if (Convert.ToHexStringLower(SHA256.HashData(content)) != entry.Sha256)
+                if (!checksStored && Convert.ToHexStringLower(SHA256.HashData(content)) != entry.Sha256)
                 {
                     decoded.Release();
                     throw MarkCorrupt(member, "its content's SHA-256 differs from the trailer's");

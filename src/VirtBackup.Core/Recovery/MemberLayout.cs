@@ -25,7 +25,7 @@ internal static class MemberLayout
                 throw StreamFile.Bad(path, MemberNames.Trailer, "a member entry is null or has an impossible size");
             }
 
-            result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256));
+            result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256, entry.StoredSha256));
             position += Block + entry.StoredSize + TarHeader.PaddingFor(entry.StoredSize);
         }
 
@@ -63,7 +63,7 @@ internal static class MemberLayout
                         throw StreamFile.Bad(path, entry.Name, $"the tar member at byte {position} is '{raw.Name}' of {raw.Size} bytes, not what the trailer lists next");
                     }
 
-                    result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256));
+                    result.Add(new StoredMember(entry.Name, position, entry.StoredSize, entry.Size, entry.Sha256, entry.StoredSha256));
                     position = next;
                     break;
                 }

@@ -5,8 +5,10 @@ namespace VirtBackup.Core.Recovery;
 /// <summary>
 /// One member of a stream file and where it lies: its header at <see cref="HeaderOffset"/>, its stored bytes
 /// right after. Sizes and hashes are the trailer's; the header may be of any flavour the stream reader accepts.
+/// <see cref="Sha256"/> (of the content) is null only for a zstd data member of version 4 and later, which is
+/// checked by <see cref="StoredSha256"/> (of the stored bytes) and its frame's checksum instead.
 /// </summary>
-internal sealed record StoredMember(string Name, long HeaderOffset, long StoredSize, long Size, string Sha256)
+internal sealed record StoredMember(string Name, long HeaderOffset, long StoredSize, long Size, string? Sha256, string? StoredSha256 = null)
 {
     public long DataOffset => HeaderOffset + TarHeader.BlockSize;
 }
@@ -15,7 +17,7 @@ internal sealed record StoredMember(string Name, long HeaderOffset, long StoredS
 /// A data member of a disk as the server reads it: <see cref="Length"/> bytes of content, placed on the disk by
 /// <see cref="Segments"/> (one contiguous range from <see cref="DiskOffset"/> in a version-1 stream), stored in
 /// <see cref="Member"/> of <see cref="Source"/>. <see cref="State"/> remembers
-/// whether its content was checked against the trailer's SHA-256 (once, the first time it is decoded), and
+/// whether it was checked against the trailer's SHA-256 (once, the first time it is decoded), and
 /// <see cref="Fingerprint"/> what its stored bytes were then.
 /// </summary>
 internal sealed class DataMember(StreamFile source, StoredMember member, IReadOnlyList<DataSegment> segments, int length, Compression compression)

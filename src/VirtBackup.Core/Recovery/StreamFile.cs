@@ -104,7 +104,7 @@ internal sealed class StreamFile(
         var version = manifest.FormatVersion;
         foreach (var disk in manifest.Disks.Where(d => !d.Excluded))
         {
-            // Version 3: the pieces of the map, joined into one map of the disk.
+            // From version 3: the pieces of the map, joined into one map of the disk.
             var extents = new ExtentList();
             var firstData = -1;
             for (var piece = 0; piece < StreamRules.MapPieceCount(disk.VirtualSize, version); piece++)
@@ -176,6 +176,13 @@ internal sealed class StreamFile(
             if (entry.Size != length || !sizeOk)
             {
                 throw Bad(Path, name, $"the trailer's sizes ({entry.StoredSize} stored, {entry.Size}) do not fit {length} bytes of content");
+            }
+
+            var zstd = compression.Algorithm == Compression.Zstd;
+            if (StreamRules.HashesContent(Manifest.FormatVersion, compression.Algorithm) ? entry.Sha256 is null || zstd != (entry.StoredSha256 is not null)
+                : entry.Sha256 is not null || entry.StoredSha256 is null)
+            {
+                throw Bad(Path, name, $"the trailer's hashes are not those of a {compression.Algorithm} member of format version {Manifest.FormatVersion}");
             }
 
             result.Add(new DataMember(this, entry, plan.Segments, length, compression.Algorithm));

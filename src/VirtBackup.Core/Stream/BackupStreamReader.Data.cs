@@ -82,7 +82,8 @@ public sealed partial class BackupStreamReader
         await ReadPaddingAsync(name, size, cancellationToken).ConfigureAwait(false);
         var decode = _options.DecodeData;
         var storedSize = (int)size;
-        var hashes = Task.Run(() => zstd ? DecodeZstd(name, slot, storedSize, length, decode) : (Hash(slot.Decoded.AsSpan(0, length)), null));
+        var hashContent = StreamRules.HashesContent(_manifest.FormatVersion, compression.Algorithm);
+        var hashes = Task.Run(() => zstd ? DecodeZstd(name, slot, storedSize, length, decode, hashContent) : (Hash(slot.Decoded.AsSpan(0, length)), null));
         var data = decode ? slot.Decoded.AsMemory(0, length) : ReadOnlyMemory<byte>.Empty;
         var member = new DiskDataMember(name, size, parsed.Target!, parsed.Offset, length, data,
             _manifest.FormatVersion >= 2 ? piece.Segments : null);
@@ -92,8 +93,12 @@ public sealed partial class BackupStreamReader
         return member;
     }
 
-    /// <summary>The work done off the reading side for a zstd member: returns the content's and the stored bytes' SHA-256.</summary>
-    private static (string? Sha, string? StoredSha) DecodeZstd(string name, DataSlot slot, int storedSize, int length, bool decode)
+    /// <summary>
+    /// The work done off the reading side for a zstd member: returns the content's SHA-256 (null where the version
+    /// records none; "" where it does but the member is not decoded) and the stored bytes' SHA-256. Decoding checks
+    /// the frame's content checksum.
+    /// </summary>
+    private static (string? Sha, string? StoredSha) DecodeZstd(string name, DataSlot slot, int storedSize, int length, bool decode, bool hashContent)
     {
         var frame = slot.Stored.AsSpan(0, storedSize);
         if (ZstdFrames.FrameProblem(frame, length) is { } frameProblem)
@@ -104,7 +109,7 @@ public sealed partial class BackupStreamReader
         var storedSha = Hash(frame);
         if (!decode)
         {
-            return (null, storedSha);
+            return (hashContent ? "" : null, storedSha);
         }
 
         var content = slot.Decoded.AsSpan(0, length);
@@ -113,7 +118,7 @@ public sealed partial class BackupStreamReader
             throw Fail(name, decodeProblem);
         }
 
-        return (Hash(content), storedSha);
+        return (hashContent ? Hash(content) : null, storedSha);
     }
 
     /// <summary>The oldest data member read is about to be yielded: waits for its decoding and records its hashes.</summary>
@@ -182,7 +187,7 @@ public sealed partial class BackupStreamReader
             }
 
             var (sha, storedSha) = await Hashes.ConfigureAwait(false);
-            entries[entryIndex] = entries[entryIndex] with { Sha256 = sha ?? "", StoredSha256 = storedSha };
+            entries[entryIndex] = entries[entryIndex] with { Sha256 = sha, StoredSha256 = storedSha };
             _finished = true;
         }
     }

@@ -319,7 +319,7 @@ public sealed partial class BackupStreamReader
         if (name != expectedName)
         {
             throw Fail(name, version >= 3
-                ? $"map piece '{expectedName}' is missing (a version-3 disk map comes in pieces of {StreamRules.MapPieceSize} bytes of the disk, in order)"
+                ? $"map piece '{expectedName}' is missing (from version 3 a disk map comes in pieces of {StreamRules.MapPieceSize} bytes of the disk, in order)"
                 : $"a version-{version} stream has its disk maps in '{expectedName}'");
         }
 
@@ -509,14 +509,19 @@ public sealed partial class BackupStreamReader
             {
                 throw Fail(seen.Name, $"SHA-256 of the stored bytes is {seen.StoredSha256 ?? "(none)"}, the trailer says {claimed.StoredSha256 ?? "(none)"}");
             }
-            // Without decoding, the SHA-256 of zstd content is unknown: it is the one thing taken from the trailer.
-            if (seen.Sha256.Length == 0)
+            // Without decoding, the SHA-256 of zstd content (versions 1 to 3) is unknown: it is the one thing taken
+            // from the trailer. From version 4 a zstd member has none (null), and neither may the trailer.
+            if (seen.Sha256 is { Length: 0 })
             {
                 seen = seen with { Sha256 = claimed.Sha256 ?? "" };
             }
             else if (claimed.Sha256 != seen.Sha256)
             {
-                throw Fail(seen.Name, $"SHA-256 of the content is {seen.Sha256}, the trailer says {claimed.Sha256}: the member is corrupt");
+                throw Fail(seen.Name, seen.Sha256 is null
+                    ? $"the trailer gives a content SHA-256, which a zstd member of format version {m.FormatVersion} does not have"
+                    : claimed.Sha256 is null
+                        ? $"the trailer gives no content SHA-256, which this member of format version {m.FormatVersion} must have"
+                        : $"SHA-256 of the content is {seen.Sha256}, the trailer says {claimed.Sha256}: the member is corrupt");
             }
 
             proven.Add(seen);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 
 namespace VirtBackup.Core.Stream;
@@ -9,15 +10,16 @@ public sealed partial class BackupStreamWriter
     /// Writes the next data member of the current disk from its stored bytes as another stream holds them (a zstd
     /// frame, or the raw bytes), instead of content to encode. The member must be exactly the next piece the map
     /// implies (starting at <paramref name="offset"/>, <paramref name="length"/> bytes of content), begun by no
-    /// <see cref="WriteDiskDataAsync"/> call. The trailer gets <paramref name="sha256"/> (content) and, for zstd,
-    /// the stored bytes' SHA-256, which the writer computes and compares with <paramref name="storedSha256"/> (raw:
-    /// with <paramref name="sha256"/>): a mismatch faults the writer with a <see cref="StreamFormatException"/> naming
-    /// <paramref name="source"/>. The bytes are copied, so the caller may reuse its buffer once the call returns.
+    /// <see cref="WriteDiskDataAsync"/> call. The writer computes the stored bytes' SHA-256 and compares it with
+    /// <paramref name="storedSha256"/> (raw: with <paramref name="sha256"/>): a mismatch faults the writer with a
+    /// <see cref="StreamFormatException"/> naming <paramref name="source"/>. The trailer gets the stored bytes'
+    /// SHA-256 (zstd) and, where this stream's version records it (<see cref="StreamRules.HashesContent"/>), the
+    /// content's: <paramref name="sha256"/>, or, for a zstd member of a stream that did not record it (null), the
+    /// SHA-256 of the frame decoded here. The bytes are copied, so the caller may reuse its buffer once the call returns.
     /// </summary>
     public Task WriteStoredDiskDataAsync(string target, long offset, int length, ReadOnlyMemory<byte> stored,
-        string sha256, string? storedSha256, string source, CancellationToken cancellationToken) => Run(() =>
+        string? sha256, string? storedSha256, string source, CancellationToken cancellationToken) => Run(() =>
     {
-        ArgumentNullException.ThrowIfNull(sha256);
         var disk = _disk;
         if (disk is null || disk.Target != target || _stage != Stage.Disks || disk.IsComplete || disk.NeedsPiece)
         {
@@ -31,10 +33,12 @@ public sealed partial class BackupStreamWriter
         }
 
         var zstd = _options.Compression == Compression.Zstd;
-        if (zstd ? storedSha256 is null || stored.Length > ZstdFrames.CompressBound(length) : stored.Length != length)
+        if (zstd ? storedSha256 is null || stored.Length > ZstdFrames.CompressBound(length) : stored.Length != length || sha256 is null)
         {
-            throw new ArgumentException($"Stored bytes of {stored.Length} do not fit a {_options.Compression} member of {length} bytes.", nameof(stored));
+            throw new ArgumentException($"Stored bytes of {stored.Length} do not fit a {_options.Compression} member of {length} bytes, or their hash is missing.", nameof(stored));
         }
+
+        var hashContent = StreamRules.HashesContent(disk.Version, _options.Compression);
 
         var name = MemberNames.DiskData(target, offset, _options.Compression);
         var pool = zstd ? _framePool! : _slotPool;
@@ -60,8 +64,9 @@ public sealed partial class BackupStreamWriter
                         throw new StreamFormatException(name, $"in {source}: its stored frame {problem}");
                     }
 
+                    var contentSha = !hashContent ? null : sha256 ?? DecodedSha256(bytes, length, name, source);
                     var total = Frame(buffer, name, storedLength);
-                    return new ReadyMember(buffer, total, new TrailerEntry(name, storedLength, length, sha256, zstd ? storedSha256 : null), pool);
+                    return new ReadyMember(buffer, total, new TrailerEntry(name, storedLength, length, contentSha, zstd ? storedSha256 : null), pool);
                 }
                 catch
                 {
@@ -72,6 +77,25 @@ public sealed partial class BackupStreamWriter
             return EnqueueThenPiecesAsync(disk, work, cancellationToken);
         };
     });
+
+    /// <summary>The content SHA-256 of a checked zstd frame, for a stream version that records it (its source did not).</summary>
+    private static string DecodedSha256(ReadOnlySpan<byte> frame, int length, string name, string source)
+    {
+        var content = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            if (ZstdFrames.Decompress(frame, content.AsSpan(0, length)) is { } problem)
+            {
+                throw new StreamFormatException(name, $"in {source}: its stored frame {problem}");
+            }
+
+            return Hex(SHA256.HashData(content.AsSpan(0, length)));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(content);
+        }
+    }
 
     private async Task EnqueueThenPiecesAsync(DiskState disk, Task<ReadyMember> work, CancellationToken cancellationToken)
     {

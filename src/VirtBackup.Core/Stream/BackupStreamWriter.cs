@@ -201,7 +201,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
 
     /// <summary>
     /// Writes the map of the next non-excluded disk of the manifest (<c>disks/&lt;target&gt;/extents.txt</c>; version 1:
-    /// <c>extents.json</c>; version 3: its pieces <c>extents-&lt;offset&gt;.txt</c>, each written as the data reaches it).
+    /// <c>extents.json</c>; from version 3: its pieces <c>extents-&lt;offset&gt;.txt</c>, each written as the data reaches it).
     /// Extents must be sorted, non-overlapping, non-empty and inside the disk; adjacent extents of the same kind are
     /// merged. An <see cref="ExtentList"/> that is canonical is kept as it is (not copied) until the disk's data is written.
     /// </summary>
@@ -229,7 +229,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     });
 
     /// <summary>
-    /// Version 3: writes the next piece of a disk's map, for a caller that learns the map as it goes (the backup maps the
+    /// From version 3: writes the next piece of a disk's map, for a caller that learns the map as it goes (the backup maps the
     /// disk while it reads data). The first piece of a disk starts the next non-excluded disk of the manifest; then piece
     /// after piece (<see cref="StreamRules.MapPieceCount"/> in all), each given once the data of the one before is
     /// written. <paramref name="extents"/> must lie inside the piece's range (<see cref="StreamRules.MapPieceRange"/>).
@@ -238,7 +238,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(extents);
         var version = _manifest?.FormatVersion ?? 0;
-        Expect(version >= 3, "Map pieces exist in format version 3 streams only.");
+        Expect(version >= 3, "Map pieces exist in streams of format version 3 and later only.");
         var disk = _disk is { IsComplete: false, NeedsPiece: true } current && current.Target == target ? current : null;
         if (disk is null && _disk is { IsComplete: false } open)
         {
@@ -650,7 +650,7 @@ public sealed partial class BackupStreamWriter : IAsyncDisposable
         {
             var content = slot.AsSpan(TarHeader.BlockSize, length);
             var stored = ZstdFrames.Compress(content, frame.AsSpan(TarHeader.BlockSize, frame.Length - 2 * TarHeader.BlockSize), _options.ZstdLevel, ZstdFrames.BlockEnds(segments));
-            var sha = Hex(SHA256.HashData(content));
+            var sha = StreamRules.HashesContent(_manifest!.FormatVersion, Compression.Zstd) ? Hex(SHA256.HashData(content)) : null;
             _slotPool.Return(slot);
             var storedSha = Hex(SHA256.HashData(frame.AsSpan(TarHeader.BlockSize, stored)));
             var total = Frame(frame, name, stored);

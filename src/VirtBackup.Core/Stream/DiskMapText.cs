@@ -5,7 +5,7 @@ using System.Text;
 namespace VirtBackup.Core.Stream;
 
 /// <summary>
-/// The version-2 disk map, <c>disks/&lt;target&gt;/extents.txt</c> (version 3: each of its pieces, <c>extents-&lt;offset&gt;.txt</c>): ASCII lines ending in '\n', decimal numbers
+/// The version-2 disk map, <c>disks/&lt;target&gt;/extents.txt</c> (from version 3: each of its pieces, <c>extents-&lt;offset&gt;.txt</c>): ASCII lines ending in '\n', decimal numbers
 /// without leading zeros, one space between fields (docs/FORMAT.md §4.2):
 /// <c>target &lt;target&gt;</c>, <c>virtualSize &lt;bytes&gt;</c>, then one line per extent,
 /// <c>d &lt;offset&gt; &lt;length&gt;</c> for data or <c>z &lt;offset&gt; &lt;length&gt;</c> for zeros.

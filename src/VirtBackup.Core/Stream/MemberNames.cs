@@ -31,7 +31,7 @@ public readonly record struct ParsedMemberName(
 /// <item><c>virtbackup/manifest.json</c>, <c>virtbackup/domain.xml</c>, <c>virtbackup/trailer.json</c></item>
 /// <item><c>state/nvram/&lt;file name&gt;</c> (one segment)</item>
 /// <item><c>state/tpm/&lt;relative path&gt;</c> (one or more segments)</item>
-/// <item><c>disks/&lt;target&gt;/extents.json</c> (format version 1), <c>extents.txt</c> (version 2) or, in version 3,
+/// <item><c>disks/&lt;target&gt;/extents.json</c> (format version 1), <c>extents.txt</c> (version 2) or, from version 3,
 /// <c>extents-&lt;16 lowercase hex digits of the piece's first byte offset&gt;.txt</c> (one per map piece)</item>
 /// <item><c>disks/&lt;target&gt;/&lt;16 lowercase hex digits of the byte offset&gt;.zst</c> or <c>.raw</c></item>
 /// </list>
@@ -83,7 +83,7 @@ public static class MemberNames
     /// <summary>The disk map's name in a stream of format version 1 (<c>extents.json</c>).</summary>
     public static string DiskMap(string target) => DiskMap(target, 1);
 
-    /// <summary>The disk map's name in a stream of <paramref name="formatVersion"/> (version 3: its first piece's).</summary>
+    /// <summary>The disk map's name in a stream of <paramref name="formatVersion"/> (from version 3: its first piece's).</summary>
     public static string DiskMap(string target, int formatVersion)
     {
         CheckTarget(target);

@@ -54,10 +54,10 @@ public enum DiskFormat
 public sealed record Manifest
 {
     /// <summary>The version new streams get (docs/FORMAT.md §8); readers read every version from 1 to <see cref="MaxFormatVersion"/>.</summary>
-    public const int CurrentFormatVersion = 3;
+    public const int CurrentFormatVersion = 4;
 
     /// <summary>The newest version this build reads (and writes when asked to).</summary>
-    public const int MaxFormatVersion = 3;
+    public const int MaxFormatVersion = 4;
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
     public required string ToolVersion { get; init; }
@@ -130,12 +130,16 @@ public readonly record struct DiskExtent(long Offset, long Length, bool Zero)
 /// </summary>
 public sealed record DiskMap(string Target, long VirtualSize, IReadOnlyList<DiskExtent> Extents);
 
-/// <summary>One member as the trailer records it. <see cref="StoredSha256"/> is set for compressed members only.</summary>
+/// <summary>
+/// One member as the trailer records it. <see cref="StoredSha256"/> is set for compressed members only;
+/// <see cref="Sha256"/>, the content's, for every member except the zstd data members of version 4 and later, whose
+/// content is proven by <see cref="StoredSha256"/> and the frame's own checksum (<see cref="StreamRules.HashesContent"/>).
+/// </summary>
 public sealed record TrailerEntry(
     string Name,
     long StoredSize,
     long Size,
-    string Sha256,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sha256 = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StoredSha256 = null);
 
 /// <summary>

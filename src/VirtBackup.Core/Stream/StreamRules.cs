@@ -262,6 +262,14 @@ internal static class StreamRules
     public static IEnumerable<MemberPlan> Members(IEnumerable<DiskExtent> extents, int memberSize, int formatVersion) =>
         formatVersion >= 2 ? PackedMembers(extents, memberSize) : PieceMembers(extents, memberSize);
 
+    /// <summary>
+    /// Whether a data member's trailer entry carries the SHA-256 of its content. Every member does up to version 3;
+    /// from version 4 a zstd member does not: its <c>storedSha256</c> proves the frame, and the frame's XXH64 checksum,
+    /// checked by every decode, proves the content, so a second SHA-256 over the content only cost CPU on both sides.
+    /// </summary>
+    public static bool HashesContent(int formatVersion, Compression compression) =>
+        formatVersion < 4 || compression != Compression.Zstd;
+
     /// <summary>Address-space window of a version-2 data member: a member never holds bytes of two windows.</summary>
     public const long WindowSize = 256L * 1024 * 1024;
 
@@ -271,7 +279,7 @@ internal static class StreamRules
     /// </summary>
     public const long MapPieceSize = 64 * WindowSize;
 
-    /// <summary>How many map members a disk has: one per <see cref="MapPieceSize"/> of it in version 3 (at least one), else one.</summary>
+    /// <summary>How many map members a disk has: one per <see cref="MapPieceSize"/> of it from version 3 (at least one), else one.</summary>
     public static int MapPieceCount(long virtualSize, int formatVersion) =>
         formatVersion >= 3 ? (int)Math.Max(1, (virtualSize + MapPieceSize - 1) / MapPieceSize) : 1;
 

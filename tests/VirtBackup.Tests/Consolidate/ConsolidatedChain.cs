@@ -29,12 +29,14 @@ internal sealed class ConsolidatedChain : IDisposable
 
     public string Dir => _dir.Path;
 
-    public static async Task<ConsolidatedChain> CreateAsync(Compression compression = Compression.Zstd, int formatVersion = Manifest.CurrentFormatVersion)
+    /// <summary>The chain; its incrementals in <paramref name="incrementalFormatVersion"/> when given (a chain that spans an upgrade).</summary>
+    public static async Task<ConsolidatedChain> CreateAsync(Compression compression = Compression.Zstd, int formatVersion = Manifest.CurrentFormatVersion,
+        int? incrementalFormatVersion = null)
     {
         var specs = new List<StreamSpec> { ChainFixtures.Full(compression: compression) with { FormatVersion = formatVersion } };
         for (var i = 2; i <= 4; i++)
         {
-            specs.Add(ChainFixtures.Next(specs[^1], i, i * 100));
+            specs.Add(ChainFixtures.Next(specs[^1], i, i * 100) with { FormatVersion = incrementalFormatVersion ?? formatVersion });
         }
 
         var later = ChainFixtures.Next(specs[^1], 5, 500);

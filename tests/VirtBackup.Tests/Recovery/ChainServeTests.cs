@@ -8,6 +8,8 @@ public sealed class ChainServeTests
     private static readonly NbdConnectOptions WithAllocation = new() { MetaContexts = ["base:allocation"] };
 
     [Theory(Timeout = 60000)]
+    [InlineData(4, 4, 4)]
+    [InlineData(3, 4, 4)]
     [InlineData(3, 3, 3)]
     [InlineData(2, 2, 3)]
     [InlineData(2, 2, 2)]
@@ -100,11 +102,14 @@ public sealed class ChainServeTests
         Assert.Equal($"nbd+unix:///vda?socket={chain.Socket}", chain.Uri("vda"));
     }
 
-    [Fact(Timeout = 60000)]
-    public async Task A_bit_flip_in_one_data_member_fails_reads_of_its_range_with_EIO_and_one_log_line_while_the_rest_reads_correctly()
+    [Theory(Timeout = 60000)]
+    [InlineData(4)] // checked by the stored bytes' SHA-256
+    [InlineData(3)] // checked by the content's SHA-256
+    public async Task A_bit_flip_in_one_data_member_fails_reads_of_its_range_with_EIO_and_one_log_line_while_the_rest_reads_correctly(int version)
     {
         // The full's only vdb member: flip one bit of its stored bytes. The index opens anyway: it reads no data.
-        await using var chain = await ServedChain.StartAsync((i, bytes) => i == 0 ? FlipInMember(bytes, "disks/vdb/0000000000010000.zst") : bytes);
+        await using var chain = await ServedChain.StartAsync((i, bytes) => i == 0 ? FlipInMember(bytes, "disks/vdb/0000000000010000.zst") : bytes,
+            formatVersions: [version, version, version]);
         await using var vdb = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri("vdb")), WithAllocation);
         await using var vda = await NbdClient.ConnectAsync(NbdUri.Parse(chain.Uri("vda")), WithAllocation);
 

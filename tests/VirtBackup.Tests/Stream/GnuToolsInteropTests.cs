@@ -152,7 +152,7 @@ public sealed partial class GnuToolsInteropTests : IDisposable
     }
 
     /// <summary>
-    /// A version-3 stream of one disk, vda, of <paramref name="image"/>'s size with the map <paramref name="map"/>: new
+    /// A version-4 stream of one disk, vda, of <paramref name="image"/>'s size with the map <paramref name="map"/>: new
     /// content for its data extents (written into <paramref name="image"/> too, as zeros for its zero extents).
     /// </summary>
     private static async Task<byte[]> LargeDiskStreamAsync(SparseImage image, DiskExtent[] map, BackupLevel level, Compression compression, int seed)
@@ -162,7 +162,7 @@ public sealed partial class GnuToolsInteropTests : IDisposable
         {
             Disks = [new ManifestDisk("vda", DiskFormat.Qcow2, image.Size, false, "/var/lib/libvirt/images/vda.qcow2")],
         };
-        Assert.Equal(3, manifest.FormatVersion);
+        Assert.Equal(4, manifest.FormatVersion);
         var output = new MemoryStream();
         await using (var writer = new BackupStreamWriter(output, options))
         {

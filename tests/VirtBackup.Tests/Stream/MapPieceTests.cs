@@ -161,7 +161,7 @@ public class MapPieceTests
 
         Assert.Equal("disks/vda/extents.txt", e.Member);
         Assert.Equal(
-            "map piece 'disks/vda/extents-0000000000000000.txt' is missing (a version-3 disk map comes in pieces of 17179869184 bytes of the disk, in order)",
+            "map piece 'disks/vda/extents-0000000000000000.txt' is missing (from version 3 a disk map comes in pieces of 17179869184 bytes of the disk, in order)",
             e.Problem);
     }
 

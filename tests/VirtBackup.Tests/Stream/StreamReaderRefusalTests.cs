@@ -519,10 +519,10 @@ public class StreamReaderRefusalTests
         var backup = await ZstdBackup();
 
         var e = await StreamFixtures.RefusedAsync(EditJson(backup.Stream, MemberNames.Manifest,
-            j => j.Replace("\"formatVersion\": 3,", "\"formatVersion\": 4,\n  \"newThing\": true,")));
+            j => j.Replace("\"formatVersion\": 4,", "\"formatVersion\": 5,\n  \"newThing\": true,")));
 
         Assert.Equal(MemberNames.Manifest, e.Member);
-        Assert.Equal("format version 4 is not supported (this build reads versions 1 to 3)", e.Problem);
+        Assert.Equal("format version 5 is not supported (this build reads versions 1 to 4)", e.Problem);
     }
 
     [Fact(Timeout = 10_000)]
