@@ -39,7 +39,7 @@ public sealed class MapPieceBackupTests(ITestOutputHelper output) : IDisposable
         var full = await BackupAsync(vm, "full");
         output.WriteLine($"full backup ({full.Bytes.Length} bytes): {clock.Elapsed.TotalSeconds:F1} s");
 
-        Assert.Equal((3, BackupLevel.Full, 40 * G), (full.Manifest.FormatVersion, full.Manifest.Level, full.Manifest.Disks.Single().VirtualSize));
+        Assert.Equal((4, BackupLevel.Full, 40 * G), (full.Manifest.FormatVersion, full.Manifest.Level, full.Manifest.Disks.Single().VirtualSize));
         Assert.Equal(
             [
                 "disks/vda/extents-0000000000000000.txt",
@@ -86,7 +86,7 @@ public sealed class MapPieceBackupTests(ITestOutputHelper output) : IDisposable
         var inc = await BackupAsync(vm, "inc");
         output.WriteLine($"incremental backup ({inc.Bytes.Length} bytes): {clock.Elapsed.TotalSeconds:F1} s");
 
-        Assert.Equal((3, BackupLevel.Inc, full.Manifest.Checkpoint), (inc.Manifest.FormatVersion, inc.Manifest.Level, inc.Manifest.ParentCheckpoint));
+        Assert.Equal((4, BackupLevel.Inc, full.Manifest.Checkpoint), (inc.Manifest.FormatVersion, inc.Manifest.Level, inc.Manifest.ParentCheckpoint));
         Assert.Equal(
             [
                 "disks/vda/extents-0000000000000000.txt",
