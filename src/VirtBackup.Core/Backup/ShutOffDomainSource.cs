@@ -107,7 +107,7 @@ internal sealed class ShutOffDomainSource : IBackupSource
             ? await files.ReadFileAsync(nvramPath, cancellationToken)
             : null;
         var tpm = state.TpmStateDirectory is { } tpmDirectory && await files.ExistsAsync(tpmDirectory, cancellationToken)
-            ? await files.ReadTreeAsync(tpmDirectory, cancellationToken)
+            ? StateLocation.WithoutSwtpmTemporaryFiles(await files.ReadTreeAsync(tpmDirectory, cancellationToken))
             : [];
         return new CapturedState(nvram, tpm, 0, Stream.FreezeState.Off);
     }

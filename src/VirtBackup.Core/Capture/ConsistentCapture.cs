@@ -99,7 +99,8 @@ public sealed class ConsistentCapture(IHostFiles files, CaptureMarkers markers, 
                     Stopwatch.GetElapsedTime(begun, read).TotalMilliseconds, (paused - Stopwatch.GetElapsedTime(pausedAt, read)).TotalMilliseconds);
             }
 
-            var (nvram, tpm) = state;
+            var (nvram, tree) = state;
+            var tpm = StateLocation.WithoutSwtpmTemporaryFiles(tree);
             var pauseMs = running ? Math.Max(1, (long)paused.TotalMilliseconds) : 0;
             log.Information(
                 "captured {Domain} at one instant: paused {PauseMs} ms (backup job begun, NVRAM {NvramBytes} bytes, {TpmFiles} TPM state files read)",

@@ -1,3 +1,4 @@
+using VirtBackup.Core.Hosts;
 using VirtBackup.Core.Libvirt;
 
 namespace VirtBackup.Core.Capture;
@@ -18,6 +19,20 @@ public sealed record StateLocation(string? NvramPath, string? TpmStateDirectory,
         }
 
         return new StateLocation(xml.NvramPath, tpm?.StateDirectory(xml.Uuid), tpm, swtpm);
+    }
+
+    /// <summary>
+    /// The TPM state files worth keeping: all but swtpm's temporary files (<c>TMP2-00.permall</c>, <c>TMP-00.permall</c>
+    /// for a TPM 1.2), which swtpm writes a new state into and then renames over the real one. One seen by the read is
+    /// a store caught midway (or left by a crash): its content is partial, and the real file holds the state.
+    /// </summary>
+    public static IReadOnlyList<HostFile> WithoutSwtpmTemporaryFiles(IReadOnlyList<HostFile> tree) =>
+        tree.Where(f => !IsSwtpmTemporaryFile(f.RelativePath)).ToList();
+
+    internal static bool IsSwtpmTemporaryFile(string relativePath)
+    {
+        var name = relativePath[(relativePath.LastIndexOf('/') + 1)..];
+        return name.StartsWith("TMP2-", StringComparison.Ordinal) || name.StartsWith("TMP-", StringComparison.Ordinal);
     }
 
     /// <summary>What to tell a user who cannot read the TPM state.</summary>

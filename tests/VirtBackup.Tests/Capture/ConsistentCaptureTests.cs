@@ -28,6 +28,35 @@ public class ConsistentCaptureTests
     }
 
     [Fact(Timeout = 10_000)]
+    public async Task A_store_swtpm_has_in_progress_is_left_out_and_the_state_file_it_will_replace_is_captured()
+    {
+        // swtpm writes a new state to TMP2-00.permall and renames it over tpm2-00.permall; the read may see both.
+        using var scene = new CaptureScene();
+        var tpm = scene.Request.State.TpmStateDirectory!;
+        File.WriteAllBytes(Path.Combine(tpm, "TMP2-00.permall"), [9, 9]);
+        Directory.CreateDirectory(Path.Combine(tpm, "tpm1.2"));
+        File.WriteAllBytes(Path.Combine(tpm, "tpm1.2", "TMP-00.permall"), [8]);
+        File.WriteAllBytes(Path.Combine(tpm, "tpm1.2", "tpm-00.permall"), [7]);
+
+        var captured = await scene.Capture.RunAsync(scene.Request, () => { }, CancellationToken.None);
+
+        Assert.Equal(
+            [("tpm1.2/tpm-00.permall", new byte[] { 7 }), ("tpm2-00.permall", new byte[] { 1, 2, 3 })],
+            captured.TpmFiles.Select(f => (f.RelativePath, f.Content)));
+    }
+
+    [Theory]
+    [InlineData("TMP2-00.permall", true)]
+    [InlineData("tpm2/TMP2-00.volatilestate", true)]
+    [InlineData("tpm1.2/TMP-00.permall", true)]
+    [InlineData("tpm2-00.permall", false)]
+    [InlineData("tpm2/tpm2-00.permall", false)]
+    [InlineData("tpm2/.lock", false)]
+    [InlineData("tpm2/aTMP2-00.permall", false)]
+    public void Only_swtpms_temporary_files_are_named_as_such(string relativePath, bool temporary) =>
+        Assert.Equal(temporary, StateLocation.IsSwtpmTemporaryFile(relativePath));
+
+    [Fact(Timeout = 10_000)]
     public async Task The_markers_exist_exactly_while_the_guest_is_frozen_and_while_it_is_paused()
     {
         using var scene = new CaptureScene();

@@ -33,16 +33,34 @@ public sealed partial class LocalHostFiles : IHostFiles
     private Task<byte[]> ReadFileCoreAsync(string path, CancellationToken cancellationToken) =>
         File.ReadAllBytesAsync(path, cancellationToken);
 
+    /// <summary>How often a tree read starts over when a file it listed is gone before it is read.</summary>
+    internal const int TreeReadAttempts = 5;
+
+    /// <summary>
+    /// Every file below <paramref name="directory"/>. A program that saves a file by writing a temporary one and
+    /// renaming it over the old one (swtpm does) can make a listed file vanish before it is read: the whole tree is
+    /// then listed and read again, so that no file is left out, up to <see cref="TreeReadAttempts"/> times.
+    /// </summary>
     private async Task<IReadOnlyList<HostFile>> ReadTreeCoreAsync(string directory, CancellationToken cancellationToken)
     {
-        var files = new List<HostFile>();
-        foreach (var path in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        for (var attempt = 1; ; attempt++)
         {
-            var relative = Path.GetRelativePath(directory, path).Replace(Path.DirectorySeparatorChar, '/');
-            files.Add(new HostFile(relative, await File.ReadAllBytesAsync(path, cancellationToken), File.GetUnixFileMode(path)));
-        }
+            try
+            {
+                var files = new List<HostFile>();
+                foreach (var path in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+                {
+                    var relative = Path.GetRelativePath(directory, path).Replace(Path.DirectorySeparatorChar, '/');
+                    files.Add(new HostFile(relative, await File.ReadAllBytesAsync(path, cancellationToken), File.GetUnixFileMode(path)));
+                }
 
-        return files;
+                return files;
+            }
+            catch (FileNotFoundException) when (attempt < TreeReadAttempts)
+            {
+                // A file renamed away between the listing and its read: list again.
+            }
+        }
     }
 
     private async Task WriteFileCoreAsync(
