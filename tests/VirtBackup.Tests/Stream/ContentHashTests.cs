@@ -1,6 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using VirtBackup.Core.Recovery;
 using VirtBackup.Tests.Consolidate;
@@ -20,14 +18,6 @@ public sealed class ContentHashTests
 
     private static JsonArray TrailerMembers(byte[] stream) =>
         JsonNode.Parse(TarSurgery.Content(stream, TarSurgery.Records(stream).Single(r => r.Name == MemberNames.Trailer)))!["members"]!.AsArray();
-
-    private static byte[] EditTrailer(byte[] stream, Action<JsonObject> edit) =>
-        TarSurgery.ReplaceContent(stream, MemberNames.Trailer, content =>
-        {
-            var json = JsonNode.Parse(content)!.AsObject();
-            edit(json);
-            return Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2, NewLine = "\n" }) + "\n");
-        });
 
     private static JsonObject Entry(JsonObject trailer, string name) =>
         trailer["members"]!.AsArray().Select(m => m!.AsObject()).Single(m => (string?)m["name"] == name);
@@ -118,7 +108,7 @@ public sealed class ContentHashTests
     public async Task A_version_4_trailer_that_gives_a_zstd_member_a_content_hash_is_refused(bool listOnly)
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
-        var edited = EditTrailer(backup.Stream, t => Entry(t, "disks/vda/0000000000010000.zst").Insert(3, "sha256", new string('0', 64)));
+        var edited = TarSurgery.EditTrailer(backup.Stream, t => Entry(t, "disks/vda/0000000000010000.zst").Insert(3, "sha256", new string('0', 64)));
 
         var e = await StreamFixtures.RefusedAsync(edited, listOnly ? ReaderOptions.ListOnly : null);
 
@@ -130,7 +120,7 @@ public sealed class ContentHashTests
     public async Task A_version_3_trailer_without_the_content_hash_of_a_zstd_member_is_refused()
     {
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd, formatVersion: 3);
-        var edited = EditTrailer(backup.Stream, t => Entry(t, "disks/vda/0000000000010000.zst").Remove("sha256"));
+        var edited = TarSurgery.EditTrailer(backup.Stream, t => Entry(t, "disks/vda/0000000000010000.zst").Remove("sha256"));
 
         var e = await StreamFixtures.RefusedAsync(edited);
 
@@ -148,7 +138,7 @@ public sealed class ContentHashTests
         var record = TarSurgery.Records(backup.Stream).Single(r => r.Name == name);
         var changed = (byte[])backup.Stream.Clone();
         changed[record.ContentOffset + record.Size / 2] ^= 0x01;
-        var forged = EditTrailer(changed, t => Entry(t, name)["storedSha256"] = Sha(TarSurgery.Content(changed, record)));
+        var forged = TarSurgery.EditTrailer(changed, t => Entry(t, name)["storedSha256"] = Sha(TarSurgery.Content(changed, record)));
 
         var e = await StreamFixtures.RefusedAsync(forged);
 
@@ -162,7 +152,7 @@ public sealed class ContentHashTests
         using var dir = new TempDir();
         var backup = await StreamFixtures.BuildAsync(Compression.Zstd);
         var path = dir.File("full.tar");
-        await File.WriteAllBytesAsync(path, EditTrailer(backup.Stream, t => Entry(t, "disks/vdb/0000000000010000.zst").Insert(3, "sha256", new string('0', 64))));
+        await File.WriteAllBytesAsync(path, TarSurgery.EditTrailer(backup.Stream, t => Entry(t, "disks/vdb/0000000000010000.zst").Insert(3, "sha256", new string('0', 64))));
         using var file = StreamFile.Open(path);
 
         var e = Assert.ThrowsAny<Exception>(() => file.DataMembers(file.Disks["vdb"]));

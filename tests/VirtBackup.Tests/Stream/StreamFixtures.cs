@@ -252,4 +252,14 @@ internal static class TarSurgery
     /// <summary>The stream with member <paramref name="name"/>'s content replaced (header rewritten).</summary>
     public static byte[] ReplaceContent(byte[] tar, string name, Func<byte[], byte[]> change) =>
         Join(Records(tar).Select(r => r.Name == name ? Member(name, change(Content(tar, r))) : Bytes(tar, r)));
+
+    /// <summary>The stream with its trailer's JSON edited by <paramref name="edit"/> (written back indented, as the writer does).</summary>
+    public static byte[] EditTrailer(byte[] tar, Action<System.Text.Json.Nodes.JsonObject> edit) =>
+        ReplaceContent(tar, MemberNames.Trailer, content =>
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(content)!.AsObject();
+            edit(json);
+            var options = new System.Text.Json.JsonSerializerOptions { WriteIndented = true, IndentSize = 2, NewLine = "\n" };
+            return System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(options) + "\n");
+        });
 }

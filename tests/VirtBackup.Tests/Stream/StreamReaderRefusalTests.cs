@@ -40,14 +40,6 @@ public class StreamReaderRefusalTests
         return ms.ToArray()[..^1024];
     }
 
-    private static byte[] EditTrailer(byte[] stream, Action<JsonObject> edit) =>
-        TarSurgery.ReplaceContent(stream, MemberNames.Trailer, content =>
-        {
-            var json = JsonNode.Parse(content)!.AsObject();
-            edit(json);
-            return Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2, NewLine = "\n" }) + "\n");
-        });
-
     // ---- truncation ---------------------------------------------------------------------------------
 
     [Fact(Timeout = 10_000)]
@@ -237,7 +229,7 @@ public class StreamReaderRefusalTests
     public async Task A_member_missing_from_the_trailer_is_refused()
     {
         var backup = await ZstdBackup();
-        var edited = EditTrailer(backup.Stream, t =>
+        var edited = TarSurgery.EditTrailer(backup.Stream, t =>
         {
             var members = t["members"]!.AsArray();
             members.RemoveAt(7);
@@ -254,7 +246,7 @@ public class StreamReaderRefusalTests
     public async Task A_trailer_listing_a_member_the_stream_lacks_is_refused()
     {
         var backup = await ZstdBackup();
-        var edited = EditTrailer(backup.Stream, t =>
+        var edited = TarSurgery.EditTrailer(backup.Stream, t =>
         {
             var members = t["members"]!.AsArray();
             members.Add(JsonNode.Parse("""{"name":"disks/vdb/0000000000020000.zst","storedSize":1,"size":1,"sha256":"00"}"""));
