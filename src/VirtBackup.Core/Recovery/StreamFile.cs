@@ -182,7 +182,7 @@ internal sealed class StreamFile(
             if (StreamRules.HashesContent(Manifest.FormatVersion, compression.Algorithm) ? entry.Sha256 is null || zstd != (entry.StoredSha256 is not null)
                 : entry.Sha256 is not null || entry.StoredSha256 is null)
             {
-                throw Bad(Path, name, $"the trailer's hashes are not those of a {compression.Algorithm} member of format version {Manifest.FormatVersion}");
+                throw Bad(Path, name, $"the trailer's hashes are not those of a {(zstd ? "zstd" : "raw")} member of format version {Manifest.FormatVersion}");
             }
 
             result.Add(new DataMember(this, entry, plan.Segments, length, compression.Algorithm));
