@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using VirtBackup.Core.Capture;
 
 namespace VirtBackup.IntegrationTests.Remote;
 
@@ -34,6 +35,30 @@ public class HostFilesRestoreOperationsTests
         Assert.Equal((null, 0), ((await none.ReadAsync(CancellationToken.None)).File, (await none.ReadAsync(CancellationToken.None)).Tree.Count));
         await using var onlyTree = await host.Files.PrepareStateReadAsync(null, scratch["tpm2"], CancellationToken.None);
         Assert.Equal(2, (await onlyTree.ReadAsync(CancellationToken.None)).Tree.Count);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_state_read_over_ssh_leaves_out_swtpms_temporary_files_as_the_capture_does_with_a_local_read()
+    {
+        // swtpm stores a new state in TMP2-00.permall (TMP-00.permall for a TPM 1.2) and renames it over the real file:
+        // one can vanish between tar's listing and its read, so the remote tar never lists them.
+        using var scratch = SshLab.CreateScratch();
+        Directory.CreateDirectory(scratch["tpm2"]);
+        foreach (var name in new[] { "tpm2-00.permall", "TMP2-00.permall", "TMP-00.permall", "aTMP2-00", ".lock" })
+        {
+            await File.WriteAllTextAsync(scratch["tpm2/" + name], name);
+        }
+
+        await using var local = await HostFilesUnderTest.OpenAsync("local");
+        await using var ssh = await HostFilesUnderTest.OpenAsync("ssh");
+        await using var localRead = await local.Files.PrepareStateReadAsync(null, scratch["tpm2"], CancellationToken.None);
+        await using var sshRead = await ssh.Files.PrepareStateReadAsync(null, scratch["tpm2"], CancellationToken.None);
+        var localTree = StateLocation.WithoutSwtpmTemporaryFiles((await localRead.ReadAsync(CancellationToken.None)).Tree);
+        var sshTree = (await sshRead.ReadAsync(CancellationToken.None)).Tree;
+
+        Assert.Equal([".lock", "aTMP2-00", "tpm2-00.permall"], sshTree.Select(f => f.RelativePath).Order(StringComparer.Ordinal));
+        Assert.Equal(localTree.Select(f => f.RelativePath).Order(StringComparer.Ordinal), sshTree.Select(f => f.RelativePath).Order(StringComparer.Ordinal));
+        Assert.Equal("tpm2-00.permall", System.Text.Encoding.UTF8.GetString(sshTree.Single(f => f.RelativePath == "tpm2-00.permall").Content));
     }
 
     [Fact(Timeout = 60_000)]
